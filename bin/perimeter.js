@@ -1,0 +1,10 @@
+#!/usr/bin/env node
+// The `perimeter` command. Node >= 22.18 strips TypeScript types itself; the project pins Node 24 through the `node`
+// devDependency so `npx perimeter` and every npm script run on it.
+const [major, minor] = process.versions.node.split(".").map(Number);
+if (major < 22 || (major === 22 && minor < 18)) {
+  console.error(`perimeter needs Node.js 24 (found ${process.version}); run it through "npx perimeter" inside the project, which uses the pinned Node 24.`);
+  process.exit(2);
+}
+const { main } = await import("../src/cli/main.ts");
+await main();

@@ -1,0 +1,21 @@
+// Lint: typescript-eslint's recommended rules plus the habits in STYLE.md that a linter can hold us to.
+import tseslint from "typescript-eslint";
+
+export default tseslint.config(
+  { ignores: ["node_modules/**", "out/**", "**/golden/**", ".ci/**"] },
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      // Only the CLI entry point may end the process (STYLE.md); everything else returns or throws.
+      "no-restricted-properties": ["error", { object: "process", property: "exit", message: "Only src/cli/main.ts may call process.exit; return an exit code instead." }],
+      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
+      "@typescript-eslint/consistent-type-imports": "error",
+      "no-restricted-syntax": ["error", { selector: "ExportAllDeclaration", message: "Name what a module exports (no export *)." }],
+      eqeqeq: ["error", "always"],
+    },
+  },
+  {
+    files: ["src/cli/main.ts", "bin/**", "bench/**", "scripts/**", "test/**", "**/*.test.ts"],
+    rules: { "no-restricted-properties": "off" },
+  },
+);

@@ -1,0 +1,118 @@
+// The `perimeter` command: dispatches to each capability's command module and maps errors to exit codes.
+// Modules load lazily so that `perimeter check` never pays for the MCP SDK or the Kubernetes client.
+import { ConfigError, MissingSecretError, configJsonSchema, processEnvironment } from "../config/index.ts";
+import { EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, UsageError, writeLine } from "./command.ts";
+import type { Command, CommandIo } from "./command.ts";
+
+const HELP = `perimeter — a security perimeter for self-hosted AI agents
+
+Usage:
+  perimeter render -c FILE -t kubernetes|compose -o DIR [--force]
+  perimeter check PATH... [-] [--format text|json|sarif|junit] [--fail-on SEVERITY] [--baseline FILE]
+  perimeter serve egress-proxy|sandbox|mcp-guard|llm-proxy [-c FILE] [flags]
+  perimeter sandbox exec [limits] -- CMD ARGS...
+  perimeter approvals list [--json] | approve ID [--reason R] | deny ID [--reason R]   (-c FILE)
+  perimeter audit-log verify [--db FILE] [--public-key FILE] | tail [--follow] [--json]
+  perimeter llm-keys create --client NAME [--models a,b] | list | revoke ID   (-c FILE)
+  perimeter schema                      print the JSON Schema of perimeter.yaml
+  perimeter help COMMAND                 help for one command
+
+Exit codes: 0 ok; 1 findings, denial or failed verification; 2 usage or config error; 3 internal error.
+`;
+
+type Loader = () => Promise<Command>;
+
+const SERVICES: Record<string, Loader> = {
+  "egress-proxy": async () => (await import("../egress-proxy/cli.ts")).serveEgressProxy,
+  sandbox: async () => (await import("../sandbox/cli.ts")).serveSandbox,
+  "mcp-guard": async () => (await import("../mcp-guard/cli.ts")).serveMcpGuard,
+  "llm-proxy": async () => (await import("../llm-proxy/cli.ts")).serveLlmProxy,
+};
+
+const COMMANDS: Record<string, Loader> = {
+  render: async () => (await import("../render/cli.ts")).renderCommand,
+  check: async () => (await import("../check/cli.ts")).checkCommand,
+  sandbox: async () => (await import("../sandbox/cli.ts")).sandboxCommand,
+  approvals: async () => (await import("../approvals/cli.ts")).approvalsCommand,
+  "audit-log": async () => (await import("../audit-log/cli.ts")).auditLogCommand,
+  "llm-keys": async () => (await import("../llm-proxy/cli.ts")).llmKeysCommand,
+  serve: async () => async (args, io) => {
+    const [service, ...rest] = args;
+    const loader = service === undefined ? undefined : SERVICES[service];
+    if (loader === undefined) {
+      throw new UsageError(`serve: name a service: ${Object.keys(SERVICES).join(", ")}${service === undefined ? "" : ` (not "${service}")`}`);
+    }
+    return (await loader())(rest, io);
+  },
+  schema: async () => async (_args, io) => {
+    writeLine(io.stdout, JSON.stringify(configJsonSchema(), null, 2));
+    return EXIT_OK;
+  },
+};
+
+export async function runCli(argv: string[], io: CommandIo): Promise<number> {
+  const [name, ...args] = argv;
+  if (name === undefined || name === "help" || name === "--help" || name === "-h") {
+    const topic = args[0];
+    if (topic !== undefined && COMMANDS[topic] !== undefined) return runCli([topic, "--help"], io);
+    io.stdout.write(HELP);
+    return EXIT_OK;
+  }
+  if (name === "--version" || name === "version") {
+    writeLine(io.stdout, "perimeter 0.1.0");
+    return EXIT_OK;
+  }
+  const loader = COMMANDS[name];
+  try {
+    if (loader === undefined) throw new UsageError(`unknown command "${name}"; run perimeter help`);
+    return await (await loader())(args, io);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      writeLine(io.stderr, `perimeter ${name}: invalid configuration:`);
+      writeLine(io.stderr, error.message);
+      return EXIT_USAGE;
+    }
+    if (error instanceof UsageError || error instanceof MissingSecretError) {
+      writeLine(io.stderr, `perimeter: ${error.message}`);
+      return EXIT_USAGE;
+    }
+    writeLine(io.stderr, `perimeter ${name}: internal error: ${(error as Error).stack ?? String(error)}`);
+    return EXIT_INTERNAL;
+  }
+}
+
+function processIo(): CommandIo {
+  const controller = new AbortController();
+  const reloadListeners: Array<() => void> = [];
+  let signals = 0;
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.on(signal, () => {
+      signals += 1;
+      // A second signal means the operator wants out now.
+      if (signals > 1) process.exit(130);
+      controller.abort(new Error(signal));
+    });
+  }
+  process.on("SIGHUP", () => {
+    for (const listener of reloadListeners) listener();
+  });
+  return {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    stdin: process.stdin,
+    env: processEnvironment(),
+    cwd: process.cwd(),
+    signal: controller.signal,
+    onReload: (listener) => reloadListeners.push(listener),
+  };
+}
+
+/** Runs the command line of this process and ends it with the command's exit code. */
+export async function main(): Promise<void> {
+  const code = await runCli(process.argv.slice(2), processIo());
+  process.exitCode = code;
+  // Services close their own handles; for everything else, do not let a stray timer keep the process alive.
+  setImmediate(() => process.exit(code));
+}
+
+if (import.meta.main) await main();

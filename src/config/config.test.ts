@@ -1,0 +1,137 @@
+// Requirements proved here (issue 2, "perimeter.yaml"): a strict schema where typos get "did you mean", secrets
+// only by reference, pinned images, broad egress refused, inconsistent references refused, and every error naming
+// file, line and column.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { ConfigError, parseConfig, parseHostRule, ruleMatchesHost, splitHostPort, configJsonSchema, expandPlaceholders, MissingSecretError } from "./index.ts";
+
+const minimal = "version: 1\nname: hermes\n";
+
+function problemsOf(text: string) {
+  try {
+    parseConfig(text, "test.yaml");
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, `expected ConfigError, got ${String(error)}`);
+    return error.problems;
+  }
+  assert.fail("config was accepted but should have been refused");
+}
+
+test("a minimal config loads with secure defaults", () => {
+  const config = parseConfig(minimal);
+  assert.equal(config.agent.approvals, "manual");
+  assert.equal(config.agent.terminal, "sandbox");
+  assert.equal(config.agent.allowPrivateUrls, false);
+  assert.equal(config.sandbox.network, "none");
+  assert.equal(config.egress.unknownClients, "deny");
+  assert.equal(config.mcp.listen, "127.0.0.1:8700");
+  assert.deepEqual(config.mcp.agents, [{ name: "hermes", tokenSecret: "PERIMETER_AGENT_TOKEN" }]);
+});
+
+test("a typo is an error with a suggestion, at the key's line and column", () => {
+  const problems = problemsOf(`${minimal}agent:\n  aprovals: manual\n`);
+  assert.equal(problems.length, 1);
+  assert.match(problems[0]!.message, /unknown key "aprovals" — did you mean "approvals"\?/);
+  assert.equal(problems[0]!.line, 4);
+  assert.equal(problems[0]!.column, 3);
+  assert.equal(problems[0]!.file, "test.yaml");
+});
+
+test("typos deep inside records are found too", () => {
+  const problems = problemsOf(`${minimal}mcp:\n  servers:\n    gh:\n      command: [x]\n      tools: { allow: ["*"], aprove: [] }\n`);
+  assert.match(problems[0]!.message, /did you mean "approve"/);
+  assert.equal(problems[0]!.line, 7);
+});
+
+test("an enum typo suggests the closest value", () => {
+  const problems = problemsOf(`${minimal}sandbox:\n  backend: bubblewrp\n`);
+  assert.match(problems[0]!.message, /did you mean "bubblewrap"/);
+});
+
+test("a literal token where a secret name belongs is refused without echoing it", () => {
+  const token = "123456789:AAExabcdefghijklmnopqrstuvwxyz012345";
+  const problems = problemsOf(`${minimal}agent:\n  platforms:\n    telegram: { allowedUsers: ["1"], tokenSecret: "${token}" }\n`);
+  assert.match(problems[0]!.message, /literal secret/);
+  assert.ok(!problems[0]!.message.includes(token), "the message must not repeat the secret");
+});
+
+test("a credential pasted into an MCP header is refused; a ${VAR} reference is accepted", () => {
+  const bad = problemsOf(`${minimal}mcp:\n  servers:\n    gh:\n      url: https://x.example/mcp\n      headers: { Authorization: "Bearer ghp_abcdefghijklmnopqrstuvwxyz0123456789" }\n`);
+  assert.match(bad[0]!.message, /GitHub token/);
+  const plain = problemsOf(`${minimal}mcp:\n  servers:\n    gh:\n      url: https://x.example/mcp\n      headers: { Authorization: "Bearer hunter2" }\n`);
+  assert.match(plain[0]!.message, /placeholder/);
+  const good = parseConfig(`${minimal}mcp:\n  servers:\n    gh:\n      url: https://x.example/mcp\n      headers: { Authorization: "Bearer \${GITHUB_TOKEN}" }\n`);
+  assert.equal(good.mcp.servers.gh!.headers.Authorization, "Bearer ${GITHUB_TOKEN}");
+});
+
+test("images must carry a tag or digest other than latest", () => {
+  assert.match(problemsOf(`${minimal}agent: { image: "nousresearch/hermes-agent:latest" }\n`)[0]!.message, /latest/);
+  assert.match(problemsOf(`${minimal}agent: { image: "nousresearch/hermes-agent" }\n`)[0]!.message, /no tag/);
+  assert.match(problemsOf(`${minimal}agent: { image: "registry:5000/hermes-agent" }\n`)[0]!.message, /no tag/);
+  const digest = `nousresearch/hermes-agent@sha256:${"a".repeat(64)}`;
+  assert.equal(parseConfig(`${minimal}agent: { image: "${digest}" }\n`).agent.image, digest);
+});
+
+test("insecure settings are refused with the fix", () => {
+  assert.match(problemsOf(`${minimal}agent: { approvals: "off" }\n`)[0]!.message, /manual/);
+  assert.match(problemsOf(`${minimal}agent: { allowPrivateUrls: true }\n`)[0]!.message, /private/);
+  assert.match(problemsOf(`${minimal}agent: { platforms: { telegram: { allowedUsers: ["*"], tokenSecret: T } } }\n`)[0]!.message, /every user/);
+  assert.match(problemsOf(`${minimal}agent: { platforms: { telegram: { allowedUsers: [], tokenSecret: T } } }\n`)[0]!.message, /empty allowlist/);
+  assert.match(problemsOf(`${minimal}agent: { apiServer: { enabled: true } }\n`)[0]!.message, /without a key/);
+  assert.match(problemsOf(`${minimal}egress: { allow: ["*"] }\n`)[0]!.message, /too broad/);
+  assert.match(problemsOf(`${minimal}egress: { allow: ["*.com"] }\n`)[0]!.message, /too broad/);
+  assert.match(problemsOf(`${minimal}egress: { allow: [".co.uk"] }\n`)[0]!.message, /public suffix/);
+  assert.match(problemsOf(`${minimal}egress: { allow: ["*.github.io"] }\n`)[0]!.message, /public suffix/);
+});
+
+test("inconsistent references are refused", () => {
+  assert.match(problemsOf(`${minimal}approvals: { tools: ["github__create_issue"] }\n`)[0]!.message, /not|server/);
+  const providers = `llm:\n  providers:\n    minimax: { baseUrl: "https://api.minimax.io/v1", apiKeySecret: MINIMAX_API_KEY, models: [MiniMax-M2.7] }\n`;
+  assert.match(problemsOf(`${minimal}${providers}  default: openai/gpt-5\n`)[0]!.message, /provider "openai"/);
+  assert.match(problemsOf(`${minimal}${providers}  default: minimax/nope\n`)[0]!.message, /does not list model/);
+  assert.equal(parseConfig(`${minimal}${providers}  default: minimax/MiniMax-M2.7\n`).llm.default, "minimax/MiniMax-M2.7");
+  assert.match(problemsOf(`${minimal}mcp:\n  servers:\n    gh: { command: [x], tools: { allow: [get_*], approve: [create_issue] } }\n`)[0]!.message, /not in tools.allow/);
+});
+
+test("YAML syntax errors and non-mapping documents name the location", () => {
+  const problems = problemsOf("version: 1\nname: [unclosed\n");
+  assert.ok(problems[0]!.line >= 2);
+  assert.match(problems[0]!.message, /YAML/);
+  assert.match(problemsOf("- a\n- b\n")[0]!.message, /mapping/);
+  assert.match(problemsOf("version: 1\nname: a\nname: b\n")[0]!.message, /YAML/);
+});
+
+test("host rules: exact, *.suffix, .suffix, ports; IPv6-safe host:port splitting", () => {
+  const exact = parseHostRule("API.Example.com:443,80");
+  assert.ok(exact.ok);
+  assert.deepEqual(exact.rule.ports, [80, 443]);
+  assert.ok(ruleMatchesHost(exact.rule, "api.example.com"));
+  assert.ok(!ruleMatchesHost(exact.rule, "x.api.example.com"));
+  const sub = parseHostRule("*.example.com");
+  assert.ok(sub.ok);
+  assert.deepEqual(sub.rule.ports, [443]);
+  assert.ok(ruleMatchesHost(sub.rule, "a.example.com"));
+  assert.ok(!ruleMatchesHost(sub.rule, "example.com"));
+  assert.ok(!ruleMatchesHost(sub.rule, "evilexample.com"));
+  const apex = parseHostRule(".example.com");
+  assert.ok(apex.ok && ruleMatchesHost(apex.rule, "example.com") && ruleMatchesHost(apex.rule, "b.a.example.com"));
+  assert.equal(parseHostRule("127.0.0.1").ok, false);
+  assert.equal(parseHostRule("[::1]:443").ok, false);
+  assert.equal(parseHostRule("example.com:99999").ok, false);
+  assert.deepEqual(splitHostPort("[::1]:8080"), { host: "::1", port: 8080 });
+  assert.deepEqual(splitHostPort("example.com:443"), { host: "example.com", port: 443 });
+  assert.equal(splitHostPort("::1:443"), undefined);
+});
+
+test("placeholders expand from the environment and an unset one is an error naming the variable", () => {
+  assert.equal(expandPlaceholders({ TOKEN: "abc" }, "Bearer ${TOKEN}", "github"), "Bearer abc");
+  assert.throws(() => expandPlaceholders({}, "Bearer ${TOKEN}", "github"), MissingSecretError);
+});
+
+test("the JSON Schema describes every section", () => {
+  const schema = configJsonSchema() as { properties: Record<string, unknown>; required: string[] };
+  for (const section of ["version", "name", "agent", "llm", "mcp", "sandbox", "egress", "approvals", "audit", "kubernetes"]) {
+    assert.ok(section in schema.properties, `schema lacks ${section}`);
+  }
+  assert.deepEqual([...schema.required].sort(), ["name", "version"]);
+});

@@ -1,0 +1,29 @@
+// What other capabilities may use from config/: the schema, loading, and secret helpers.
+export { perimeterConfigSchema, globMatches, imageReference } from "./schema.ts";
+export type {
+  PerimeterConfig,
+  PerimeterConfigInput,
+  McpServerConfig,
+  LlmProviderConfig,
+  EgressConfig,
+  SandboxConfig,
+  ArgumentConstraint,
+  HostRuleInput,
+} from "./schema.ts";
+export { parseConfig, loadConfig, configJsonSchema, ConfigError, formatProblem, closest, editDistance } from "./load.ts";
+export type { ConfigProblem } from "./load.ts";
+export {
+  SECRET_NAME,
+  SECRET_SHAPES,
+  secretShapeIn,
+  placeholdersIn,
+  literalCredentialIn,
+  readSecret,
+  expandPlaceholders,
+  secretValues,
+  processEnvironment,
+  MissingSecretError,
+} from "./secrets.ts";
+export type { Environment } from "./secrets.ts";
+export { parseHostRule, ruleMatchesHost, normalizeHostname, splitHostPort, DEFAULT_PORTS } from "./hosts.ts";
+export type { HostRule, HostRuleResult, HostMatch } from "./hosts.ts";

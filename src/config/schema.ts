@@ -1,0 +1,437 @@
+// The shape of perimeter.yaml. Every object is strict (an unknown key is an error with a suggestion), secrets are
+// names of environment variables, and each refinement says why the rule exists. Defaults are the secure choice and
+// carry the reason in a comment, so `perimeter schema` and the README show them.
+import { z } from "zod";
+import { isIP } from "node:net";
+import { SECRET_NAME, literalCredentialIn, secretShapeIn } from "./secrets.ts";
+import { parseHostRule } from "./hosts.ts";
+
+// ---------------------------------------------------------------------------------------------------------------
+// Scalars
+
+const secretName = z
+  .string()
+  .superRefine((value, context) => {
+    if (SECRET_NAME.test(value)) return;
+    const shape = secretShapeIn(value);
+    context.addIssue({
+      code: "custom",
+      message:
+        shape !== undefined || value.length > 24
+          ? `this looks like a literal secret${shape !== undefined ? ` (${shape})` : ""}: write the NAME of an environment variable (e.g. GITHUB_TOKEN) and put the value in that variable or Secret key`
+          : `"${value}" is not an environment variable name: use upper case letters, digits and underscores (e.g. TELEGRAM_BOT_TOKEN)`,
+    });
+  })
+  .describe("Name of an environment variable / Secret key holding the value. Never the value itself.");
+
+/** A DNS-1123 label; `<name>-sandbox` must still fit in 63 characters. */
+const resourceName = z
+  .string()
+  .regex(/^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$/, "use 1-40 lower-case letters, digits and '-', starting with a letter (a Kubernetes name)");
+
+/** A key of `mcp.servers` / `llm.providers`: becomes part of tool names (`<server>__<tool>`) and resource names. */
+const componentName = z
+  .string()
+  .regex(/^[a-z][a-z0-9-]{0,30}$/, "use 1-31 lower-case letters, digits and '-', starting with a letter");
+
+export const imageReference = z
+  .string()
+  .superRefine((value, context) => {
+    // Pinning matters: Hermes' defaults move between releases, and ':latest' makes a rollout silently change them.
+    const digest = /@sha256:[a-f0-9]{64}$/.test(value);
+    const lastSegment = value.slice(value.lastIndexOf("/") + 1);
+    const tag = lastSegment.includes(":") ? lastSegment.slice(lastSegment.indexOf(":") + 1).replace(/@.*$/, "") : undefined;
+    if (!/^[a-z0-9][a-z0-9._\-/:@]*$/.test(value)) {
+      context.addIssue({ code: "custom", message: `"${value}" is not an image reference (registry/name:tag or name@sha256:...)` });
+    } else if (tag === "latest") {
+      context.addIssue({ code: "custom", message: `":latest" is refused: pin a version tag (e.g. ${value.replace(/:latest$/, ":v2026.11.1")}) or a digest so upgrades are deliberate` });
+    } else if (!digest && (tag === undefined || tag === "")) {
+      context.addIssue({ code: "custom", message: `"${value}" has no tag: pin a version tag or an @sha256 digest so upgrades are deliberate` });
+    }
+  })
+  .describe("Container image with a version tag or digest; ':latest' and untagged images are refused.");
+
+const hostPort = z
+  .string()
+  .superRefine((value, context) => {
+    const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value);
+    const port = match === null ? NaN : Number(match[3]);
+    if (match === null || !(port >= 0 && port <= 65535)) {
+      context.addIssue({ code: "custom", message: `"${value}" is not HOST:PORT (write 127.0.0.1:8700, or [::1]:8700 for IPv6)` });
+    }
+  })
+  .describe("Listen address HOST:PORT; IPv6 in brackets.");
+
+const cidr = z.string().superRefine((value, context) => {
+  const [address, bits, extra] = value.split("/");
+  const family = isIP(address ?? "");
+  const max = family === 4 ? 32 : 128;
+  if (family === 0 || extra !== undefined || bits === undefined || !/^\d{1,3}$/.test(bits) || Number(bits) > max) {
+    context.addIssue({ code: "custom", message: `"${value}" is not a CIDR block (write 10.43.0.0/16 or fd00::/8)` });
+  }
+});
+
+const quantity = z.string().regex(/^\d+(\.\d+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$/, "use a Kubernetes quantity such as 500m, 512Mi or 5Gi");
+
+const hostRule = z
+  .union([
+    z.string(),
+    z.strictObject({
+      host: z.string(),
+      ports: z.array(z.number().int().min(1).max(65535)).min(1).optional().describe("@default [443]"),
+      allowCidr: z.array(cidr).optional().describe("Addresses this rule may reach despite the SSRF deny set (e.g. an in-cluster range)."),
+      requireSni: z.boolean().default(true).describe("Refuse CONNECT to 443 whose TLS SNI is missing or differs. @default true"),
+    }),
+  ])
+  .superRefine((value, context) => {
+    const parsed = typeof value === "string" ? parseHostRule(value) : parseHostRule(value.host, value.ports);
+    if (!parsed.ok) context.addIssue({ code: "custom", message: parsed.reason });
+  });
+export type HostRuleInput = z.infer<typeof hostRule>;
+
+// ---------------------------------------------------------------------------------------------------------------
+// agent
+
+const platform = z.strictObject({
+  allowedUsers: z
+    .array(z.union([z.string(), z.number()]).transform(String))
+    .min(1, "an empty allowlist lets anyone who finds the bot drive the agent: list the user ids allowed to talk to it")
+    .superRefine((users, context) => {
+      for (const user of users) {
+        if (user === "*" || user.toLowerCase() === "all") {
+          context.addIssue({ code: "custom", message: `"${user}" allows every user: a bot token is effectively public, so list the user ids explicitly` });
+        }
+      }
+    }),
+  tokenSecret: secretName.describe("Environment variable holding the platform's bot token."),
+  extraSecrets: z.array(secretName).default([]).describe("Further variables this platform needs (e.g. SLACK_APP_TOKEN)."),
+});
+
+const agent = z.strictObject({
+  image: imageReference.default("nousresearch/hermes-agent:v2026.11.1"),
+  platforms: z.partialRecord(z.enum(["telegram", "discord", "slack", "whatsapp", "signal", "matrix", "mattermost", "email"]), platform).default({}),
+  data: z
+    .strictObject({
+      size: quantity.default("5Gi"),
+      storageClass: z.string().optional().describe("Prefer an encrypted storage class: /opt/data holds keys, memories and sessions."),
+    })
+    .prefault({}),
+  terminal: z
+    .enum(["sandbox", "in-pod"])
+    .default("sandbox")
+    .describe("sandbox: shell runs in disposable sandboxes behind mcp-guard (Hermes' own terminal tools are off). in-pod: Hermes' local backend inside its pod. @default sandbox"),
+  approvals: z
+    .string()
+    .default("manual")
+    .superRefine((value, context) => {
+      if (value === "off" || value === "yolo") {
+        context.addIssue({ code: "custom", message: `approvals "${value}" lets a prompt-injected agent run anything unasked: use manual (or smart)` });
+      } else if (value !== "manual" && value !== "smart") {
+        context.addIssue({ code: "custom", message: `approvals must be manual or smart, not "${value}"` });
+      }
+    })
+    .transform((value) => value as "manual" | "smart")
+    .describe("Hermes' own approvals.mode; 'off' is refused. @default manual"),
+  cronApprovals: z.enum(["deny", "approve"]).default("deny").describe("Hermes approvals.cron_mode. @default deny"),
+  allowPrivateUrls: z
+    .literal(false, { error: "allow_private_urls: true lets prompt-injected URLs reach private services; leave it false and reach internal services through mcp-guard" })
+    .default(false),
+  websiteBlocklist: z.array(z.string()).default([]),
+  apiServer: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      port: z.number().int().min(1).max(65535).default(8642),
+      keySecret: secretName.optional().describe("API_SERVER_KEY; required when enabled (an empty key accepts every request)."),
+    })
+    .prefault({})
+    .superRefine((value, context) => {
+      if (value.enabled && value.keySecret === undefined) {
+        context.addIssue({ code: "custom", path: ["keySecret"], message: "an enabled API server without a key accepts every request: set keySecret (e.g. HERMES_API_SERVER_KEY)" });
+      }
+    }),
+  dashboard: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      port: z.number().int().min(1).max(65535).default(9119),
+    })
+    .prefault({}),
+  resources: z
+    .strictObject({
+      requests: z.strictObject({ cpu: quantity, memory: quantity }).default({ cpu: "250m", memory: "512Mi" }),
+      limits: z.strictObject({ cpu: quantity, memory: quantity }).default({ cpu: "2", memory: "2Gi" }),
+    })
+    .prefault({}),
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// llm
+
+const provider = z
+  .strictObject({
+    kind: z.enum(["openai", "anthropic"]).default("openai").describe("Wire format the provider speaks. @default openai"),
+    baseUrl: z.url({ protocol: /^https?$/, error: "baseUrl must be an http(s) URL such as https://api.minimax.io/v1" }),
+    apiKeySecret: secretName.optional().describe("Environment variable of llm-proxy holding the provider key; never given to the agent."),
+    models: z.array(z.string().min(1)).min(1, "list the models this provider serves"),
+    allowPrivateAddress: z
+      .boolean()
+      .default(false)
+      .describe("Allow a private/in-cluster address (local vLLM/Ollama). The only way past the SSRF deny set. @default false"),
+    failoverTo: componentName.optional().describe("Provider to retry on 5xx or timeout."),
+    timeoutSeconds: z.number().int().min(1).max(3600).default(300),
+    costPer1kTokens: z.strictObject({ input: z.number().min(0), output: z.number().min(0) }).optional(),
+    serve: z
+      .strictObject({
+        engine: z.enum(["vllm", "ollama"]),
+        image: imageReference,
+        model: z.string(),
+        port: z.number().int().min(1).max(65535).optional(),
+        gpus: z.number().int().min(0).default(0),
+        resources: z.strictObject({ cpu: quantity, memory: quantity }).default({ cpu: "4", memory: "16Gi" }),
+      })
+      .optional()
+      .describe("Serve this model in the <name>-llm namespace (Kubernetes target)."),
+  })
+  .superRefine((value, context) => {
+    if (value.baseUrl.startsWith("http://") && !value.allowPrivateAddress) {
+      context.addIssue({ code: "custom", path: ["baseUrl"], message: "plain http is only for in-cluster providers: use https, or set allowPrivateAddress: true for a local vLLM/Ollama service" });
+    }
+  });
+
+const llm = z.strictObject({
+  listen: hostPort.default("127.0.0.1:8702"),
+  providers: z.record(componentName, provider).default({}),
+  default: z.string().optional().describe("provider/model used for the alias 'default'."),
+  aliases: z.record(z.string(), z.string()).default({}),
+  canaries: z.array(secretName).default([]).describe("Environment variables whose values must never leave in a prompt."),
+  dlp: z.strictObject({ mode: z.enum(["redact", "block"]).default("redact") }).prefault({}),
+  keysPath: z.string().optional().describe("Where virtual keys and usage are stored. @default the audit database"),
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// mcp
+
+const argumentConstraint = z
+  .strictObject({
+    enum: z.array(z.union([z.string(), z.number(), z.boolean()])).min(1).optional(),
+    pattern: z.string().optional().describe("Anchored regular expression the value must match."),
+    glob: z.array(z.string()).min(1).optional().describe("Glob patterns (* and ?) one of which the value must match."),
+    min: z.number().optional(),
+    max: z.number().optional(),
+    maxLength: z.number().int().min(0).optional(),
+    required: z.boolean().default(false),
+  })
+  .superRefine((value, context) => {
+    if (value.pattern !== undefined) {
+      try {
+        new RegExp(value.pattern, "u");
+      } catch (error) {
+        context.addIssue({ code: "custom", path: ["pattern"], message: `invalid regular expression: ${(error as Error).message}` });
+      }
+    }
+  });
+
+const toolAnnotations = z.strictObject({
+  readOnlyHint: z.boolean().optional(),
+  destructiveHint: z.boolean().optional(),
+  idempotentHint: z.boolean().optional(),
+  openWorldHint: z.boolean().optional(),
+});
+
+const mcpServer = z
+  .strictObject({
+    command: z.array(z.string()).min(1).optional().describe("stdio upstream: argv of the child process."),
+    url: z.url({ protocol: /^https?$/ }).optional().describe("Streamable HTTP upstream."),
+    builtin: z.enum(["kubernetes-readonly", "sandbox"]).optional().describe("A server Perimeter deploys itself."),
+    image: imageReference.optional().describe("Container image running this server (Kubernetes/Compose targets)."),
+    env: z.record(z.string(), z.string()).default({}).describe("Environment of a stdio child; values may use ${VAR} from the guard's environment."),
+    headers: z.record(z.string(), z.string()).default({}).describe("Headers for an HTTP upstream; credentials only as ${VAR}."),
+    secrets: z.array(secretName).default([]).describe("Variables this server's own Secret holds (beyond those referenced in env/headers)."),
+    namespaces: z.array(resourceName).default([]).describe("kubernetes-readonly: namespaces it may read."),
+    tools: z
+      .strictObject({
+        allow: z.array(z.string()).default([]).describe("Glob patterns of tools to expose. Deny by default."),
+        approve: z.array(z.string()).default([]).describe("Tools whose calls wait for a human decision."),
+        annotations: z.record(z.string(), toolAnnotations).default({}).describe("Our annotations per tool glob; upstream annotations are not trusted."),
+      })
+      .prefault({}),
+    arguments: z.record(z.string(), z.record(z.string(), argumentConstraint)).default({}).describe("tool glob -> argument path -> constraint"),
+    timeoutSeconds: z.number().int().min(1).max(3600).default(60),
+  })
+  .superRefine((value, context) => {
+    const kinds = [value.command, value.url, value.builtin].filter((kind) => kind !== undefined).length;
+    if (kinds !== 1) {
+      context.addIssue({ code: "custom", message: "give exactly one of command (stdio), url (Streamable HTTP) or builtin" });
+    }
+    for (const [name, headerValue] of Object.entries(value.headers)) {
+      const reason = literalCredentialIn(name, headerValue);
+      if (reason !== undefined) {
+        context.addIssue({ code: "custom", path: ["headers", name], message: `${reason}: write "Bearer \${GITHUB_TOKEN}" and set the variable in the guard's environment` });
+      }
+    }
+    for (const [name, envValue] of Object.entries(value.env)) {
+      const shape = secretShapeIn(envValue);
+      if (shape !== undefined) {
+        context.addIssue({ code: "custom", path: ["env", name], message: `this looks like a literal ${shape}: write \${${name}} and set ${name} in the guard's environment` });
+      }
+    }
+    for (const pattern of value.tools.approve) {
+      if (!value.tools.allow.some((allow) => globMatches(allow, pattern) || allow === pattern)) {
+        context.addIssue({ code: "custom", path: ["tools", "approve"], message: `"${pattern}" needs approval but is not in tools.allow, so it could never be called: add it to allow or remove it` });
+      }
+    }
+    if (value.builtin === "kubernetes-readonly" && value.namespaces.length === 0) {
+      context.addIssue({ code: "custom", path: ["namespaces"], message: "name the namespaces the read-only Kubernetes MCP may read (e.g. [target-app])" });
+    }
+  });
+
+const mcp = z.strictObject({
+  listen: hostPort.default("127.0.0.1:8700"),
+  admin: z
+    .strictObject({
+      listen: hostPort.default("127.0.0.1:8710"),
+      tokenSecret: secretName.default("PERIMETER_ADMIN_TOKEN").describe("Bearer token of the approvals/admin API. Never given to the agent."),
+    })
+    .prefault({}),
+  agents: z
+    .array(z.strictObject({ name: componentName, tokenSecret: secretName }))
+    .default([{ name: "hermes", tokenSecret: "PERIMETER_AGENT_TOKEN" }]),
+  servers: z.record(componentName, mcpServer).default({}),
+  redact: z.array(z.string()).default([]).describe("Extra regular expressions to redact from results."),
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// sandbox, egress, approvals, audit, kubernetes
+
+const sandbox = z.strictObject({
+  backend: z.enum(["kubernetes", "bubblewrap"]).default("bubblewrap"),
+  listen: hostPort.default("127.0.0.1:8701"),
+  tokenSecret: secretName.default("PERIMETER_SANDBOX_TOKEN").describe("Bearer token mcp-guard uses to call the sandbox runner."),
+  image: imageReference.default("python:3.12-slim"),
+  runtimeClassName: z.string().optional(),
+  limits: z
+    .strictObject({
+      cpu: quantity.default("1"),
+      memory: quantity.default("1Gi"),
+      pids: z.number().int().min(8).max(32768).default(256),
+      disk: quantity.default("1Gi"),
+      timeoutSeconds: z.number().int().min(1).max(86400).default(300),
+    })
+    .prefault({}),
+  network: z
+    .union([z.literal("none"), z.strictObject({ allow: z.array(hostRule).min(1) })])
+    .default("none")
+    .describe("none (default): no network at all. { allow: [...] }: only the egress proxy, with this allowlist."),
+  concurrency: z.number().int().min(1).max(256).default(4),
+});
+
+const egressClient = z.strictObject({
+  name: componentName,
+  tokenSecret: secretName.optional().describe("Proxy-Authorization Basic/Bearer token of this client."),
+  sources: z.array(cidr).default([]).describe("Source addresses identifying this client."),
+  allow: z.array(hostRule).default([]),
+});
+
+const egress = z.strictObject({
+  listen: hostPort.default("127.0.0.1:3128"),
+  metrics: hostPort.optional(),
+  allow: z.array(hostRule).default([]).describe("Rules for every client."),
+  clients: z.array(egressClient).default([]),
+  unknownClients: z.enum(["deny", "global"]).default("deny").describe("Policy for clients no entry identifies. @default deny"),
+  limits: z
+    .strictObject({
+      tunnelsPerClient: z.number().int().min(1).default(256),
+      tunnelsTotal: z.number().int().min(1).default(4096),
+      requestsPerSecondPerClient: z.number().min(0.1).default(50),
+      idleTimeoutSeconds: z.number().min(1).default(300),
+      headerTimeoutSeconds: z.number().min(1).default(10),
+      maxHeaderBytes: z.number().int().min(1024).max(1048576).default(16384),
+      tunnelLifetimeSeconds: z.number().min(1).default(3600),
+    })
+    .prefault({}),
+  auditPath: z.string().optional(),
+});
+
+const config = z
+  .strictObject({
+    version: z.literal(1, { error: "version must be 1" }),
+    name: resourceName,
+    agent: agent.prefault({}),
+    llm: llm.prefault({}),
+    mcp: mcp.prefault({}),
+    sandbox: sandbox.prefault({}),
+    egress: egress.prefault({}),
+    approvals: z
+      .strictObject({
+        timeoutSeconds: z.number().int().min(1).max(86400).default(600),
+        tools: z.array(z.string()).default([]).describe("Extra `<server>__<tool>` globs whose calls need approval."),
+      })
+      .prefault({}),
+    audit: z
+      .strictObject({
+        store: z.enum(["sqlite"]).default("sqlite"),
+        path: z.string().default("/var/lib/perimeter/audit.db"),
+        signingKeyFile: z.string().optional().describe("Ed25519 private key (PEM) for checkpoints; created on first start when absent."),
+        checkpointEvery: z.number().int().min(1).default(1000),
+      })
+      .prefault({}),
+    kubernetes: z
+      .strictObject({
+        cni: z.enum(["default", "cilium"]).default("default"),
+        sandboxRuntimeClass: z.string().nullable().default(null),
+        externalSecrets: z.strictObject({ storeName: z.string(), storeKind: z.enum(["SecretStore", "ClusterSecretStore"]).default("ClusterSecretStore") }).optional(),
+        ingressNamespace: z.string().optional().describe("Namespace of the ingress controller, when the API server or dashboard is published."),
+        observability: z.strictObject({ enabled: z.boolean().default(false), namespace: z.string().default("observability") }).prefault({}),
+        perimeterImage: imageReference.default("ghcr.io/perimeter-dev/perimeter:0.1.0"),
+        apiServerCidr: z.string().optional().describe("Address range of the Kubernetes API server, for the runner's and k8s MCP's egress."),
+      })
+      .prefault({}),
+  })
+  .superRefine((value, context) => {
+    const providers = value.llm.providers;
+    const modelRef = (reference: string, path: (string | number)[]) => {
+      const [providerName, ...rest] = reference.split("/");
+      const model = rest.join("/");
+      const found = providers[providerName ?? ""];
+      if (found === undefined) {
+        context.addIssue({ code: "custom", path, message: `"${reference}" names provider "${providerName}", which is not in llm.providers (${Object.keys(providers).join(", ") || "none"})` });
+      } else if (!found.models.includes(model)) {
+        context.addIssue({ code: "custom", path, message: `"${reference}": provider ${providerName} does not list model "${model}" (it has ${found.models.join(", ")})` });
+      }
+    };
+    if (value.llm.default !== undefined) modelRef(value.llm.default, ["llm", "default"]);
+    for (const [alias, target] of Object.entries(value.llm.aliases)) modelRef(target, ["llm", "aliases", alias]);
+    for (const [name, entry] of Object.entries(providers)) {
+      if (entry.failoverTo !== undefined && providers[entry.failoverTo] === undefined) {
+        context.addIssue({ code: "custom", path: ["llm", "providers", name, "failoverTo"], message: `failover provider "${entry.failoverTo}" is not in llm.providers` });
+      }
+    }
+    const servers = Object.keys(value.mcp.servers);
+    value.approvals.tools.forEach((tool, index) => {
+      const server = tool.split("__")[0] ?? "";
+      if (!tool.includes("__") || !servers.some((name) => globMatches(server, name))) {
+        context.addIssue({ code: "custom", path: ["approvals", "tools", index], message: `"${tool}" must be <server>__<tool> for a server in mcp.servers (${servers.join(", ") || "none defined"})` });
+      }
+    });
+    const agentNames = value.mcp.agents.map((entry) => entry.name);
+    if (new Set(agentNames).size !== agentNames.length) {
+      context.addIssue({ code: "custom", path: ["mcp", "agents"], message: "agent names must be unique" });
+    }
+    if (value.agent.terminal === "sandbox" && !Object.values(value.mcp.servers).some((server) => server.builtin === "sandbox")) {
+      // Not an error: render adds the sandbox server itself. Nothing to do here, but keep the rule visible.
+    }
+  });
+
+export const perimeterConfigSchema = config;
+export type PerimeterConfig = z.output<typeof config>;
+export type PerimeterConfigInput = z.input<typeof config>;
+export type McpServerConfig = z.output<typeof mcpServer>;
+export type LlmProviderConfig = z.output<typeof provider>;
+export type EgressConfig = z.output<typeof egress>;
+export type SandboxConfig = z.output<typeof sandbox>;
+export type ArgumentConstraint = z.output<typeof argumentConstraint>;
+
+/** `*` and `?` globs over a whole string (tool names, argument values). */
+export function globMatches(pattern: string, value: string): boolean {
+  const expression = pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
+  return new RegExp(`^${expression}$`, "s").test(value);
+}

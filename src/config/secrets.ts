@@ -1,0 +1,90 @@
+// Secrets are referenced by the name of an environment variable (or Secret key), never written in perimeter.yaml.
+// This module knows what a reference looks like, what a pasted credential looks like, and how `${VAR}` placeholders
+// expand. Only config/ reads the environment (STYLE.md); services receive values through these helpers.
+
+/** An environment variable / Secret key name: upper case, digits and underscores, not starting with a digit. */
+export const SECRET_NAME = /^[A-Z_][A-Z0-9_]*$/;
+
+/** `${VAR}` placeholders as Hermes and our config write them. */
+const PLACEHOLDER = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
+
+/**
+ * Shapes of credentials people paste by mistake. Each names the kind so that an error can say what it saw without
+ * echoing the value. Kept conservative: a false positive here refuses a config, so every shape is specific.
+ */
+export const SECRET_SHAPES: ReadonlyArray<{ kind: string; pattern: RegExp }> = [
+  { kind: "OpenAI-style API key", pattern: /\bsk-(?:proj-|ant-|or-v1-)?[A-Za-z0-9_-]{20,}/ },
+  { kind: "Anthropic API key", pattern: /\bsk-ant-[A-Za-z0-9_-]{20,}/ },
+  { kind: "GitHub token", pattern: /\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,})/ },
+  { kind: "Slack token", pattern: /\bxox[abposr]-[A-Za-z0-9-]{10,}/ },
+  { kind: "Telegram bot token", pattern: /\b\d{6,12}:[A-Za-z0-9_-]{35}\b/ },
+  { kind: "AWS access key id", pattern: /\b(?:AKIA|ASIA)[A-Z0-9]{16}\b/ },
+  { kind: "Google API key", pattern: /\bAIza[0-9A-Za-z_-]{35}\b/ },
+  { kind: "JSON Web Token", pattern: /\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}/ },
+  { kind: "PEM private key", pattern: /-----BEGIN [A-Z ]*PRIVATE KEY-----/ },
+  { kind: "Discord bot token", pattern: /\b[MNO][A-Za-z0-9_-]{23,25}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,38}\b/ },
+];
+
+/** The kind of credential a string contains, if it looks like one; `undefined` otherwise. */
+export function secretShapeIn(value: string): string | undefined {
+  for (const { kind, pattern } of SECRET_SHAPES) if (pattern.test(value)) return kind;
+  return undefined;
+}
+
+/** Names referenced by `${VAR}` placeholders in a string, in order of appearance. */
+export function placeholdersIn(value: string): string[] {
+  return [...value.matchAll(PLACEHOLDER)].map((match) => match[1] as string);
+}
+
+/**
+ * A header value that carries a credential must take it from a placeholder: `Bearer ${GITHUB_TOKEN}` is fine,
+ * `Bearer abc123...` is a pasted secret. Returns a reason when the value is a literal credential.
+ */
+export function literalCredentialIn(headerName: string, value: string): string | undefined {
+  const shape = secretShapeIn(value);
+  if (shape !== undefined) return `it contains what looks like a ${shape}`;
+  const credentialHeader = /^(authorization|proxy-authorization|x-api-key|api-key|x-auth-token|cookie)$/i.test(headerName);
+  if (credentialHeader && placeholdersIn(value).length === 0) return `the ${headerName} header must take its credential from a \${VAR} placeholder`;
+  return undefined;
+}
+
+export class MissingSecretError extends Error {
+  readonly secretName: string;
+  constructor(secretName: string, usedFor: string) {
+    super(`${usedFor} needs the environment variable ${secretName}; set it (or create the Secret key ${secretName}) before starting.`);
+    this.name = "MissingSecretError";
+    this.secretName = secretName;
+  }
+}
+
+export type Environment = Readonly<Record<string, string | undefined>>;
+
+/** The value of a referenced secret; throws a message that names the variable (never a value) when it is unset. */
+export function readSecret(environment: Environment, name: string, usedFor: string): string {
+  const value = environment[name];
+  if (value === undefined || value === "") throw new MissingSecretError(name, usedFor);
+  return value;
+}
+
+/**
+ * Expands `${VAR}` from the environment at connect time. Unlike Hermes (which leaves an unset placeholder literal),
+ * we refuse: sending the literal text `${GITHUB_TOKEN}` upstream would only hide a misconfiguration.
+ */
+export function expandPlaceholders(environment: Environment, value: string, usedFor: string): string {
+  return value.replace(PLACEHOLDER, (_match, name: string) => readSecret(environment, name, usedFor));
+}
+
+/** Every non-empty secret value named by `names`, for redaction. Unset names are skipped. */
+export function secretValues(environment: Environment, names: Iterable<string>): string[] {
+  const values = new Set<string>();
+  for (const name of names) {
+    const value = environment[name];
+    if (value !== undefined && value.length >= 4) values.add(value);
+  }
+  return [...values];
+}
+
+/** The process environment, for the CLI to pass down (only config/ touches `process.env`). */
+export function processEnvironment(): Environment {
+  return process.env;
+}

@@ -1,0 +1,7 @@
+// Placeholder until this capability's issue lands: the command exists and says it is not built yet.
+import { EXIT_INTERNAL, writeLine } from "../cli/command.ts";
+import type { Command } from "../cli/command.ts";
+export const renderCommand: Command = async (_args, io) => {
+  writeLine(io.stderr, "perimeter: render is not built yet");
+  return EXIT_INTERNAL;
+};

@@ -1,0 +1,2 @@
+export { createLogger, silentLogger } from "./log.ts";
+export type { Logger } from "./log.ts";
