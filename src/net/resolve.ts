@@ -1,0 +1,75 @@
+// Resolve once, check every address, hand back the one to dial. Callers must connect to `address` and never pass the
+// name to a socket API again: a second lookup is exactly what DNS rebinding exploits.
+import { promises as dns } from "node:dns";
+import { checkAddress, parseIpLiteral } from "./address-policy.ts";
+import type { AddressFamily, AddressPolicyOptions } from "./address-policy.ts";
+
+export interface Resolver {
+  /** Every A and AAAA address of `host`. Rejects (or returns []) when the name does not resolve. */
+  lookup(host: string): Promise<string[]>;
+}
+
+/** getaddrinfo through Node (honours /etc/hosts and the system resolver), all families, in resolver order. */
+export function systemResolver(): Resolver {
+  return {
+    async lookup(host) {
+      const results = await dns.lookup(host, { all: true, order: "verbatim" });
+      return results.map((entry) => entry.address);
+    },
+  };
+}
+
+/** A resolver from a fixed table, for tests and for pinning names in a config; unknown names fail to resolve. */
+export function staticResolver(table: Readonly<Record<string, readonly string[]>>): Resolver {
+  return {
+    async lookup(host) {
+      const found = table[host.toLowerCase()];
+      if (found === undefined) throw Object.assign(new Error(`${host} does not resolve`), { code: "ENOTFOUND" });
+      return [...found];
+    },
+  };
+}
+
+export type ResolveResult =
+  | { ok: true; address: string; family: AddressFamily; addresses: string[] }
+  | { ok: false; reason: "private-address" | "proxy-address" | "dns-failure" | "invalid-address"; detail: string; addresses: string[] };
+
+export interface ResolveOptions extends AddressPolicyOptions {
+  readonly resolver: Resolver;
+  /** Give up on a lookup after this long. @default 5000 */
+  readonly timeoutMs?: number;
+}
+
+/**
+ * Resolves `host` (a name or any IP notation) and checks every address against the deny set. One private address
+ * among public ones denies the whole name: which one a client would get is not ours to guess.
+ */
+export async function resolveChecked(host: string, options: ResolveOptions): Promise<ResolveResult> {
+  const literal = parseIpLiteral(host);
+  let addresses: string[];
+  if (literal !== undefined) {
+    addresses = [literal.address];
+  } else {
+    const timeoutMs = options.timeoutMs ?? 5000;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      addresses = await Promise.race([
+        options.resolver.lookup(host),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`lookup timed out after ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]);
+    } catch (error) {
+      return { ok: false, reason: "dns-failure", detail: `${host}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, addresses: [] };
+    } finally {
+      clearTimeout(timer);
+    }
+    if (addresses.length === 0) return { ok: false, reason: "dns-failure", detail: `${host}: no addresses`, addresses: [] };
+  }
+  for (const address of addresses) {
+    const decision = checkAddress(address, options);
+    if (!decision.allowed) return { ok: false, reason: decision.reason, detail: `${host} resolves to ${address} (${decision.range})`, addresses };
+  }
+  const chosen = parseIpLiteral(addresses[0] as string) as { address: string; family: AddressFamily };
+  return { ok: true, address: chosen.address, family: chosen.family, addresses };
+}
