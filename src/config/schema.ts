@@ -205,6 +205,30 @@ const llm = z.strictObject({
   canaries: z.array(secretName).default([]).describe("Environment variables whose values must never leave in a prompt."),
   dlp: z.strictObject({ mode: z.enum(["redact", "block"]).default("redact") }).prefault({}),
   keysPath: z.string().optional().describe("Where virtual keys and usage are stored. @default the audit database"),
+  clients: z
+    .array(
+      z.strictObject({
+        name: componentName,
+        keySecret: secretName.describe("Variable holding this client's virtual key (the agent gets the same value); stored hashed."),
+        models: z.array(z.string()).default(["*"]).describe("provider/model globs or aliases this client may use."),
+        limits: z
+          .strictObject({
+            requestsPerMinute: z.number().min(1).optional(),
+            tokensPerMinute: z.number().min(1).optional(),
+          })
+          .prefault({}),
+        budget: z
+          .strictObject({
+            tokensPerDay: z.number().int().min(1).optional(),
+            tokensTotal: z.number().int().min(1).optional(),
+            costPerDay: z.number().min(0).optional(),
+            costTotal: z.number().min(0).optional(),
+          })
+          .prefault({}),
+      }),
+    )
+    .default([])
+    .describe("Virtual keys declared in config (keys created with `perimeter llm-keys create` live in the database)."),
 });
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -258,8 +282,9 @@ const mcpServer = z
     timeoutSeconds: z.number().int().min(1).max(3600).default(60),
   })
   .superRefine((value, context) => {
-    const kinds = [value.command, value.url, value.builtin].filter((kind) => kind !== undefined).length;
-    if (kinds !== 1) {
+    // A builtin may carry a url (render points it at the in-cluster service); otherwise exactly one transport.
+    const transports = [value.command, value.url].filter((kind) => kind !== undefined).length;
+    if (value.builtin === undefined ? transports !== 1 : value.command !== undefined) {
       context.addIssue({ code: "custom", message: "give exactly one of command (stdio), url (Streamable HTTP) or builtin" });
     }
     for (const [name, headerValue] of Object.entries(value.headers)) {
