@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Debian/Ubuntu packages Perimeter and its tests use. Shared by quickstart.sh and .ci/run so they cannot drift.
+#   nodejs npm      — only to bootstrap: `npm ci` then installs the pinned Node 24 (the `node` npm package)
+#   bubblewrap      — the local sandbox backend
+#   iproute2        — network namespaces (tests, `offline`)
+#   squid           — the egress-proxy benchmark peer
+#   openssl         — test certificates
+#   procps psmisc   — process inspection in the sandbox attack suite
+#   kubectl / kubernetes-client — `kubectl kustomize` to build rendered Kubernetes output offline
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update
+packages=(bubblewrap iproute2 squid openssl procps psmisc ca-certificates)
+command -v npm >/dev/null || packages+=(nodejs npm)
+$SUDO apt-get install -y --no-install-recommends "${packages[@]}"
+command -v kubectl >/dev/null || $SUDO apt-get install -y --no-install-recommends kubernetes-client
