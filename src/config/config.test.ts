@@ -135,3 +135,11 @@ test("the JSON Schema describes every section", () => {
   }
   assert.deepEqual([...schema.required].sort(), ["name", "version"]);
 });
+
+test("the README's config reference is generated from the current schema", async () => {
+  const { readFileSync } = await import("node:fs");
+  const { configReferenceMarkdown, REFERENCE_START, REFERENCE_END } = await import("./reference.ts");
+  const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+  const block = readme.slice(readme.indexOf(REFERENCE_START) + REFERENCE_START.length, readme.indexOf(REFERENCE_END)).trim();
+  assert.equal(block, configReferenceMarkdown(), "README is stale: run node_modules/.bin/node scripts/config-reference.ts --write");
+});
