@@ -1,0 +1,86 @@
+// The Job every sandboxed task runs as (seed 000 §7, hardened). The sandbox runner reads this template from a
+// ConfigMap, then sets only the name, command/args/env and an `inputs` ConfigMap volume: everything that makes the
+// pod safe is decided here, at render time, where `perimeter check` can see it.
+import type { IJob } from "kubernetes-models/batch/v1/Job";
+import type { PerimeterConfig } from "../../config/index.ts";
+import { namespaces, standardLabels } from "./names.ts";
+
+export const SANDBOX_TASK_SERVICE_ACCOUNT = "sandbox-task";
+export const SANDBOX_TASK_CONTAINER = "task";
+/** Where the runner finds the template (ConfigMap key `job.yaml`). */
+export const SANDBOX_JOB_TEMPLATE_PATH = "/etc/perimeter/sandbox/job.yaml";
+export const SANDBOX_JOB_TEMPLATE_KEY = "job.yaml";
+/** Finished Jobs (and their pods and logs) disappear after five minutes: enough for the runner to collect output. */
+export const SANDBOX_TTL_SECONDS_AFTER_FINISHED = 300;
+/** /tmp is scratch for interpreters (pip caches, tempfiles); the workspace carries the real disk budget. */
+export const SANDBOX_TMP_SIZE = "256Mi";
+/** The distroless "nonroot" uid: not root, not the agent's 10000, owns nothing on the node. */
+export const SANDBOX_UID = 65532;
+
+/** Labels on the Job and its pod; the NetworkPolicies of the sandbox namespace select pods by them. */
+export function sandboxTaskLabels(config: PerimeterConfig): Record<string, string> {
+  return {
+    ...standardLabels(config, "perimeter-sandbox-task", "sandbox"),
+    "perimeter.dev/role": "sandbox-task",
+  };
+}
+
+export function sandboxJobTemplate(config: PerimeterConfig): IJob {
+  const limits = config.sandbox.limits;
+  const labels = sandboxTaskLabels(config);
+  const runtimeClassName = config.kubernetes.sandboxRuntimeClass ?? config.sandbox.runtimeClassName;
+  const resources = { cpu: limits.cpu, memory: limits.memory, "ephemeral-storage": limits.disk };
+  return {
+    apiVersion: "batch/v1",
+    kind: "Job",
+    metadata: { namespace: namespaces(config).sandbox, labels },
+    spec: {
+      // A task that fails is reported, never retried: a retry would re-run side effects the human did not ask for twice.
+      backoffLimit: 0,
+      activeDeadlineSeconds: limits.timeoutSeconds,
+      ttlSecondsAfterFinished: SANDBOX_TTL_SECONDS_AFTER_FINISHED,
+      template: {
+        metadata: { labels },
+        spec: {
+          restartPolicy: "Never",
+          // No identity in the cluster: the task cannot talk to the API server even if a NetworkPolicy let it.
+          serviceAccountName: SANDBOX_TASK_SERVICE_ACCOUNT,
+          automountServiceAccountToken: false,
+          // Service links would inject every Service's address in the namespace as environment variables.
+          enableServiceLinks: false,
+          ...(runtimeClassName === undefined || runtimeClassName === null ? {} : { runtimeClassName }),
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: SANDBOX_UID,
+            runAsGroup: SANDBOX_UID,
+            fsGroup: SANDBOX_UID,
+            seccompProfile: { type: "RuntimeDefault" },
+          },
+          containers: [
+            {
+              name: SANDBOX_TASK_CONTAINER,
+              image: config.sandbox.image,
+              workingDir: "/workspace",
+              securityContext: {
+                allowPrivilegeEscalation: false,
+                readOnlyRootFilesystem: true,
+                runAsNonRoot: true,
+                capabilities: { drop: ["ALL"] },
+              },
+              resources: { requests: { ...resources }, limits: { ...resources } },
+              volumeMounts: [
+                { name: "workspace", mountPath: "/workspace" },
+                { name: "tmp", mountPath: "/tmp" },
+              ],
+            },
+          ],
+          // Only disposable volumes: no data PVC, no Secret, no hostPath. The workspace dies with the pod.
+          volumes: [
+            { name: "workspace", emptyDir: { sizeLimit: limits.disk } },
+            { name: "tmp", emptyDir: { sizeLimit: SANDBOX_TMP_SIZE } },
+          ],
+        },
+      },
+    },
+  };
+}
