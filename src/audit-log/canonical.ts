@@ -1,0 +1,61 @@
+// Canonical JSON for hashing and signing: object keys sorted by code unit, no whitespace. JSON.stringify is already
+// deterministic for strings and numbers, so sorting keys is all it takes; inputs are validated first so that what is
+// hashed is exactly what is stored and read back.
+import { createHash } from "node:crypto";
+
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+export function canonicalJson(value: JsonValue): string {
+  if (value === null || typeof value !== "object") return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  const keys = Object.keys(value).sort();
+  return `{${keys.map((key) => `${JSON.stringify(key)}:${canonicalJson(value[key] as JsonValue)}`).join(",")}}`;
+}
+
+export function sha256Hex(text: string): string {
+  return createHash("sha256").update(text, "utf8").digest("hex");
+}
+
+const MAX_DEPTH = 64;
+
+/**
+ * Checks that `value` is made of JSON values only and returns a copy with `undefined` object properties dropped
+ * (as JSON.stringify would: callers often pass `error: result.error`). Anything JSON would silently change — NaN,
+ * Infinity, a Date, a Map, a class instance, `undefined` in an array — is refused so that the record says exactly
+ * what the caller meant. Throws TypeError naming the offending path.
+ */
+export function toJsonValue(value: unknown, path: string, seen: Set<object> = new Set(), depth = 0): JsonValue {
+  if (value === null || typeof value === "string" || typeof value === "boolean") return value;
+  if (typeof value === "number") {
+    if (!Number.isFinite(value)) throw new TypeError(`${path} is ${String(value)}, which JSON cannot represent; record it as a string or null`);
+    return Object.is(value, -0) ? 0 : value;
+  }
+  if (typeof value !== "object") {
+    throw new TypeError(`${path} is a ${typeof value}; audit fields must be JSON values (string, number, boolean, null, array, plain object)`);
+  }
+  if (depth >= MAX_DEPTH) throw new TypeError(`${path} is nested more than ${MAX_DEPTH} levels deep`);
+  if (seen.has(value)) throw new TypeError(`${path} refers to itself (a cycle); audit fields must be JSON values`);
+  seen.add(value);
+  try {
+    if (Array.isArray(value)) {
+      return value.map((item, index) => {
+        if (item === undefined) throw new TypeError(`${path}[${index}] is undefined; use null`);
+        return toJsonValue(item, `${path}[${index}]`, seen, depth + 1);
+      });
+    }
+    const prototype = Object.getPrototypeOf(value) as unknown;
+    if (prototype !== Object.prototype && prototype !== null) {
+      const name = (value as { constructor?: { name?: string } }).constructor?.name ?? "object";
+      const hint = value instanceof Date ? "; pass date.toISOString()" : value instanceof Error ? "; pass error.message" : "";
+      throw new TypeError(`${path} is a ${name}, not a plain object${hint}`);
+    }
+    const result: { [key: string]: JsonValue } = {};
+    for (const [key, item] of Object.entries(value)) {
+      if (item === undefined) continue;
+      result[key] = toJsonValue(item, `${path}.${key}`, seen, depth + 1);
+    }
+    return result;
+  } finally {
+    seen.delete(value);
+  }
+}

@@ -1,0 +1,61 @@
+// The audit log's public types and errors. Kept apart from the writer so that readers (verify, tail, the dashboard)
+// can import them without opening anything.
+
+export const AUDIT_COMPONENTS = ["egress-proxy", "sandbox", "mcp-guard", "llm-proxy", "approvals", "cli"] as const;
+
+export type AuditComponent = (typeof AUDIT_COMPONENTS)[number];
+
+/** What a service hands to `append`: its component, a noun-verb event type, and JSON fields, already redacted. */
+export interface AuditEventInput {
+  component: AuditComponent;
+  type: string;
+  [field: string]: unknown;
+}
+
+/** One stored record. `hash` covers seq, time, component, type, data and prevHash (canonical JSON, sorted keys). */
+export interface AuditRecord {
+  seq: number;
+  time: string;
+  component: AuditComponent;
+  type: string;
+  data: Record<string, unknown>;
+  prevHash: string;
+  hash: string;
+}
+
+export interface AuditLogOptions {
+  /** The SQLite file; created (0600, parent directories 0700) when absent. Other tables may live in it. */
+  path: string;
+  /** Ed25519 private key (PKCS#8 PEM) that signs checkpoints; generated with mode 0600 when the file is absent. */
+  signingKeyFile?: string;
+  /** A checkpoint is written at least every this many records (and when a writer opens and closes). @default 1000 */
+  checkpointEvery?: number;
+  /** Clock for record times; tests pin it. @default () => new Date() */
+  now?: () => Date;
+  /** How long to wait for another process holding the write lock before append throws. @default 5000 */
+  busyTimeoutMs?: number;
+}
+
+export interface AuditLog {
+  /** Appends one record and returns it. Synchronous; throws AuditWriteError on any failure, so callers fail closed. */
+  append(event: AuditEventInput): AuditRecord;
+  /** Writes a final checkpoint covering every record, then closes the database. Idempotent. */
+  close(): void;
+  readonly path: string;
+}
+
+/** Appending failed: nothing was recorded, so the operation that wanted the record must be refused. */
+export class AuditWriteError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "AuditWriteError";
+  }
+}
+
+/** The file is missing, unreadable or not a Perimeter audit log (as opposed to a log whose records were tampered with). */
+export class AuditReadError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "AuditReadError";
+  }
+}

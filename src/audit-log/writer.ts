@@ -1,0 +1,211 @@
+// The writer: one DatabaseSync per process, every append in its own BEGIN IMMEDIATE transaction so that several
+// processes (each service, replicas of one) can share the file and still form a single linear chain. Appends are
+// synchronous on purpose: a caller cannot forget to await the record before letting the operation proceed.
+import { closeSync, existsSync, mkdirSync, openSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import type { StatementSync } from "node:sqlite";
+import { canonicalJson, toJsonValue } from "./canonical.ts";
+import type { JsonValue } from "./canonical.ts";
+import { FORMAT, GENESIS_HASH, SCHEMA_SQL, checkpointMessage, recordHash } from "./format.ts";
+import type { CheckpointReason } from "./format.ts";
+import { loadOrCreateSigningKey, signCheckpoint } from "./signing.ts";
+import type { SigningKey } from "./signing.ts";
+import { AUDIT_COMPONENTS, AuditWriteError } from "./types.ts";
+import type { AuditComponent, AuditEventInput, AuditLog, AuditLogOptions, AuditRecord } from "./types.ts";
+
+const DEFAULT_CHECKPOINT_EVERY = 1000;
+const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+/** Large enough for redacted tool arguments; a caller with more should record sizes and hashes, not contents. */
+export const MAX_RECORD_BYTES = 1024 * 1024;
+const EVENT_TYPE = /^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/;
+
+function describe(error: unknown): string {
+  const code = (error as { code?: unknown; errcode?: unknown }).code;
+  const message = error instanceof Error ? error.message : String(error);
+  return typeof code === "string" && !message.includes(code) ? `${message} (${code})` : message;
+}
+
+function validateEvent(event: AuditEventInput): { component: AuditComponent; type: string; data: { [key: string]: JsonValue } } {
+  if (typeof event !== "object" || event === null) throw new TypeError("an audit event must be an object with component and type");
+  const { component, type, ...fields } = event;
+  if (!(AUDIT_COMPONENTS as readonly unknown[]).includes(component)) {
+    throw new TypeError(`unknown audit component ${JSON.stringify(component)}; use one of ${AUDIT_COMPONENTS.join(", ")}`);
+  }
+  if (typeof type !== "string" || type.length > 64 || !EVENT_TYPE.test(type)) {
+    throw new TypeError(`audit event type ${JSON.stringify(type)} must be a lowercase noun-verb name such as "tool-call" or "egress-decision"`);
+  }
+  const data = toJsonValue(fields, "event") as { [key: string]: JsonValue };
+  return { component, type, data };
+}
+
+function checkOptions(options: AuditLogOptions): { every: number; busyTimeoutMs: number } {
+  if (typeof options?.path !== "string" || options.path.trim() === "") {
+    throw new AuditWriteError("openAuditLog needs a path to the audit database (audit.path in perimeter.yaml)");
+  }
+  const every = options.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY;
+  if (!Number.isSafeInteger(every) || every < 1) throw new AuditWriteError(`checkpointEvery must be a positive integer, not ${String(every)}`);
+  const busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
+  if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) throw new AuditWriteError(`busyTimeoutMs must be a non-negative integer, not ${String(busyTimeoutMs)}`);
+  return { every, busyTimeoutMs };
+}
+
+/** Creates the directories (0700) and an empty file (0600) before SQLite does, so SQLite never picks the mode. */
+function createFile(path: string): void {
+  const directory = dirname(path);
+  try {
+    mkdirSync(directory, { recursive: true, mode: 0o700 });
+  } catch (error) {
+    throw new AuditWriteError(`cannot create ${directory} for the audit log: ${describe(error)}; create it or point audit.path elsewhere`, { cause: error });
+  }
+  if (existsSync(path)) return;
+  try {
+    closeSync(openSync(path, "wx", 0o600));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EEXIST") return;
+    throw new AuditWriteError(`cannot create the audit log ${path}: ${describe(error)}; make its directory writable or point audit.path elsewhere`, { cause: error });
+  }
+}
+
+/**
+ * Opens (creating when needed) the audit log at `options.path` and writes an "open" checkpoint. Throws
+ * AuditWriteError when the file cannot be created or written, so a service fails at start rather than on its first
+ * request.
+ */
+export function openAuditLog(options: AuditLogOptions): AuditLog {
+  const { every, busyTimeoutMs } = checkOptions(options);
+  const path = resolve(options.path);
+  const now = options.now ?? (() => new Date());
+  createFile(path);
+
+  let key: SigningKey | undefined;
+  if (options.signingKeyFile !== undefined) {
+    try {
+      key = loadOrCreateSigningKey(resolve(options.signingKeyFile)).key;
+    } catch (error) {
+      throw new AuditWriteError(`cannot use the audit signing key ${options.signingKeyFile}: ${describe(error)}`, { cause: error });
+    }
+  }
+
+  let database: DatabaseSync;
+  try {
+    database = new DatabaseSync(path, { timeout: busyTimeoutMs });
+  } catch (error) {
+    throw new AuditWriteError(`cannot open the audit log ${path}: ${describe(error)}`, { cause: error });
+  }
+
+  let statements: {
+    head: StatementSync;
+    lastCheckpoint: StatementSync;
+    insertRecord: StatementSync;
+    insertCheckpoint: StatementSync;
+  };
+
+  function transaction<T>(work: () => T): T {
+    database.exec("BEGIN IMMEDIATE");
+    try {
+      const result = work();
+      database.exec("COMMIT");
+      return result;
+    } catch (error) {
+      if (database.isTransaction) database.exec("ROLLBACK");
+      throw error;
+    }
+  }
+
+  function head(): { seq: number; hash: string } {
+    const row = statements.head.get() as { seq: number; hash: string } | undefined;
+    return row ?? { seq: 0, hash: GENESIS_HASH };
+  }
+
+  function lastCheckpointSeq(): number {
+    const row = statements.lastCheckpoint.get() as { seq: number | null } | undefined;
+    return row?.seq ?? -1;
+  }
+
+  function writeCheckpoint(recordSeq: number, hash: string, reason: CheckpointReason): void {
+    const time = now().toISOString();
+    const signature = key === undefined ? null : signCheckpoint(key, checkpointMessage({ recordSeq, recordHash: hash, time, every, reason }));
+    statements.insertCheckpoint.run(recordSeq, hash, time, every, reason, key?.publicKey ?? null, signature);
+  }
+
+  try {
+    // journal_mode needs the write lock once, when the file is new; busy_timeout (set above) covers the race.
+    const mode = (database.prepare("PRAGMA journal_mode = WAL").get() as { journal_mode?: string } | undefined)?.journal_mode;
+    if (mode !== "wal") throw new Error(`SQLite refused WAL mode (got ${String(mode)}); the file system may not support shared memory`);
+    // FULL: a record whose operation went ahead must survive a power cut, not only a process crash.
+    database.exec("PRAGMA synchronous = FULL");
+    transaction(() => {
+      database.exec(SCHEMA_SQL);
+      const format = (database.prepare("SELECT value FROM audit_log_meta WHERE key = 'format'").get() as { value?: string } | undefined)?.value;
+      if (format !== FORMAT) throw new Error(`the file holds audit format ${String(format)}, this version writes ${FORMAT}`);
+    });
+    statements = {
+      head: database.prepare("SELECT seq, hash FROM audit_log_records ORDER BY seq DESC LIMIT 1"),
+      lastCheckpoint: database.prepare("SELECT max(record_seq) AS seq FROM audit_log_checkpoints"),
+      insertRecord: database.prepare("INSERT INTO audit_log_records (seq, time, component, type, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+      insertCheckpoint: database.prepare(
+        "INSERT INTO audit_log_checkpoints (record_seq, record_hash, time, every, reason, public_key, signature) VALUES (?, ?, ?, ?, ?, ?, ?)",
+      ),
+    };
+    // Every writer signs a checkpoint when it opens: it covers whatever a crashed writer left unsigned, and it records
+    // this writer's interval so the verifier knows how far past the last checkpoint the log may legitimately run.
+    transaction(() => {
+      const current = head();
+      writeCheckpoint(current.seq, current.hash, "open");
+    });
+  } catch (error) {
+    database.close();
+    throw new AuditWriteError(`cannot initialise the audit log ${path}: ${describe(error)}`, { cause: error });
+  }
+
+  let closed = false;
+
+  return {
+    path,
+    append(event: AuditEventInput): AuditRecord {
+      if (closed) throw new AuditWriteError(`the audit log ${path} is closed; nothing was recorded`);
+      let validated: ReturnType<typeof validateEvent>;
+      let dataText: string;
+      try {
+        validated = validateEvent(event);
+        dataText = canonicalJson(validated.data);
+      } catch (error) {
+        throw new AuditWriteError(`invalid audit event: ${describe(error)}`, { cause: error });
+      }
+      if (Buffer.byteLength(dataText) > MAX_RECORD_BYTES) {
+        throw new AuditWriteError(
+          `audit event ${validated.type} is ${Buffer.byteLength(dataText)} bytes; the limit is ${MAX_RECORD_BYTES}: record sizes or hashes of large values, not the values`,
+        );
+      }
+      try {
+        return transaction(() => {
+          const previous = head();
+          const seq = previous.seq + 1;
+          const time = now().toISOString();
+          const record: AuditRecord = { seq, time, component: validated.component, type: validated.type, data: validated.data, prevHash: previous.hash, hash: "" };
+          record.hash = recordHash({ ...record, data: validated.data });
+          statements.insertRecord.run(seq, time, record.component, record.type, dataText, record.prevHash, record.hash);
+          if (seq - lastCheckpointSeq() >= every) writeCheckpoint(seq, record.hash, "periodic");
+          return record;
+        });
+      } catch (error) {
+        throw new AuditWriteError(`cannot write to the audit log ${path}: ${describe(error)}; nothing was recorded`, { cause: error });
+      }
+    },
+    close(): void {
+      if (closed) return;
+      closed = true;
+      try {
+        transaction(() => {
+          const current = head();
+          if (current.seq > lastCheckpointSeq()) writeCheckpoint(current.seq, current.hash, "close");
+        });
+      } catch (error) {
+        throw new AuditWriteError(`cannot write the closing checkpoint of ${path}: ${describe(error)}`, { cause: error });
+      } finally {
+        database.close();
+      }
+    },
+  };
+}
