@@ -52,7 +52,8 @@ export function toJsonValue(value: unknown, path: string, seen: Set<object> = ne
     const result: { [key: string]: JsonValue } = {};
     for (const [key, item] of Object.entries(value)) {
       if (item === undefined) continue;
-      result[key] = toJsonValue(item, `${path}.${key}`, seen, depth + 1);
+      // defineProperty, not assignment: a "__proto__" key (tool arguments are agent-controlled) must stay a field.
+      Object.defineProperty(result, key, { value: toJsonValue(item, `${path}.${key}`, seen, depth + 1), enumerable: true, writable: true, configurable: true });
     }
     return result;
   } finally {

@@ -1,5 +1,10 @@
 // The audit log: what other capabilities may use. Every service opens one with openAuditLog and appends a record
-// before letting a decision take effect; a thrown AuditWriteError means "refuse the operation".
+// before letting a decision take effect; a thrown AuditWriteError means "refuse the operation". Readers (the CLI,
+// the future dashboard) use readAuditRecords and verifyAuditLog, which never write.
 export { openAuditLog } from "./writer.ts";
+export { verifyAuditLog } from "./verify.ts";
+export type { AuditVerification, VerifyAuditLogOptions } from "./verify.ts";
+export { readAuditRecords } from "./read.ts";
+export type { ReadAuditRecordsOptions } from "./read.ts";
 export { AUDIT_COMPONENTS, AuditWriteError, AuditReadError } from "./types.ts";
 export type { AuditComponent, AuditEventInput, AuditRecord, AuditLog, AuditLogOptions } from "./types.ts";
