@@ -1,0 +1,9 @@
+// What other capabilities (the sandbox runner, `perimeter up`) and the CLI may use from the egress proxy.
+export { createEgressProxy } from "./server.ts";
+export type { EgressProxy, EgressProxyDependencies, AuditSink, Dialer, ListenTarget, ListenAddress, RuntimeClient, ReloadResult } from "./server.ts";
+export { decide, identifyClient, credentialsToken } from "./decide.ts";
+export type { Decision, DenyReason, EgressRequest, ClientIdentity } from "./decide.ts";
+export { compilePolicy, policyFromConfig, PolicyError, DEFAULT_LIMITS } from "./policy.ts";
+export type { EgressPolicy, EgressPolicyInput, EgressLimits, ClientInput, RuleInput, PolicyRule, PolicyClient } from "./policy.ts";
+export { createClientHelloReader } from "./client-hello.ts";
+export type { ClientHelloResult, ClientHelloReader } from "./client-hello.ts";

@@ -1,0 +1,991 @@
+// The egress proxy server: a thin adapter around the pure decision (decide.ts). Written by hand on node:http and
+// node:net rather than on a proxy library because it is the security boundary of every byte the agent sends out and
+// small enough to own: HTTP parsing is Node's strict llhttp (duplicate Content-Length, CL with TE, obs-fold and
+// invalid characters are rejected there, and we reject the rest below), and every request is re-framed, never
+// passed through raw, so a request smuggled past us cannot reach an origin.
+//
+// Per request: identify the client and match rules (decide), rate and tunnel limits, resolve the name once and check
+// every address (src/net), dial exactly the checked address, for CONNECT to 443 read the ClientHello and compare its
+// SNI, record the decision in the audit log (refusing if that fails), then relay.
+import http from "node:http";
+import net from "node:net";
+import { randomBytes } from "node:crypto";
+import { lstatSync, unlinkSync } from "node:fs";
+import { networkInterfaces } from "node:os";
+import { normalizeHostname, splitHostPort } from "../config/index.ts";
+import { parseIpLiteral, resolveChecked, systemResolver } from "../net/index.ts";
+import type { AddressFamily, Resolver } from "../net/index.ts";
+import { silentLogger } from "../shared/index.ts";
+import type { Logger } from "../shared/index.ts";
+import { TLS_ACCESS_DENIED_ALERT, createClientHelloReader } from "./client-hello.ts";
+import { decide } from "./decide.ts";
+import type { Decision } from "./decide.ts";
+import { createRateLimiter, createTunnelCounter } from "./limits.ts";
+import { createEgressMetrics } from "./metrics.ts";
+import type { EgressMetrics } from "./metrics.ts";
+import { PolicyError, clientConflicts, compileClient, compilePolicy } from "./policy.ts";
+import type { ClientInput, EgressPolicy, EgressPolicyInput, PolicyClient } from "./policy.ts";
+
+/** Where the audit records go: the audit-log module's AuditLog satisfies this. `append` throws when it cannot record. */
+export interface AuditSink {
+  append(event: { component: "egress-proxy"; type: string; [field: string]: unknown }): unknown;
+}
+
+/** Opens the upstream connection. Always given an IP address that passed the SSRF check, never a name. */
+export type Dialer = (target: { readonly host: string; readonly port: number; readonly family: AddressFamily }) => net.Socket;
+
+export interface EgressProxyDependencies {
+  /** Name resolution; the proxy resolves each name once per request. @default systemResolver() */
+  readonly resolver?: Resolver;
+  /** @default net.connect */
+  readonly dial?: Dialer;
+  /** Audit records. Without one, records go to the operational log at info level (never dropped). */
+  readonly audit?: AuditSink;
+  /** Operational log (JSON lines on stderr in the CLI). @default silent */
+  readonly logger?: Logger;
+}
+
+export type ListenTarget = string | { readonly host: string; readonly port: number } | { readonly path: string };
+
+export type ListenAddress =
+  | { readonly kind: "tcp"; readonly host: string; readonly port: number; readonly family: AddressFamily; readonly url: string }
+  | { readonly kind: "unix"; readonly path: string };
+
+export interface RuntimeClient {
+  readonly name: string;
+  /** Revokes the client: its token stops working at once and its open tunnels are closed. Idempotent. */
+  remove(): void;
+}
+
+export type ReloadResult = { readonly ok: true } | { readonly ok: false; readonly problems: readonly string[] };
+
+export interface EgressProxy {
+  /** Starts accepting proxy clients on `host:port` (`[::1]:3128`), `{ host, port }` or a Unix socket path. May be called more than once. */
+  listen(target: ListenTarget): Promise<ListenAddress>;
+  /** Serves `/metrics` (Prometheus) and `/healthz` on a separate listener, never on the proxy port. */
+  listenMetrics(target: ListenTarget): Promise<ListenAddress>;
+  /** Proxy listeners (not metrics), in the order they were opened. */
+  addresses(): ListenAddress[];
+  metricsAddresses(): ListenAddress[];
+  /** Swaps in a new policy atomically; open tunnels stay open. An invalid policy keeps the old one and says why. */
+  reload(policy: EgressPolicyInput): ReloadResult;
+  /** Adds a client at run time (e.g. one per sandbox task) with its own token and allowlist. Throws PolicyError. */
+  addClient(client: ClientInput): RuntimeClient;
+  /** The policy in force, runtime clients included. */
+  policy(): EgressPolicy;
+  stats(): { openTunnels: number; openConnections: number };
+  readonly metrics: EgressMetrics;
+  /** Stops listening and closes every tunnel and connection. */
+  close(): Promise<void>;
+}
+
+/** Reasons beyond the pure decision's, for responses, audit records and metrics. */
+type RefusalReason =
+  | Exclude<Decision, { allow: true }>["reason"]
+  | "proxy-address"
+  | "dns-failure"
+  | "rate-limited"
+  | "tunnel-limit"
+  | "sni-missing"
+  | "sni-mismatch"
+  | "sni-timeout"
+  | "not-tls"
+  | "malformed-client-hello"
+  | "host-mismatch"
+  | "loop-detected"
+  | "origin-form-request"
+  | "use-connect-for-https"
+  | "method-not-allowed"
+  | "upgrade-not-supported"
+  | "bad-request"
+  | "duplicate-header"
+  | "duplicate-content-length"
+  | "content-length-with-transfer-encoding"
+  | "invalid-transfer-encoding"
+  | "invalid-header"
+  | "headers-too-large"
+  | "header-timeout"
+  | "audit-unavailable"
+  | "upstream-refused"
+  | "upstream-reset"
+  | "upstream-unreachable"
+  | "upstream-timeout"
+  | "upstream-error";
+
+const STATUS: Record<RefusalReason, number> = {
+  "not-allowlisted": 403,
+  "port-not-allowed": 403,
+  "private-address": 403,
+  "proxy-address": 403,
+  "sni-missing": 403,
+  "sni-mismatch": 403,
+  "sni-timeout": 403,
+  "not-tls": 403,
+  "malformed-client-hello": 403,
+  "host-mismatch": 403,
+  "unknown-client": 407,
+  "bad-credentials": 407,
+  "invalid-host": 400,
+  "origin-form-request": 400,
+  "use-connect-for-https": 400,
+  "bad-request": 400,
+  "duplicate-header": 400,
+  "duplicate-content-length": 400,
+  "content-length-with-transfer-encoding": 400,
+  "invalid-transfer-encoding": 400,
+  "invalid-header": 400,
+  "method-not-allowed": 405,
+  "header-timeout": 408,
+  "rate-limited": 429,
+  "headers-too-large": 431,
+  "upgrade-not-supported": 501,
+  "tunnel-limit": 503,
+  "audit-unavailable": 503,
+  "loop-detected": 508,
+  "dns-failure": 502,
+  "upstream-refused": 502,
+  "upstream-reset": 502,
+  "upstream-unreachable": 502,
+  "upstream-error": 502,
+  "upstream-timeout": 504,
+};
+
+/** Refusals are "deny" (policy said no: X-Perimeter-Denied); failures are "error" (could not serve: X-Perimeter-Error). */
+function outcomeOf(reason: RefusalReason): "deny" | "error" {
+  const status = STATUS[reason];
+  return status === 502 || status === 504 || reason === "audit-unavailable" ? "error" : "deny";
+}
+
+/** The one mapping from a socket error to an upstream failure reason. */
+function upstreamFailure(error: unknown): "upstream-refused" | "upstream-reset" | "upstream-unreachable" | "upstream-timeout" | "upstream-error" {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code === "ECONNREFUSED") return "upstream-refused";
+  if (code === "ECONNRESET" || code === "EPIPE" || code === "ECONNABORTED") return "upstream-reset";
+  if (code === "EHOSTUNREACH" || code === "ENETUNREACH" || code === "EADDRNOTAVAIL") return "upstream-unreachable";
+  if (code === "ETIMEDOUT" || code === "ERR_UPSTREAM_TIMEOUT") return "upstream-timeout";
+  return "upstream-error";
+}
+
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-authorization",
+  "proxy-authenticate",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+]);
+const FORWARDED_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
+/** Headers whose repetition makes a request ambiguous between us and the origin. */
+const SINGLE_HEADERS = new Set(["host", "content-length", "transfer-encoding", "proxy-authorization"]);
+
+const REASON_PHRASES: Record<number, string> = {
+  400: "Bad Request",
+  403: "Forbidden",
+  405: "Method Not Allowed",
+  407: "Proxy Authentication Required",
+  408: "Request Timeout",
+  429: "Too Many Requests",
+  431: "Request Header Fields Too Large",
+  501: "Not Implemented",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+  508: "Loop Detected",
+};
+
+interface Refusal {
+  readonly reason: RefusalReason;
+  readonly message: string;
+}
+
+function refusalHeaders(reason: RefusalReason, body: Buffer): Array<[string, string]> {
+  const headers: Array<[string, string]> = [
+    [outcomeOf(reason) === "deny" ? "X-Perimeter-Denied" : "X-Perimeter-Error", reason],
+    ["Content-Type", "text/plain; charset=utf-8"],
+    ["Content-Length", String(body.length)],
+    ["Cache-Control", "no-store"],
+  ];
+  if (STATUS[reason] === 407) headers.push(["Proxy-Authenticate", 'Basic realm="perimeter egress"'], ["Proxy-Authenticate", 'Bearer realm="perimeter egress"']);
+  return headers;
+}
+
+function refusalBody(refusal: Refusal): Buffer {
+  // One line, no control characters from client input (names are echoed).
+  return Buffer.from(`perimeter egress-proxy: ${refusal.message.replace(/[\r\n\x00-\x1f\x7f]/g, " ")}\n`, "utf8");
+}
+
+/** A complete HTTP/1.1 response for a raw socket (CONNECT, parse errors). */
+function rawRefusal(refusal: Refusal): Buffer {
+  const status = STATUS[refusal.reason];
+  const body = refusalBody(refusal);
+  const lines = [`HTTP/1.1 ${status} ${REASON_PHRASES[status] ?? "Error"}`, ...refusalHeaders(refusal.reason, body).map(([name, value]) => `${name}: ${value}`), "Connection: close", "", ""];
+  return Buffer.concat([Buffer.from(lines.join("\r\n"), "latin1"), body]);
+}
+
+function parseListenTarget(target: ListenTarget): { path: string } | { host: string; port: number } {
+  if (typeof target !== "string") return "path" in target ? { path: target.path } : { host: target.host, port: target.port };
+  if (target.startsWith("unix:")) return { path: target.slice(5) };
+  if (target.includes("/")) return { path: target };
+  // Port 0 (any free port) is valid for listening, unlike for a destination, so splitHostPort does not apply.
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(target);
+  const parsed = match === null || Number(match[3]) > 65535 ? undefined : { host: (match[1] ?? match[2]) as string, port: Number(match[3]) };
+  if (parsed === undefined) throw new Error(`"${target}" is not HOST:PORT or a socket path (write 127.0.0.1:3128, [::1]:3128 or /run/perimeter/egress.sock)`);
+  return parsed;
+}
+
+/** Removes a stale Unix socket left by a crashed process; refuses to touch anything that is not a socket. */
+async function clearStaleSocket(path: string): Promise<void> {
+  let isSocket: boolean;
+  try {
+    isSocket = lstatSync(path).isSocket();
+  } catch {
+    return;
+  }
+  if (!isSocket) throw new Error(`${path} exists and is not a socket: remove it or choose another path`);
+  const alive = await new Promise<boolean>((resolve) => {
+    const probe = net.connect({ path });
+    probe.once("connect", () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once("error", () => resolve(false));
+  });
+  if (alive) throw new Error(`${path} is in use by another process`);
+  unlinkSync(path);
+}
+
+async function listenOn(server: net.Server, target: ListenTarget): Promise<ListenAddress> {
+  const parsed = parseListenTarget(target);
+  if ("path" in parsed) await clearStaleSocket(parsed.path);
+  await new Promise<void>((resolve, reject) => {
+    const onError = (error: Error) => reject(error);
+    server.once("error", onError);
+    const done = () => {
+      server.off("error", onError);
+      resolve();
+    };
+    if ("path" in parsed) server.listen(parsed.path, done);
+    else server.listen(parsed.port, parsed.host, done);
+  });
+  const address = server.address();
+  if (typeof address === "string" || address === null) return { kind: "unix", path: "path" in parsed ? parsed.path : String(address) };
+  const family: AddressFamily = address.family === "IPv6" ? 6 : 4;
+  const hostText = family === 6 ? `[${address.address}]` : address.address;
+  return { kind: "tcp", host: address.address, port: address.port, family, url: `http://${hostText}:${address.port}` };
+}
+
+/** Addresses that reach this process: a listener on 0.0.0.0 or :: answers on every interface's address. */
+function selfAddressesOf(addresses: readonly ListenAddress[]): string[] {
+  const result = new Set<string>();
+  for (const address of addresses) {
+    if (address.kind !== "tcp") continue;
+    if (address.host === "0.0.0.0" || address.host === "::") {
+      for (const entries of Object.values(networkInterfaces())) for (const entry of entries ?? []) result.add(entry.address);
+      result.add(address.host === "::" ? "::" : "0.0.0.0");
+    } else {
+      result.add(address.host);
+    }
+  }
+  return [...result];
+}
+
+function formatAuthority(host: string, port: number): string {
+  return `${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
+interface ConnectionState {
+  readonly startedAt: number;
+  readonly source: string;
+  client: string;
+  requests: number;
+  readonly hosts: Set<string>;
+  tunnel: boolean;
+  upstreamErrors: number;
+}
+
+interface OpenTunnel {
+  readonly client: string;
+  finish(reason: string): void;
+}
+
+const defaultDial: Dialer = ({ host, port, family }) => net.connect({ host, port, family, noDelay: true });
+
+export function createEgressProxy(input: EgressPolicyInput, dependencies: EgressProxyDependencies = {}): EgressProxy {
+  let configPolicy = compilePolicy(input);
+  const runtimeClients = new Map<symbol, PolicyClient>();
+  let effective: EgressPolicy = configPolicy;
+  const resolver = dependencies.resolver ?? systemResolver();
+  const dial = dependencies.dial ?? defaultDial;
+  const logger = dependencies.logger ?? silentLogger();
+  const metrics = createEgressMetrics();
+  const rateLimiter = createRateLimiter();
+  const tunnelCounter = createTunnelCounter();
+  const tunnels = new Set<OpenTunnel>();
+  const connections = new Map<net.Socket, ConnectionState>();
+  const servers: Array<{ server: http.Server; address: ListenAddress }> = [];
+  const metricsServers: Array<{ server: http.Server; address: ListenAddress }> = [];
+  let selfAddresses: string[] = [];
+  let closing = false;
+  // Via token for loop detection: a request that already passed through this instance is refused.
+  const viaToken = `perimeter-egress-${randomBytes(6).toString("hex")}`;
+  const upstreamAgent = new http.Agent({ keepAlive: true, maxFreeSockets: 256, scheduling: "lifo" });
+  // Pooled upstream connections are keyed by the checked address; every new one is opened by our dialer.
+  upstreamAgent.createConnection = (options) => dial({ host: String(options.host), port: Number(options.port), family: net.isIP(String(options.host)) === 6 ? 6 : 4 });
+
+  function rebuildEffective(): void {
+    effective = { ...configPolicy, clients: [...configPolicy.clients, ...runtimeClients.values()] };
+  }
+
+  function audit(record: Record<string, unknown> & { type: string }): boolean {
+    const event = { component: "egress-proxy" as const, ...record };
+    if (dependencies.audit === undefined) {
+      logger.info({ audit: event }, record.type);
+      return true;
+    }
+    try {
+      dependencies.audit.append(event);
+      return true;
+    } catch (error) {
+      logger.error({ err: error, type: record.type }, "audit record could not be written; refusing the request");
+      return false;
+    }
+  }
+
+  function rateKey(decision: Decision, source: string): string {
+    return decision.client === "unknown" ? `unknown:${source}` : `client:${decision.client}`;
+  }
+
+  interface DecisionRecord {
+    readonly client: string;
+    readonly source: string;
+    readonly method: string;
+    readonly host: string;
+    readonly port: number;
+    readonly address?: string | undefined;
+    readonly sni?: string | undefined;
+    readonly rules?: readonly string[];
+    readonly startedAt: number;
+  }
+
+  /** Records and counts a final outcome; false when the audit write failed (the caller must then refuse). */
+  function recordDecision(record: DecisionRecord, outcome: { decision: "allow" } | { decision: "deny" | "error"; reason: RefusalReason; detail?: string }): boolean {
+    const reason = outcome.decision === "allow" ? "allowlisted" : outcome.reason;
+    metrics.decisions.inc({ decision: outcome.decision, reason });
+    return audit({
+      type: "egress-decision",
+      client: record.client,
+      source: record.source,
+      method: record.method,
+      host: record.host,
+      port: record.port,
+      address: record.address ?? null,
+      decision: outcome.decision,
+      reason,
+      status: outcome.decision === "allow" ? (record.method === "CONNECT" ? 200 : null) : STATUS[outcome.reason],
+      ...(record.sni !== undefined ? { sni: record.sni } : {}),
+      ...(record.rules !== undefined ? { rules: record.rules } : {}),
+      ...(outcome.decision !== "allow" && outcome.detail !== undefined ? { detail: outcome.detail } : {}),
+      durationMs: Math.round((performance.now() - record.startedAt) * 1000) / 1000,
+    });
+  }
+
+  /** Rate limit, then resolve and check every address. A refusal, or the address to dial. */
+  async function admit(
+    decision: Decision,
+    source: string,
+    kind: "connect" | "http",
+  ): Promise<{ ok: false; refusal: Refusal; address?: string } | { ok: true; address: string; family: AddressFamily; release?: () => void }> {
+    const limits = effective.limits;
+    if (!rateLimiter.take(rateKey(decision, source), limits.requestsPerSecondPerClient, performance.now())) {
+      if (!decision.allow) return { ok: false, refusal: { reason: decision.reason, message: decision.message } };
+      return { ok: false, refusal: { reason: "rate-limited", message: `client "${decision.client}" is over ${limits.requestsPerSecondPerClient} requests per second; slow down or raise egress.limits.requestsPerSecondPerClient` } };
+    }
+    if (!decision.allow) return { ok: false, refusal: { reason: decision.reason, message: decision.message } };
+    let release: (() => void) | undefined;
+    if (kind === "connect") {
+      const slot = tunnelCounter.acquire(rateKey(decision, source), limits.tunnelsPerClient, limits.tunnelsTotal);
+      if (!slot.ok) {
+        const message =
+          slot.scope === "client"
+            ? `client "${decision.client}" already holds ${limits.tunnelsPerClient} tunnels; close some or raise egress.limits.tunnelsPerClient`
+            : `the proxy already holds ${limits.tunnelsTotal} tunnels; retry later or raise egress.limits.tunnelsTotal`;
+        return { ok: false, refusal: { reason: "tunnel-limit", message } };
+      }
+      release = slot.release;
+    }
+    const resolved = await resolveChecked(decision.host, { resolver, allowCidrs: decision.allowCidrs, selfAddresses, timeoutMs: limits.connectTimeoutSeconds * 1000 });
+    if (!resolved.ok) {
+      release?.();
+      const message =
+        resolved.reason === "dns-failure"
+          ? `${decision.host} could not be resolved (${resolved.detail})`
+          : resolved.reason === "proxy-address"
+            ? `${resolved.detail}: that is this proxy, and a request to it would loop`
+            : `${resolved.detail}, which is in the SSRF deny set; if this host really lives in a private range, give its rule an allowCidr for that range`;
+      const reason: RefusalReason = resolved.reason === "invalid-address" ? "private-address" : resolved.reason;
+      return { ok: false, refusal: { reason, message }, address: resolved.addresses[0] };
+    }
+    return { ok: true, address: resolved.address, family: resolved.family, ...(release !== undefined ? { release } : {}) };
+  }
+
+  /** Dials the checked address with a connect timeout. */
+  function dialChecked(address: string, port: number, family: AddressFamily): Promise<net.Socket> {
+    return new Promise((resolve, reject) => {
+      let socket: net.Socket;
+      try {
+        socket = dial({ host: address, port, family });
+      } catch (error) {
+        reject(error);
+        return;
+      }
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(Object.assign(new Error(`connecting to ${formatAuthority(address, port)} timed out`), { code: "ERR_UPSTREAM_TIMEOUT" }));
+      }, effective.limits.connectTimeoutSeconds * 1000);
+      socket.once("connect", () => {
+        clearTimeout(timer);
+        socket.removeListener("error", onError);
+        resolve(socket);
+      });
+      const onError = (error: Error) => {
+        clearTimeout(timer);
+        reject(error);
+      };
+      socket.once("error", onError);
+    });
+  }
+
+  /** Ends a raw client socket after a refusal, giving the client a moment to read it. */
+  function refuseRaw(socket: net.Socket, refusal: Refusal): void {
+    if (socket.destroyed) return;
+    socket.end(rawRefusal(refusal));
+    setTimeout(() => socket.destroy(), 2000).unref();
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // CONNECT
+
+  async function handleConnect(request: http.IncomingMessage, client: net.Socket, head: Buffer): Promise<void> {
+    const startedAt = performance.now();
+    const state = connections.get(client);
+    if (state !== undefined) state.tunnel = true;
+    const source = client.remoteAddress ?? "unix";
+    client.on("error", () => client.destroy());
+    const target = splitHostPort(request.url ?? "");
+    const record = { client: "unknown", source, method: "CONNECT", host: request.url ?? "", port: target?.port ?? 0, startedAt };
+    const refuse = (refusal: Refusal, extra: Partial<DecisionRecord> = {}) => {
+      recordDecision({ ...record, ...extra }, { decision: outcomeOf(refusal.reason), reason: refusal.reason, detail: refusal.message });
+      refuseRaw(client, refusal);
+    };
+    if (target === undefined) return refuse({ reason: "bad-request", message: `CONNECT needs host:port (e.g. CONNECT api.example.com:443), not "${String(request.url).slice(0, 100)}"` });
+    const duplicate = duplicateHeader(request);
+    if (duplicate !== undefined) return refuse({ reason: "duplicate-header", message: `the ${duplicate} header appears more than once` });
+
+    const decision = decide({ kind: "connect", host: target.host, port: target.port, sourceAddress: source, proxyAuthorization: request.headers["proxy-authorization"] }, effective);
+    Object.assign(record, { client: decision.client, host: decision.host });
+    const admitted = await admit(decision, source, "connect");
+    if (!admitted.ok) return refuse(admitted.refusal, { address: admitted.address });
+    const release = admitted.release ?? (() => {});
+    if (client.destroyed) return release();
+    const decided = { ...record, address: admitted.address, rules: decision.allow ? decision.rules : [] };
+
+    let upstream: net.Socket;
+    try {
+      upstream = await dialChecked(admitted.address, target.port, admitted.family);
+    } catch (error) {
+      release();
+      const reason = upstreamFailure(error);
+      return refuse({ reason, message: `could not connect to ${decision.host}:${target.port} (${admitted.address}): ${(error as Error).message}` }, { address: admitted.address });
+    }
+    metrics.setupSeconds.observe({ kind: "connect" }, (performance.now() - startedAt) / 1000);
+    if (client.destroyed) {
+      upstream.destroy();
+      return release();
+    }
+    const requireSni = decision.allow && decision.requireSni && target.port === 443;
+    if (!requireSni) {
+      if (!recordDecision(decided, { decision: "allow" })) {
+        upstream.destroy();
+        release();
+        return refuseRaw(client, { reason: "audit-unavailable", message: "the audit log cannot be written, so nothing is let through; see the proxy's log" });
+      }
+      client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+      return relay(client, upstream, head, { ...decided, sni: undefined }, release);
+    }
+    client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+    peekSni(client, upstream, head, decided, release);
+  }
+
+  /** Reads the ClientHello before anything reaches the origin; refuses a missing or different SNI. */
+  function peekSni(client: net.Socket, upstream: net.Socket, head: Buffer, record: DecisionRecord, release: () => void): void {
+    const reader = createClientHelloReader();
+    let settled = false;
+    const refuseTls = (reason: RefusalReason, detail: string, sni?: string) => {
+      settled = true;
+      cleanup();
+      recordDecision({ ...record, sni }, { decision: "deny", reason, detail });
+      upstream.destroy();
+      release();
+      // The 200 is already sent: a TLS alert is the only way left to tell the client.
+      if (reason === "not-tls") client.destroy();
+      else client.end(TLS_ACCESS_DENIED_ALERT);
+      setTimeout(() => client.destroy(), 1000).unref();
+    };
+    const timer = setTimeout(() => refuseTls("sni-timeout", `no complete TLS ClientHello within ${effective.limits.headerTimeoutSeconds} s`), effective.limits.headerTimeoutSeconds * 1000);
+    const onClose = () => {
+      if (settled) return;
+      settled = true;
+      cleanup();
+      upstream.destroy();
+      release();
+    };
+    const onData = (chunk: Buffer) => {
+      if (settled) return;
+      const result = reader.push(chunk);
+      if (result.kind === "need-more") return;
+      if (result.kind === "invalid") return refuseTls(result.reason === "not-tls" ? "not-tls" : "malformed-client-hello", result.detail);
+      const sni = result.serverName === undefined ? undefined : normalizeHostname(result.serverName);
+      if (result.serverName === undefined) return refuseTls("sni-missing", `the TLS ClientHello for ${record.host} carries no SNI; send SNI, or set requireSni: false on the rule for clients that cannot`);
+      if (sni !== record.host) return refuseTls("sni-mismatch", `TLS SNI "${result.serverName}" differs from the CONNECT host ${record.host}`, result.serverName);
+      settled = true;
+      cleanup();
+      if (!recordDecision({ ...record, sni }, { decision: "allow" })) {
+        upstream.destroy();
+        release();
+        client.end(TLS_ACCESS_DENIED_ALERT);
+        return;
+      }
+      relay(client, upstream, reader.buffered(), { ...record, sni }, release);
+    };
+    function cleanup() {
+      clearTimeout(timer);
+      client.off("data", onData);
+      client.off("close", onClose);
+      upstream.off("close", onClose);
+      upstream.off("error", onClose);
+    }
+    client.on("close", onClose);
+    upstream.on("close", onClose);
+    upstream.on("error", onClose);
+    client.on("data", onData);
+    if (head.length > 0) onData(head);
+  }
+
+  /** Relays bytes both ways until either side closes, the tunnel idles out or outlives its lifetime. */
+  function relay(client: net.Socket, upstream: net.Socket, first: Buffer, record: DecisionRecord, release: () => void): void {
+    const opened = performance.now();
+    const limits = effective.limits;
+    metrics.openTunnels.inc();
+    let done = false;
+    const tunnel: OpenTunnel = { client: record.client, finish };
+    tunnels.add(tunnel);
+    const lifetime = setTimeout(() => finish("lifetime-exceeded"), limits.tunnelLifetimeSeconds * 1000);
+    function finish(reason: string): void {
+      if (done) return;
+      done = true;
+      clearTimeout(lifetime);
+      tunnels.delete(tunnel);
+      release();
+      metrics.openTunnels.dec();
+      client.destroy();
+      upstream.destroy();
+      const toUpstream = upstream.bytesWritten;
+      const fromUpstream = upstream.bytesRead;
+      metrics.bytes.inc({ direction: "upstream" }, toUpstream);
+      metrics.bytes.inc({ direction: "downstream" }, fromUpstream);
+      audit({
+        type: "connection-close",
+        kind: "tunnel",
+        client: record.client,
+        source: record.source,
+        host: record.host,
+        port: record.port,
+        address: record.address ?? null,
+        ...(record.sni !== undefined ? { sni: record.sni } : {}),
+        reason,
+        bytesToUpstream: toUpstream,
+        bytesFromUpstream: fromUpstream,
+        durationMs: Math.round(performance.now() - opened),
+      });
+    }
+    client.setTimeout(limits.idleTimeoutSeconds * 1000, () => finish("idle-timeout"));
+    upstream.setTimeout(limits.idleTimeoutSeconds * 1000, () => finish("idle-timeout"));
+    client.on("error", (error) => finish(`client-${(error as NodeJS.ErrnoException).code ?? "error"}`));
+    upstream.on("error", (error) => finish(upstreamFailure(error)));
+    client.on("close", () => finish("closed"));
+    upstream.on("close", () => finish("closed"));
+    if (first.length > 0) upstream.write(first);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Plain HTTP (absolute-form)
+
+  function duplicateHeader(request: http.IncomingMessage): string | undefined {
+    const seen = new Set<string>();
+    for (let index = 0; index < request.rawHeaders.length; index += 2) {
+      const name = (request.rawHeaders[index] as string).toLowerCase();
+      if (!SINGLE_HEADERS.has(name)) continue;
+      if (seen.has(name)) return name;
+      seen.add(name);
+    }
+    return undefined;
+  }
+
+  function respondRefusal(response: http.ServerResponse, refusal: Refusal, keepAlive: boolean): void {
+    if (response.headersSent) {
+      response.destroy();
+      return;
+    }
+    const body = refusalBody(refusal);
+    if (!keepAlive) response.shouldKeepAlive = false;
+    response.writeHead(STATUS[refusal.reason], REASON_PHRASES[STATUS[refusal.reason]], refusalHeaders(refusal.reason, body).flat());
+    response.end(body);
+  }
+
+  /** Checks that an absolute-form request is one we forward; the target, or the refusal. */
+  function parseHttpTarget(request: http.IncomingMessage): { ok: true; url: URL; host: string; port: number } | { ok: false; refusal: Refusal } {
+    const raw = request.url ?? "";
+    const fail = (reason: RefusalReason, message: string) => ({ ok: false as const, refusal: { reason, message } });
+    if (raw.startsWith("/") || raw === "*") return fail("origin-form-request", "this is a forward proxy: point HTTP_PROXY/HTTPS_PROXY at it and request absolute URLs (metrics and health are on the metrics listener)");
+    if (/^https:\/\//i.test(raw)) return fail("use-connect-for-https", "send https:// URLs through a CONNECT tunnel (HTTPS_PROXY), not as plain proxy requests");
+    if (!/^http:\/\//i.test(raw)) return fail("bad-request", `"${raw.slice(0, 100)}" is not an absolute http:// URL`);
+    if (!FORWARDED_METHODS.has(request.method ?? "")) return fail("method-not-allowed", `method ${request.method} is not forwarded (allowed: ${[...FORWARDED_METHODS].join(", ")}; CONNECT for tunnels)`);
+    let url: URL;
+    try {
+      url = new URL(raw);
+    } catch {
+      return fail("bad-request", `"${raw.slice(0, 100)}" is not a valid URL`);
+    }
+    if (url.username !== "" || url.password !== "") return fail("bad-request", "credentials in the URL are not forwarded; send them in an Authorization header");
+    const duplicate = duplicateHeader(request);
+    if (duplicate !== undefined) return fail("duplicate-header", `the ${duplicate} header appears more than once`);
+    const transferEncoding = request.headers["transfer-encoding"];
+    if (transferEncoding !== undefined && transferEncoding.trim().toLowerCase() !== "chunked") {
+      return fail("invalid-transfer-encoding", `Transfer-Encoding "${transferEncoding.slice(0, 50)}" is not forwarded; only chunked is`);
+    }
+    const host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
+    const port = url.port === "" ? 80 : Number(url.port);
+    const hostHeader = request.headers.host;
+    if (hostHeader !== undefined) {
+      // The origin routes by Host; a Host naming another site than the URL is virtual-host fronting.
+      const parsed = splitHostPort(hostHeader) ?? (hostHeader.includes(":") && !hostHeader.startsWith("[") ? undefined : { host: hostHeader.replace(/^\[(.*)\]$/, "$1"), port: 80 });
+      const canonical = (text: string) => parseIpLiteral(text)?.address ?? normalizeHostname(text);
+      if (parsed === undefined || canonical(parsed.host) === undefined || canonical(parsed.host) !== canonical(host) || parsed.port !== port) {
+        return fail("host-mismatch", `the Host header "${hostHeader.slice(0, 100)}" names another site than the request URL ${url.host}`);
+      }
+    }
+    const via = request.headers.via;
+    if (via !== undefined && via.includes(viaToken)) return fail("loop-detected", "this request already passed through this proxy");
+    return { ok: true, url, host, port };
+  }
+
+  async function handleHttp(request: http.IncomingMessage, response: http.ServerResponse): Promise<void> {
+    const startedAt = performance.now();
+    const socket = request.socket;
+    const state = connections.get(socket);
+    const source = socket.remoteAddress ?? "unix";
+    if (state !== undefined) state.requests += 1;
+    const record = { client: "unknown", source, method: request.method ?? "", host: request.url ?? "", port: 0, startedAt };
+    const refuse = (refusal: Refusal, extra: Partial<DecisionRecord> = {}) => {
+      recordDecision({ ...record, ...extra }, { decision: outcomeOf(refusal.reason), reason: refusal.reason, detail: refusal.message });
+      // Keep the connection only when the request was well-formed and fully understood.
+      respondRefusal(response, refusal, STATUS[refusal.reason] === 403 || STATUS[refusal.reason] === 429);
+    };
+    const target = parseHttpTarget(request);
+    if (!target.ok) return refuse(target.refusal);
+    record.port = target.port;
+    const decision = decide({ kind: "http", host: target.host, port: target.port, sourceAddress: source, proxyAuthorization: request.headers["proxy-authorization"] }, effective);
+    Object.assign(record, { client: decision.client, host: decision.host });
+    if (state !== undefined) {
+      state.client = decision.client;
+      if (state.hosts.size < 32) state.hosts.add(formatAuthority(decision.host, target.port));
+    }
+    const admitted = await admit(decision, source, "http");
+    if (!admitted.ok) return refuse(admitted.refusal, { address: admitted.address });
+    if (response.destroyed) return;
+    const decided: DecisionRecord = { ...record, address: admitted.address, rules: decision.allow ? decision.rules : [] };
+
+    const headers: string[] = [];
+    const connectionTokens = new Set((request.headers.connection ?? "").toLowerCase().split(",").map((token) => token.trim()));
+    for (let index = 0; index < request.rawHeaders.length; index += 2) {
+      const name = request.rawHeaders[index] as string;
+      const lower = name.toLowerCase();
+      if (HOP_BY_HOP.has(lower) || connectionTokens.has(lower) || lower === "host") continue;
+      headers.push(name, request.rawHeaders[index + 1] as string);
+    }
+    headers.push("Host", target.url.host, "Via", `${request.httpVersion} ${viaToken}`);
+
+    const limits = effective.limits;
+    const upstreamRequest = http.request({
+      agent: upstreamAgent,
+      host: admitted.address,
+      port: target.port,
+      family: admitted.family,
+      method: request.method,
+      path: `${target.url.pathname}${target.url.search}`,
+      headers,
+      setHost: false,
+    });
+    let failed = false;
+    const fail = (reason: RefusalReason, message: string) => {
+      if (failed) return;
+      failed = true;
+      if (state !== undefined) state.upstreamErrors += 1;
+      upstreamRequest.destroy();
+      if (!recorded) refuse({ reason, message }, { address: admitted.address });
+      else if (!response.headersSent) respondRefusal(response, { reason, message }, false);
+      else response.destroy();
+    };
+    let recorded = false;
+    const connectTimer = setTimeout(
+      () => fail("upstream-timeout", `connecting to ${target.url.host} (${admitted.address}) took longer than ${limits.connectTimeoutSeconds} s`),
+      limits.connectTimeoutSeconds * 1000,
+    );
+    const lifetimeTimer = setTimeout(() => fail("upstream-timeout", `the exchange with ${target.url.host} outlived ${limits.tunnelLifetimeSeconds} s`), limits.tunnelLifetimeSeconds * 1000);
+    lifetimeTimer.unref();
+    upstreamRequest.setTimeout(limits.idleTimeoutSeconds * 1000, () => fail("upstream-timeout", `${target.url.host} sent nothing for ${limits.idleTimeoutSeconds} s`));
+    upstreamRequest.on("error", (error) => fail(upstreamFailure(error), `${target.url.host} (${admitted.address}): ${error.message}`));
+    response.on("close", () => {
+      clearTimeout(lifetimeTimer);
+      clearTimeout(connectTimer);
+      if (!response.writableFinished) upstreamRequest.destroy();
+    });
+    const ready = () => {
+      clearTimeout(connectTimer);
+      if (failed) return;
+      metrics.setupSeconds.observe({ kind: "http" }, (performance.now() - startedAt) / 1000);
+      recorded = true;
+      if (!recordDecision(decided, { decision: "allow" })) {
+        failed = true;
+        upstreamRequest.destroy();
+        respondRefusal(response, { reason: "audit-unavailable", message: "the audit log cannot be written, so nothing is let through; see the proxy's log" }, false);
+        return;
+      }
+      request.pipe(upstreamRequest);
+    };
+    upstreamRequest.on("socket", (upstreamSocket) => {
+      if ((upstreamSocket as net.Socket).connecting) upstreamSocket.once("connect", ready);
+      else ready();
+    });
+    upstreamRequest.on("response", (upstreamResponse) => {
+      const responseHeaders: string[] = [];
+      const responseConnection = new Set((upstreamResponse.headers.connection ?? "").toLowerCase().split(",").map((token) => token.trim()));
+      for (let index = 0; index < upstreamResponse.rawHeaders.length; index += 2) {
+        const name = upstreamResponse.rawHeaders[index] as string;
+        const lower = name.toLowerCase();
+        if (HOP_BY_HOP.has(lower) || responseConnection.has(lower)) continue;
+        responseHeaders.push(name, upstreamResponse.rawHeaders[index + 1] as string);
+      }
+      responseHeaders.push("Via", `${upstreamResponse.httpVersion} ${viaToken}`);
+      response.writeHead(upstreamResponse.statusCode ?? 502, upstreamResponse.statusMessage, responseHeaders);
+      upstreamResponse.pipe(response);
+      upstreamResponse.on("error", () => response.destroy());
+    });
+  }
+
+  /** Errors Node's parser raises before a request exists: malformed heads, oversized heads, slow heads. */
+  function handleClientError(error: NodeJS.ErrnoException & { reason?: string }, socket: net.Socket): void {
+    if (!socket.writable || error.code === "ECONNRESET") {
+      socket.destroy();
+      return;
+    }
+    const detail = error.reason ?? error.message;
+    let refusal: Refusal;
+    switch (error.code) {
+      case "HPE_HEADER_OVERFLOW":
+        refusal = { reason: "headers-too-large", message: `the request head is larger than ${effective.limits.maxHeaderBytes} bytes` };
+        break;
+      case "ERR_HTTP_REQUEST_TIMEOUT":
+        refusal = { reason: "header-timeout", message: `the request head did not arrive within ${effective.limits.headerTimeoutSeconds} s` };
+        break;
+      case "HPE_UNEXPECTED_CONTENT_LENGTH":
+        refusal = { reason: "duplicate-content-length", message: `malformed request: ${detail}` };
+        break;
+      case "HPE_INVALID_TRANSFER_ENCODING":
+        refusal = /Content-Length/i.test(detail)
+          ? { reason: "content-length-with-transfer-encoding", message: `malformed request: ${detail}` }
+          : { reason: "invalid-transfer-encoding", message: `malformed request: ${detail}` };
+        break;
+      case "HPE_INVALID_HEADER_TOKEN":
+      case "HPE_LF_EXPECTED":
+      case "HPE_CR_EXPECTED":
+        refusal = { reason: "invalid-header", message: `malformed request: ${detail} (obs-fold and control characters are refused)` };
+        break;
+      default:
+        refusal = { reason: "bad-request", message: `malformed request: ${detail}` };
+    }
+    recordDecision({ client: "unknown", source: socket.remoteAddress ?? "unix", method: "", host: "", port: 0, startedAt: performance.now() }, { decision: "deny", reason: refusal.reason, detail: refusal.message });
+    refuseRaw(socket, refusal);
+  }
+
+  function onConnection(socket: net.Socket): void {
+    const state: ConnectionState = { startedAt: performance.now(), source: socket.remoteAddress ?? "unix", client: "unknown", requests: 0, hosts: new Set(), tunnel: false, upstreamErrors: 0 };
+    connections.set(socket, state);
+    socket.once("close", () => {
+      connections.delete(socket);
+      if (state.tunnel || state.requests === 0) return;
+      metrics.bytes.inc({ direction: "upstream" }, socket.bytesRead);
+      metrics.bytes.inc({ direction: "downstream" }, socket.bytesWritten);
+      audit({
+        type: "connection-close",
+        kind: "http",
+        client: state.client,
+        source: state.source,
+        hosts: [...state.hosts],
+        requests: state.requests,
+        upstreamErrors: state.upstreamErrors,
+        reason: "closed",
+        bytesToUpstream: socket.bytesRead,
+        bytesFromUpstream: socket.bytesWritten,
+        durationMs: Math.round(performance.now() - state.startedAt),
+      });
+    });
+  }
+
+  function applyTimeouts(server: http.Server): void {
+    const limits = effective.limits;
+    server.headersTimeout = limits.headerTimeoutSeconds * 1000;
+    server.requestTimeout = Math.max(limits.tunnelLifetimeSeconds * 1000, server.headersTimeout);
+    server.keepAliveTimeout = limits.idleTimeoutSeconds * 1000;
+    server.timeout = limits.idleTimeoutSeconds * 1000;
+  }
+
+  function createFrontServer(): http.Server {
+    const limits = effective.limits;
+    const server = http.createServer({
+      maxHeaderSize: limits.maxHeaderBytes,
+      requireHostHeader: false,
+      // Checked often enough that the header timeout holds to within half a second.
+      connectionsCheckingInterval: Math.min(500, limits.headerTimeoutSeconds * 500),
+      headersTimeout: limits.headerTimeoutSeconds * 1000,
+      requestTimeout: Math.max(limits.tunnelLifetimeSeconds * 1000, limits.headerTimeoutSeconds * 1000),
+      keepAliveTimeout: limits.idleTimeoutSeconds * 1000,
+      noDelay: true,
+    });
+    applyTimeouts(server);
+    server.on("connection", onConnection);
+    server.on("request", (request: http.IncomingMessage, response: http.ServerResponse) => {
+      handleHttp(request, response).catch((error: unknown) => {
+        logger.error({ err: error }, "request handler failed");
+        respondRefusal(response, { reason: "upstream-error", message: "internal error in the proxy" }, false);
+      });
+    });
+    server.on("connect", (request: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+      handleConnect(request, socket, head).catch((error: unknown) => {
+        logger.error({ err: error }, "CONNECT handler failed");
+        socket.destroy();
+      });
+    });
+    server.on("upgrade", (request: http.IncomingMessage, socket: net.Socket) => {
+      const record = { client: "unknown", source: socket.remoteAddress ?? "unix", method: request.method ?? "", host: request.url ?? "", port: 0, startedAt: performance.now() };
+      const refusal: Refusal = { reason: "upgrade-not-supported", message: "protocol upgrades (WebSocket over plain http) are not forwarded; use wss:// through CONNECT" };
+      recordDecision(record, { decision: "deny", reason: refusal.reason, detail: refusal.message });
+      refuseRaw(socket, refusal);
+    });
+    server.on("clientError", handleClientError);
+    return server;
+  }
+
+  function metricsHandler(request: http.IncomingMessage, response: http.ServerResponse): void {
+    const path = (request.url ?? "").split("?")[0];
+    if (request.method !== "GET" && request.method !== "HEAD") {
+      response.writeHead(405, { Allow: "GET, HEAD" }).end();
+      return;
+    }
+    if (path === "/healthz") {
+      const healthy = !closing && servers.length > 0;
+      response.writeHead(healthy ? 200 : 503, { "Content-Type": "text/plain; charset=utf-8" }).end(healthy ? "ok\n" : "not listening\n");
+      return;
+    }
+    if (path === "/metrics") {
+      metrics.registry.metrics().then(
+        (text) => response.writeHead(200, { "Content-Type": metrics.registry.contentType }).end(text),
+        (error: unknown) => {
+          logger.error({ err: error }, "metrics collection failed");
+          response.writeHead(500).end();
+        },
+      );
+      return;
+    }
+    response.writeHead(404, { "Content-Type": "text/plain; charset=utf-8" }).end("not found: try /metrics or /healthz\n");
+  }
+
+  return {
+    async listen(target) {
+      if (closing) throw new Error("the proxy is closed");
+      const server = createFrontServer();
+      const address = await listenOn(server, target);
+      servers.push({ server, address });
+      selfAddresses = selfAddressesOf([...servers, ...metricsServers].map((entry) => entry.address));
+      logger.info({ address }, "egress proxy listening");
+      return address;
+    },
+    async listenMetrics(target) {
+      if (closing) throw new Error("the proxy is closed");
+      const server = http.createServer(metricsHandler);
+      const address = await listenOn(server, target);
+      metricsServers.push({ server, address });
+      selfAddresses = selfAddressesOf([...servers, ...metricsServers].map((entry) => entry.address));
+      return address;
+    },
+    addresses: () => servers.map((entry) => entry.address),
+    metricsAddresses: () => metricsServers.map((entry) => entry.address),
+    reload(next) {
+      let compiled: EgressPolicy;
+      try {
+        compiled = compilePolicy(next);
+        const conflicts = clientConflicts([...compiled.clients, ...runtimeClients.values()]);
+        if (conflicts.length > 0) throw new PolicyError(conflicts);
+      } catch (error) {
+        const problems = error instanceof PolicyError ? error.problems : [(error as Error).message];
+        metrics.policyReloads.inc({ result: "rejected" });
+        logger.error({ problems }, "new egress policy is invalid; keeping the current one");
+        return { ok: false, problems };
+      }
+      configPolicy = compiled;
+      rebuildEffective();
+      for (const { server } of servers) applyTimeouts(server);
+      metrics.policyReloads.inc({ result: "applied" });
+      logger.info({ rules: compiled.rules.length, clients: compiled.clients.length }, "egress policy reloaded");
+      return { ok: true };
+    },
+    addClient(client) {
+      const problems: string[] = [];
+      const compiled = compileClient(client, [], problems);
+      if (compiled === undefined) throw new PolicyError(problems);
+      const conflicts = clientConflicts([...effective.clients, compiled]);
+      if (conflicts.length > 0) throw new PolicyError(conflicts);
+      const key = Symbol(compiled.name);
+      runtimeClients.set(key, compiled);
+      rebuildEffective();
+      return {
+        name: compiled.name,
+        remove() {
+          if (!runtimeClients.delete(key)) return;
+          rebuildEffective();
+          for (const tunnel of [...tunnels]) if (tunnel.client === compiled.name) tunnel.finish("client-removed");
+        },
+      };
+    },
+    policy: () => effective,
+    stats: () => ({ openTunnels: tunnels.size, openConnections: connections.size }),
+    metrics,
+    async close() {
+      closing = true;
+      const all = [...servers, ...metricsServers];
+      servers.length = 0;
+      metricsServers.length = 0;
+      const closed = all.map(({ server }) => new Promise<void>((resolve) => server.close(() => resolve())));
+      for (const tunnel of [...tunnels]) tunnel.finish("proxy-closed");
+      for (const { server } of all) server.closeAllConnections();
+      for (const socket of connections.keys()) socket.destroy();
+      upstreamAgent.destroy();
+      await Promise.all(closed);
+    },
+  };
+}
