@@ -75,7 +75,7 @@ describe("happy paths", () => {
     assert.match(body, /hello from tls-origin GET \//);
     assert.ok(dial.dialled.includes(`${ORIGIN_IP}:${tlsOrigin.port}`));
     await waitFor(() => audit.records.some((record) => record.type === "connection-close" && record.host === "allowed.test"), 3000, "tunnel close record");
-    const close = audit.records.find((record) => record.type === "connection-close" && record.host === "allowed.test") as Record<string, number>;
+    const close = audit.records.find((record) => record.type === "connection-close" && record.host === "allowed.test") as { bytesToUpstream: number; bytesFromUpstream: number };
     assert.ok(close.bytesToUpstream > 0 && close.bytesFromUpstream > 0, "bytes each way are recorded");
   });
 
