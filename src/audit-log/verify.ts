@@ -140,7 +140,7 @@ function verifyOpen(database: DatabaseSync, options: VerifyAuditLogOptions): Aud
     const record = rowToRecord(row);
     if (record === undefined || recordHash({ ...record, data: record.data as JsonValue }) !== record.hash || canonicalJson(record.data as JsonValue) !== row.data) {
       // The stored data must also be byte-for-byte canonical, so the hash covers exactly the text in the file.
-      recordFailure = { firstBrokenSeq: seq, reason: `record ${seq} was changed: its contents do not match its hash` };
+      recordFailure = { firstBrokenSeq: seq, reason: `record ${seq} was changed or moved: its contents do not match its hash` };
       break;
     }
     if (record.prevHash !== previousHash) {

@@ -39,6 +39,29 @@ function validateEvent(event: AuditEventInput): { component: AuditComponent; typ
   return { component, type, data };
 }
 
+function isBusy(error: unknown): boolean {
+  const code = (error as { errcode?: unknown }).errcode;
+  return typeof code === "number" && (code & 0xff) === 5; // SQLITE_BUSY and its extended codes
+}
+
+/**
+ * Runs `work` (which starts with taking the write lock), retrying while another process holds the lock, until
+ * `timeoutMs` has passed. SQLite's own busy handler sleeps up to 100 ms between attempts, which lets a process that
+ * appends back to back starve the others (they wake while it holds the lock again); polling every 0.05-2 ms with
+ * jitter finds the gaps between its transactions. The wait is synchronous because append is.
+ */
+function retryWhileBusy<T>(work: () => T, timeoutMs: number, pause: Int32Array): T {
+  const deadline = performance.now() + timeoutMs;
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      return work();
+    } catch (error) {
+      if (!isBusy(error) || performance.now() >= deadline) throw error;
+      Atomics.wait(pause, 0, 0, Math.min(2, 0.05 * 2 ** Math.min(attempt, 6)) * (0.5 + Math.random()));
+    }
+  }
+}
+
 function checkOptions(options: AuditLogOptions): { every: number; busyTimeoutMs: number } {
   if (typeof options?.path !== "string" || options.path.trim() === "") {
     throw new AuditWriteError("openAuditLog needs a path to the audit database (audit.path in perimeter.yaml)");
@@ -89,7 +112,8 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
 
   let database: DatabaseSync;
   try {
-    database = new DatabaseSync(path, { timeout: busyTimeoutMs });
+    // No SQLite busy timeout: lock waits go through retryWhileBusy (see there for why).
+    database = new DatabaseSync(path, { timeout: 0 });
   } catch (error) {
     throw new AuditWriteError(`cannot open the audit log ${path}: ${describe(error)}`, { cause: error });
   }
@@ -101,8 +125,10 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
     insertCheckpoint: StatementSync;
   };
 
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+
   function transaction<T>(work: () => T): T {
-    database.exec("BEGIN IMMEDIATE");
+    retryWhileBusy(() => database.exec("BEGIN IMMEDIATE"), busyTimeoutMs, pause);
     try {
       const result = work();
       database.exec("COMMIT");
@@ -130,8 +156,12 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
   }
 
   try {
-    // journal_mode needs the write lock once, when the file is new; busy_timeout (set above) covers the race.
-    const mode = (database.prepare("PRAGMA journal_mode = WAL").get() as { journal_mode?: string } | undefined)?.journal_mode;
+    // journal_mode needs an exclusive lock once, when the file is new and several processes may be starting.
+    const mode = retryWhileBusy(
+      () => (database.prepare("PRAGMA journal_mode = WAL").get() as { journal_mode?: string } | undefined)?.journal_mode,
+      busyTimeoutMs,
+      pause,
+    );
     if (mode !== "wal") throw new Error(`SQLite refused WAL mode (got ${String(mode)}); the file system may not support shared memory`);
     // FULL: a record whose operation went ahead must survive a power cut, not only a process crash.
     database.exec("PRAGMA synchronous = FULL");
