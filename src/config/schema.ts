@@ -322,6 +322,25 @@ const mcp = z.strictObject({
     .default([{ name: "hermes", tokenSecret: "PERIMETER_AGENT_TOKEN" }]),
   servers: z.record(componentName, mcpServer).default({}),
   redact: z.array(z.string()).default([]).describe("Extra regular expressions to redact from results."),
+  allowedHosts: z
+    .array(z.string().min(1))
+    .default([])
+    .describe("Host names the agent may use to reach mcp-guard besides loopback names and the listen address (e.g. mcp-guard.hermes-tools.svc); any other Host or Origin is refused (DNS-rebinding protection)."),
+  pinning: z
+    .strictObject({
+      trustOnFirstUse: z
+        .boolean()
+        .default(false)
+        .describe("Trust the tool definitions of a server's first sync on an empty store without review. Definitions flagged for hidden instructions are quarantined regardless. @default false: every new definition waits for `perimeter approvals approve`"),
+    })
+    .prefault({}),
+  limits: z
+    .strictObject({
+      concurrentCallsPerAgent: z.number().int().min(1).max(4096).default(32).describe("tools/call requests one agent may have in flight; more are refused at once. @default 32"),
+      pendingApprovalsPerAgent: z.number().int().min(1).max(1000).default(16).describe("Held calls one agent may have waiting for a human; more are denied. @default 16"),
+      maxRequestBytes: z.number().int().min(1024).max(16777216).default(1048576).describe("Largest request body the agent endpoint reads. @default 1 MiB"),
+    })
+    .prefault({}),
 });
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,7 @@
+// What other capabilities may use from approvals/: the store, its admin HTTP API and the API's client.
+export { createApprovalStore, newApprovalId, ApprovalStateError } from "./store.ts";
+export type { Approval, ApprovalEvent, ApprovalKind, ApprovalStatus, ApprovalStore, AuditAppender, CallBinding, Decision, JsonValue, NewApproval } from "./store.ts";
+export { createApprovalsApi } from "./api.ts";
+export type { ApprovalsApiOptions } from "./api.ts";
+export { createApprovalsClient, ApprovalsApiError } from "./client.ts";
+export type { ApprovalsClient } from "./client.ts";

@@ -1,0 +1,348 @@
+// The approval store: requests waiting for a human, and what the human decided. Two kinds share it: a held tool call
+// ("tool-call", bound to the agent, the exact tool-definition hash and the canonical arguments, usable once) and a new
+// or changed tool definition in quarantine ("tool-definition"). It knows nothing about MCP or HTTP, so the admin API,
+// the CLI and later a dashboard or a chat bot all drive the same object. Rows live in SQLite (approvals_requests, in
+// the audit database) so a restart or another process can read them; waiting calls are woken in memory.
+import { randomBytes } from "node:crypto";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+
+export type ApprovalKind = "tool-call" | "tool-definition";
+export type ApprovalStatus = "pending" | "approved" | "denied" | "expired" | "used";
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+export interface Approval {
+  id: string;
+  kind: ApprovalKind;
+  status: ApprovalStatus;
+  /** The agent whose call is held (tool-call only). */
+  agent?: string;
+  server: string;
+  /** The upstream tool name (the agent sees `<server>__<tool>`). */
+  tool: string;
+  definitionHash: string;
+  /** sha256 of the canonical arguments (tool-call only); the arguments themselves are in `detail`, redacted. */
+  argumentsHash?: string;
+  /** What the human reviews: redacted arguments, or the definition, its diff and the hidden-instruction findings. */
+  detail: JsonValue;
+  createdAt: string;
+  expiresAt?: string;
+  decidedAt?: string;
+  approver?: string;
+  reason?: string;
+  usedAt?: string;
+}
+
+export interface NewApproval {
+  kind: ApprovalKind;
+  agent?: string;
+  server: string;
+  tool: string;
+  definitionHash: string;
+  argumentsHash?: string;
+  detail: JsonValue;
+  /** How long a pending request waits for a decision; none for definition reviews, which wait for as long as it takes. */
+  timeoutMs?: number;
+}
+
+/** What a held call is bound to: an approval for anything else does not let it through. */
+export interface CallBinding {
+  agent: string;
+  server: string;
+  tool: string;
+  definitionHash: string;
+  argumentsHash: string;
+}
+
+export interface Decision {
+  decision: "approve" | "deny";
+  approver: string;
+  reason?: string;
+}
+
+export type ApprovalEvent = { type: "approval-request"; approval: Approval } | { type: "approval-decision"; approval: Approval } | { type: "approval-expiry"; approval: Approval };
+
+/** Structural type of the audit log (src/audit-log): append is synchronous and throws when the record is not written. */
+export interface AuditAppender {
+  append(event: { component: string; type: string; [field: string]: unknown }): unknown;
+}
+
+export class ApprovalStateError extends Error {
+  readonly code: "not-found" | "not-pending";
+  constructor(code: "not-found" | "not-pending", message: string) {
+    super(message);
+    this.name = "ApprovalStateError";
+    this.code = code;
+  }
+}
+
+export interface ApprovalStore {
+  open(request: NewApproval): Approval;
+  get(id: string): Approval | undefined;
+  list(filter?: { status?: ApprovalStatus; kind?: ApprovalKind; limit?: number }): Approval[];
+  countPending(filter: { kind: ApprovalKind; agent?: string }): number;
+  /** A pending tool-call request for exactly this binding (a retried call waits on it instead of opening another). */
+  findPending(binding: CallBinding): Approval | undefined;
+  /** An approved, unused, unexpired tool-call approval for exactly this binding. */
+  findGrant(binding: CallBinding): Approval | undefined;
+  /** The definition review for this exact definition, whatever its status. */
+  findDefinitionReview(server: string, tool: string, definitionHash: string): Approval | undefined;
+  /** Records a human decision (audited first: if the audit write fails, nothing changes and this throws). */
+  decide(id: string, decision: Decision): Approval;
+  /** Marks an approved tool-call approval used; true exactly once. */
+  consume(id: string): boolean;
+  /** Pending → expired (the wait ran out); undefined if it was no longer pending. */
+  expire(id: string, reason: string): Approval | undefined;
+  /** Resolves with the approval once it is no longer pending, or when the signal aborts (with its current state). */
+  waitForDecision(id: string, signal: AbortSignal): Promise<Approval>;
+  subscribe(listener: (event: ApprovalEvent) => void): () => void;
+  close(): void;
+}
+
+interface Row {
+  id: string;
+  kind: string;
+  status: string;
+  agent: string | null;
+  server: string;
+  tool: string;
+  definition_hash: string;
+  arguments_hash: string | null;
+  detail: string;
+  created_at: number;
+  expires_at: number | null;
+  decided_at: number | null;
+  approver: string | null;
+  reason: string | null;
+  used_at: number | null;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS approvals_requests (
+  id TEXT PRIMARY KEY,
+  kind TEXT NOT NULL CHECK (kind IN ('tool-call', 'tool-definition')),
+  status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'denied', 'expired', 'used')),
+  agent TEXT,
+  server TEXT NOT NULL,
+  tool TEXT NOT NULL,
+  definition_hash TEXT NOT NULL,
+  arguments_hash TEXT,
+  detail TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER,
+  decided_at INTEGER,
+  approver TEXT,
+  reason TEXT,
+  used_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS approvals_requests_status ON approvals_requests (status, kind);
+CREATE INDEX IF NOT EXISTS approvals_requests_binding ON approvals_requests (server, tool, definition_hash, arguments_hash);
+`;
+
+const iso = (ms: number | null): string | undefined => (ms === null ? undefined : new Date(ms).toISOString());
+
+function fromRow(row: Row): Approval {
+  const approval: Approval = {
+    id: row.id,
+    kind: row.kind as ApprovalKind,
+    status: row.status as ApprovalStatus,
+    server: row.server,
+    tool: row.tool,
+    definitionHash: row.definition_hash,
+    detail: JSON.parse(row.detail) as JsonValue,
+    createdAt: new Date(row.created_at).toISOString(),
+  };
+  if (row.agent !== null) approval.agent = row.agent;
+  if (row.arguments_hash !== null) approval.argumentsHash = row.arguments_hash;
+  const optional = { expiresAt: iso(row.expires_at), decidedAt: iso(row.decided_at), usedAt: iso(row.used_at) };
+  for (const [key, value] of Object.entries(optional)) if (value !== undefined) (approval as unknown as Record<string, string>)[key] = value;
+  if (row.approver !== null) approval.approver = row.approver;
+  if (row.reason !== null) approval.reason = row.reason;
+  return approval;
+}
+
+const ID_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789";
+
+/** Short, typeable ids ("c" for calls, "d" for definitions) with 50 random bits. */
+export function newApprovalId(kind: ApprovalKind): string {
+  const bytes = randomBytes(10);
+  let id = kind === "tool-call" ? "c" : "d";
+  for (const byte of bytes) id += ID_ALPHABET[byte % ID_ALPHABET.length];
+  return id;
+}
+
+/** Opens the store on a database the caller owns (WAL, busy timeout) and creates its table. */
+export function createApprovalStore(options: { database: DatabaseSync; audit: AuditAppender; now?: () => number }): ApprovalStore {
+  const { database, audit } = options;
+  const now = options.now ?? Date.now;
+  database.exec(SCHEMA);
+  const listeners = new Set<(event: ApprovalEvent) => void>();
+  const waiters = new Map<string, Set<() => void>>();
+
+  const statements: Record<string, StatementSync> = {
+    insert: database.prepare(
+      "INSERT INTO approvals_requests (id, kind, status, agent, server, tool, definition_hash, arguments_hash, detail, created_at, expires_at) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)",
+    ),
+    get: database.prepare("SELECT * FROM approvals_requests WHERE id = ?"),
+    pendingBinding: database.prepare(
+      "SELECT * FROM approvals_requests WHERE kind = 'tool-call' AND status = 'pending' AND agent = ? AND server = ? AND tool = ? AND definition_hash = ? AND arguments_hash = ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY created_at LIMIT 1",
+    ),
+    grant: database.prepare(
+      "SELECT * FROM approvals_requests WHERE kind = 'tool-call' AND status = 'approved' AND agent = ? AND server = ? AND tool = ? AND definition_hash = ? AND arguments_hash = ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY decided_at LIMIT 1",
+    ),
+    review: database.prepare("SELECT * FROM approvals_requests WHERE kind = 'tool-definition' AND server = ? AND tool = ? AND definition_hash = ? ORDER BY created_at DESC LIMIT 1"),
+    decide: database.prepare("UPDATE approvals_requests SET status = ?, decided_at = ?, approver = ?, reason = ?, expires_at = ? WHERE id = ? AND status = 'pending'"),
+    consume: database.prepare("UPDATE approvals_requests SET status = 'used', used_at = ? WHERE id = ? AND status = 'approved' AND (expires_at IS NULL OR expires_at > ?)"),
+    expire: database.prepare("UPDATE approvals_requests SET status = 'expired', decided_at = ?, reason = ? WHERE id = ? AND status = 'pending'"),
+    countAll: database.prepare("SELECT COUNT(*) AS count FROM approvals_requests WHERE status = 'pending' AND kind = ?"),
+    countAgent: database.prepare("SELECT COUNT(*) AS count FROM approvals_requests WHERE status = 'pending' AND kind = ? AND agent = ?"),
+  };
+
+  // Held calls from a previous run have no caller left to resume: close them so nobody approves a call that is gone.
+  database.prepare("UPDATE approvals_requests SET status = 'expired', decided_at = ?, reason = 'the guard restarted while the call was waiting' WHERE kind = 'tool-call' AND status = 'pending'").run(now());
+
+  const emit = (event: ApprovalEvent) => {
+    for (const listener of listeners) {
+      try {
+        listener(event);
+      } catch {
+        // A listener's bug must not undo a recorded decision; listeners log their own failures.
+      }
+    }
+  };
+  const wake = (id: string) => {
+    for (const resolve of waiters.get(id) ?? []) resolve();
+    waiters.delete(id);
+  };
+  const get = (id: string): Approval | undefined => {
+    const row = statements.get!.get(id) as Row | undefined;
+    return row === undefined ? undefined : fromRow(row);
+  };
+  const bindingArgs = (binding: CallBinding) => [binding.agent, binding.server, binding.tool, binding.definitionHash, binding.argumentsHash, now()] as const;
+
+  return {
+    open(request) {
+      const id = newApprovalId(request.kind);
+      const created = now();
+      const expires = request.timeoutMs === undefined ? null : created + request.timeoutMs;
+      const detail = JSON.stringify(request.detail);
+      audit.append({
+        component: "approvals",
+        type: "approval-request",
+        id,
+        kind: request.kind,
+        agent: request.agent ?? null,
+        server: request.server,
+        tool: request.tool,
+        definitionHash: request.definitionHash,
+        argumentsHash: request.argumentsHash ?? null,
+        expiresAt: iso(expires) ?? null,
+      });
+      statements.insert!.run(id, request.kind, request.agent ?? null, request.server, request.tool, request.definitionHash, request.argumentsHash ?? null, detail, created, expires);
+      const approval = get(id) as Approval;
+      emit({ type: "approval-request", approval });
+      return approval;
+    },
+    get,
+    list(filter = {}) {
+      const clauses: string[] = [];
+      const values: string[] = [];
+      if (filter.status !== undefined) {
+        clauses.push("status = ?");
+        values.push(filter.status);
+      }
+      if (filter.kind !== undefined) {
+        clauses.push("kind = ?");
+        values.push(filter.kind);
+      }
+      const where = clauses.length === 0 ? "" : `WHERE ${clauses.join(" AND ")}`;
+      const limit = Math.max(1, Math.min(filter.limit ?? 500, 5000));
+      const rows = database.prepare(`SELECT * FROM approvals_requests ${where} ORDER BY created_at DESC LIMIT ${limit}`).all(...values) as unknown as Row[];
+      return rows.map(fromRow);
+    },
+    countPending(filter) {
+      const row = (filter.agent === undefined ? statements.countAll!.get(filter.kind) : statements.countAgent!.get(filter.kind, filter.agent)) as { count: number };
+      return row.count;
+    },
+    findPending(binding) {
+      const row = statements.pendingBinding!.get(...bindingArgs(binding)) as Row | undefined;
+      return row === undefined ? undefined : fromRow(row);
+    },
+    findGrant(binding) {
+      const row = statements.grant!.get(...bindingArgs(binding)) as Row | undefined;
+      return row === undefined ? undefined : fromRow(row);
+    },
+    findDefinitionReview(server, tool, definitionHash) {
+      const row = statements.review!.get(server, tool, definitionHash) as Row | undefined;
+      return row === undefined ? undefined : fromRow(row);
+    },
+    decide(id, decision) {
+      const current = get(id);
+      if (current === undefined) throw new ApprovalStateError("not-found", `no approval request ${id} (list them with perimeter approvals list)`);
+      const at = now();
+      if (current.status !== "pending" || (current.expiresAt !== undefined && Date.parse(current.expiresAt) <= at)) {
+        throw new ApprovalStateError("not-pending", `approval request ${id} is ${current.status === "pending" ? "expired" : current.status}; only pending requests can be decided`);
+      }
+      const approved = decision.decision === "approve";
+      // An approved call stays usable (once) for as long as the original wait, in case the agent retries it.
+      const window = current.expiresAt === undefined ? null : Date.parse(current.expiresAt) - Date.parse(current.createdAt);
+      const grantExpires = approved && window !== null ? at + window : null;
+      audit.append({
+        component: "approvals",
+        type: "approval-decision",
+        id,
+        kind: current.kind,
+        decision: approved ? "approved" : "denied",
+        approver: decision.approver,
+        reason: decision.reason ?? null,
+        agent: current.agent ?? null,
+        server: current.server,
+        tool: current.tool,
+        definitionHash: current.definitionHash,
+        argumentsHash: current.argumentsHash ?? null,
+      });
+      const result = statements.decide!.run(approved ? "approved" : "denied", at, decision.approver, decision.reason ?? null, grantExpires, id);
+      if (result.changes !== 1) throw new ApprovalStateError("not-pending", `approval request ${id} was decided concurrently`);
+      const approval = get(id) as Approval;
+      wake(id);
+      emit({ type: "approval-decision", approval });
+      return approval;
+    },
+    consume(id) {
+      const at = now();
+      return statements.consume!.run(at, id, at).changes === 1;
+    },
+    expire(id, reason) {
+      if (statements.expire!.run(now(), reason, id).changes !== 1) return undefined;
+      const approval = get(id) as Approval;
+      wake(id);
+      emit({ type: "approval-expiry", approval });
+      return approval;
+    },
+    waitForDecision(id, signal) {
+      return new Promise((resolve) => {
+        const done = () => {
+          signal.removeEventListener("abort", done);
+          waiters.get(id)?.delete(done);
+          resolve(get(id) as Approval);
+        };
+        const current = get(id);
+        if (current === undefined || current.status !== "pending" || signal.aborted) {
+          resolve(current as Approval);
+          return;
+        }
+        let set = waiters.get(id);
+        if (set === undefined) waiters.set(id, (set = new Set()));
+        set.add(done);
+        signal.addEventListener("abort", done, { once: true });
+      });
+    },
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    close() {
+      for (const id of [...waiters.keys()]) wake(id);
+      listeners.clear();
+    },
+  };
+}

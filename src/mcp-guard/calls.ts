@@ -1,0 +1,304 @@
+// The tools/call pipeline: every decision the guard makes about one call, in order, each refusal recorded.
+//   concurrency → namespace → allowlist → pinned definition → argument constraints → human approval
+//   → audit (dispatch) → upstream → redaction → audit (result)
+// Fail closed throughout: a refusal, an exception or an audit write that fails means the agent gets an error and the
+// upstream is not called (or, after the call, its result is withheld).
+import { randomUUID } from "node:crypto";
+import type { CallToolResult, Progress } from "@modelcontextprotocol/client";
+import type { Approval, ApprovalStore, AuditAppender, CallBinding } from "../approvals/index.ts";
+import type { PerimeterConfig } from "../config/index.ts";
+import type { Logger } from "../shared/index.ts";
+import { checkArguments } from "./arguments.ts";
+import type { CompiledConstraint } from "./arguments.ts";
+import { canonicalJson, sha256Hex } from "./canonical.ts";
+import type { Catalog } from "./catalog.ts";
+import type { GuardMetrics } from "./metrics.ts";
+import { approvalRequired, splitToolName, toolAllowed } from "./policy.ts";
+import type { Redactor } from "./redact.ts";
+import type { Upstream } from "./upstream.ts";
+
+export interface CallContext {
+  agent: string;
+  /** Aborted when the agent cancels or disconnects. */
+  signal: AbortSignal;
+  progressToken?: string | number;
+  notify: (notification: { method: string; params?: Record<string, unknown> }) => Promise<void>;
+}
+
+export interface ToolCaller {
+  call(params: { name: string; arguments?: Record<string, unknown> | undefined }, context: CallContext): Promise<CallToolResult>;
+  /** Calls in flight per agent (for shutdown and tests). */
+  inFlight(agent: string): number;
+}
+
+export interface ToolCallerOptions {
+  config: PerimeterConfig;
+  catalog: Catalog;
+  upstreams: ReadonlyMap<string, Upstream>;
+  constraints: ReadonlyMap<string, readonly CompiledConstraint[]>;
+  approvals: ApprovalStore;
+  audit: AuditAppender;
+  redactor: Redactor;
+  metrics: GuardMetrics;
+  logger: Logger;
+  /** How often a waiting call tells the agent it is still waiting (progress notifications). */
+  progressIntervalMs?: number;
+}
+
+/** Largest redacted-arguments JSON kept in an audit record or shown to a reviewer; the hash covers the whole. */
+const MAX_RECORDED_ARGUMENTS = 16 * 1024;
+
+function errorResult(text: string): CallToolResult {
+  return { content: [{ type: "text", text }], isError: true };
+}
+
+export function createToolCaller(options: ToolCallerOptions): ToolCaller {
+  const { config, catalog, upstreams, approvals, audit, redactor, metrics, logger } = options;
+  const inFlight = new Map<string, number>();
+  const progressInterval = options.progressIntervalMs ?? 10_000;
+
+  const recordedArguments = (args: Record<string, unknown>): { value: unknown; truncated: boolean } => {
+    const redacted = redactor.value(args);
+    const text = JSON.stringify(redacted);
+    if (text.length <= MAX_RECORDED_ARGUMENTS) return { value: redacted, truncated: false };
+    return { value: `${text.slice(0, MAX_RECORDED_ARGUMENTS)}…`, truncated: true };
+  };
+
+  return {
+    inFlight: (agent) => inFlight.get(agent) ?? 0,
+    async call(params, context) {
+      const started = performance.now();
+      const callId = randomUUID();
+      const args = params.arguments ?? {};
+      const split = splitToolName(params.name);
+      const serverName = split?.server ?? null;
+      const base = {
+        component: "mcp-guard",
+        type: "tool-call",
+        callId,
+        agent: context.agent,
+        server: serverName,
+        tool: split?.tool ?? null,
+        name: redactor.text(params.name).slice(0, 300),
+      };
+      let recorded: { value: unknown; truncated: boolean } | undefined;
+      const argumentsField = () => {
+        recorded ??= recordedArguments(args);
+        return { arguments: recorded.value as never, argumentsTruncated: recorded.truncated };
+      };
+      const latency = () => Math.round((performance.now() - started) * 1000) / 1000;
+      const finish = (decision: string) => {
+        metrics.toolCalls.inc({ server: serverName ?? "", decision });
+        metrics.toolCallSeconds.observe({ server: serverName ?? "" }, (performance.now() - started) / 1000);
+      };
+
+      /** A refusal: recorded, counted, and explained to the model in the result text. */
+      const refuse = (reason: string, message: string, extra: Record<string, unknown> = {}): CallToolResult => {
+        try {
+          audit.append({ ...base, ...argumentsField(), decision: "deny", reason, latencyMs: latency(), ...extra });
+        } catch (error) {
+          metrics.auditFailures.inc();
+          logger.error({ event: "audit-error", callId, error: (error as Error).message }, "audit write failed for a refused call");
+        }
+        finish("deny");
+        return errorResult(`perimeter: ${message}`);
+      };
+
+      const agentCalls = inFlight.get(context.agent) ?? 0;
+      if (agentCalls >= config.mcp.limits.concurrentCallsPerAgent) {
+        return refuse(`more than ${config.mcp.limits.concurrentCallsPerAgent} calls in flight`, `too many calls in flight (limit ${config.mcp.limits.concurrentCallsPerAgent}); wait for some to finish`);
+      }
+      inFlight.set(context.agent, agentCalls + 1);
+      try {
+        const serverConfig = split === undefined ? undefined : config.mcp.servers[split.server];
+        const unavailable = `tool "${params.name}" is not available: it does not exist or policy does not allow it`;
+        if (split === undefined || serverConfig === undefined) return refuse("unknown tool name (expected <server>__<tool>)", unavailable);
+        const allowed = toolAllowed(serverConfig, split.tool);
+        if (!allowed.allow) return refuse(`not allowed: ${allowed.reason}`, unavailable);
+        const upstream = upstreams.get(split.server);
+        const entry = catalog.get(params.name);
+        if (entry === undefined) {
+          const state = upstream?.state();
+          if (upstream !== undefined && upstream.tools() === undefined) {
+            return refuse(`upstream unavailable before its first sync (${state?.error ?? state?.state})`, `upstream "${split.server}" is unavailable (${state?.error ?? state?.state ?? "not connected"}); try again later`);
+          }
+          return refuse("the upstream does not list this tool", unavailable);
+        }
+        const hashField = { definitionHash: entry.hash };
+        if (entry.status === "pending") {
+          return refuse(`tool definition quarantined pending review ${entry.reviewId ?? ""}`.trim(), `tool "${params.name}" is quarantined: its definition is new or changed and waits for a human review (${entry.reviewId ?? "pending"})`, hashField);
+        }
+        if (entry.status === "denied") return refuse("tool definition rejected by a reviewer", `tool "${params.name}" is blocked: a reviewer rejected its current definition`, hashField);
+
+        const argumentCheck = checkArguments(options.constraints.get(split.server) ?? [], split.tool, args);
+        if (!argumentCheck.allow) return refuse(argumentCheck.reason, `denied: ${redactor.text(argumentCheck.reason)}`, hashField);
+
+        let approval: Approval | undefined;
+        if (approvalRequired(config, split.server, split.tool)) {
+          const binding: CallBinding = { agent: context.agent, server: split.server, tool: split.tool, definitionHash: entry.hash, argumentsHash: sha256Hex(canonicalJson(args)) };
+          const outcome = await awaitApproval(binding, args, context);
+          if (!outcome.ok) {
+            if (outcome.cancelled) {
+              try {
+                audit.append({ ...base, ...argumentsField(), ...hashField, decision: "cancelled", reason: outcome.reason, approvalId: outcome.approvalId ?? null, latencyMs: latency() });
+              } catch {
+                metrics.auditFailures.inc();
+              }
+              finish("cancelled");
+              return errorResult(`perimeter: ${outcome.message}`);
+            }
+            return refuse(outcome.reason, outcome.message, { ...hashField, approvalId: outcome.approvalId ?? null, approver: outcome.approver ?? null });
+          }
+          approval = outcome.approval;
+        }
+
+        const approvalFields = { approvalId: approval?.id ?? null, approver: approval?.approver ?? null };
+        try {
+          audit.append({ ...base, type: "tool-dispatch", ...argumentsField(), ...hashField, ...approvalFields, decision: "allow" });
+        } catch (error) {
+          metrics.auditFailures.inc();
+          logger.error({ event: "audit-error", callId, error: (error as Error).message }, "audit write failed; call refused");
+          finish("error");
+          return errorResult("perimeter: the call was refused because the audit log cannot be written (fail closed); tell the operator");
+        }
+
+        if (upstream === undefined) return errorResult(`perimeter: upstream "${split.server}" is not configured`);
+        let result: CallToolResult;
+        let failure: string | undefined;
+        try {
+          const relay =
+            context.progressToken === undefined
+              ? undefined
+              : (progress: Progress) => {
+                  void context
+                    .notify({
+                      method: "notifications/progress",
+                      params: {
+                        progressToken: context.progressToken,
+                        progress: progress.progress,
+                        ...(progress.total === undefined ? {} : { total: progress.total }),
+                        ...(progress.message === undefined ? {} : { message: redactor.text(progress.message) }),
+                      },
+                    })
+                    .catch(() => undefined);
+                };
+          const raw = await upstream.callTool(split.tool, args, {
+            signal: context.signal,
+            timeoutMs: serverConfig.timeoutSeconds * 1000,
+            ...(relay === undefined ? {} : { onprogress: relay }),
+          });
+          result = redactor.value(raw);
+        } catch (error) {
+          failure = redactor.text((error as Error).message ?? String(error)).slice(0, 2000);
+          result = errorResult(`perimeter: ${split.server}__${split.tool} failed: ${failure}`);
+        }
+        const resultBytes = Buffer.byteLength(JSON.stringify(result));
+        try {
+          audit.append({
+            ...base,
+            ...argumentsField(),
+            ...hashField,
+            ...approvalFields,
+            decision: "allow",
+            reason: approval === undefined ? "allowed by policy" : "approved by a human",
+            latencyMs: latency(),
+            resultBytes,
+            isError: result.isError === true,
+            error: failure ?? null,
+          });
+        } catch (error) {
+          metrics.auditFailures.inc();
+          logger.error({ event: "audit-error", callId, error: (error as Error).message }, "audit write failed; result withheld");
+          finish("error");
+          return errorResult("perimeter: the result was withheld because the audit log cannot be written (fail closed); tell the operator");
+        }
+        finish(failure === undefined ? "allow" : "error");
+        return result;
+      } catch (error) {
+        logger.error({ event: "call-error", callId, error: redactor.text((error as Error).message) }, "tool call failed inside the guard");
+        finish("error");
+        return errorResult(`perimeter: internal error while handling the call (${redactor.text((error as Error).message).slice(0, 300)})`);
+      } finally {
+        const remaining = (inFlight.get(context.agent) ?? 1) - 1;
+        if (remaining <= 0) inFlight.delete(context.agent);
+        else inFlight.set(context.agent, remaining);
+      }
+    },
+  };
+
+  type ApprovalOutcome =
+    | { ok: true; approval: Approval }
+    | { ok: false; cancelled: boolean; reason: string; message: string; approvalId?: string; approver?: string };
+
+  async function awaitApproval(binding: CallBinding, args: Record<string, unknown>, context: CallContext): Promise<ApprovalOutcome> {
+    // An approval given after the agent gave up waiting is honoured once, for exactly the same call.
+    const grant = approvals.findGrant(binding);
+    if (grant !== undefined && approvals.consume(grant.id)) return { ok: true, approval: { ...grant, status: "used" } };
+
+    let request = approvals.findPending(binding);
+    if (request === undefined) {
+      if (approvals.countPending({ kind: "tool-call", agent: binding.agent }) >= config.mcp.limits.pendingApprovalsPerAgent) {
+        return { ok: false, cancelled: false, reason: `more than ${config.mcp.limits.pendingApprovalsPerAgent} calls waiting for approval`, message: `too many calls are already waiting for human approval (limit ${config.mcp.limits.pendingApprovalsPerAgent}); this one was denied` };
+      }
+      const shown = recordedArguments(args);
+      request = approvals.open({
+        kind: "tool-call",
+        agent: binding.agent,
+        server: binding.server,
+        tool: binding.tool,
+        definitionHash: binding.definitionHash,
+        argumentsHash: binding.argumentsHash,
+        detail: { exposedName: `${binding.server}__${binding.tool}`, arguments: shown.value as never, argumentsTruncated: shown.truncated },
+        timeoutMs: config.approvals.timeoutSeconds * 1000,
+      });
+      logger.info({ event: "approval-request", id: request.id, agent: binding.agent, server: binding.server, tool: binding.tool }, "call held for human approval");
+    }
+    const id = request.id;
+    const deadline = request.expiresAt === undefined ? Date.now() + config.approvals.timeoutSeconds * 1000 : Date.parse(request.expiresAt);
+    const waiting = new AbortController();
+    const timer = setTimeout(() => waiting.abort(), Math.max(0, deadline - Date.now()));
+    const onCancel = () => waiting.abort();
+    context.signal.addEventListener("abort", onCancel, { once: true });
+    let ticks = 0;
+    const tell = () => {
+      if (context.progressToken === undefined) return;
+      ticks += 1;
+      void context
+        .notify({
+          method: "notifications/progress",
+          params: { progressToken: context.progressToken, progress: ticks, message: `waiting for human approval ${id} (an operator runs: perimeter approvals approve ${id})` },
+        })
+        .catch(() => undefined);
+    };
+    tell();
+    const ticker = setInterval(tell, progressInterval);
+    try {
+      const decided = await approvals.waitForDecision(id, waiting.signal);
+      if (decided.status === "approved") {
+        if (approvals.consume(id)) return { ok: true, approval: { ...decided, status: "used" } };
+        return { ok: false, cancelled: false, reason: `approval ${id} was already used by another call`, message: `approval ${id} was already used; an approval lets exactly one call through`, approvalId: id };
+      }
+      if (decided.status === "denied") {
+        const by = decided.approver ?? "an operator";
+        return {
+          ok: false,
+          cancelled: false,
+          reason: `denied by ${by}${decided.reason === undefined ? "" : `: ${decided.reason}`}`,
+          message: `a human (${redactor.text(by)}) denied this call${decided.reason === undefined ? "" : `: ${redactor.text(decided.reason)}`}`,
+          approvalId: id,
+          approver: by,
+        };
+      }
+      if (context.signal.aborted) {
+        // Leave the request pending: if a human approves it, the agent's retry of the same call goes through once.
+        return { ok: false, cancelled: true, reason: "the agent cancelled the call while it waited for approval", message: "the call was cancelled while waiting for approval", approvalId: id };
+      }
+      approvals.expire(id, `no decision within ${config.approvals.timeoutSeconds}s`);
+      return { ok: false, cancelled: false, reason: `no decision within ${config.approvals.timeoutSeconds}s`, message: `no human approved this call within ${config.approvals.timeoutSeconds} seconds, so it was denied (approval ${id})`, approvalId: id };
+    } finally {
+      clearTimeout(timer);
+      clearInterval(ticker);
+      context.signal.removeEventListener("abort", onCancel);
+    }
+  }
+}

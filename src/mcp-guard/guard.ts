@@ -1,0 +1,326 @@
+// mcp-guard: the agent's one MCP endpoint. It authenticates the agent, serves the tools it may use (namespaced,
+// pinned, filtered), runs every call through the policy pipeline (calls.ts) and forwards it to the upstream with the
+// upstream's own credentials, which the agent never sees. A second, admin listener serves the approvals API,
+// /metrics and /healthz.
+import { createServer } from "node:http";
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { DatabaseSync } from "node:sqlite";
+import { toNodeHandler } from "@modelcontextprotocol/node";
+import { Server, createMcpHandler, validateHostHeader, validateOriginHeader } from "@modelcontextprotocol/server";
+import type { CallToolResult, McpRequestContext } from "@modelcontextprotocol/server";
+import { createApprovalStore } from "../approvals/index.ts";
+import type { ApprovalStore, AuditAppender } from "../approvals/index.ts";
+import { createApprovalsApi } from "../approvals/api.ts";
+import type { Environment, PerimeterConfig } from "../config/index.ts";
+import { silentLogger } from "../shared/index.ts";
+import type { Logger } from "../shared/index.ts";
+import { bearerToken, createTokenVerifier } from "./auth.ts";
+import { createToolCaller } from "./calls.ts";
+import type { ToolCaller } from "./calls.ts";
+import { createCatalog } from "./catalog.ts";
+import type { Catalog } from "./catalog.ts";
+import { createGuardMetrics } from "./metrics.ts";
+import type { GuardMetrics } from "./metrics.ts";
+import { createPinStore } from "./pins.ts";
+import type { PinStore } from "./pins.ts";
+import { parseListen, prepareGuard } from "./setup.ts";
+import { createUpstream } from "./upstream.ts";
+import type { Upstream, UpstreamState } from "./upstream.ts";
+
+export const GUARD_VERSION = "0.1.0";
+
+export interface McpGuardDependencies {
+  env: Environment;
+  /** The audit log (src/audit-log): append is synchronous and throws when it cannot write. */
+  audit: AuditAppender;
+  /** SQLite connection on the audit database, for the pinning and approval tables. */
+  database: DatabaseSync;
+  logger?: Logger;
+}
+
+export interface McpGuardOptions {
+  /** Overrides mcp.listen. */
+  listen?: string;
+  /** Overrides mcp.admin.listen. */
+  adminListen?: string;
+  /** Connect timeout for upstreams, ms (default: each server's timeoutSeconds). */
+  connectTimeoutMs?: number;
+  /** Backoff between reconnect attempts. */
+  backoff?: { initialMs: number; maxMs: number };
+  /** Re-list tools this often without a list_changed notification (default 5 minutes). */
+  resyncIntervalMs?: number;
+  /** Progress notification interval while a call waits for approval (default 10 s). */
+  progressIntervalMs?: number;
+}
+
+export interface McpGuard {
+  listen(): Promise<{ agent: AddressInfo; admin: AddressInfo }>;
+  /** Resolves once every upstream has finished its first connection attempt (success or failure) or after timeoutMs. */
+  ready(timeoutMs?: number): Promise<void>;
+  close(): Promise<void>;
+  readonly approvals: ApprovalStore;
+  readonly pins: PinStore;
+  readonly catalog: Catalog;
+  readonly metrics: GuardMetrics;
+  readonly calls: ToolCaller;
+  upstream(name: string): Upstream | undefined;
+}
+
+const CAPABILITIES = {
+  tools: { listChanged: true },
+  // Resources and prompts of upstreams are not passed through (they are outside the tool policy): the guard answers
+  // the methods with empty lists so that clients probing them get a valid, honest answer.
+  resources: { subscribe: true },
+  prompts: {},
+  logging: {},
+};
+
+const LOOPBACK_NAMES = ["localhost", "127.0.0.1", "[::1]"];
+
+function jsonError(response: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
+  const body = JSON.stringify({ jsonrpc: "2.0", error: { code: -32000, message }, id: null });
+  response.writeHead(status, { "content-type": "application/json", "content-length": String(Buffer.byteLength(body)), ...headers });
+  response.end(body);
+}
+
+function listenOn(server: HttpServer, listen: string): Promise<AddressInfo> {
+  const { host, port } = parseListen(listen);
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ host, port }, () => {
+      server.off("error", reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+export function createMcpGuard(config: PerimeterConfig, dependencies: McpGuardDependencies, options: McpGuardOptions = {}): McpGuard {
+  const logger = dependencies.logger ?? silentLogger();
+  const { audit, database } = dependencies;
+  const prepared = prepareGuard(config, dependencies.env);
+  const { redactor } = prepared;
+  const agentListen = options.listen ?? config.mcp.listen;
+  const adminListen = options.adminListen ?? config.mcp.admin.listen;
+  parseListen(agentListen);
+  parseListen(adminListen);
+
+  const approvals = createApprovalStore({ database, audit });
+  const pins = createPinStore(database);
+  const metrics = createGuardMetrics({
+    approvalsPending: (kind) => approvals.countPending({ kind }),
+    definitions: () => pins.counts(),
+  });
+  const catalog = createCatalog({ servers: config.mcp.servers, pins, approvals, audit, logger, trustOnFirstUse: config.mcp.pinning.trustOnFirstUse });
+  const agents = createTokenVerifier(prepared.agents);
+  const admins = createTokenVerifier([prepared.admin]);
+
+  let notifyToolsChanged: () => void = () => undefined;
+  const firstAttempts = new Map<string, Promise<void>>();
+  const upstreams = new Map<string, Upstream>();
+  for (const server of prepared.servers) {
+    let settle: () => void = () => undefined;
+    firstAttempts.set(server.name, new Promise<void>((resolve) => (settle = resolve)));
+    const upstream = createUpstream(server.name, server.spec, {
+      logger,
+      redactor,
+      connectTimeoutMs: options.connectTimeoutMs ?? server.config.timeoutSeconds * 1000,
+      ...(options.backoff === undefined ? {} : { backoff: options.backoff }),
+      resyncIntervalMs: options.resyncIntervalMs ?? 300_000,
+      clientInfo: { name: "perimeter-mcp-guard", version: GUARD_VERSION },
+      onTools: (name, tools) => {
+        if (catalog.update(name, tools)) notifyToolsChanged();
+      },
+      onState: (name, state: UpstreamState) => {
+        metrics.upstreamUp.set({ server: name }, state.state === "ready" ? 1 : 0);
+        if (state.state === "ready" || state.state === "unavailable") settle();
+      },
+    });
+    upstreams.set(server.name, upstream);
+  }
+  const constraints = new Map(prepared.servers.map((server) => [server.name, server.constraints]));
+  const calls = createToolCaller({
+    config,
+    catalog,
+    upstreams,
+    constraints,
+    approvals,
+    audit,
+    redactor,
+    metrics,
+    logger,
+    ...(options.progressIntervalMs === undefined ? {} : { progressIntervalMs: options.progressIntervalMs }),
+  });
+
+  // A decided definition review changes what the agent may see.
+  const unsubscribe = approvals.subscribe((event) => {
+    if (event.type !== "approval-decision" || event.approval.kind !== "tool-definition") return;
+    const { server, tool, definitionHash, status, approver } = event.approval;
+    pins.decide(server, tool, definitionHash, status === "approved" ? "trusted" : "denied", approver ?? "unknown");
+    if (catalog.refresh(server)) notifyToolsChanged();
+  });
+
+  // One low-level Server per request (the SDK's serving model for 2026-07-28 and its stateless 2025 fallback): it
+  // only adapts MCP methods to the catalog and the call pipeline, so building it is cheap.
+  const factory = (context: McpRequestContext) => {
+    const agent = context.authInfo?.clientId;
+    if (agent === undefined) throw new Error("request reached the MCP handler without an authenticated agent");
+    const server = new Server({ name: "perimeter-mcp-guard", version: GUARD_VERSION }, { capabilities: CAPABILITIES });
+    server.setRequestHandler("tools/list", () => ({ tools: catalog.listed() }));
+    server.setRequestHandler("tools/call", async (request, context) => {
+      const progressToken = context.mcpReq._meta?.progressToken;
+      const result: CallToolResult = await calls.call(
+        { name: request.params.name, arguments: request.params.arguments as Record<string, unknown> | undefined },
+        {
+          agent,
+          signal: context.mcpReq.signal,
+          ...(progressToken === undefined ? {} : { progressToken }),
+          notify: (notification) => context.mcpReq.notify(notification as Parameters<typeof context.mcpReq.notify>[0]),
+        },
+      );
+      const entry = catalog.get(request.params.name);
+      return server.projectCallToolResult(result, result.isError === true ? undefined : (entry?.listed.outputSchema as Record<string, unknown> | undefined));
+    });
+    server.setRequestHandler("resources/list", () => ({ resources: [] }));
+    server.setRequestHandler("resources/templates/list", () => ({ resourceTemplates: [] }));
+    server.setRequestHandler("resources/subscribe", () => ({}));
+    server.setRequestHandler("resources/unsubscribe", () => ({}));
+    server.setRequestHandler("prompts/list", () => ({ prompts: [] }));
+    server.setRequestHandler("logging/setLevel", () => ({}));
+    return server;
+  };
+  const handler = createMcpHandler(factory, {
+    legacy: "stateless",
+    maxRequestBodySize: config.mcp.limits.maxRequestBytes,
+    onerror: (error) => logger.debug({ event: "mcp-error", error: redactor.text(error.message) }),
+  });
+  notifyToolsChanged = () => handler.notify.toolsChanged();
+  const serveMcp = toNodeHandler(handler, {
+    maxRequestBodySize: config.mcp.limits.maxRequestBytes,
+    onerror: (error) => logger.warn({ event: "mcp-adapter-error", error: redactor.text(error.message) }),
+  });
+
+  const hostsFor = (listen: string) => {
+    const { host } = parseListen(listen);
+    const bracketed = host.includes(":") ? `[${host}]` : host;
+    const own = host === "0.0.0.0" || host === "::" || host === "" ? [] : [bracketed];
+    return [...new Set([...LOOPBACK_NAMES, ...own, ...config.mcp.allowedHosts.map((name) => name.toLowerCase())])];
+  };
+  const agentHosts = hostsFor(agentListen);
+  const adminHosts = hostsFor(adminListen);
+
+  /** DNS-rebinding protection: the Host must name us, and a browser's Origin must too. */
+  const hostRejection = (request: IncomingMessage, allowed: string[]): string | undefined => {
+    const host = validateHostHeader(request.headers.host, allowed);
+    if (!host.ok) return `Host "${String(request.headers.host ?? "")}" is not allowed (add it to mcp.allowedHosts if agents reach the guard by that name)`;
+    const originHeader = request.headers.origin;
+    if (originHeader !== undefined && originHeader !== "") {
+      const origin = validateOriginHeader(originHeader, allowed);
+      if (!origin.ok) return `Origin "${originHeader}" is not allowed`;
+    }
+    return undefined;
+  };
+
+  const agentServer = createServer(async (request, response) => {
+    try {
+      const path = (request.url ?? "/").split("?")[0];
+      if (path !== "/mcp") return jsonError(response, 404, "not found: the MCP endpoint is /mcp");
+      const rejected = hostRejection(request, agentHosts);
+      if (rejected !== undefined) {
+        metrics.authFailures.inc({ reason: "host-or-origin" });
+        return jsonError(response, 403, `forbidden: ${rejected}`);
+      }
+      const presented = bearerToken(request.headers.authorization);
+      const agent = agents.verify(presented);
+      if (agent === undefined) {
+        metrics.authFailures.inc({ reason: presented === undefined ? "missing-token" : "invalid-token" });
+        const challenge = presented === undefined ? 'Bearer realm="perimeter-mcp-guard"' : 'Bearer realm="perimeter-mcp-guard", error="invalid_token", error_description="unknown or revoked token"';
+        return jsonError(response, 401, presented === undefined ? "unauthorized: send Authorization: Bearer <the agent's token>" : "unauthorized: the token is not valid", {
+          "www-authenticate": challenge,
+        });
+      }
+      // The SDK reads authInfo from the request and hands it to the server factory; the token itself stays here.
+      (request as IncomingMessage & { auth?: unknown }).auth = { token: "", clientId: agent, scopes: [] };
+      await serveMcp(request as IncomingMessage & { headers: Record<string, string | string[] | undefined> }, response);
+    } catch (error) {
+      logger.error({ event: "agent-endpoint-error", error: redactor.text((error as Error).message) });
+      if (!response.headersSent) jsonError(response, 500, "internal error");
+      else response.end();
+    }
+  });
+  agentServer.headersTimeout = 10_000;
+  agentServer.requestTimeout = 60_000;
+  agentServer.maxHeadersCount = 100;
+
+  const approvalsApi = createApprovalsApi({
+    store: approvals,
+    authenticate: (authorization) => admins.verify(bearerToken(authorization)),
+    onDecision: (event) => logger.info({ event: "approval-decision", ...event }, "approval decided"),
+  });
+  const adminServer = createServer(async (request, response) => {
+    try {
+      const path = (request.url ?? "/").split("?")[0];
+      if (path === "/healthz") {
+        const upstreamStates = Object.fromEntries([...upstreams].map(([name, upstream]) => [name, upstream.state().state]));
+        const body = JSON.stringify({ status: "ok", upstreams: upstreamStates });
+        response.writeHead(200, { "content-type": "application/json" });
+        response.end(body);
+        return;
+      }
+      if (path === "/metrics") {
+        const text = await metrics.registry.metrics();
+        response.writeHead(200, { "content-type": metrics.registry.contentType });
+        response.end(text);
+        return;
+      }
+      const rejected = hostRejection(request, adminHosts);
+      if (rejected !== undefined) return jsonError(response, 403, `forbidden: ${rejected}`);
+      if (await approvalsApi(request, response)) return;
+      jsonError(response, 404, "not found: /v1/approvals, /metrics, /healthz");
+    } catch (error) {
+      logger.error({ event: "admin-endpoint-error", error: redactor.text((error as Error).message) });
+      if (!response.headersSent) jsonError(response, 500, "internal error");
+      else response.end();
+    }
+  });
+  adminServer.headersTimeout = 10_000;
+  adminServer.requestTimeout = 30_000;
+
+  let started = false;
+  return {
+    approvals,
+    pins,
+    catalog,
+    metrics,
+    calls,
+    upstream: (name) => upstreams.get(name),
+    async listen() {
+      if (!started) {
+        started = true;
+        for (const upstream of upstreams.values()) upstream.start();
+      }
+      const agent = await listenOn(agentServer, agentListen);
+      const admin = await listenOn(adminServer, adminListen);
+      logger.info({ event: "listening", agent: `${agent.address}:${agent.port}`, admin: `${admin.address}:${admin.port}`, servers: [...upstreams.keys()] }, "mcp-guard listening");
+      return { agent, admin };
+    },
+    async ready(timeoutMs = 30_000) {
+      await Promise.race([Promise.all(firstAttempts.values()), new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
+    },
+    async close() {
+      unsubscribe();
+      await handler.close().catch(() => undefined);
+      const closing = [agentServer, adminServer].map(
+        (server) =>
+          new Promise<void>((resolve) => {
+            if (!server.listening) return resolve();
+            server.close(() => resolve());
+            server.closeAllConnections();
+          }),
+      );
+      await Promise.all(closing);
+      await Promise.all([...upstreams.values()].map((upstream) => upstream.close()));
+      approvals.close();
+    },
+  };
+}

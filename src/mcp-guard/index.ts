@@ -1,0 +1,11 @@
+// What other capabilities may use from mcp-guard/: the factory, its options, and the pure policy pieces.
+export { createMcpGuard, GUARD_VERSION } from "./guard.ts";
+export type { McpGuard, McpGuardDependencies, McpGuardOptions } from "./guard.ts";
+export { GuardSetupError, dialAddress } from "./setup.ts";
+export { checkArguments, compileConstraints, parseArgumentPath } from "./arguments.ts";
+export { createRedactor, REDACTED } from "./redact.ts";
+export type { Redactor } from "./redact.ts";
+export { definitionHash, definitionOf, diffDefinitions, scanForHiddenInstructions } from "./definitions.ts";
+export type { Finding, ToolDefinition } from "./definitions.ts";
+export { annotationsFor, approvalRequired, namespacedName, splitToolName, toolAllowed } from "./policy.ts";
+export { serveMcpGuard, openGuardDatabase } from "./cli.ts";

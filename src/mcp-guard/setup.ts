@@ -1,0 +1,141 @@
+// Turning the `mcp` section into what the guard runs with: each upstream's transport spec (credentials resolved at
+// connect time, never earlier), the agents' and admin tokens, and the redactor that knows every injected value.
+// Everything that can be wrong with the config or the environment is found here, at start, with a message that
+// says how to fix it.
+import { MissingSecretError, expandPlaceholders, placeholdersIn, readSecret, secretValues } from "../config/index.ts";
+import type { Environment, McpServerConfig, PerimeterConfig } from "../config/index.ts";
+import { compileConstraints } from "./arguments.ts";
+import type { CompiledConstraint } from "./arguments.ts";
+import type { TokenEntry } from "./auth.ts";
+import { createRedactor } from "./redact.ts";
+import type { Redactor } from "./redact.ts";
+import type { UpstreamSpec } from "./upstream.ts";
+
+export class GuardSetupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "GuardSetupError";
+  }
+}
+
+/** The minimal environment of a stdio child besides what its config names: enough to find and run the command. */
+const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/** HOST:PORT of a listen address (IPv6 in brackets; port 0 picks a free port). */
+export function parseListen(listen: string): { host: string; port: number } {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(listen);
+  const port = Number(match?.[3]);
+  if (match === null || !(port >= 0 && port <= 65535)) throw new GuardSetupError(`"${listen}" is not HOST:PORT (write 127.0.0.1:8700, or [::1]:8700 for IPv6)`);
+  return { host: (match[1] ?? match[2] ?? "").toLowerCase(), port };
+}
+
+/** A listen address turned into one a client on this machine can dial (a wildcard bind is reached on loopback). */
+export function dialAddress(listen: string): string {
+  const { host, port } = parseListen(listen);
+  const dialHost = host === "0.0.0.0" || host === "" ? "127.0.0.1" : host === "::" ? "[::1]" : host.includes(":") ? `[${host}]` : host;
+  return `${dialHost}:${port}`;
+}
+
+export interface PreparedServer {
+  name: string;
+  config: McpServerConfig;
+  spec: UpstreamSpec;
+  constraints: CompiledConstraint[];
+  /** Names of environment variables whose values this upstream receives. */
+  secretNames: string[];
+}
+
+export interface PreparedGuard {
+  servers: PreparedServer[];
+  agents: TokenEntry[];
+  admin: TokenEntry;
+  redactor: Redactor;
+}
+
+function referencedNames(values: Iterable<string>): string[] {
+  return [...new Set([...values].flatMap(placeholdersIn))];
+}
+
+function prepareServer(name: string, server: McpServerConfig, config: PerimeterConfig, env: Environment): PreparedServer {
+  const usedFor = `mcp.servers.${name}`;
+  const headerNames = referencedNames(Object.values(server.headers));
+  const envNames = referencedNames(Object.values(server.env));
+  // Fail at start, naming the variable, rather than on the first connect attempt.
+  for (const variable of [...headerNames, ...envNames]) readSecret(env, variable, usedFor);
+  const expand = (record: Record<string, string>) => Object.fromEntries(Object.entries(record).map(([key, value]) => [key, expandPlaceholders(env, value, usedFor)]));
+  let constraints: CompiledConstraint[];
+  try {
+    constraints = compileConstraints(server.arguments);
+  } catch (error) {
+    throw new GuardSetupError(`${usedFor}.arguments: ${(error as Error).message}`);
+  }
+  const secretNames = [...headerNames, ...envNames, ...server.secrets];
+
+  if (server.command !== undefined) {
+    const [command, ...args] = server.command;
+    return {
+      name,
+      config: server,
+      constraints,
+      secretNames,
+      spec: {
+        kind: "stdio",
+        command: command as string,
+        args,
+        env: () => ({ PATH: env.PATH ?? DEFAULT_PATH, HOME: env.HOME ?? "/tmp", ...expand(server.env) }),
+      },
+    };
+  }
+  if (server.builtin === "sandbox") {
+    const url = server.url ?? `http://${dialAddress(config.sandbox.listen)}/mcp`;
+    readSecret(env, config.sandbox.tokenSecret, `${usedFor} (builtin sandbox: sandbox.tokenSecret)`);
+    return {
+      name,
+      config: server,
+      constraints,
+      secretNames: [...secretNames, config.sandbox.tokenSecret],
+      spec: {
+        kind: "http",
+        url,
+        headers: () => ({ ...expand(server.headers), Authorization: `Bearer ${readSecret(env, config.sandbox.tokenSecret, `${usedFor} (sandbox.tokenSecret)`)}` }),
+      },
+    };
+  }
+  if (server.url === undefined) {
+    throw new GuardSetupError(`${usedFor}: builtin ${server.builtin ?? "server"} needs a url when mcp-guard serves it (perimeter render sets it to the in-cluster service; for a local run write url: http://127.0.0.1:PORT/mcp)`);
+  }
+  return { name, config: server, constraints, secretNames, spec: { kind: "http", url: server.url, headers: () => expand(server.headers) } };
+}
+
+export function prepareGuard(config: PerimeterConfig, env: Environment): PreparedGuard {
+  const agents = config.mcp.agents.map((agent) => ({ name: agent.name, token: readSecret(env, agent.tokenSecret, `mcp.agents ${agent.name} (the agent's bearer token for mcp-guard)`) }));
+  const admin = { name: "admin", token: readSecret(env, config.mcp.admin.tokenSecret, "mcp.admin.tokenSecret (the bearer token of the approvals/admin API)") };
+  const seen = new Map<string, string>();
+  for (const agent of agents) {
+    const other = seen.get(agent.token);
+    if (other !== undefined) throw new GuardSetupError(`mcp.agents ${other} and ${agent.name} have the same token: give each agent its own, so the audit log can tell them apart`);
+    seen.set(agent.token, agent.name);
+  }
+  if (seen.has(admin.token)) {
+    throw new GuardSetupError(`the admin token (${config.mcp.admin.tokenSecret}) equals agent ${seen.get(admin.token)}'s token: the agent could approve its own calls; use a different value`);
+  }
+  const servers = Object.entries(config.mcp.servers).map(([name, server]) => {
+    try {
+      return prepareServer(name, server, config, env);
+    } catch (error) {
+      if (error instanceof MissingSecretError || error instanceof GuardSetupError) throw error;
+      throw new GuardSetupError(`mcp.servers.${name}: ${(error as Error).message}`);
+    }
+  });
+  const secretNames = new Set(servers.flatMap((server) => server.secretNames));
+  let redactor: Redactor;
+  try {
+    redactor = createRedactor({
+      secrets: [...secretValues(env, secretNames), ...agents.map((agent) => agent.token), admin.token],
+      patterns: config.mcp.redact,
+    });
+  } catch (error) {
+    throw new GuardSetupError((error as Error).message);
+  }
+  return { servers, agents, admin, redactor };
+}

@@ -1,0 +1,245 @@
+// One upstream MCP server as the guard sees it: a client connection that is (re)established in the background with
+// backoff, the tool list from its last sync, and calls that fail fast and clearly while it is away. Credentials are
+// resolved when a connection is made (so a rotated Secret is picked up on reconnect) and live only in the transport.
+import { Client, ProtocolError, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
+import type { CallToolResult, Progress, Tool, Transport } from "@modelcontextprotocol/client";
+import type { Logger } from "../shared/index.ts";
+import type { Redactor } from "./redact.ts";
+import { ExactEnvironmentStdioTransport } from "./stdio-transport.ts";
+
+export type UpstreamSpec =
+  | { kind: "stdio"; command: string; args: readonly string[]; env: () => Record<string, string> }
+  | { kind: "http"; url: string; headers: () => Record<string, string> };
+
+export type UpstreamStateName = "connecting" | "ready" | "unavailable" | "closed";
+
+export interface UpstreamState {
+  state: UpstreamStateName;
+  /** Why it is unavailable (redacted). */
+  error?: string;
+  since: number;
+  /** Protocol version negotiated on the current connection. */
+  protocolVersion?: string;
+}
+
+export class UpstreamUnavailableError extends Error {
+  constructor(server: string, reason: string) {
+    super(`upstream "${server}" is unavailable (${reason}); the guard keeps reconnecting in the background, try again later`);
+    this.name = "UpstreamUnavailableError";
+  }
+}
+
+export interface UpstreamOptions {
+  logger: Logger;
+  redactor: Redactor;
+  /** Called after every successful tool sync with the complete list. */
+  onTools: (server: string, tools: Tool[]) => void;
+  onState?: (server: string, state: UpstreamState) => void;
+  connectTimeoutMs: number;
+  backoff?: { initialMs: number; maxMs: number };
+  /** Re-list tools this often even without list_changed, to catch definitions changed silently. */
+  resyncIntervalMs?: number;
+  clientInfo?: { name: string; version: string };
+}
+
+export interface CallOptions {
+  signal: AbortSignal;
+  timeoutMs: number;
+  onprogress?: (progress: Progress) => void;
+}
+
+export interface Upstream {
+  readonly name: string;
+  start(): void;
+  state(): UpstreamState;
+  tools(): Tool[] | undefined;
+  callTool(tool: string, args: Record<string, unknown>, options: CallOptions): Promise<CallToolResult>;
+  resync(): Promise<void>;
+  /** The stdio child's pid, for operators and tests. */
+  pid(): number | undefined;
+  close(): Promise<void>;
+}
+
+export function createUpstream(name: string, spec: UpstreamSpec, options: UpstreamOptions): Upstream {
+  const { logger, redactor } = options;
+  const backoff = options.backoff ?? { initialMs: 250, maxMs: 30_000 };
+  let current: { client: Client; transport: Transport } | undefined;
+  let status: UpstreamState = { state: "connecting", since: Date.now() };
+  let tools: Tool[] | undefined;
+  let attempt = 0;
+  let retryTimer: NodeJS.Timeout | undefined;
+  let resyncTimer: NodeJS.Timeout | undefined;
+  let connectedAt = 0;
+  let closing = false;
+  let syncing: Promise<void> | undefined;
+  let resyncAgain = false;
+
+  const setState = (next: Omit<UpstreamState, "since">) => {
+    status = { ...next, since: Date.now() };
+    options.onState?.(name, status);
+  };
+
+  const describe = (error: unknown): string => redactor.text(error instanceof Error ? error.message : String(error)).slice(0, 500);
+
+  const scheduleReconnect = () => {
+    if (closing || retryTimer !== undefined) return;
+    // A connection that stayed up a while earns a fresh backoff; a crash loop keeps doubling up to the cap.
+    if (connectedAt !== 0 && Date.now() - connectedAt > 10_000) attempt = 0;
+    const delay = Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.min(attempt, 16));
+    attempt += 1;
+    const jittered = Math.round(delay * (0.8 + Math.random() * 0.4));
+    retryTimer = setTimeout(() => {
+      retryTimer = undefined;
+      void connect();
+    }, jittered);
+    retryTimer.unref();
+  };
+
+  const dropConnection = (reason: string) => {
+    const previous = current;
+    current = undefined;
+    if (previous !== undefined) {
+      previous.client.onclose = undefined;
+      void previous.client.close().catch(() => undefined);
+    }
+    if (closing) return;
+    setState({ state: "unavailable", error: reason });
+    logger.warn({ event: "upstream-disconnect", server: name, reason }, "upstream unavailable; reconnecting");
+    scheduleReconnect();
+  };
+
+  const sync = (): Promise<void> => {
+    // Coalesce: list_changed bursts and the periodic timer share one listing at a time.
+    if (syncing !== undefined) {
+      resyncAgain = true;
+      return syncing;
+    }
+    syncing = (async () => {
+      do {
+        resyncAgain = false;
+        const connection = current;
+        if (connection === undefined) return;
+        const result = await connection.client.listTools(undefined, { timeout: options.connectTimeoutMs, cacheMode: "bypass" });
+        if (connection !== current) return;
+        tools = result.tools;
+        options.onTools(name, result.tools);
+      } while (resyncAgain);
+    })().finally(() => {
+      syncing = undefined;
+    });
+    return syncing;
+  };
+
+  const makeTransport = (): Transport => {
+    if (spec.kind === "stdio") {
+      return new ExactEnvironmentStdioTransport({
+        command: spec.command,
+        args: spec.args,
+        env: spec.env(),
+        onStderrLine: (line) => logger.debug({ event: "upstream-stderr", server: name, line: redactor.text(line) }),
+      });
+    }
+    return new StreamableHTTPClientTransport(new URL(spec.url), {
+      requestInit: { headers: spec.headers() },
+      // Never follow a redirect off the configured origin: the credential headers would follow it.
+      redirectPolicy: "same-origin",
+    });
+  };
+
+  const connect = async (): Promise<void> => {
+    if (closing) return;
+    setState({ state: "connecting" });
+    let client: Client | undefined;
+    try {
+      const transport = makeTransport();
+      client = new Client(options.clientInfo ?? { name: "perimeter-mcp-guard", version: "0.1.0" }, {
+        capabilities: {},
+        // stdio: the plain initialize handshake (a probe would spawn a second child). HTTP: probe for 2026-07-28
+        // and fall back to 2025-11-25.
+        ...(spec.kind === "http" ? { versionNegotiation: { mode: "auto" as const } } : {}),
+        listChanged: {
+          tools: {
+            autoRefresh: false,
+            debounceMs: 100,
+            onChanged: () => {
+              void sync().catch((error: unknown) => logger.warn({ event: "upstream-sync-error", server: name, error: describe(error) }));
+            },
+          },
+        },
+      });
+      const connection = { client, transport };
+      client.onclose = () => {
+        if (current === connection) dropConnection("the connection closed");
+      };
+      client.onerror = (error) => logger.debug({ event: "upstream-error", server: name, error: describe(error) });
+      await client.connect(transport, { timeout: options.connectTimeoutMs });
+      current = connection;
+      connectedAt = Date.now();
+      await sync();
+      const version = client.getNegotiatedProtocolVersion();
+      setState({ state: "ready", ...(version === undefined ? {} : { protocolVersion: version }) });
+      logger.info({ event: "upstream-connect", server: name, protocolVersion: version, tools: tools?.length ?? 0 }, "upstream connected");
+    } catch (error) {
+      const reason = describe(error);
+      if (client !== undefined && current?.client === client) {
+        dropConnection(reason);
+        return;
+      }
+      if (client !== undefined) void client.close().catch(() => undefined);
+      if (closing) return;
+      setState({ state: "unavailable", error: reason });
+      logger.warn({ event: "upstream-connect-error", server: name, error: reason }, "cannot connect to upstream; will retry");
+      scheduleReconnect();
+    }
+  };
+
+  return {
+    name,
+    start() {
+      void connect();
+      if (options.resyncIntervalMs !== undefined && options.resyncIntervalMs > 0) {
+        resyncTimer = setInterval(() => {
+          if (status.state === "ready") void sync().catch((error: unknown) => logger.warn({ event: "upstream-sync-error", server: name, error: describe(error) }));
+        }, options.resyncIntervalMs);
+        resyncTimer.unref();
+      }
+    },
+    state: () => status,
+    tools: () => tools,
+    async callTool(tool, args, callOptions) {
+      const connection = current;
+      if (connection === undefined || status.state !== "ready") throw new UpstreamUnavailableError(name, status.error ?? status.state);
+      try {
+        return (await connection.client.callTool(
+          { name: tool, arguments: args },
+          {
+            signal: callOptions.signal,
+            timeout: callOptions.timeoutMs,
+            ...(callOptions.onprogress === undefined ? {} : { onprogress: callOptions.onprogress, resetTimeoutOnProgress: false }),
+          },
+        )) as CallToolResult;
+      } catch (error) {
+        // The server answered with a JSON-RPC error, or the caller went away: the connection is fine. Anything else
+        // (a dead child, a refused socket, an expired HTTP session) means reconnect.
+        if (!(error instanceof ProtocolError) && !callOptions.signal.aborted && !/timed? ?out/i.test(String((error as Error).message)) && current === connection) {
+          dropConnection(describe(error));
+        }
+        throw error;
+      }
+    },
+    resync: () => sync(),
+    pid: () => (current?.transport instanceof ExactEnvironmentStdioTransport ? current.transport.pid : undefined),
+    async close() {
+      closing = true;
+      if (retryTimer !== undefined) clearTimeout(retryTimer);
+      if (resyncTimer !== undefined) clearInterval(resyncTimer);
+      const connection = current;
+      current = undefined;
+      status = { state: "closed", since: Date.now() };
+      if (connection !== undefined) {
+        connection.client.onclose = undefined;
+        await connection.client.close().catch(() => undefined);
+      }
+    },
+  };
+}
