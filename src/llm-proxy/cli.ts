@@ -1,11 +1,282 @@
-// Placeholder until this capability's issue lands: the command exists and says it is not built yet.
-import { EXIT_INTERNAL, writeLine } from "../cli/command.ts";
-import type { Command } from "../cli/command.ts";
-export const serveLlmProxy: Command = async (_args, io) => {
-  writeLine(io.stderr, "perimeter: llm-proxy is not built yet");
-  return EXIT_INTERNAL;
+// `perimeter serve llm-proxy` and `perimeter llm-keys create|list|revoke`.
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { EXIT_FINDINGS, EXIT_INTERNAL, EXIT_OK, UsageError, parseCommandArgs, writeLine } from "../cli/command.ts";
+import type { Command, CommandIo } from "../cli/command.ts";
+import { loadConfig, splitHostPort } from "../config/index.ts";
+import type { PerimeterConfig } from "../config/index.ts";
+import { openAuditLog } from "../audit-log/index.ts";
+import type { AuditLog } from "../audit-log/index.ts";
+import { createLogger } from "../shared/index.ts";
+import { openLlmKeyStore } from "./keys.ts";
+import type { KeyBudget, KeyLimits, LlmKeyStore, VirtualKey } from "./keys.ts";
+import { createLlmProxy, LlmProxySetupError } from "./server.ts";
+import { patternMatchesSomething } from "./routing.ts";
+import { utcDay } from "./limits.ts";
+
+const SERVE_HELP = `perimeter serve llm-proxy — the OpenAI/Anthropic-compatible proxy that holds the provider keys
+
+Usage:
+  perimeter serve llm-proxy [-c perimeter.yaml] [--listen 127.0.0.1:8702]
+
+Reads the llm section (providers, aliases, clients, canaries, dlp) and the audit section. Provider keys, client
+keys and canary values come from this process's environment (the names in apiKeySecret, keySecret, canaries).
+Routes: POST /v1/chat/completions, /v1/responses, /v1/embeddings, /v1/messages; GET /v1/models, /healthz, /metrics.
+SIGHUP reloads the configuration.
+`;
+
+const KEYS_HELP = `perimeter llm-keys — virtual keys of llm-proxy (stored hashed)
+
+Usage:
+  perimeter llm-keys create --client NAME [--models a,b] [limits] [-c perimeter.yaml]
+      Prints the new key on the last line; it is shown only once. --models takes provider/model globs or
+      aliases (default: the models of llm.clients NAME, else "*"). Limits and budgets default to those of
+      llm.clients NAME:
+        --requests-per-minute N  --tokens-per-minute N  --tokens-per-day N  --tokens-total N
+        --cost-per-day X  --cost-total X
+  perimeter llm-keys list [--json] [-c perimeter.yaml]
+  perimeter llm-keys revoke ID [--reason TEXT] [-c perimeter.yaml]
+
+Keys live in llm.keysPath (default: audit.path). Creating and revoking are recorded in the audit log.
+`;
+
+function configPath(value: string | undefined, io: CommandIo, command: string): string {
+  const path = resolve(io.cwd, value ?? "perimeter.yaml");
+  if (value === undefined && !existsSync(path)) {
+    throw new UsageError(`${command}: no perimeter.yaml in ${io.cwd}; pass the configuration with -c FILE`);
+  }
+  return path;
+}
+
+function storePath(config: PerimeterConfig, io: CommandIo): string {
+  return resolve(io.cwd, config.llm.keysPath ?? config.audit.path);
+}
+
+function openAudit(config: PerimeterConfig, io: CommandIo): AuditLog {
+  return openAuditLog({
+    path: resolve(io.cwd, config.audit.path),
+    ...(config.audit.signingKeyFile === undefined ? {} : { signingKeyFile: resolve(io.cwd, config.audit.signingKeyFile) }),
+    checkpointEvery: config.audit.checkpointEvery,
+  });
+}
+
+export const serveLlmProxy: Command = async (args, io) => {
+  const { values } = parseCommandArgs("serve llm-proxy", args, {
+    config: { type: "string", short: "c" },
+    listen: { type: "string" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help === true) {
+    io.stdout.write(SERVE_HELP);
+    return EXIT_OK;
+  }
+  const file = configPath(values.config, io, "serve llm-proxy");
+  const config = loadConfig(file);
+  const listenText = values.listen ?? config.llm.listen;
+  const listen = splitHostPort(listenText);
+  if (listen === undefined) throw new UsageError(`serve llm-proxy: --listen "${listenText}" is not HOST:PORT (e.g. 127.0.0.1:8702, [::1]:8702)`);
+
+  const logger = createLogger("llm-proxy");
+  const audit = openAudit(config, io);
+  let keyStore: LlmKeyStore | undefined;
+  try {
+    keyStore = openLlmKeyStore(storePath(config, io));
+    let proxy;
+    try {
+      proxy = createLlmProxy(config, { environment: io.env, keyStore, audit, logger });
+    } catch (error) {
+      if (error instanceof LlmProxySetupError) throw new UsageError(`serve llm-proxy: ${error.message}`);
+      throw error;
+    }
+    await proxy.listen(listen.host, listen.port);
+    io.onReload(() => {
+      try {
+        proxy.reload(loadConfig(file));
+      } catch (error) {
+        logger.error({ err: (error as Error).message }, "llm-proxy reload refused; the previous configuration stays in force");
+      }
+    });
+    if (!io.signal.aborted) await new Promise<void>((resolveAbort) => io.signal.addEventListener("abort", () => resolveAbort(), { once: true }));
+    await proxy.close();
+    return EXIT_OK;
+  } finally {
+    keyStore?.close();
+    audit.close();
+  }
 };
-export const llmKeysCommand: Command = async (_args, io) => {
-  writeLine(io.stderr, "perimeter: llm-proxy is not built yet");
-  return EXIT_INTERNAL;
+
+function parseNumber(flag: string, text: string | undefined, integer: boolean): number | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
+    throw new UsageError(`llm-keys create: --${flag} must be a positive ${integer ? "integer" : "number"}, not "${text}"`);
+  }
+  return value;
+}
+
+function describeLimits(key: Pick<VirtualKey, "limits" | "budget">): string {
+  const parts = [
+    ...Object.entries(key.limits).map(([name, value]) => `${name}=${String(value)}`),
+    ...Object.entries(key.budget).map(([name, value]) => `${name}=${String(value)}`),
+  ];
+  return parts.length === 0 ? "unlimited" : parts.join(" ");
+}
+
+function compact<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, item]) => item !== undefined)) as T;
+}
+
+async function createKey(args: string[], io: CommandIo): Promise<number> {
+  const { values } = parseCommandArgs("llm-keys create", args, {
+    config: { type: "string", short: "c" },
+    client: { type: "string" },
+    models: { type: "string" },
+    "requests-per-minute": { type: "string" },
+    "tokens-per-minute": { type: "string" },
+    "tokens-per-day": { type: "string" },
+    "tokens-total": { type: "string" },
+    "cost-per-day": { type: "string" },
+    "cost-total": { type: "string" },
+  });
+  const client = values.client;
+  if (client === undefined) throw new UsageError("llm-keys create: --client NAME is required (the name shown in usage and audit records)");
+  if (!/^[a-z][a-z0-9-]{0,30}$/.test(client)) throw new UsageError(`llm-keys create: --client "${client}": use 1-31 lower-case letters, digits and '-', starting with a letter`);
+  const config = loadConfig(configPath(values.config, io, "llm-keys create"));
+  const declared = config.llm.clients.find((entry) => entry.name === client);
+  const models = values.models === undefined ? (declared?.models ?? ["*"]) : values.models.split(",").map((model) => model.trim()).filter((model) => model !== "");
+  if (models.length === 0) throw new UsageError("llm-keys create: --models is empty; list provider/model globs or aliases, e.g. --models default,minimax/*");
+  for (const pattern of models) {
+    if (!patternMatchesSomething(config.llm, pattern)) {
+      throw new UsageError(`llm-keys create: --models entry "${pattern}" matches no configured model or alias; configured: ${Object.entries(config.llm.providers).flatMap(([name, provider]) => provider.models.map((model) => `${name}/${model}`)).join(", ") || "none"}`);
+    }
+  }
+  const limits: KeyLimits = compact({
+    requestsPerMinute: parseNumber("requests-per-minute", values["requests-per-minute"], false) ?? declared?.limits.requestsPerMinute,
+    tokensPerMinute: parseNumber("tokens-per-minute", values["tokens-per-minute"], false) ?? declared?.limits.tokensPerMinute,
+  });
+  const budget: KeyBudget = compact({
+    tokensPerDay: parseNumber("tokens-per-day", values["tokens-per-day"], true) ?? declared?.budget.tokensPerDay,
+    tokensTotal: parseNumber("tokens-total", values["tokens-total"], true) ?? declared?.budget.tokensTotal,
+    costPerDay: parseNumber("cost-per-day", values["cost-per-day"], false) ?? declared?.budget.costPerDay,
+    costTotal: parseNumber("cost-total", values["cost-total"], false) ?? declared?.budget.costTotal,
+  });
+  const audit = openAudit(config, io);
+  const store = openLlmKeyStore(storePath(config, io));
+  try {
+    const { key, secret } = store.create(client, { models, limits, budget });
+    try {
+      audit.append({ component: "cli", type: "llm-key-create", keyId: key.id, client, models, limits: { ...limits }, budget: { ...budget } });
+    } catch (error) {
+      // Fail closed: a key whose creation is not on record must not work.
+      store.revoke(key.id, "audit log write failed at creation");
+      writeLine(io.stderr, `perimeter llm-keys create: the audit log could not be written, so the key was revoked: ${(error as Error).message}`);
+      return EXIT_INTERNAL;
+    }
+    writeLine(io.stdout, `created ${key.id} for client ${client}; models: ${models.join(", ")}; limits: ${describeLimits(key)}`);
+    writeLine(io.stdout, "give this key to the agent as its OpenAI/Anthropic API key; it is not shown again:");
+    writeLine(io.stdout, secret);
+    return EXIT_OK;
+  } finally {
+    store.close();
+    audit.close();
+  }
+}
+
+async function listKeys(args: string[], io: CommandIo): Promise<number> {
+  const { values } = parseCommandArgs("llm-keys list", args, { config: { type: "string", short: "c" }, json: { type: "boolean" } });
+  const config = loadConfig(configPath(values.config, io, "llm-keys list"));
+  const store = openLlmKeyStore(storePath(config, io));
+  try {
+    const today = utcDay(Date.now());
+    const usage = new Map<string, { todayTokens: number; totalTokens: number; totalCost: number; requests: number }>();
+    for (const row of store.usageRows()) {
+      const entry = usage.get(row.keyId) ?? { todayTokens: 0, totalTokens: 0, totalCost: 0, requests: 0 };
+      if (row.day === today) entry.todayTokens += row.tokensIn + row.tokensOut;
+      entry.totalTokens += row.tokensIn + row.tokensOut;
+      entry.totalCost += row.cost;
+      entry.requests += row.requests;
+      usage.set(row.keyId, entry);
+    }
+    const keys = store.list();
+    if (values.json === true) {
+      writeLine(io.stdout, JSON.stringify(keys.map((key) => ({ ...key, usage: usage.get(key.id) ?? { todayTokens: 0, totalTokens: 0, totalCost: 0, requests: 0 } })), null, 2));
+      return EXIT_OK;
+    }
+    if (keys.length === 0) {
+      writeLine(io.stdout, "no virtual keys; create one with: perimeter llm-keys create --client NAME -c perimeter.yaml");
+      return EXIT_OK;
+    }
+    const rows = keys.map((key) => {
+      const used = usage.get(key.id);
+      return [
+        key.id,
+        key.client,
+        key.source,
+        key.revokedAt === undefined ? "active" : `revoked ${key.revokedAt.slice(0, 10)}`,
+        key.models.join(","),
+        String(used?.todayTokens ?? 0),
+        String(used?.totalTokens ?? 0),
+        describeLimits(key),
+      ];
+    });
+    const header = ["ID", "CLIENT", "SOURCE", "STATUS", "MODELS", "TOKENS TODAY", "TOKENS TOTAL", "LIMITS"];
+    const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => (row[column] as string).length)));
+    for (const row of [header, ...rows]) writeLine(io.stdout, row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column] as number))).join("  "));
+    return EXIT_OK;
+  } finally {
+    store.close();
+  }
+}
+
+async function revokeKey(args: string[], io: CommandIo): Promise<number> {
+  const { values, positionals } = parseCommandArgs("llm-keys revoke", args, { config: { type: "string", short: "c" }, reason: { type: "string" } }, true);
+  const id = positionals[0];
+  if (id === undefined || positionals.length > 1) throw new UsageError("llm-keys revoke: name one key ID (see perimeter llm-keys list)");
+  const config = loadConfig(configPath(values.config, io, "llm-keys revoke"));
+  const audit = openAudit(config, io);
+  const store = openLlmKeyStore(storePath(config, io));
+  try {
+    const reason = values.reason ?? "revoked by an operator";
+    const result = store.revoke(id, reason);
+    if (result === "not-found") {
+      writeLine(io.stderr, `perimeter llm-keys revoke: no key ${id} (see perimeter llm-keys list)`);
+      return EXIT_FINDINGS;
+    }
+    if (result === "already-revoked") {
+      writeLine(io.stdout, `${id} was already revoked`);
+      return EXIT_OK;
+    }
+    // The revocation is already in force; a failed audit write is reported loudly but does not undo it.
+    try {
+      audit.append({ component: "cli", type: "llm-key-revoke", keyId: id, reason });
+    } catch (error) {
+      writeLine(io.stderr, `perimeter llm-keys revoke: ${id} is revoked, but the audit log could not be written: ${(error as Error).message}`);
+      return EXIT_INTERNAL;
+    }
+    writeLine(io.stdout, `revoked ${id}; requests with it are refused from now on`);
+    return EXIT_OK;
+  } finally {
+    store.close();
+    audit.close();
+  }
+}
+
+export const llmKeysCommand: Command = async (args, io) => {
+  const [subcommand, ...rest] = args;
+  switch (subcommand) {
+    case "create":
+      return createKey(rest, io);
+    case "list":
+      return listKeys(rest, io);
+    case "revoke":
+      return revokeKey(rest, io);
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      io.stdout.write(KEYS_HELP);
+      return EXIT_OK;
+    default:
+      throw new UsageError(`llm-keys: unknown subcommand "${subcommand}"; use create, list or revoke`);
+  }
 };

@@ -1,0 +1,270 @@
+// Virtual keys and their usage, in SQLite (the audit database unless llm.keysPath says otherwise; our tables are
+// prefixed llm_). A key is stored only as its SHA-256: the database never holds a usable credential. Keys come from
+// two places: `llm.clients` (values from the proxy's environment, synced at start) and `perimeter llm-keys create`.
+// The server looks a key up on every request, so a revocation from the CLI takes effect on the next request.
+import { DatabaseSync } from "node:sqlite";
+import type { StatementSync } from "node:sqlite";
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { VIRTUAL_KEY_PREFIX } from "./dlp.ts";
+
+export interface KeyLimits {
+  readonly requestsPerMinute?: number;
+  readonly tokensPerMinute?: number;
+}
+
+export interface KeyBudget {
+  readonly tokensPerDay?: number;
+  readonly tokensTotal?: number;
+  readonly costPerDay?: number;
+  readonly costTotal?: number;
+}
+
+export interface KeyPolicy {
+  /** provider/model globs or aliases. */
+  readonly models: readonly string[];
+  readonly limits: KeyLimits;
+  readonly budget: KeyBudget;
+}
+
+export interface VirtualKey extends KeyPolicy {
+  readonly id: string;
+  readonly client: string;
+  readonly source: "config" | "cli";
+  readonly createdAt: string;
+  readonly revokedAt: string | undefined;
+  readonly revokedReason: string | undefined;
+}
+
+export type AuthenticationResult = { ok: true; key: VirtualKey } | { ok: false; reason: "unknown-key" | "revoked-key" };
+
+export interface UsageTotals {
+  readonly dayTokens: number;
+  readonly dayCost: number;
+  readonly totalTokens: number;
+  readonly totalCost: number;
+}
+
+export interface UsageRow {
+  readonly keyId: string;
+  readonly day: string;
+  readonly requests: number;
+  readonly tokensIn: number;
+  readonly tokensOut: number;
+  readonly cost: number;
+}
+
+export interface ConfigClientKey {
+  readonly name: string;
+  readonly value: string;
+  readonly policy: KeyPolicy;
+}
+
+export interface LlmKeyStore {
+  authenticate(presented: string): AuthenticationResult;
+  create(client: string, policy: KeyPolicy): { key: VirtualKey; secret: string };
+  list(): VirtualKey[];
+  revoke(id: string, reason: string): "revoked" | "already-revoked" | "not-found";
+  /** Makes the `llm.clients` keys current: new values added, rotated or removed ones revoked. */
+  syncConfigClients(clients: readonly ConfigClientKey[]): void;
+  usageTotals(keyId: string, day: string): UsageTotals;
+  addUsage(keyId: string, day: string, tokensIn: number, tokensOut: number, cost: number): void;
+  usageRows(): UsageRow[];
+  close(): void;
+}
+
+export function hashKey(presented: string): string {
+  return createHash("sha256").update(presented).digest("hex");
+}
+
+/** A new virtual key: 32 random bytes, prefixed so DLP (and any secret scanner) recognises it. */
+export function generateVirtualKey(): string {
+  return `${VIRTUAL_KEY_PREFIX}${randomBytes(32).toString("base64url")}`;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS llm_keys (
+  id TEXT PRIMARY KEY,
+  client TEXT NOT NULL,
+  key_hash TEXT NOT NULL UNIQUE,
+  source TEXT NOT NULL CHECK (source IN ('config', 'cli')),
+  models TEXT NOT NULL,
+  limits TEXT NOT NULL,
+  budget TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  revoked_at TEXT,
+  revoked_reason TEXT
+);
+CREATE TABLE IF NOT EXISTS llm_usage (
+  key_id TEXT NOT NULL,
+  day TEXT NOT NULL,
+  requests INTEGER NOT NULL DEFAULT 0,
+  tokens_in INTEGER NOT NULL DEFAULT 0,
+  tokens_out INTEGER NOT NULL DEFAULT 0,
+  cost REAL NOT NULL DEFAULT 0,
+  PRIMARY KEY (key_id, day)
+);
+`;
+
+interface KeyRow {
+  id: string;
+  client: string;
+  key_hash: string;
+  source: string;
+  models: string;
+  limits: string;
+  budget: string;
+  created_at: string;
+  revoked_at: string | null;
+  revoked_reason: string | null;
+}
+
+function rowToKey(row: KeyRow): VirtualKey {
+  return {
+    id: row.id,
+    client: row.client,
+    source: row.source === "config" ? "config" : "cli",
+    models: JSON.parse(row.models) as string[],
+    limits: JSON.parse(row.limits) as KeyLimits,
+    budget: JSON.parse(row.budget) as KeyBudget,
+    createdAt: row.created_at,
+    revokedAt: row.revoked_at ?? undefined,
+    revokedReason: row.revoked_reason ?? undefined,
+  };
+}
+
+export interface KeyStoreOptions {
+  readonly now?: () => Date;
+}
+
+export function openLlmKeyStore(path: string, options: KeyStoreOptions = {}): LlmKeyStore {
+  const now = options.now ?? (() => new Date());
+  if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const database = new DatabaseSync(path);
+  // WAL and a busy timeout: the audit log and the CLI write the same file from other connections.
+  database.exec("PRAGMA busy_timeout = 5000");
+  database.exec("PRAGMA journal_mode = WAL");
+  database.exec("PRAGMA synchronous = NORMAL");
+  database.exec(SCHEMA);
+
+  const statements = {
+    byHash: database.prepare("SELECT * FROM llm_keys WHERE key_hash = ?"),
+    byId: database.prepare("SELECT * FROM llm_keys WHERE id = ?"),
+    all: database.prepare("SELECT * FROM llm_keys ORDER BY created_at, id"),
+    insert: database.prepare(
+      "INSERT INTO llm_keys (id, client, key_hash, source, models, limits, budget, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    ),
+    updatePolicy: database.prepare("UPDATE llm_keys SET models = ?, limits = ?, budget = ? WHERE id = ?"),
+    revoke: database.prepare("UPDATE llm_keys SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked_at IS NULL"),
+    configKeys: database.prepare("SELECT * FROM llm_keys WHERE source = 'config' AND revoked_at IS NULL"),
+    dayUsage: database.prepare("SELECT tokens_in + tokens_out AS tokens, cost FROM llm_usage WHERE key_id = ? AND day = ?"),
+    totalUsage: database.prepare("SELECT COALESCE(SUM(tokens_in + tokens_out), 0) AS tokens, COALESCE(SUM(cost), 0) AS cost FROM llm_usage WHERE key_id = ?"),
+    addUsage: database.prepare(
+      `INSERT INTO llm_usage (key_id, day, requests, tokens_in, tokens_out, cost) VALUES (?, ?, 1, ?, ?, ?)
+       ON CONFLICT (key_id, day) DO UPDATE SET requests = requests + 1, tokens_in = tokens_in + excluded.tokens_in,
+       tokens_out = tokens_out + excluded.tokens_out, cost = cost + excluded.cost`,
+    ),
+    usageRows: database.prepare("SELECT key_id, day, requests, tokens_in, tokens_out, cost FROM llm_usage ORDER BY key_id, day"),
+  } satisfies Record<string, StatementSync>;
+
+  const transaction = <T>(work: () => T): T => {
+    database.exec("BEGIN IMMEDIATE");
+    try {
+      const result = work();
+      database.exec("COMMIT");
+      return result;
+    } catch (error) {
+      database.exec("ROLLBACK");
+      throw error;
+    }
+  };
+
+  return {
+    authenticate(presented) {
+      const hash = hashKey(presented);
+      const row = statements.byHash.get(hash) as KeyRow | undefined;
+      // The lookup is by hash (an attacker cannot steer it); the comparison is constant-time all the same.
+      if (row === undefined || !timingSafeEqual(Buffer.from(row.key_hash, "hex"), Buffer.from(hash, "hex"))) return { ok: false, reason: "unknown-key" };
+      if (row.revoked_at !== null) return { ok: false, reason: "revoked-key" };
+      return { ok: true, key: rowToKey(row) };
+    },
+
+    create(client, policy) {
+      const secret = generateVirtualKey();
+      const id = `llmk_${randomBytes(6).toString("hex")}`;
+      const createdAt = now().toISOString();
+      statements.insert.run(id, client, hashKey(secret), "cli", JSON.stringify(policy.models), JSON.stringify(policy.limits), JSON.stringify(policy.budget), createdAt);
+      return { key: rowToKey(statements.byId.get(id) as unknown as KeyRow), secret };
+    },
+
+    list() {
+      return (statements.all.all() as unknown as KeyRow[]).map(rowToKey);
+    },
+
+    revoke(id, reason) {
+      const row = statements.byId.get(id) as KeyRow | undefined;
+      if (row === undefined) return "not-found";
+      if (row.revoked_at !== null) return "already-revoked";
+      statements.revoke.run(now().toISOString(), reason, id);
+      return "revoked";
+    },
+
+    syncConfigClients(clients) {
+      transaction(() => {
+        const current = new Set<string>();
+        for (const client of clients) {
+          const hash = hashKey(client.value);
+          // The id carries a hash prefix so that a rotated value is a new key and the old one gets revoked.
+          const id = `cfg_${client.name}_${hash.slice(0, 8)}`;
+          current.add(id);
+          const existing = statements.byId.get(id) as KeyRow | undefined;
+          const models = JSON.stringify(client.policy.models);
+          const limits = JSON.stringify(client.policy.limits);
+          const budget = JSON.stringify(client.policy.budget);
+          if (existing === undefined) {
+            const clash = statements.byHash.get(hash) as KeyRow | undefined;
+            if (clash !== undefined) {
+              throw new Error(`llm.clients ${client.name}: its key value is already the key ${clash.id} (client ${clash.client}); give each client its own value`);
+            }
+            statements.insert.run(id, client.name, hash, "config", models, limits, budget, now().toISOString());
+          } else {
+            // A revoked config key stays revoked (an operator revoked it on purpose): rotate the value to replace it.
+            statements.updatePolicy.run(models, limits, budget, id);
+          }
+        }
+        for (const row of statements.configKeys.all() as unknown as KeyRow[]) {
+          if (!current.has(row.id)) {
+            const stillListed = clients.some((client) => client.name === row.client);
+            statements.revoke.run(now().toISOString(), stillListed ? "value rotated in the environment" : "client removed from llm.clients", row.id);
+          }
+        }
+      });
+    },
+
+    usageTotals(keyId, day) {
+      const dayRow = statements.dayUsage.get(keyId, day) as { tokens: number; cost: number } | undefined;
+      const totalRow = statements.totalUsage.get(keyId) as { tokens: number; cost: number };
+      return { dayTokens: dayRow?.tokens ?? 0, dayCost: dayRow?.cost ?? 0, totalTokens: totalRow.tokens, totalCost: totalRow.cost };
+    },
+
+    addUsage(keyId, day, tokensIn, tokensOut, cost) {
+      statements.addUsage.run(keyId, day, tokensIn, tokensOut, cost);
+    },
+
+    usageRows() {
+      return (statements.usageRows.all() as unknown as Array<{ key_id: string; day: string; requests: number; tokens_in: number; tokens_out: number; cost: number }>).map((row) => ({
+        keyId: row.key_id,
+        day: row.day,
+        requests: row.requests,
+        tokensIn: row.tokens_in,
+        tokensOut: row.tokens_out,
+        cost: row.cost,
+      }));
+    },
+
+    close() {
+      if (database.isOpen) database.close();
+    },
+  };
+}

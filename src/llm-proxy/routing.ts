@@ -1,0 +1,132 @@
+// Which provider and model a request goes to, and whether a virtual key may use it. Pure functions over the `llm`
+// section: no I/O, so every rule is tested directly.
+import { globMatches } from "../config/index.ts";
+import type { PerimeterConfig } from "../config/index.ts";
+
+export type LlmSection = PerimeterConfig["llm"];
+export type ProviderKind = "openai" | "anthropic";
+
+export interface ModelTarget {
+  readonly provider: string;
+  readonly model: string;
+}
+
+export type ModelResolution =
+  | { ok: true; target: ModelTarget; requested: string; alias?: string }
+  | { ok: false; reason: string };
+
+/** `provider/model`: the provider is the part before the first slash (model names may contain slashes). */
+export function splitModelReference(reference: string): ModelTarget | undefined {
+  const slash = reference.indexOf("/");
+  if (slash <= 0 || slash === reference.length - 1) return undefined;
+  return { provider: reference.slice(0, slash), model: reference.slice(slash + 1) };
+}
+
+export function targetId(target: ModelTarget): string {
+  return `${target.provider}/${target.model}`;
+}
+
+function aliasTarget(llm: LlmSection, name: string): string | undefined {
+  if (Object.hasOwn(llm.aliases, name)) return llm.aliases[name];
+  if (name === "default") return llm.default;
+  return undefined;
+}
+
+/**
+ * Resolves what the agent wrote in `model`: an alias (`default` → llm.default, llm.aliases), `provider/model`, or a
+ * bare model name that exactly one provider lists. A model a provider does not list is refused rather than guessed.
+ */
+export function resolveModel(llm: LlmSection, requested: string): ModelResolution {
+  const aliased = aliasTarget(llm, requested);
+  if (aliased !== undefined) {
+    const target = splitModelReference(aliased);
+    if (target === undefined) return { ok: false, reason: `alias "${requested}" points at "${aliased}", which is not provider/model` };
+    return { ok: true, target, requested, alias: requested };
+  }
+  if (requested === "default") {
+    return { ok: false, reason: `model "default" is not configured: set llm.default to provider/model` };
+  }
+  const split = splitModelReference(requested);
+  if (split !== undefined && Object.hasOwn(llm.providers, split.provider)) {
+    const provider = llm.providers[split.provider];
+    if (provider !== undefined && provider.models.includes(split.model)) return { ok: true, target: split, requested };
+    return { ok: false, reason: `provider ${split.provider} does not serve "${split.model}" (it lists ${provider?.models.join(", ")})` };
+  }
+  const owners = Object.entries(llm.providers).filter(([, provider]) => provider.models.includes(requested));
+  if (owners.length === 1) {
+    const [name] = owners[0] as [string, unknown];
+    return { ok: true, target: { provider: name, model: requested }, requested };
+  }
+  if (owners.length > 1) {
+    return { ok: false, reason: `model "${requested}" is served by several providers (${owners.map(([name]) => name).join(", ")}): write provider/model` };
+  }
+  const known = listModelIds(llm);
+  return { ok: false, reason: `unknown model "${requested}"; use provider/model or an alias (${known.slice(0, 10).join(", ") || "no providers configured"})` };
+}
+
+/** Every `provider/model` the configuration serves, in config order. */
+export function listModelIds(llm: LlmSection): string[] {
+  return Object.entries(llm.providers).flatMap(([name, provider]) => provider.models.map((model) => `${name}/${model}`));
+}
+
+/** Every alias name with its target, `default` included when configured. */
+export function listAliases(llm: LlmSection): Array<{ alias: string; target: string }> {
+  const aliases = Object.entries(llm.aliases).map(([alias, target]) => ({ alias, target }));
+  if (llm.default !== undefined && !Object.hasOwn(llm.aliases, "default")) aliases.unshift({ alias: "default", target: llm.default });
+  return aliases;
+}
+
+/**
+ * A key's allowlist entry grants a model when it is a glob over `provider/model`, or an alias naming it (so granting
+ * `default` grants whatever `default` points at, under either name).
+ */
+export function modelAllowed(llm: LlmSection, patterns: readonly string[], resolution: { target: ModelTarget; alias?: string }): boolean {
+  const id = targetId(resolution.target);
+  for (const pattern of patterns) {
+    if (resolution.alias !== undefined && pattern === resolution.alias) return true;
+    const aliased = aliasTarget(llm, pattern);
+    if (aliased !== undefined) {
+      if (aliased === id) return true;
+      continue;
+    }
+    if (globMatches(pattern, id)) return true;
+  }
+  return false;
+}
+
+/** Whether an allowlist entry names anything at all (for `llm-keys create --models`). */
+export function patternMatchesSomething(llm: LlmSection, pattern: string): boolean {
+  if (aliasTarget(llm, pattern) !== undefined) return true;
+  return listModelIds(llm).some((id) => globMatches(pattern, id));
+}
+
+/**
+ * The providers to try in order: the chosen one, then its `failoverTo` chain (cycles cut, at most 4). On failover the
+ * same model name is used when the next provider lists it, otherwise that provider's first model.
+ */
+export function failoverChain(llm: LlmSection, first: ModelTarget): ModelTarget[] {
+  const chain: ModelTarget[] = [first];
+  const seen = new Set([first.provider]);
+  let current = llm.providers[first.provider];
+  while (current?.failoverTo !== undefined && chain.length < 4 && !seen.has(current.failoverTo)) {
+    const name = current.failoverTo;
+    const next = llm.providers[name];
+    if (next === undefined) break;
+    seen.add(name);
+    chain.push({ provider: name, model: next.models.includes(first.model) ? first.model : (next.models[0] as string) });
+    current = next;
+  }
+  return chain;
+}
+
+/** Problems the schema cannot see on its own: a failover to a provider speaking another wire format. */
+export function routingProblems(llm: LlmSection): string[] {
+  const problems: string[] = [];
+  for (const [name, provider] of Object.entries(llm.providers)) {
+    const next = provider.failoverTo === undefined ? undefined : llm.providers[provider.failoverTo];
+    if (next !== undefined && next.kind !== provider.kind) {
+      problems.push(`llm.providers.${name}.failoverTo: ${provider.failoverTo} speaks ${next.kind} but ${name} speaks ${provider.kind}; fail over to a provider of the same kind`);
+    }
+  }
+  return problems;
+}

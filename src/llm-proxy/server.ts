@@ -1,0 +1,754 @@
+// The llm-proxy HTTP server: a thin adapter over the pure decisions (routing.ts, dlp.ts, limits.ts) and the upstream
+// dialer. Provider keys live here and nowhere in the agent: the agent holds a virtual key, the proxy checks it,
+// redacts secrets from the prompt, reserves the worst-case cost, and relays the provider's answer chunk by chunk.
+import http from "node:http";
+import type { ClientRequest, IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
+import { randomUUID } from "node:crypto";
+import { performance } from "node:perf_hooks";
+import type { AddressInfo } from "node:net";
+import { placeholdersIn, readSecret, secretValues } from "../config/index.ts";
+import type { Environment, PerimeterConfig } from "../config/index.ts";
+import { systemResolver } from "../net/index.ts";
+import type { Resolver } from "../net/index.ts";
+import { silentLogger } from "../shared/index.ts";
+import type { Logger } from "../shared/index.ts";
+import { createAuditGate } from "./audit.ts";
+import type { AuditAppender, AuditGate, LlmRequestRecord } from "./audit.ts";
+import { BodyTooDeepError, createSecretScanner, inspectRequestBody } from "./dlp.ts";
+import type { DlpHit, KnownSecret, SecretScanner } from "./dlp.ts";
+import { errorReason, errorResponse, upstreamErrorDetails } from "./errors.ts";
+import type { ApiFlavor, ProxyError } from "./errors.ts";
+import type { LlmKeyStore, VirtualKey } from "./keys.ts";
+import { createUsageLedger } from "./limits.ts";
+import type { Reservation, UsageLedger } from "./limits.ts";
+import { createLlmProxyMetrics } from "./metrics.ts";
+import type { LlmProxyMetrics } from "./metrics.ts";
+import { failoverChain, listAliases, listModelIds, modelAllowed, resolveModel, routingProblems } from "./routing.ts";
+import type { LlmSection, ModelTarget, ProviderKind } from "./routing.ts";
+import { costOf, createSseSplitter, createStreamUsageTracker, estimatePromptTokens, maxOutputTokens, usageFromTail, usageIn } from "./usage.ts";
+import type { Route } from "./usage.ts";
+import { createUpstreamDialer } from "./upstream.ts";
+import type { UpstreamDialer, UpstreamProvider } from "./upstream.ts";
+
+export interface LlmProxyDependencies {
+  /** The proxy's environment: provider keys, client keys and canary values are read from it at start. */
+  readonly environment: Environment;
+  readonly keyStore: LlmKeyStore;
+  readonly audit: AuditAppender;
+  readonly resolver?: Resolver;
+  /** Explicit exceptions to the SSRF deny set for every provider (tests use it to reach a loopback stand-in). */
+  readonly allowCidrs?: readonly string[];
+  /** Extra CA certificates trusted for provider TLS. */
+  readonly ca?: string | Buffer | ReadonlyArray<string | Buffer>;
+  readonly logger?: Logger;
+  readonly now?: () => number;
+  /** @default 32 MiB (base64 images make large prompts) */
+  readonly maxBodyBytes?: number;
+}
+
+export interface LlmProxy {
+  listen(host: string, port: number): Promise<{ host: string; port: number }>;
+  /** Stops accepting, lets in-flight requests finish for up to `graceMs`, then cuts them. */
+  close(graceMs?: number): Promise<void>;
+  /** Applies a new configuration (providers, aliases, clients, DLP); the old one stays if the new one is invalid. */
+  reload(config: PerimeterConfig): void;
+  readonly metrics: LlmProxyMetrics;
+}
+
+/** A configuration the proxy cannot run with, with what to change. */
+export class LlmProxySetupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "LlmProxySetupError";
+  }
+}
+
+interface RouteInfo {
+  readonly route: Route;
+  readonly flavor: ApiFlavor;
+  readonly kind: ProviderKind;
+  readonly upstreamPath: string;
+}
+
+const ROUTES: Readonly<Record<string, RouteInfo>> = {
+  "/chat/completions": { route: "chat-completions", flavor: "openai", kind: "openai", upstreamPath: "/chat/completions" },
+  "/responses": { route: "responses", flavor: "openai", kind: "openai", upstreamPath: "/responses" },
+  "/embeddings": { route: "embeddings", flavor: "openai", kind: "openai", upstreamPath: "/embeddings" },
+  "/messages": { route: "messages", flavor: "anthropic", kind: "anthropic", upstreamPath: "/messages" },
+};
+
+const MAX_JSON_KEPT = 8 * 1024 * 1024;
+const TAIL_KEPT = 64 * 1024;
+const MAX_ERROR_BODY = 64 * 1024;
+const RELAYED_HEADERS = ["content-type", "cache-control", "x-request-id", "request-id", "openai-processing-ms", "openai-version", "retry-after"];
+
+interface Runtime {
+  readonly config: PerimeterConfig;
+  readonly llm: LlmSection;
+  readonly providers: ReadonlyMap<string, UpstreamProvider>;
+  readonly scanner: SecretScanner;
+  readonly dlpMode: "redact" | "block";
+}
+
+/** Every secret name the configuration references, labelled by what it is (names are safe to log; values never). */
+function referencedSecrets(config: PerimeterConfig): Array<{ name: string; label: string }> {
+  const names: Array<{ name: string; label: string }> = [];
+  const add = (name: string | undefined, label: string) => {
+    if (name !== undefined) names.push({ name, label: `${label} ${name}` });
+  };
+  for (const provider of Object.values(config.llm.providers)) add(provider.apiKeySecret, "provider key");
+  for (const client of config.llm.clients) add(client.keySecret, "client key");
+  for (const canary of config.llm.canaries) add(canary, "canary");
+  for (const platform of Object.values(config.agent.platforms)) {
+    add(platform?.tokenSecret, "secret");
+    for (const extra of platform?.extraSecrets ?? []) add(extra, "secret");
+  }
+  add(config.agent.apiServer.keySecret, "secret");
+  add(config.mcp.admin.tokenSecret, "secret");
+  for (const agent of config.mcp.agents) add(agent.tokenSecret, "secret");
+  for (const server of Object.values(config.mcp.servers)) {
+    for (const name of server.secrets) add(name, "secret");
+    for (const value of [...Object.values(server.headers), ...Object.values(server.env)]) for (const name of placeholdersIn(value)) add(name, "secret");
+  }
+  add(config.sandbox.tokenSecret, "secret");
+  for (const client of config.egress.clients) add(client.tokenSecret, "secret");
+  return names;
+}
+
+/** Validates the `llm` section against the environment and builds what requests need. Throws on any problem. */
+export function buildRuntime(config: PerimeterConfig, environment: Environment): Runtime {
+  const problems = routingProblems(config.llm);
+  if (problems.length > 0) throw new LlmProxySetupError(problems.join("\n"));
+  const providers = new Map<string, UpstreamProvider>();
+  for (const [name, provider] of Object.entries(config.llm.providers)) {
+    const apiKey = provider.apiKeySecret === undefined ? undefined : readSecret(environment, provider.apiKeySecret, `llm-proxy provider ${name}`);
+    providers.set(name, { name, config: provider, apiKey });
+  }
+  // A canary the proxy cannot see is a protection silently switched off: refuse to start instead.
+  for (const canary of config.llm.canaries) readSecret(environment, canary, "llm-proxy (llm.canaries)");
+  for (const client of config.llm.clients) readSecret(environment, client.keySecret, `llm-proxy client ${client.name}`);
+  const known: KnownSecret[] = [];
+  const seen = new Set<string>();
+  for (const { name, label } of referencedSecrets(config)) {
+    if (seen.has(name)) continue;
+    seen.add(name);
+    for (const value of secretValues(environment, [name])) known.push({ label, value });
+  }
+  return { config, llm: config.llm, providers, scanner: createSecretScanner(known), dlpMode: config.llm.dlp.mode };
+}
+
+/** The `llm.clients` keys with their values, for the key store. */
+export function configClientKeys(config: PerimeterConfig, environment: Environment) {
+  return config.llm.clients.map((client) => ({
+    name: client.name,
+    value: readSecret(environment, client.keySecret, `llm-proxy client ${client.name}`),
+    policy: { models: client.models, limits: client.limits, budget: client.budget },
+  }));
+}
+
+interface Exchange {
+  readonly id: string;
+  readonly started: number;
+  readonly route: string;
+  readonly flavor: ApiFlavor;
+  key?: VirtualKey;
+  requested?: string;
+  provider?: string;
+  upstreamModel?: string;
+  stream: boolean;
+  dlpHits: DlpHit[];
+  failovers: string[];
+  clientGone: boolean;
+  upstreamRequest?: ClientRequest;
+  response: ServerResponse;
+}
+
+interface Outcome {
+  readonly decision: "allow" | "deny" | "error";
+  readonly reason: string;
+  readonly status: number;
+  readonly tokensIn?: number;
+  readonly tokensOut?: number;
+  readonly usageSource?: "provider" | "reserved" | "none";
+  readonly cost?: number;
+  readonly firstChunkMs?: number;
+}
+
+function bearerKey(headers: IncomingHttpHeaders): string | undefined {
+  const authorization = headers.authorization;
+  if (authorization !== undefined) {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+    if (match !== null) return match[1];
+  }
+  const apiKey = headers["x-api-key"];
+  return typeof apiKey === "string" && apiKey !== "" ? apiKey : undefined;
+}
+
+function readBody(request: IncomingMessage, limit: number): Promise<{ ok: true; body: Buffer } | { ok: false; reason: "too-large" | "aborted" }> {
+  return new Promise((resolve) => {
+    const declared = Number(request.headers["content-length"]);
+    if (Number.isFinite(declared) && declared > limit) {
+      resolve({ ok: false, reason: "too-large" });
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    request.on("data", (chunk: Buffer) => {
+      if (done) return;
+      size += chunk.length;
+      if (size > limit) {
+        done = true;
+        resolve({ ok: false, reason: "too-large" });
+        return;
+      }
+      chunks.push(chunk);
+    });
+    request.on("end", () => {
+      if (done) return;
+      done = true;
+      resolve({ ok: true, body: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks) });
+    });
+    request.on("error", () => {
+      if (done) return;
+      done = true;
+      resolve({ ok: false, reason: "aborted" });
+    });
+    request.on("close", () => {
+      if (done) return;
+      done = true;
+      resolve({ ok: false, reason: "aborted" });
+    });
+  });
+}
+
+function upstreamHeaders(kind: ProviderKind, provider: UpstreamProvider, incoming: IncomingHttpHeaders, length: number, stream: boolean): OutgoingHttpHeaders {
+  const headers: OutgoingHttpHeaders = {
+    "content-type": "application/json",
+    "content-length": length,
+    accept: stream ? "text/event-stream" : "application/json",
+    // We read usage from the body, so ask for it uncompressed.
+    "accept-encoding": "identity",
+    "user-agent": "perimeter-llm-proxy/0.1",
+  };
+  if (kind === "anthropic") {
+    if (provider.apiKey !== undefined) headers["x-api-key"] = provider.apiKey;
+    headers["anthropic-version"] = typeof incoming["anthropic-version"] === "string" ? incoming["anthropic-version"] : "2023-06-01";
+    if (typeof incoming["anthropic-beta"] === "string") headers["anthropic-beta"] = incoming["anthropic-beta"];
+  } else {
+    if (provider.apiKey !== undefined) headers.authorization = `Bearer ${provider.apiKey}`;
+    if (typeof incoming["openai-beta"] === "string") headers["openai-beta"] = incoming["openai-beta"];
+  }
+  return headers;
+}
+
+function readLimited(stream: IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const finish = () => resolve(Buffer.concat(chunks).toString("utf8"));
+    stream.on("data", (chunk: Buffer) => {
+      if (size < limit) chunks.push(chunk.subarray(0, limit - size));
+      size += chunk.length;
+    });
+    stream.on("end", finish);
+    stream.on("error", finish);
+    stream.on("close", finish);
+  });
+}
+
+/** An error in the stream's own format, so an SDK reading SSE raises it instead of seeing a silent truncation. */
+function streamErrorEvent(flavor: ApiFlavor, message: string): string {
+  if (flavor === "anthropic") return `event: error\ndata: ${JSON.stringify({ type: "error", error: { type: "api_error", message } })}\n\n`;
+  return `data: ${JSON.stringify({ error: { message, type: "server_error", param: null, code: "upstream_stream_broken" } })}\n\n`;
+}
+
+interface RelayResult {
+  readonly complete: boolean;
+  readonly usage: { input?: number; output?: number };
+  readonly firstChunkAt: number | undefined;
+}
+
+export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDependencies): LlmProxy {
+  const logger = dependencies.logger ?? silentLogger();
+  const now = dependencies.now ?? Date.now;
+  const maxBodyBytes = dependencies.maxBodyBytes ?? 32 * 1024 * 1024;
+  const metrics = createLlmProxyMetrics();
+  const keyStore = dependencies.keyStore;
+  let runtime = buildRuntime(config, dependencies.environment);
+  keyStore.syncConfigClients(configClientKeys(config, dependencies.environment));
+  const ledger: UsageLedger = createUsageLedger(keyStore, now);
+  const auditGate: AuditGate = createAuditGate(dependencies.audit, logger, () => metrics.auditFailures.inc());
+  const dialer: UpstreamDialer = createUpstreamDialer({
+    resolver: dependencies.resolver ?? systemResolver(),
+    ...(dependencies.allowCidrs === undefined ? {} : { allowCidrs: dependencies.allowCidrs }),
+    ...(dependencies.ca === undefined ? {} : { ca: dependencies.ca }),
+  });
+
+  const finish = (exchange: Exchange, outcome: Outcome) => {
+    const latencyMs = Math.round((performance.now() - exchange.started) * 1000) / 1000;
+    const record: LlmRequestRecord = {
+      component: "llm-proxy",
+      type: "llm-request",
+      requestId: exchange.id,
+      route: exchange.route,
+      client: exchange.key?.client ?? null,
+      keyId: exchange.key?.id ?? null,
+      model: exchange.requested ?? null,
+      provider: exchange.provider ?? null,
+      upstreamModel: exchange.upstreamModel ?? null,
+      stream: exchange.stream,
+      decision: outcome.decision,
+      reason: outcome.reason,
+      status: outcome.status,
+      tokensIn: outcome.tokensIn ?? 0,
+      tokensOut: outcome.tokensOut ?? 0,
+      usageSource: outcome.usageSource ?? "none",
+      cost: outcome.cost ?? 0,
+      latencyMs,
+      ...(outcome.firstChunkMs === undefined ? {} : { firstChunkMs: Math.round(outcome.firstChunkMs * 1000) / 1000 }),
+      dlpHits: exchange.dlpHits.map((hit) => ({ kind: hit.kind, location: hit.location })),
+      ...(exchange.failovers.length > 0 ? { failovers: exchange.failovers } : {}),
+      ...(exchange.clientGone ? { cancelled: true } : {}),
+    };
+    auditGate.record(record);
+    metrics.requests.inc({ route: exchange.route, decision: outcome.decision, reason: outcome.reason.split(":")[0] ?? outcome.reason });
+    metrics.duration.observe({ route: exchange.route, provider: exchange.provider ?? "none" }, latencyMs / 1000);
+    if (exchange.provider !== undefined && (outcome.tokensIn ?? 0) + (outcome.tokensOut ?? 0) > 0) {
+      metrics.tokens.inc({ provider: exchange.provider, direction: "input" }, outcome.tokensIn ?? 0);
+      metrics.tokens.inc({ provider: exchange.provider, direction: "output" }, outcome.tokensOut ?? 0);
+      if ((outcome.cost ?? 0) > 0) metrics.cost.inc({ provider: exchange.provider }, outcome.cost ?? 0);
+    }
+  };
+
+  const sendError = (exchange: Exchange, error: ProxyError) => {
+    const mapped = errorResponse(error, exchange.flavor);
+    const response = exchange.response;
+    if (!response.headersSent && !response.destroyed) {
+      response.writeHead(mapped.status, { ...mapped.headers, "x-perimeter-request-id": exchange.id });
+      response.end(mapped.body);
+    }
+    return mapped.status;
+  };
+
+  /** Refuses a request before anything went upstream; recorded like every other request. */
+  const deny = (exchange: Exchange, error: ProxyError, decision: "deny" | "error" = "deny") => {
+    const status = sendError(exchange, error);
+    finish(exchange, { decision, reason: errorReason(error), status });
+  };
+
+  const listModels = (exchange: Exchange, key: VirtualKey, anthropicStyle: boolean) => {
+    const llm = runtime.llm;
+    const ids = [
+      ...listModelIds(llm).filter((id) => modelAllowed(llm, key.models, { target: { provider: id.slice(0, id.indexOf("/")), model: id.slice(id.indexOf("/") + 1) } })),
+      ...listAliases(llm)
+        .filter(({ alias, target }) => {
+          const resolution = resolveModel(llm, alias);
+          return resolution.ok && modelAllowed(llm, key.models, resolution) && target !== "";
+        })
+        .map(({ alias }) => alias),
+    ];
+    const body = anthropicStyle
+      ? { data: ids.map((id) => ({ type: "model", id, display_name: id, created_at: "1970-01-01T00:00:00Z" })), has_more: false, first_id: ids[0] ?? null, last_id: ids.at(-1) ?? null }
+      : { object: "list", data: ids.map((id) => ({ id, object: "model", created: 0, owned_by: id.includes("/") ? id.slice(0, id.indexOf("/")) : "perimeter" })) };
+    exchange.response.writeHead(200, { "content-type": "application/json", "x-perimeter-request-id": exchange.id });
+    exchange.response.end(JSON.stringify(body));
+  };
+
+  /** Relays a 2xx answer chunk by chunk, reading usage on the way. */
+  const relay = (exchange: Exchange, upstream: IncomingMessage, stripUsageChunk: boolean): Promise<RelayResult> =>
+    new Promise((resolve) => {
+      const response = exchange.response;
+      const headers: OutgoingHttpHeaders = { "x-perimeter-request-id": exchange.id };
+      for (const name of RELAYED_HEADERS) {
+        const value = upstream.headers[name];
+        if (value !== undefined) headers[name] = value;
+      }
+      const contentType = String(upstream.headers["content-type"] ?? "");
+      const sse = contentType.includes("text/event-stream");
+      if (sse) headers["cache-control"] = "no-cache";
+      response.writeHead(upstream.statusCode ?? 200, headers);
+      let firstChunkAt: number | undefined;
+      let resolved = false;
+      const splitter = sse ? createSseSplitter() : undefined;
+      const tracker = sse ? createStreamUsageTracker() : undefined;
+      let kept: Buffer[] | undefined = [];
+      let keptBytes = 0;
+      const recent: Buffer[] = [];
+      let recentBytes = 0;
+
+      const write = (data: string | Buffer) => {
+        if (data.length === 0 || response.destroyed) return;
+        firstChunkAt ??= performance.now();
+        if (!response.write(data)) {
+          upstream.pause();
+          response.once("drain", () => upstream.resume());
+        }
+      };
+      const forwardEvents = (events: ReturnType<NonNullable<typeof splitter>["push"]>) => {
+        let out = "";
+        for (const event of events) {
+          const { usageOnlyChunk } = (tracker as NonNullable<typeof tracker>).observe(event);
+          if (usageOnlyChunk && stripUsageChunk) continue;
+          out += event.raw;
+        }
+        write(out);
+      };
+      const jsonUsage = (): { input?: number; output?: number } => {
+        if (kept !== undefined) {
+          try {
+            return usageIn(JSON.parse(Buffer.concat(kept).toString("utf8")));
+          } catch {
+            return {};
+          }
+        }
+        return usageFromTail(Buffer.concat(recent).toString("utf8"));
+      };
+      const done = (complete: boolean) => {
+        if (resolved) return;
+        resolved = true;
+        resolve({ complete, usage: tracker !== undefined ? tracker.usage() : complete ? jsonUsage() : {}, firstChunkAt });
+      };
+
+      upstream.on("data", (chunk: Buffer) => {
+        if (splitter !== undefined) {
+          forwardEvents(splitter.push(chunk));
+          return;
+        }
+        write(chunk);
+        if (kept !== undefined) {
+          if (keptBytes + chunk.length <= MAX_JSON_KEPT) {
+            kept.push(chunk);
+            keptBytes += chunk.length;
+          } else {
+            kept = undefined;
+          }
+        }
+        recent.push(chunk);
+        recentBytes += chunk.length;
+        while (recent.length > 1 && recentBytes - (recent[0] as Buffer).length >= TAIL_KEPT) recentBytes -= (recent.shift() as Buffer).length;
+      });
+      upstream.on("end", () => {
+        if (splitter !== undefined) forwardEvents(splitter.end());
+        if (!response.destroyed) response.end();
+        done(true);
+      });
+      const broken = () => {
+        if (resolved) return;
+        if (!exchange.clientGone && !response.destroyed) {
+          // The provider went away mid-answer: say so in the stream's format, or cut a JSON body (never end it cleanly).
+          if (sse) {
+            response.end(streamErrorEvent(exchange.flavor, `provider ${exchange.provider ?? ""} closed the stream before it was complete`));
+          } else {
+            response.destroy();
+          }
+        }
+        done(false);
+      };
+      upstream.on("error", broken);
+      upstream.on("close", () => {
+        if (!upstream.complete) broken();
+      });
+    });
+
+  const forward = async (exchange: Exchange, info: RouteInfo, body: Record<string, unknown>, chain: ModelTarget[], reservation: Reservation, worstInput: number, worstOutput: number) => {
+    const stream = body.stream === true && info.route !== "embeddings";
+    exchange.stream = stream;
+    let stripUsageChunk = false;
+    if (stream && info.route === "chat-completions") {
+      // Ask for usage in the last chunk so budgets settle on real numbers; hide that chunk if the agent did not ask.
+      const existing = typeof body.stream_options === "object" && body.stream_options !== null ? (body.stream_options as Record<string, unknown>) : {};
+      stripUsageChunk = existing.include_usage !== true;
+      body.stream_options = { ...existing, include_usage: true };
+    }
+    const settleWith = (provider: UpstreamProvider | undefined, tokensIn: number, tokensOut: number) => {
+      const cost = provider === undefined ? 0 : costOf({ input: tokensIn, output: tokensOut }, provider.config.costPer1kTokens);
+      ledger.settle(reservation, { tokensIn, tokensOut, cost });
+      return cost;
+    };
+
+    let lastError: ProxyError | undefined;
+    for (let index = 0; index < chain.length; index++) {
+      const target = chain[index] as ModelTarget;
+      const provider = runtime.providers.get(target.provider);
+      if (provider === undefined) {
+        lastError = { kind: "internal", detail: `provider ${target.provider} vanished on reload` };
+        continue;
+      }
+      if (index > 0) {
+        exchange.failovers.push(`${chain[index - 1]?.provider}->${target.provider}`);
+        metrics.failovers.inc({ from: chain[index - 1]?.provider ?? "", to: target.provider });
+      }
+      exchange.provider = target.provider;
+      exchange.upstreamModel = target.model;
+      body.model = target.model;
+      const payload = Buffer.from(JSON.stringify(body));
+      const outcome = await dialer.send({
+        provider,
+        path: info.upstreamPath,
+        headers: upstreamHeaders(info.kind, provider, exchange.response.req.headers, payload.length, stream),
+        body: payload,
+        onRequest: (request) => {
+          exchange.upstreamRequest = request;
+        },
+      });
+      if (exchange.clientGone) {
+        if (outcome.ok) outcome.response.destroy();
+        metrics.upstreamCancelled.inc({ provider: provider.name });
+        // The provider may have started work: charge what was reserved.
+        const cost = outcome.ok ? settleWith(provider, worstInput, worstOutput) : settleWith(provider, 0, 0);
+        finish(exchange, { decision: "error", reason: "client-disconnected", status: 499, ...(outcome.ok ? { tokensIn: worstInput, tokensOut: worstOutput, usageSource: "reserved", cost } : {}) });
+        return;
+      }
+      const hasNext = index + 1 < chain.length;
+      if (!outcome.ok) {
+        lastError = outcome.error;
+        logger.warn({ requestId: exchange.id, provider: provider.name, error: errorReason(outcome.error) }, "upstream-request failed");
+        if (outcome.retryable && hasNext) continue;
+        break;
+      }
+      const upstream = outcome.response;
+      const status = upstream.statusCode ?? 502;
+      if (status >= 500 && hasNext) {
+        upstream.resume();
+        lastError = { kind: "upstream-error", provider: provider.name, status, message: "server error" };
+        continue;
+      }
+      if (status >= 400 || status < 200) {
+        const text = await readLimited(upstream, MAX_ERROR_BODY);
+        const details = upstreamErrorDetails(text);
+        const error: ProxyError = {
+          kind: "upstream-error",
+          provider: provider.name,
+          status,
+          message: runtime.scanner.redact(details.message).text,
+          ...(details.type === undefined ? {} : { upstreamType: details.type }),
+          ...(details.code === undefined ? {} : { upstreamCode: details.code }),
+        };
+        settleWith(provider, 0, 0);
+        const mapped = errorResponse(error, exchange.flavor);
+        const retryAfter = upstream.headers["retry-after"];
+        if (!exchange.response.headersSent) {
+          exchange.response.writeHead(mapped.status, { ...mapped.headers, ...(retryAfter === undefined ? {} : { "retry-after": retryAfter }), "x-perimeter-request-id": exchange.id });
+          exchange.response.end(mapped.body);
+        }
+        finish(exchange, { decision: "error", reason: errorReason(error), status: mapped.status });
+        return;
+      }
+      const result = await relay(exchange, upstream, stripUsageChunk);
+      if (exchange.clientGone) metrics.upstreamCancelled.inc({ provider: provider.name });
+      const firstChunkMs = result.firstChunkAt === undefined ? undefined : result.firstChunkAt - exchange.started;
+      if (firstChunkMs !== undefined && stream) metrics.timeToFirstToken.observe({ provider: provider.name }, firstChunkMs / 1000);
+      const reported = result.complete && result.usage.input !== undefined && result.usage.output !== undefined;
+      // Without the provider's numbers (a cut stream, a provider that reports none) the reservation is charged.
+      const tokensIn = reported ? (result.usage.input as number) : (result.usage.input ?? worstInput);
+      const tokensOut = reported ? (result.usage.output as number) : worstOutput;
+      const cost = settleWith(provider, tokensIn, tokensOut);
+      finish(exchange, {
+        decision: result.complete ? "allow" : "error",
+        reason: result.complete ? "ok" : exchange.clientGone ? "client-disconnected" : "upstream-stream-broken",
+        status: result.complete ? status : exchange.clientGone ? 499 : 502,
+        tokensIn,
+        tokensOut,
+        usageSource: reported ? "provider" : "reserved",
+        cost,
+        ...(firstChunkMs === undefined ? {} : { firstChunkMs }),
+      });
+      return;
+    }
+    settleWith(undefined, 0, 0);
+    const error = lastError ?? { kind: "internal", detail: "no provider to try" };
+    const status = sendError(exchange, error);
+    finish(exchange, { decision: "error", reason: errorReason(error), status });
+  };
+
+  const handle = async (request: IncomingMessage, response: ServerResponse) => {
+    const pathname = (request.url ?? "/").split("?")[0] ?? "/";
+    if (pathname === "/healthz") {
+      const healthy = auditGate.ready();
+      response.writeHead(healthy ? 200 : 503, { "content-type": "application/json" });
+      response.end(JSON.stringify({ status: healthy ? "ok" : "audit-unavailable" }));
+      return;
+    }
+    if (pathname === "/metrics" && request.method === "GET") {
+      const text = await metrics.registry.metrics();
+      response.writeHead(200, { "content-type": metrics.registry.contentType });
+      response.end(text);
+      return;
+    }
+    const relative = pathname.startsWith("/v1/") ? pathname.slice(3) : pathname;
+    const info = ROUTES[relative];
+    const flavor: ApiFlavor = info?.flavor ?? "openai";
+    const exchange: Exchange = { id: randomUUID(), started: performance.now(), route: info?.route ?? (relative === "/models" ? "models" : "unknown"), flavor, stream: false, dlpHits: [], failovers: [], clientGone: false, response };
+    response.on("close", () => {
+      if (!response.writableFinished) {
+        exchange.clientGone = true;
+        exchange.upstreamRequest?.destroy();
+      }
+    });
+
+    const isModels = relative === "/models" && request.method === "GET";
+    if (info === undefined && !isModels) {
+      sendError(exchange, { kind: "not-found", detail: `no route ${request.method} ${pathname}; llm-proxy serves POST /v1/chat/completions, /v1/responses, /v1/embeddings, /v1/messages and GET /v1/models` });
+      return;
+    }
+    if (info !== undefined && request.method !== "POST") {
+      sendError(exchange, { kind: "bad-request", detail: `use POST for ${pathname}` });
+      return;
+    }
+
+    const presented = bearerKey(request.headers);
+    if (presented === undefined) {
+      deny(exchange, { kind: "unauthorized", detail: "send the virtual key as Authorization: Bearer <key> (or x-api-key)" });
+      return;
+    }
+    const authentication = keyStore.authenticate(presented);
+    if (!authentication.ok) {
+      deny(exchange, { kind: "unauthorized", detail: "ask the operator for a key (perimeter llm-keys create)" });
+      return;
+    }
+    exchange.key = authentication.key;
+    if (!auditGate.ready()) {
+      // Not recorded now (the log is failing); the refusal is visible in logs and metrics.
+      sendError(exchange, { kind: "audit-unavailable" });
+      metrics.requests.inc({ route: exchange.route, decision: "deny", reason: "audit-unavailable" });
+      return;
+    }
+    if (isModels) {
+      listModels(exchange, authentication.key, typeof request.headers["anthropic-version"] === "string");
+      return;
+    }
+    const routeInfo = info as RouteInfo;
+
+    const read = await readBody(request, maxBodyBytes);
+    if (!read.ok) {
+      if (read.reason === "too-large") {
+        response.setHeader("connection", "close");
+        deny(exchange, { kind: "payload-too-large", limitBytes: maxBodyBytes });
+      } else {
+        finish(exchange, { decision: "error", reason: "client-disconnected", status: 499 });
+      }
+      return;
+    }
+    let body: Record<string, unknown>;
+    try {
+      const parsed: unknown = JSON.parse(read.body.toString("utf8"));
+      if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new Error("not an object");
+      body = parsed as Record<string, unknown>;
+    } catch {
+      deny(exchange, { kind: "bad-request", detail: "the request body must be a JSON object" });
+      return;
+    }
+    if (typeof body.model !== "string" || body.model === "") {
+      deny(exchange, { kind: "bad-request", detail: "model is required (provider/model or an alias such as default)", param: "model" });
+      return;
+    }
+    exchange.requested = body.model;
+    exchange.stream = body.stream === true;
+    const llm = runtime.llm;
+    const resolution = resolveModel(llm, body.model);
+    if (!resolution.ok) {
+      deny(exchange, { kind: "model-not-found", model: body.model, detail: resolution.reason });
+      return;
+    }
+    exchange.provider = resolution.target.provider;
+    exchange.upstreamModel = resolution.target.model;
+    if (!modelAllowed(llm, authentication.key.models, resolution)) {
+      deny(exchange, { kind: "model-not-allowed", model: body.model });
+      return;
+    }
+    const providerKind = llm.providers[resolution.target.provider]?.kind ?? "openai";
+    if (providerKind !== routeInfo.kind) {
+      deny(exchange, {
+        kind: "bad-request",
+        param: "model",
+        detail: `model ${body.model} is served by an ${providerKind} provider; call ${providerKind === "anthropic" ? "POST /v1/messages" : "the OpenAI-compatible routes (/v1/chat/completions, /v1/responses, /v1/embeddings)"} for it`,
+      });
+      return;
+    }
+
+    let hits: DlpHit[];
+    try {
+      hits = inspectRequestBody(body, runtime.scanner, runtime.dlpMode);
+    } catch (error) {
+      if (error instanceof BodyTooDeepError) {
+        deny(exchange, { kind: "bad-request", detail: error.message });
+        return;
+      }
+      throw error;
+    }
+    if (hits.length > 0) {
+      exchange.dlpHits = hits;
+      const action = runtime.dlpMode === "block" ? "blocked" : "redacted";
+      for (const hit of hits) metrics.dlpHits.inc({ kind: hit.kind.replace(/ [A-Z_][A-Z0-9_]*( \(base64\))?$/, ""), action });
+      logger.warn({ requestId: exchange.id, client: authentication.key.client, hits: hits.map((hit) => `${hit.kind} at ${hit.location}`), action }, "dlp-hit");
+      if (runtime.dlpMode === "block") {
+        deny(exchange, { kind: "dlp-blocked", kinds: [...new Set(hits.map((hit) => hit.kind))] });
+        return;
+      }
+    }
+
+    const chain = failoverChain(llm, resolution.target);
+    const promptTokens = estimatePromptTokens(body);
+    const outputTokens = maxOutputTokens(routeInfo.route, body);
+    let worstCost = 0;
+    for (const target of chain) {
+      worstCost = Math.max(worstCost, costOf({ input: promptTokens, output: outputTokens }, llm.providers[target.provider]?.costPer1kTokens));
+    }
+    const admission = ledger.admit(authentication.key, { tokens: promptTokens + outputTokens, cost: worstCost });
+    if (!admission.ok) {
+      deny(exchange, admission.error);
+      return;
+    }
+    await forward(exchange, routeInfo, body, chain, admission.reservation, promptTokens, outputTokens);
+  };
+
+  const server = http.createServer({ headersTimeout: 30_000, requestTimeout: 120_000, keepAliveTimeout: 5_000, maxHeaderSize: 32 * 1024 }, (request, response) => {
+    metrics.inFlight.inc();
+    response.once("close", () => metrics.inFlight.dec());
+    handle(request, response).catch((error: unknown) => {
+      // A bug in one request must not take the server down: answer 500 (or cut the stream) and keep serving.
+      logger.error({ err: (error as Error).stack ?? String(error), url: request.url }, "llm-request crashed");
+      if (!response.headersSent) {
+        const mapped = errorResponse({ kind: "internal", detail: "see the llm-proxy logs" }, "openai");
+        response.writeHead(mapped.status, mapped.headers);
+        response.end(mapped.body);
+      } else {
+        response.destroy();
+      }
+    });
+  });
+  server.on("clientError", (_error, socket) => {
+    if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
+    else socket.destroy();
+  });
+
+  return {
+    metrics,
+    listen(host, port) {
+      return new Promise((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(port, host, () => {
+          server.off("error", reject);
+          const address = server.address() as AddressInfo;
+          logger.info({ host: address.address, port: address.port, providers: [...runtime.providers.keys()] }, "llm-proxy listening");
+          resolve({ host: address.address, port: address.port });
+        });
+      });
+    },
+    async close(graceMs = 5_000) {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+      await closed;
+      clearTimeout(timer);
+      dialer.close();
+    },
+    reload(next) {
+      const built = buildRuntime(next, dependencies.environment);
+      keyStore.syncConfigClients(configClientKeys(next, dependencies.environment));
+      runtime = built;
+      logger.info({ providers: [...built.providers.keys()] }, "llm-proxy configuration reloaded");
+    },
+  };
+}
