@@ -852,7 +852,9 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
     server.headersTimeout = limits.headerTimeoutSeconds * 1000;
     server.requestTimeout = Math.max(limits.tunnelLifetimeSeconds * 1000, server.headersTimeout);
     server.keepAliveTimeout = limits.idleTimeoutSeconds * 1000;
-    server.timeout = limits.idleTimeoutSeconds * 1000;
+    // No socket idle timeout on client connections: while a request waits on its upstream the client side is
+    // idle by design, and the upstream's own idle timeout answers it with a 504 instead of a silent close.
+    server.timeout = 0;
   }
 
   function createFrontServer(): http.Server {
