@@ -390,6 +390,7 @@ const egress = z.strictObject({
       headerTimeoutSeconds: z.number().min(1).default(10),
       maxHeaderBytes: z.number().int().min(1024).max(1048576).default(16384),
       tunnelLifetimeSeconds: z.number().min(1).default(3600),
+      connectTimeoutSeconds: z.number().min(1).default(10).describe("Give up dialling an upstream after this long (504). @default 10"),
     })
     .prefault({}),
   auditPath: z.string().optional(),
