@@ -1,0 +1,298 @@
+// The engine of `perimeter check`: reads every input, decides what each file is, runs the rules and resolves
+// suppressions. Pure with respect to its inputs: the same files and options give the same result.
+import { existsSync, lstatSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
+import { isScalar } from "yaml";
+import { checkCompose, looksLikeCompose } from "./compose.ts";
+import { createCollector } from "./collector.ts";
+import type { Collector, Subject } from "./collector.ts";
+import { checkDockerfile, parseDockerfile } from "./dockerfile.ts";
+import { checkEnvFile, parseEnvText } from "./env-file.ts";
+import type { EnvFile } from "./env-file.ts";
+import { checkDataDirectory, checkEnvMode, isHermesDataDirectory } from "./files.ts";
+import { chatEvidenceIn, checkHermesConfig, looksLikeHermesConfig } from "./hermes-config.ts";
+import { isCredentialName } from "./hermes-facts.ts";
+import { checkKubernetes, objectsOfDocument } from "./kubernetes.ts";
+import type { KubeObject } from "./kubernetes.ts";
+import { KUSTOMIZATION_FILES, buildKustomization, kustomizationFileIn } from "./kustomize.ts";
+import type { KustomizeMode } from "./kustomize.ts";
+import type { CheckError, CheckResult, InputKind, SourceLocation } from "./model.ts";
+import { parseBaseline, resolveFindings } from "./suppress.ts";
+import type { BaselineEntry, CommentRange } from "./suppress.ts";
+import { nodeAt, parseYamlFile } from "./yaml-source.ts";
+import type { Path, PositionMapper, YamlDocument, YamlFile } from "./yaml-source.ts";
+
+export interface CheckOptions {
+  readonly cwd: string;
+  /** The text of standard input, when `-` is among the paths. */
+  readonly stdinText?: string;
+  readonly kustomize?: KustomizeMode;
+  readonly baselineFile?: string;
+  /** Today as YYYY-MM-DD (UTC); suppressions with an earlier `until` have lapsed. */
+  readonly today?: string;
+}
+
+const SKIPPED_DIRECTORIES = new Set([".git", "node_modules"]);
+const MAXIMUM_WALK_ENTRIES = 100_000;
+const YAML_FILE = /\.ya?ml$/i;
+const ENV_FILE = /^(\.env(\..+)?|.+\.env)$/;
+const DOCKERFILE = /^(Dockerfile(\..+)?|Containerfile|.+\.[Dd]ockerfile)$/;
+const EXAMPLE_ENV = /\.(example|sample|template|dist)$/;
+
+interface Run {
+  readonly options: CheckOptions;
+  readonly collector: Collector;
+  readonly errors: CheckError[];
+  readonly inputs: Array<{ file: string; kind: InputKind }>;
+  readonly skipped: Array<{ file: string; reason: string }>;
+  readonly objects: KubeObject[];
+  readonly comments: CommentRange[];
+  readonly annotated: Subject[];
+  /** Files already taken care of (inside a kustomize build or a data directory). */
+  readonly handled: Set<string>;
+}
+
+export function runCheck(paths: readonly string[], options: CheckOptions): CheckResult {
+  const run: Run = { options, collector: createCollector(), errors: [], inputs: [], skipped: [], objects: [], comments: [], annotated: [], handled: new Set() };
+  const display = (path: string) => displayPath(path, options.cwd);
+  for (const path of paths) {
+    if (path === "-") {
+      checkYamlText(run, "<stdin>", options.stdinText ?? "", true);
+      continue;
+    }
+    const full = resolve(options.cwd, path);
+    if (!existsSync(full)) {
+      run.errors.push({ location: { file: path, line: 1, column: 1 }, message: "no such file or directory" });
+      continue;
+    }
+    if (statSync(full).isDirectory()) walkDirectory(run, full, { entries: 0 });
+    else checkFile(run, full, true);
+  }
+  checkKubernetes(run.objects, run.collector, { embeddedHermesConfig: (object, key, mountedByAgent) => checkEmbeddedConfig(run, object, key, mountedByAgent) });
+  run.annotated.push(...run.objects);
+  let baseline: BaselineEntry[] = [];
+  if (options.baselineFile !== undefined) {
+    const parsed = parseBaseline(resolve(options.cwd, options.baselineFile), display(resolve(options.cwd, options.baselineFile)));
+    baseline = parsed.entries;
+    run.errors.push(...parsed.errors);
+  }
+  const today = options.today ?? new Date().toISOString().slice(0, 10);
+  const findings = resolveFindings(run.collector, { comments: run.comments, baseline, annotated: run.annotated, today });
+  findings.sort((a, b) => a.location.file.localeCompare(b.location.file) || a.location.line - b.location.line || a.location.column - b.location.column || a.ruleId.localeCompare(b.ruleId));
+  run.errors.sort((a, b) => a.location.file.localeCompare(b.location.file) || a.location.line - b.location.line);
+  return { findings, errors: run.errors, inputs: run.inputs, skipped: run.skipped };
+}
+
+export function displayPath(path: string, cwd: string): string {
+  if (!isAbsolute(path)) return path;
+  const relativePath = relative(cwd, path);
+  return relativePath === "" ? "." : relativePath.startsWith("..") ? path : relativePath;
+}
+
+function walkDirectory(run: Run, directory: string, budget: { entries: number }): void {
+  if (run.handled.has(directory)) return;
+  const display = (path: string) => displayPath(path, run.options.cwd);
+  const kustomization = kustomizationFileIn(directory);
+  if (kustomization !== undefined) {
+    checkKustomization(run, directory);
+    return;
+  }
+  let names: string[];
+  try {
+    names = readdirSync(directory).sort();
+  } catch (error) {
+    run.errors.push({ location: { file: display(directory), line: 1, column: 1 }, message: `cannot read directory: ${(error as Error).message}` });
+    return;
+  }
+  if (isHermesDataDirectory(directory, names)) {
+    checkDataDirectoryInput(run, directory, names);
+    return;
+  }
+  for (const name of names) {
+    budget.entries += 1;
+    if (budget.entries > MAXIMUM_WALK_ENTRIES) {
+      run.errors.push({ location: { file: display(directory), line: 1, column: 1 }, message: `more than ${MAXIMUM_WALK_ENTRIES} entries: name the directories to check` });
+      return;
+    }
+    const full = join(directory, name);
+    const stats = lstatSync(full);
+    if (stats.isSymbolicLink()) continue;
+    if (stats.isDirectory()) {
+      if (!SKIPPED_DIRECTORIES.has(name)) walkDirectory(run, full, budget);
+    } else if (stats.isFile()) {
+      checkFile(run, full, false);
+    }
+  }
+}
+
+function checkKustomization(run: Run, directory: string): void {
+  const display = (path: string) => displayPath(path, run.options.cwd);
+  const build = buildKustomization(directory, display, run.options.kustomize ?? "auto");
+  run.errors.push(...build.errors);
+  run.objects.push(...build.objects);
+  run.inputs.push({ file: display(directory), kind: "kustomization" });
+  run.handled.add(directory);
+  for (const file of build.files) {
+    run.handled.add(resolve(run.options.cwd, file));
+    // Comments in the resource files still suppress.
+    if (YAML_FILE.test(file) && !KUSTOMIZATION_FILES.includes(basename(file))) {
+      const parsed = parseYamlFile(file, readFileSync(resolve(run.options.cwd, file), "utf8"));
+      for (const directive of parsed.directives) run.comments.push({ file, text: directive.text, location: directive.location, fromLine: directive.fromLine, toLine: directive.toLine });
+    }
+  }
+}
+
+function checkDataDirectoryInput(run: Run, directory: string, names: readonly string[]): void {
+  const display = (path: string) => displayPath(path, run.options.cwd);
+  run.inputs.push({ file: display(directory), kind: "data-directory" });
+  checkDataDirectory(directory, display(directory), run.collector);
+  const envPath = join(directory, ".env");
+  let envFile: EnvFile | undefined;
+  if (names.includes(".env")) envFile = checkEnvInput(run, envPath, true);
+  for (const name of ["config.yaml", "config.yml"]) {
+    if (!names.includes(name)) continue;
+    const full = join(directory, name);
+    run.inputs.push({ file: display(full), kind: "hermes-config" });
+    const parsed = parseYamlFile(display(full), readFileSync(full, "utf8"));
+    collectYaml(run, parsed);
+    const evidence = envFile === undefined ? undefined : chatEvidenceIn(envFile.variables);
+    for (const document of parsed.documents) {
+      checkHermesConfig(document, fileSubject(document), { servesChat: evidence !== undefined, chatEvidence: evidence }, run.collector);
+    }
+  }
+}
+
+function fileSubject(document: YamlDocument): Subject {
+  return { file: document.file, name: basename(document.file), locate: (path) => document.locate(path) };
+}
+
+function collectYaml(run: Run, parsed: YamlFile): void {
+  run.errors.push(...parsed.errors);
+  for (const directive of parsed.directives) run.comments.push({ file: parsed.file, text: directive.text, location: directive.location, fromLine: directive.fromLine, toLine: directive.toLine });
+}
+
+function checkEnvInput(run: Run, full: string, agentEnv: boolean): EnvFile {
+  const display = displayPath(full, run.options.cwd);
+  run.inputs.push({ file: display, kind: "env" });
+  const envFile = parseEnvText(display, readFileSync(full, "utf8"));
+  run.errors.push(...envFile.errors);
+  for (const directive of envFile.directives) run.comments.push({ file: display, text: directive.text, location: { file: display, line: directive.line, column: directive.column }, fromLine: directive.covers, toLine: directive.covers });
+  checkEnvFile(envFile, agentEnv, run.collector);
+  const holdsSecrets = envFile.variables.some((variable) => isCredentialName(variable.name) && variable.value !== "");
+  if ((agentEnv || holdsSecrets) && !EXAMPLE_ENV.test(full)) checkEnvMode(full, display, statSync(full), run.collector);
+  return envFile;
+}
+
+function checkFile(run: Run, full: string, explicit: boolean): void {
+  if (run.handled.has(full)) return;
+  const name = basename(full);
+  const display = displayPath(full, run.options.cwd);
+  if (KUSTOMIZATION_FILES.includes(name)) {
+    checkKustomization(run, dirname(full));
+    return;
+  }
+  if (ENV_FILE.test(name)) {
+    const siblingConfig = ["config.yaml", "config.yml"].some((config) => existsSync(join(dirname(full), config)) && looksLikeHermesConfig(safeValue(join(dirname(full), config)), config));
+    checkEnvInput(run, full, name === ".env" && siblingConfig);
+    return;
+  }
+  if (DOCKERFILE.test(name)) {
+    run.inputs.push({ file: display, kind: "dockerfile" });
+    const dockerfile = parseDockerfile(display, readFileSync(full, "utf8"));
+    run.errors.push(...dockerfile.errors);
+    for (const directive of dockerfile.directives) run.comments.push({ file: display, text: directive.text, location: { file: display, line: directive.line, column: directive.column }, fromLine: directive.covers, toLine: directive.covers });
+    if (dockerfile.errors.length === 0) checkDockerfile(dockerfile, run.collector);
+    return;
+  }
+  if (YAML_FILE.test(name) || explicit) {
+    checkYamlText(run, display, readFileSync(full, "utf8"), explicit, full);
+  }
+}
+
+function safeValue(full: string): unknown {
+  try {
+    return parseYamlFile(full, readFileSync(full, "utf8")).documents[0]?.value;
+  } catch {
+    return undefined;
+  }
+}
+
+function checkYamlText(run: Run, display: string, text: string, explicit: boolean, full?: string): void {
+  const parsed = parseYamlFile(display, text);
+  collectYaml(run, parsed);
+  if (parsed.errors.length > 0) return;
+  const values = parsed.documents.map((document) => document.value).filter((value) => value !== null && value !== undefined);
+  if (values.length === 0) {
+    run.skipped.push({ file: display, reason: "empty" });
+    return;
+  }
+  const isKubernetes = values.some((value) => typeof value === "object" && value !== null && "kind" in value && "apiVersion" in value);
+  if (isKubernetes) {
+    run.inputs.push({ file: display, kind: "kubernetes" });
+    for (const document of parsed.documents) run.objects.push(...objectsOfDocument(document, run.errors));
+    return;
+  }
+  const first = parsed.documents.find((document) => document.value !== null && document.value !== undefined) as YamlDocument;
+  if (values.length === 1 && looksLikeCompose(first.value)) {
+    run.inputs.push({ file: display, kind: "compose" });
+    checkCompose(first, run.collector, run.errors, run.skipped);
+    return;
+  }
+  if (values.length === 1 && looksLikeHermesConfig(first.value, basename(display))) {
+    run.inputs.push({ file: display, kind: "hermes-config" });
+    let evidence: string | undefined;
+    if (full !== undefined && existsSync(join(dirname(full), ".env"))) evidence = chatEvidenceIn(parseEnvText(".env", readFileSync(join(dirname(full), ".env"), "utf8")).variables);
+    checkHermesConfig(first, fileSubject(first), { servesChat: evidence !== undefined, chatEvidence: evidence }, run.collector);
+    return;
+  }
+  const root = first.value as Record<string, unknown>;
+  const reason = typeof root === "object" && root !== null && root.version === 1 && root.name !== undefined ? "Perimeter's own configuration (perimeter render validates it)" : "not a Kubernetes manifest, compose file, kustomization or Hermes config.yaml";
+  if (explicit) run.errors.push({ location: first.locate([]), message: reason });
+  else run.skipped.push({ file: display, reason });
+}
+
+/** A Hermes config.yaml held in a ConfigMap: checked with positions mapped to the file that holds it. */
+function checkEmbeddedConfig(run: Run, object: KubeObject, key: string, mountedByAgent: boolean): void {
+  const generatedFile = object.generatedFrom?.get(key);
+  let parsed: YamlFile;
+  if (generatedFile !== undefined) {
+    parsed = parseYamlFile(displayPath(generatedFile, run.options.cwd), readFileSync(generatedFile, "utf8"));
+  } else {
+    const text = String((object.value.data as Record<string, unknown>)[key]);
+    parsed = parseYamlFile(object.file, text, embeddedMapper(object, key));
+  }
+  const document = parsed.documents[0];
+  if (parsed.errors.length > 0 || document === undefined || !looksLikeHermesConfig(document.value, key)) {
+    // Not a Hermes config after all (another program's config.yaml): nothing to check, nothing to report.
+    if (parsed.errors.length > 0 && document !== undefined && looksLikeHermesConfig(document.value, key)) run.errors.push(...parsed.errors);
+    return;
+  }
+  collectYaml(run, { ...parsed, errors: [] });
+  const subject: Subject = { file: parsed.file, name: `${object.name} ${key}`, locate: (path) => document.locate(path), ignoreAnnotations: object.ignoreAnnotations };
+  run.annotated.push(subject);
+  run.inputs.push({ file: `${parsed.file} (${object.name} ${key})`, kind: "hermes-config" });
+  checkHermesConfig(document, subject, { servesChat: mountedByAgent, chatEvidence: "the agent's gateway pod mounts this config" }, run.collector);
+}
+
+/** Offsets inside a literal block scalar map to lines of the manifest; anything else maps to the value's key. */
+function embeddedMapper(object: KubeObject, key: string): PositionMapper {
+  const valuePath: Path = ["data", key];
+  const fallback: PositionMapper = () => object.locate(valuePath);
+  const document = object.document;
+  if (document === undefined || document.file !== object.file) return fallback;
+  const node = nodeAt(document.document, [...object.basePath, ...valuePath]);
+  if (!isScalar(node) || node.type !== "BLOCK_LITERAL" || node.range === undefined || node.range === null) return fallback;
+  const text = document.sourceText;
+  const contentStart = text.indexOf("\n", node.range[0]) + 1;
+  if (contentStart <= 0) return fallback;
+  const firstContentLine = text.slice(0, contentStart).split("\n").length;
+  const indent = /^( *)\S/m.exec(text.slice(contentStart))?.[1]?.length ?? 0;
+  const inner = String(node.value);
+  const lineStarts = [0];
+  for (let index = 0; index < inner.length; index++) if (inner[index] === "\n") lineStarts.push(index + 1);
+  return (offset): SourceLocation => {
+    let line = 0;
+    while (line + 1 < lineStarts.length && (lineStarts[line + 1] as number) <= offset) line += 1;
+    return { file: document.file, line: firstContentLine + line, column: indent + offset - (lineStarts[line] as number) + 1 };
+  };
+}

@@ -1,0 +1,154 @@
+// What we know about Hermes Agent (DESIGN.md "Hermes Agent facts"): how to recognise the agent in a manifest or a
+// compose file, which environment variables are credentials, and the rules that apply to its environment wherever it
+// is written (.env, compose environment, a pod's env).
+import type { Collector, Subject } from "./collector.ts";
+import type { Path } from "./yaml-source.ts";
+
+/** `nousresearch/hermes-agent` with any registry in front and any tag or digest. */
+const AGENT_IMAGE = /(^|\/)nousresearch\/hermes-agent([:@]|$)/;
+
+export function isAgentImage(image: string | undefined): boolean {
+  return image !== undefined && AGENT_IMAGE.test(image);
+}
+
+/** `gateway run` as separate arguments or inside a shell string. */
+export function runsGateway(words: readonly string[]): boolean {
+  for (let index = 0; index < words.length; index++) {
+    if (words[index] === "gateway" && words[index + 1] === "run") return true;
+    if (/(^|\s)gateway\s+run(\s|$)/.test(words[index] ?? "")) return true;
+  }
+  return false;
+}
+
+export function hasAgentLabels(labels: Record<string, unknown> | undefined): boolean {
+  if (labels === undefined) return false;
+  return labels["app.kubernetes.io/name"] === "hermes" || labels.app === "hermes";
+}
+
+/** LLM provider keys: they belong to llm-proxy, never to the agent's environment. */
+const PROVIDER_KEY =
+  /^(OPENAI|ANTHROPIC|OPENROUTER|MINIMAX|MINIMAX_CN|GEMINI|GOOGLE|GOOGLE_AI|GROQ|MISTRAL|DEEPSEEK|XAI|TOGETHER|FIREWORKS|COHERE|NOUS|HF|HUGGINGFACE|KIMI|MOONSHOT|ZAI|GLM|DASHSCOPE|AZURE_OPENAI|PERPLEXITY|NVIDIA|CEREBRAS|SAMBANOVA|VOYAGE|ELEVENLABS|NEBIUS|ARCEE|KILOCODE|AI_GATEWAY)_API_KEY$|^(ANTHROPIC_AUTH_TOKEN|HF_TOKEN|AWS_BEARER_TOKEN_BEDROCK)$/;
+
+export function isProviderKey(name: string): boolean {
+  return PROVIDER_KEY.test(name);
+}
+
+/** Any variable whose name says it holds a credential. */
+export function isCredentialName(name: string): boolean {
+  return isProviderKey(name) || /(TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|APIKEY|PRIVATE_KEY|ACCESS_KEY|_PAT)$/i.test(name) || /_KEY$/.test(name);
+}
+
+/** Chat platforms: the variable holding the bot credential and the allowlist variable Hermes reads. */
+export const PLATFORMS: ReadonlyArray<{ platform: string; tokens: readonly string[]; allowlist: string }> = [
+  { platform: "Telegram", tokens: ["TELEGRAM_BOT_TOKEN"], allowlist: "TELEGRAM_ALLOWED_USERS" },
+  { platform: "Discord", tokens: ["DISCORD_BOT_TOKEN"], allowlist: "DISCORD_ALLOWED_USERS" },
+  { platform: "Slack", tokens: ["SLACK_BOT_TOKEN", "SLACK_APP_TOKEN"], allowlist: "SLACK_ALLOWED_USERS" },
+  { platform: "WhatsApp", tokens: ["WHATSAPP_ENABLED"], allowlist: "WHATSAPP_ALLOWED_USERS" },
+  { platform: "Signal", tokens: ["SIGNAL_ACCOUNT", "SIGNAL_HTTP_URL"], allowlist: "SIGNAL_ALLOWED_USERS" },
+  { platform: "Matrix", tokens: ["MATRIX_ACCESS_TOKEN", "MATRIX_PASSWORD"], allowlist: "MATRIX_ALLOWED_USERS" },
+  { platform: "Mattermost", tokens: ["MATTERMOST_TOKEN"], allowlist: "MATTERMOST_ALLOWED_USERS" },
+  { platform: "Email", tokens: ["EMAIL_PASSWORD"], allowlist: "EMAIL_ALLOWED_USERS" },
+];
+
+export function isTruthy(value: string | undefined): boolean {
+  return value !== undefined && /^(1|true|yes|on)$/i.test(value.trim());
+}
+
+export function isLoopbackHost(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/g, "").toLowerCase();
+  return bare === "localhost" || bare === "::1" || /^127\.\d+\.\d+\.\d+$/.test(bare);
+}
+
+/** A value we cannot see: a compose `${VAR}` interpolation or a reference to a Secret. */
+export const UNKNOWN_VALUE = Symbol("unknown value");
+
+export interface EnvEntry {
+  readonly name: string;
+  /** The literal value, or UNKNOWN_VALUE when it comes from elsewhere (interpolation, Secret, file we cannot read). */
+  readonly value: string | typeof UNKNOWN_VALUE;
+  readonly subject: Subject;
+  readonly path: Path;
+}
+
+export interface EnvCheckOptions {
+  /** True when every variable the process gets is listed (a .env file, a compose service): absence is meaningful. */
+  readonly complete: boolean;
+  /** Whether provider keys here are a finding, and under which rule. */
+  readonly providerKeyRule?: string;
+  /** Where to report something that is missing (no allowlist at all). */
+  readonly missingAt?: { subject: Subject; path: Path };
+}
+
+const MINIMUM_API_KEY_LENGTH = 32;
+
+/** Hermes' environment rules, wherever the environment is written. */
+export function checkHermesEnvironment(entries: readonly EnvEntry[], options: EnvCheckOptions, collector: Collector): void {
+  const byName = new Map<string, EnvEntry>();
+  for (const entry of entries) byName.set(entry.name, entry);
+  const literal = (name: string): string | undefined => {
+    const value = byName.get(name)?.value;
+    return typeof value === "string" ? value : undefined;
+  };
+  for (const entry of entries) {
+    const value = typeof entry.value === "string" ? entry.value : undefined;
+    if (/(^|_)ALLOW_ALL_USERS$/.test(entry.name) && isTruthy(value)) {
+      collector.add("HERMES-ALLOW-ALL-USERS", entry.subject, entry.path, `${entry.name}=${value} lets every user of the platform drive the agent`);
+    }
+    if (entry.name === "HERMES_YOLO_MODE" && isTruthy(value)) {
+      collector.add("HERMES-APPROVALS-OFF", entry.subject, entry.path, "HERMES_YOLO_MODE turns every approval off");
+    }
+    if (options.providerKeyRule !== undefined && isProviderKey(entry.name)) {
+      collector.add(options.providerKeyRule, entry.subject, entry.path, `${entry.name} is in the agent's environment; give it to llm-proxy and the agent a virtual key`);
+    }
+  }
+  const apiServer = byName.get("API_SERVER_ENABLED");
+  if (apiServer !== undefined && isTruthy(literal("API_SERVER_ENABLED"))) {
+    const key = byName.get("API_SERVER_KEY");
+    if (key === undefined) {
+      if (options.complete) collector.add("HERMES-API-SERVER-KEY", apiServer.subject, apiServer.path, "API_SERVER_ENABLED is on and API_SERVER_KEY is not set: the API server accepts every request");
+    } else if (typeof key.value === "string" && key.value.trim().length < MINIMUM_API_KEY_LENGTH) {
+      collector.add(
+        "HERMES-API-SERVER-KEY",
+        key.subject,
+        key.path,
+        key.value.trim() === "" ? "API_SERVER_KEY is empty: the API server accepts every request" : `API_SERVER_KEY is ${key.value.trim().length} characters; use at least ${MINIMUM_API_KEY_LENGTH} random characters`,
+      );
+    }
+    const host = byName.get("API_SERVER_HOST");
+    if (host !== undefined && typeof host.value === "string" && !isLoopbackHost(host.value)) {
+      collector.add("HERMES-API-SERVER-EXPOSED", host.subject, host.path, `API_SERVER_HOST=${host.value} exposes the agent's API beyond loopback`);
+    }
+  }
+  for (const entry of entries) {
+    if (!/DASHBOARD_HOST$/.test(entry.name) || typeof entry.value !== "string" || isLoopbackHost(entry.value)) continue;
+    const authenticated = entries.some((other) => /DASHBOARD_(AUTH|PASSWORD|TOKEN|USER)/.test(other.name) && other.value !== "");
+    if (!authenticated) collector.add("HERMES-DASHBOARD-EXPOSED", entry.subject, entry.path, `${entry.name}=${entry.value} serves the dashboard beyond loopback with no dashboard authentication set`);
+  }
+  if (!options.complete) return;
+  for (const { platform, tokens, allowlist } of PLATFORMS) {
+    const token = tokens.map((name) => byName.get(name)).find((entry) => entry !== undefined && entry.value !== "");
+    if (token === undefined) continue;
+    const allowed = byName.get(allowlist);
+    if (allowed === undefined || (typeof allowed.value === "string" && allowed.value.trim() === "")) {
+      const where = allowed ?? token;
+      collector.add("HERMES-PLATFORM-NO-ALLOWLIST", where.subject, where.path, `${platform} is configured (${token.name}) but ${allowlist} is ${allowed === undefined ? "not set" : "empty"}: anyone who finds the bot can drive the agent`);
+    }
+  }
+}
+
+/** Words of a command line written as a list or a string, for recognising `gateway run` and dashboard flags. */
+export function commandWords(value: unknown): string[] {
+  if (typeof value === "string") return value.split(/\s+/).filter((word) => word !== "");
+  if (Array.isArray(value)) return value.filter((word): word is string => typeof word === "string");
+  return [];
+}
+
+/** `dashboard --host 0.0.0.0` (or `--host=...`) in a command line: the host it binds, when not loopback. */
+export function exposedDashboardHost(words: readonly string[]): string | undefined {
+  const joined = words.join(" ");
+  if (!/(^|\s)dashboard(\s|$)/.test(joined)) return undefined;
+  const match = /--host(?:=|\s+)(\S+)/.exec(joined);
+  if (match === null) return undefined;
+  const host = match[1] as string;
+  return isLoopbackHost(host) ? undefined : host;
+}
