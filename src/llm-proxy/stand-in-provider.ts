@@ -4,7 +4,7 @@
 // and Anthropic messages (message_start, content_block_start/delta/stop, ping, message_delta, message_stop).
 // Used by the tests and the benchmark; never by the product. Behaviour is chosen by the model name, as a real
 // provider's behaviour depends on the model: `fail-503`, `fail-500-text`, `bad-request`, `hang`, `reset`,
-// `slow-stream` (a chunk every 50 ms), `gated` (first chunk, then waits for `release()`), `no-usage`.
+// `slow-stream` (a chunk every 50 ms), `break-mid-stream` (drops the connection after three events), `gated` (first chunk, then waits for `release()`), `no-usage`.
 import http from "node:http";
 import https from "node:https";
 import { randomUUID } from "node:crypto";
@@ -132,6 +132,12 @@ export function createStandInProvider(options: StandInProviderOptions = {}): Sta
       if (gone) return;
       response.write(events[index]);
       if (model === "gated" && index === 1) await Promise.race([gate, new Promise<void>((resolve) => response.once("close", () => resolve()))]);
+      if (model === "break-mid-stream" && index === 2) {
+        // Let the first events reach the wire, then drop the connection as a crashing provider does.
+        await sleep(20);
+        response.socket?.destroy();
+        return;
+      }
       const delay = model === "slow-stream" ? 50 : chunkDelay;
       if (delay > 0 && index < events.length - 1) await sleep(delay);
     }

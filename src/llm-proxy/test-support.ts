@@ -53,7 +53,7 @@ export async function startProxy(
   writeFileSync(configPath, text);
   const config = parseConfig(text, configPath);
   const audit: AuditLog = openAuditLog({ path: auditPath });
-  const keyStore = openLlmKeyStore(auditPath);
+  const keyStore = openLlmKeyStore(config.llm.keysPath ?? auditPath);
   const proxy = createLlmProxy(config, { environment, keyStore, audit, ...dependencies });
   const { port } = await proxy.listen("127.0.0.1", 0);
   return {
