@@ -116,7 +116,7 @@ async function verifyCommand(args: string[], io: CommandIo): Promise<number> {
   if (result.uncheckpointed > 0) {
     writeLine(
       io.stderr,
-      `note: records ${result.records - result.uncheckpointed + 1}..${result.records} are not yet covered by a checkpoint (a writer is running, or stopped without closing); the hash chain protects them`,
+      `note: ${result.uncheckpointed === 1 ? `record ${result.records} is` : `records ${result.records - result.uncheckpointed + 1}..${result.records} are`} not yet covered by a checkpoint (a writer is running, or stopped without closing); the hash chain protects them`,
     );
   }
   return EXIT_OK;
