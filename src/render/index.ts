@@ -8,3 +8,12 @@ export {
   SANDBOX_TASK_SERVICE_ACCOUNT,
   SANDBOX_TTL_SECONDS_AFTER_FINISHED,
 } from "./kubernetes/sandbox-job.ts";
+export { renderKubernetes } from "./kubernetes/render.ts";
+export type { KubernetesRender, RenderedFile } from "./kubernetes/render.ts";
+export { renderCompose } from "./compose/render.ts";
+export type { ComposeRender, ComposeFile } from "./compose/render.ts";
+export { renderTarget } from "./render.ts";
+export type { RenderOutput } from "./render.ts";
+export { RenderError } from "./plan.ts";
+export type { Target } from "./plan.ts";
+export { writeDirectory } from "./write.ts";

@@ -1,0 +1,365 @@
+// `perimeter render -t compose`: seed 002's egress isolation with our services. The agent sits on an internal
+// network (no route out) and reaches the world only through egress-proxy; each service gets its own env file, so no
+// container holds another's credentials; nothing is published beyond 127.0.0.1, nothing gets the Docker socket.
+import type { PerimeterConfig } from "../../config/index.ts";
+import { endpoints as endpointsFor } from "../endpoints.ts";
+import { agentEnvironment, hermesConfigSeed } from "../hermes.ts";
+import {
+  AGENT_WORKLOAD,
+  EGRESS_PROXY,
+  HERMES_UID,
+  KUBERNETES_MCP,
+  KUBERNETES_MCP_IMAGE,
+  KUBERNETES_MCP_PORT,
+  LLM_PROXY,
+  MCP_GUARD,
+  RUNTIME_CONFIG_PATH,
+  SANDBOX_EGRESS_CONFIG_PATH,
+  SANDBOX_EGRESS_PROXY,
+  SANDBOX_RUNNER,
+  SERVICE_UID,
+  STATE_DIRECTORY,
+  builtinServer,
+  deployedMcpServers,
+  mcpGuardNeedsInternet,
+  portOf,
+  sandboxAllowlist,
+  sandboxServerName,
+  secretPlan,
+  servedModels,
+} from "../plan.ts";
+import type { PerimeterService, SecretSpec } from "../plan.ts";
+import { runtimeConfig, sandboxEgressConfig } from "../runtime-config.ts";
+import { KUBERNETES_MCP_TOOLS, KUBERNETES_READ_RULES } from "../kubernetes/render.ts";
+import { standardLabels } from "../kubernetes/names.ts";
+import { toCommentedYaml, toYaml, toYamlStream } from "../yaml.ts";
+import { SANDBOX_SECCOMP_PROFILE } from "./seccomp.ts";
+
+export interface ComposeFile {
+  readonly path: string;
+  readonly content: string;
+}
+
+export interface ComposeRender {
+  readonly files: readonly ComposeFile[];
+  /** The parsed compose.yaml, for tests. */
+  readonly compose: Record<string, unknown>;
+  readonly envFiles: ReadonlyArray<{ service: string; file: string; keys: readonly string[]; purpose: string }>;
+  readonly warnings: readonly string[];
+}
+
+type Service = Record<string, unknown>;
+
+const LOGGING = { driver: "json-file", options: { "max-size": "10m", "max-file": "3" } };
+
+/** Our services: non-root, read-only root, no capabilities, no privilege gain, bounded (seed 002/004). */
+function hardened(memory: string, cpus: string): Service {
+  return {
+    user: `${SERVICE_UID}:${SERVICE_UID}`,
+    read_only: true,
+    tmpfs: ["/tmp:size=64m,mode=1777"],
+    cap_drop: ["ALL"],
+    security_opt: ["no-new-privileges:true"],
+    mem_limit: memory,
+    cpus,
+    pids_limit: 256,
+    restart: "unless-stopped",
+    logging: LOGGING,
+  };
+}
+
+function composeMemory(quantity: string): string {
+  const match = /^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$/.exec(quantity);
+  if (match === null) return quantity;
+  const unit = { Ki: "k", Mi: "m", Gi: "g", Ti: "t", k: "k", M: "m", G: "g", T: "t" }[match[2] ?? ""] ?? "b";
+  return `${match[1]}${unit}`;
+}
+
+function composeCpus(quantity: string): string {
+  return quantity.endsWith("m") ? String(Number(quantity.slice(0, -1)) / 1000) : quantity;
+}
+
+export function renderCompose(config: PerimeterConfig): ComposeRender {
+  const endpoints = endpointsFor(config, "compose");
+  const warnings: string[] = [];
+  const secrets = secretPlan(config);
+  const sandboxServer = sandboxServerName(config);
+  const kubernetesServer = builtinServer(config, "kubernetes-readonly");
+  const deployedServers = deployedMcpServers(config);
+  const served = servedModels(config);
+  const sandboxAllow = sandboxAllowlist(config);
+  const mcpPort = portOf(config.mcp.listen);
+  const llmPort = portOf(config.llm.listen);
+  const egressPort = portOf(config.egress.listen);
+  const sandboxPort = portOf(config.sandbox.listen);
+
+  const envFiles: Array<{ service: string; file: string; keys: string[]; purpose: string }> = [];
+  const envFileFor = (secret: SecretSpec, keys: readonly string[] = secret.keys) => {
+    const file = `env/${secret.name}.env`;
+    envFiles.push({ service: secret.workload, file, keys: [...keys], purpose: secret.purpose });
+    return file;
+  };
+
+  const services: Record<string, Service> = {};
+  const volumes: Record<string, Record<string, never>> = {};
+  const comments: Record<string, string> = {};
+
+  const perimeterService = (name: string, service: PerimeterService, port: number, configPath: string, networks: string[], memory: string, extra: Service = {}): Service => {
+    volumes[`${name}-state`] = {};
+    const serviceSecrets = secrets.filter((secret) => secret.workload === name);
+    const definition: Service = {
+      image: config.kubernetes.perimeterImage,
+      command: ["serve", service, "-c", configPath, "--listen", `0.0.0.0:${port}`],
+      ...hardened(memory, "1"),
+      ...(serviceSecrets.length === 0 ? {} : { env_file: serviceSecrets.map((secret) => envFileFor(secret)) }),
+      environment: { HOME: "/tmp" },
+      networks,
+      volumes: ["./config:/etc/perimeter:ro", `${name}-state:${STATE_DIRECTORY}`],
+      ...extra,
+    };
+    services[name] = definition;
+    return definition;
+  };
+
+  // ---- networks: the agent's is internal (no default route); only the egress side can reach the internet.
+  const networks: Record<string, Record<string, unknown>> = {
+    agent: { internal: true },
+    tools: { internal: true },
+    egress: {},
+  };
+  if (served.length > 0) networks.llm = { internal: true };
+  if (sandboxServer !== undefined && sandboxAllow !== undefined) networks["sandbox-egress"] = { internal: true };
+
+  perimeterService(EGRESS_PROXY, "egress-proxy", egressPort, RUNTIME_CONFIG_PATH, ["agent", "egress"], "256m");
+  const guardNetworks = ["agent", "tools", ...(mcpGuardNeedsInternet(config) || deployedServers.length > 0 ? ["egress"] : [])];
+  perimeterService(MCP_GUARD, "mcp-guard", mcpPort, RUNTIME_CONFIG_PATH, guardNetworks, "1g");
+  perimeterService(LLM_PROXY, "llm-proxy", llmPort, RUNTIME_CONFIG_PATH, ["agent", "egress", ...(served.length > 0 ? ["llm"] : [])], "512m");
+
+  if (sandboxServer !== undefined) {
+    const runner = perimeterService(SANDBOX_RUNNER, "sandbox", sandboxPort, RUNTIME_CONFIG_PATH, ["tools", ...(sandboxAllow === undefined ? [] : ["sandbox-egress"])], "2g", {});
+    // bubblewrap builds each task's sandbox from user namespaces. Docker's default seccomp profile refuses
+    // namespace creation to a process without CAP_SYS_ADMIN and docker-default AppArmor refuses mount; granting
+    // CAP_SYS_ADMIN would be far worse, so the runner gets a profile that allows namespaces and denies the
+    // syscalls container escapes use (config/sandbox-runner-seccomp.json), and no AppArmor profile.
+    runner.security_opt = ["no-new-privileges:true", "seccomp=./config/sandbox-runner-seccomp.json", "apparmor=unconfined"];
+    runner.tmpfs = ["/tmp:size=1g,mode=1777"];
+    runner.pids_limit = config.sandbox.limits.pids * config.sandbox.concurrency + 64;
+    comments[`services.${SANDBOX_RUNNER}.security_opt`] = [
+      "perimeter:ignore COMPOSE-SECURITY-OPT-UNCONFINED bubblewrap needs mount inside its user namespaces, which docker-default AppArmor denies; seccomp stays on (a namespace-permitting profile), capabilities stay dropped (docs/render.md)",
+      "bubblewrap creates each task's namespaces; see docs/render.md, \"The sandbox on Docker Compose\".",
+    ].join("\n");
+    if (sandboxAllow !== undefined) {
+      perimeterService(SANDBOX_EGRESS_PROXY, "egress-proxy", egressPort, SANDBOX_EGRESS_CONFIG_PATH, ["sandbox-egress", "egress"], "256m");
+    }
+  }
+
+  if (kubernetesServer !== undefined) {
+    const [, entry] = kubernetesServer;
+    services[KUBERNETES_MCP] = {
+      image: entry.image ?? KUBERNETES_MCP_IMAGE,
+      command: ["--config", "/etc/kubernetes-mcp-server/config.toml"],
+      ...hardened("256m", "0.5"),
+      environment: { HOME: "/tmp" },
+      networks: ["tools", "egress"],
+      volumes: ["./config/kubernetes-mcp-server.toml:/etc/kubernetes-mcp-server/config.toml:ro", "./secrets/kubeconfig:/etc/kubernetes-mcp-server/kubeconfig:ro"],
+    };
+    comments[`services.${KUBERNETES_MCP}.volumes`] = "secrets/kubeconfig: a kubeconfig for the read-only ServiceAccount of kubernetes-readonly-rbac.yaml (docs/render.md).";
+  }
+
+  for (const server of deployedServers) {
+    const own = secrets.find((secret) => secret.name === server.workload);
+    services[server.workload] = {
+      image: server.image,
+      ...hardened("512m", "0.5"),
+      ...(own === undefined ? {} : { env_file: [envFileFor(own)] }),
+      environment: {
+        HOME: "/tmp",
+        ...Object.fromEntries(Object.entries(server.config.env).filter(([, value]) => !/\$\{/.test(value)).sort(([a], [b]) => (a < b ? -1 : 1))),
+      },
+      networks: ["tools", "egress"],
+    };
+    if (Object.values(server.config.env).some((value) => /\$\{/.test(value))) {
+      warnings.push(`mcp.servers.${server.server}.env: values with \${VAR} are not expanded on Compose; put the final value in ${own === undefined ? "the server's env file" : `env/${own.name}.env`}`);
+    }
+  }
+
+  for (const model of served) {
+    const name = `llm-${model.provider}`;
+    volumes[`${name}-models`] = {};
+    const isVllm = model.engine === "vllm";
+    services[name] = {
+      image: model.image,
+      ...(isVllm ? { command: ["--model", model.model, "--served-model-name", ...model.servedNames, "--host", "0.0.0.0", "--port", String(model.port), "--download-dir", "/models"] } : {}),
+      user: `${SERVICE_UID}:${SERVICE_UID}`,
+      cap_drop: ["ALL"],
+      security_opt: ["no-new-privileges:true"],
+      read_only: true,
+      tmpfs: ["/tmp:size=2g,mode=1777"],
+      environment: isVllm
+        ? { HOME: "/tmp", HF_HOME: "/models/huggingface", HF_HUB_OFFLINE: "1", XDG_CACHE_HOME: "/tmp/.cache" }
+        : { HOME: "/tmp", OLLAMA_HOST: `0.0.0.0:${model.port}`, OLLAMA_MODELS: "/models" },
+      ...(isVllm ? { shm_size: "2g" } : {}),
+      mem_limit: composeMemory(model.resources.memory),
+      cpus: composeCpus(model.resources.cpu),
+      networks: ["llm"],
+      volumes: [`${name}-models:/models`],
+      restart: "unless-stopped",
+      logging: LOGGING,
+      ...(model.gpus > 0 ? { deploy: { resources: { reservations: { devices: [{ driver: "nvidia", count: model.gpus, capabilities: ["gpu"] }] } } } } : {}),
+    };
+  }
+
+  // ---- the agent: internal network only, proxy settings, its own env file, data volume seeded once.
+  volumes["hermes-data"] = {};
+  const agentSecret = secrets.find((secret) => secret.name === AGENT_WORKLOAD);
+  const agentEntries = agentEnvironment(config, endpoints);
+  // Compose passes env files through as-is, so the agent's file holds each variable under the name Hermes reads.
+  const agentFileKeys = agentEntries.flatMap((entry) => ("secretKey" in entry ? [entry.name] : [])).sort();
+  services["hermes-seed"] = {
+    image: config.agent.image,
+    entrypoint: ["sh", "-c"],
+    command: ['if [ ! -f /opt/data/config.yaml ]; then cp /seed/config.yaml /opt/data/config.yaml && echo "seeded config.yaml"; else echo "config.yaml already present, leaving it"; fi'],
+    // The image creates /opt/data for uid 10000 (useradd -d /opt/data), and a new named volume inherits that.
+    user: `${HERMES_UID}:${HERMES_UID}`,
+    network_mode: "none",
+    read_only: true,
+    cap_drop: ["ALL"],
+    security_opt: ["no-new-privileges:true"],
+    volumes: ["hermes-data:/opt/data", "./config/hermes-config.yaml:/seed/config.yaml:ro"],
+    restart: "no",
+  };
+  services[AGENT_WORKLOAD] = {
+    image: config.agent.image,
+    command: ["gateway", "run"],
+    depends_on: {
+      "hermes-seed": { condition: "service_completed_successfully" },
+      [EGRESS_PROXY]: { condition: "service_started" },
+      [LLM_PROXY]: { condition: "service_started" },
+      [MCP_GUARD]: { condition: "service_started" },
+    },
+    env_file: agentSecret === undefined ? [] : [envFileFor(agentSecret, agentFileKeys)],
+    environment: Object.fromEntries(agentEntries.flatMap((entry) => ("value" in entry ? [[entry.name, entry.value]] : []))),
+    networks: ["agent"],
+    volumes: ["hermes-data:/opt/data"],
+    tmpfs: ["/tmp:size=1g"],
+    // The s6 init needs CHOWN/SETUID/SETGID to drop to uid 10000 (seed 003), so only NET_RAW is dropped.
+    cap_drop: ["NET_RAW"],
+    security_opt: ["no-new-privileges:true"],
+    mem_limit: composeMemory(config.agent.resources.limits.memory),
+    cpus: composeCpus(config.agent.resources.limits.cpu),
+    pids_limit: 1024,
+    healthcheck: {
+      test: ["CMD-SHELL", 'grep -q "Gateway running with" /opt/data/logs/gateway.log'],
+      interval: "10s",
+      timeout: "5s",
+      retries: 30,
+      start_period: "20s",
+    },
+    restart: "unless-stopped",
+    logging: LOGGING,
+  };
+  comments[`services.${AGENT_WORKLOAD}.networks`] = "internal only: no default route; HTTPS_PROXY is the way out (seed 002).";
+  if (config.agent.apiServer.enabled || config.agent.dashboard.enabled) {
+    warnings.push("agent.apiServer/dashboard on Compose: render publishes no port (the agent's network is internal, and Docker publishes nothing from an internal network); reach it with `docker compose exec` or add a loopback-bound reverse proxy on the agent network");
+  }
+
+  const composeObject = {
+    name: config.name,
+    services: Object.fromEntries(Object.entries(services).sort(([a], [b]) => (a < b ? -1 : 1))),
+    networks,
+    volumes,
+  };
+  const header = [
+    `perimeter "${config.name}" for Docker Compose, rendered by perimeter render. Start with: docker compose up -d`,
+    "Fill env/*.env first (copy each env/*.env.example; .env.example lists every secret per service).",
+    "No port is published, no container gets the Docker socket or the host network.",
+  ].join("\n");
+  const composeYaml = toCommentedYaml(composeObject, comments, header);
+
+  const runtime = runtimeConfig(config, endpoints);
+  const files: ComposeFile[] = [
+    { path: "compose.yaml", content: composeYaml },
+    { path: "config/perimeter.yaml", content: toYaml(runtime) },
+    { path: "config/hermes-config.yaml", content: hermesConfigSeed(config, endpoints) },
+  ];
+  const sandboxEgress = sandboxEgressConfig(config, endpoints);
+  if (sandboxEgress !== undefined && sandboxServer !== undefined) files.push({ path: "config/sandbox-egress.yaml", content: toYaml(sandboxEgress) });
+  if (sandboxServer !== undefined) files.push({ path: "config/sandbox-runner-seccomp.json", content: `${JSON.stringify(SANDBOX_SECCOMP_PROFILE, null, 2)}\n` });
+  if (kubernetesServer !== undefined) {
+    const [, entry] = kubernetesServer;
+    files.push({ path: "config/kubernetes-mcp-server.toml", content: composeKubernetesMcpToml() });
+    files.push({ path: "kubernetes-readonly-rbac.yaml", content: readonlyRbac(config, entry.namespaces) });
+  }
+  envFiles.sort((a, b) => (a.file < b.file ? -1 : 1));
+  for (const envFile of envFiles) {
+    files.push({
+      path: `${envFile.file}.example`,
+      content: [`# ${envFile.purpose}`, `# Copy to ${envFile.file} (chmod 600) and fill in. Read only by the ${envFile.service} container.`, ...envFile.keys.map((key) => `${key}=`), ""].join("\n"),
+    });
+  }
+  files.push({ path: ".env.example", content: envExample(config, envFiles) });
+  files.sort((a, b) => (a.path < b.path ? -1 : 1));
+  return { files, compose: composeObject, envFiles, warnings };
+}
+
+function envExample(config: PerimeterConfig, envFiles: ReadonlyArray<{ service: string; file: string; keys: readonly string[]; purpose: string }>): string {
+  const lines = [
+    `# Every secret of perimeter "${config.name}", per service. Each service reads only its own file under env/:`,
+    "# this file is documentation (Compose does not read it). Generate tokens with: openssl rand -hex 32",
+    "# A variable listed under two services must hold the same value in both files.",
+  ];
+  for (const envFile of envFiles) {
+    lines.push("", `# --- ${envFile.file} (service ${envFile.service}): ${envFile.purpose}`);
+    for (const key of envFile.keys) lines.push(`${key}=`);
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+function composeKubernetesMcpToml(): string {
+  const quoted = (values: readonly string[]) => `[${values.map((value) => JSON.stringify(value)).join(", ")}]`;
+  return [
+    "# kubernetes-mcp-server, read-only (rendered by perimeter). Never add the \"config\" toolset: its",
+    "# configuration_view returns the kubeconfig, token included.",
+    `port = "${KUBERNETES_MCP_PORT}"`,
+    "read_only = true",
+    "stateless = true",
+    'kubeconfig = "/etc/kubernetes-mcp-server/kubeconfig"',
+    'cluster_provider_strategy = "kubeconfig"',
+    'list_output = "yaml"',
+    `toolsets = ${quoted(["core"])}`,
+    `enabled_tools = ${quoted(KUBERNETES_MCP_TOOLS)}`,
+    "",
+    "[[denied_resources]]",
+    'group = ""',
+    'version = "v1"',
+    'kind = "Secret"',
+    "",
+    "[[denied_resources]]",
+    'group = ""',
+    'version = "v1"',
+    'kind = "ConfigMap"',
+    "",
+  ].join("\n");
+}
+
+/** RBAC to apply to the cluster the Compose host's kubernetes-mcp-server reads: a token-only ServiceAccount. */
+function readonlyRbac(config: PerimeterConfig, targetNamespaces: readonly string[]): string {
+  const home = [...targetNamespaces].sort()[0] ?? "default";
+  const name = `${config.name}-${KUBERNETES_MCP}`;
+  const objects: unknown[] = [
+    { apiVersion: "v1", kind: "ServiceAccount", metadata: { name, namespace: home, labels: standardLabels(config, name, KUBERNETES_MCP) }, automountServiceAccountToken: false },
+  ];
+  for (const namespace of [...targetNamespaces].sort()) {
+    objects.push(
+      { apiVersion: "rbac.authorization.k8s.io/v1", kind: "Role", metadata: { name: `${name}-read`, namespace, labels: standardLabels(config, `${name}-read`, KUBERNETES_MCP) }, rules: KUBERNETES_READ_RULES },
+      {
+        apiVersion: "rbac.authorization.k8s.io/v1",
+        kind: "RoleBinding",
+        metadata: { name: `${name}-read`, namespace, labels: standardLabels(config, `${name}-read`, KUBERNETES_MCP) },
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: `${name}-read` },
+        subjects: [{ kind: "ServiceAccount", name, namespace: home }],
+      },
+    );
+  }
+  return `# Apply to the cluster kubernetes-mcp-server reads, then build secrets/kubeconfig from a token:\n#   kubectl create token ${name} -n ${home} --duration=720h\n${toYamlStream(objects)}`;
+}

@@ -1,0 +1,80 @@
+// The perimeter.yaml the services read at run time: the operator's declaration with the deployment filled in —
+// listen addresses for a container network, the in-cluster (or Compose) addresses of builtin and deployed MCP
+// servers and served models, and the sandbox backend the target supports. It still holds no secret values: only
+// variable names, which each service finds in its own Secret.
+import type { PerimeterConfig } from "../config/index.ts";
+import type { Endpoints } from "./endpoints.ts";
+import {
+  EGRESS_METRICS_PORT,
+  builtinServer,
+  deployedMcpServers,
+  portOf,
+  sandboxAllowlist,
+  sandboxServerName,
+  servedModels,
+} from "./plan.ts";
+
+type Json = Record<string, unknown>;
+
+function anyAddress(hostPort: string): string {
+  return `0.0.0.0:${portOf(hostPort)}`;
+}
+
+export function runtimeConfig(config: PerimeterConfig, endpoints: Endpoints): Json {
+  const runtime = structuredClone(config) as PerimeterConfig;
+  const observability = endpoints.target === "kubernetes" && config.kubernetes.observability.enabled;
+
+  runtime.llm.listen = anyAddress(config.llm.listen);
+  runtime.mcp.listen = anyAddress(config.mcp.listen);
+  runtime.sandbox.listen = anyAddress(config.sandbox.listen);
+  runtime.egress.listen = anyAddress(config.egress.listen);
+  // The approvals/admin API stays on the pod's loopback (kubectl port-forward / docker compose exec reach it) unless
+  // Prometheus must scrape it; then a NetworkPolicy admits only the observability namespace.
+  runtime.mcp.admin.listen = observability ? anyAddress(config.mcp.admin.listen) : `127.0.0.1:${portOf(config.mcp.admin.listen)}`;
+  if (observability && runtime.egress.metrics === undefined) runtime.egress.metrics = `0.0.0.0:${EGRESS_METRICS_PORT}`;
+  // mcp-guard refuses a Host it does not know (DNS rebinding); the agent calls it by this name.
+  runtime.mcp.allowedHosts = [...new Set([...(config.mcp.allowedHosts ?? []), endpoints.mcpGuardHost])].sort();
+
+  // Kubernetes: each task is a Job (bubblewrap cannot create namespaces in a restricted pod). Compose: bubblewrap
+  // inside the runner container (docs/render.md explains the privileges that takes).
+  runtime.sandbox.backend = endpoints.target === "kubernetes" ? "kubernetes" : "bubblewrap";
+
+  const sandboxServer = sandboxServerName(config);
+  if (sandboxServer !== undefined) {
+    const declared = config.mcp.servers[sandboxServer];
+    runtime.mcp.servers[sandboxServer] = {
+      ...(declared ?? { env: {}, secrets: [], namespaces: [], arguments: {}, timeoutSeconds: config.sandbox.limits.timeoutSeconds + 60, tools: { allow: ["*"], approve: [], annotations: {} } }),
+      builtin: "sandbox",
+      url: endpoints.sandboxRunnerUrl,
+      headers: { ...(declared?.headers ?? {}), Authorization: `Bearer \${${config.sandbox.tokenSecret}}` },
+    };
+  }
+  const kubernetesServer = builtinServer(config, "kubernetes-readonly");
+  if (kubernetesServer !== undefined) {
+    const [name, entry] = kubernetesServer;
+    runtime.mcp.servers[name] = { ...entry, url: endpoints.kubernetesMcpUrl };
+  }
+  for (const server of deployedMcpServers(config)) {
+    const entry = runtime.mcp.servers[server.server];
+    if (entry === undefined) continue;
+    // The pod has only its own credentials; mcp-guard keeps the headers it injects. Env belongs to the pod.
+    runtime.mcp.servers[server.server] = { ...entry, url: `${endpoints.mcpServerOrigin(server.workload, server.port)}${server.path}`, env: {}, secrets: [] };
+  }
+  for (const model of servedModels(config)) {
+    const provider = runtime.llm.providers[model.provider];
+    if (provider !== undefined) runtime.llm.providers[model.provider] = { ...provider, baseUrl: endpoints.servedModelUrl(model.provider), allowPrivateAddress: true };
+  }
+  return runtime as unknown as Json;
+}
+
+/**
+ * The second egress proxy's config: the same file with the sandbox allowlist as its only rules. The sandbox's
+ * proxy then cannot grant the agent's destinations, and the agent's cannot grant the sandbox's.
+ */
+export function sandboxEgressConfig(config: PerimeterConfig, endpoints: Endpoints): Json | undefined {
+  const allow = sandboxAllowlist(config);
+  if (allow === undefined) return undefined;
+  const runtime = runtimeConfig(config, endpoints) as unknown as PerimeterConfig;
+  runtime.egress = { ...runtime.egress, allow, clients: [] };
+  return runtime as unknown as Json;
+}
