@@ -180,6 +180,21 @@ const attacks: Attack[] = [
     firstBrokenSeq: 23,
     reason: /is unsigned although earlier checkpoints are signed/,
   },
+  {
+    name: "slipping an unsigned checkpoint with a huge interval in before the signed ones, then removing the later signed checkpoints",
+    attack: (path) =>
+      tamper(path, (database) => {
+        database
+          .prepare("INSERT INTO audit_log_checkpoints (id, record_seq, record_hash, time, every, reason) VALUES (-1, 0, ?, '2020-01-01T00:00:00.000Z', 1000000, 'open')")
+          .run(GENESIS_HASH);
+        database.exec("DELETE FROM audit_log_checkpoints WHERE record_seq > 5");
+        rewriteChain(database, 9, (data) => {
+          data.decision = "deny";
+        });
+      }),
+    firstBrokenSeq: 6,
+    reason: /records 6\.\.22 are not covered by a checkpoint although writers checkpoint at least every 5 records/,
+  },
 ];
 
 for (const { name, attack, firstBrokenSeq, reason: expected } of attacks) {

@@ -42,6 +42,8 @@ export interface AuditLog {
   /** Writes a final checkpoint covering every record, then closes the database. Idempotent. */
   close(): void;
   readonly path: string;
+  /** "ed25519:<base64>" of the checkpoint signing key, for services to log at start (verifiers need it elsewhere). */
+  readonly publicKey?: string;
 }
 
 /** Appending failed: nothing was recorded, so the operation that wanted the record must be refused. */

@@ -175,7 +175,11 @@ function verifyOpen(database: DatabaseSync, options: VerifyAuditLogOptions): Aud
   const lastSeq = expected - 1;
 
   if (recordFailure === undefined) {
-    const lastCheckpoint = checked.valid.at(-1);
+    // Once a log is signed, unsigned checkpoints vouch for nothing: anyone could have added one, for instance with
+    // a huge interval to excuse removed signed checkpoints.
+    const signed = checked.valid.filter((checkpoint) => checkpoint.publicKey !== null);
+    const vouching = signed.length > 0 ? signed : checked.valid;
+    const lastCheckpoint = vouching.at(-1);
     if (lastCheckpoint !== undefined && lastCheckpoint.recordSeq > lastSeq) {
       failures.push({
         firstBrokenSeq: lastSeq + 1,
@@ -185,7 +189,7 @@ function verifyOpen(database: DatabaseSync, options: VerifyAuditLogOptions): Aud
       // Every writer checkpoints when it opens, so a log without any checkpoint had them deleted.
       failures.push({ firstBrokenSeq: 1, reason: "the log has no checkpoint (every writer writes one when it opens): checkpoints were deleted" });
     } else if (lastCheckpoint !== undefined) {
-      const every = Math.max(...checked.valid.map((checkpoint) => checkpoint.every));
+      const every = Math.max(...vouching.map((checkpoint) => checkpoint.every));
       if (lastSeq - lastCheckpoint.recordSeq >= every) {
         failures.push({
           firstBrokenSeq: lastCheckpoint.recordSeq + 1,

@@ -89,6 +89,7 @@ test("the signing key is generated once and reused; checkpoints are written on o
     ["open@0", "periodic@5", "periodic@10", "close@12", "open@12", "close@13"],
   );
   assert.equal(new Set(checkpoints.map((row) => row.public_key)).size, 1);
+  assert.equal(second.publicKey, checkpoints[0]?.public_key, "the log tells its service which key it signs with");
   const verification = verifyAuditLog(path, { publicKey: readFileSync(`${keyFile}.pub`, "utf8") });
   assert.ok(verification.ok, JSON.stringify(verification));
   assert.deepEqual(verification.signedBy, [checkpoints[0]?.public_key]);

@@ -193,6 +193,7 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
 
   return {
     path,
+    publicKey: key?.publicKey,
     append(event: AuditEventInput): AuditRecord {
       if (closed) throw new AuditWriteError(`the audit log ${path} is closed; nothing was recorded`);
       let validated: ReturnType<typeof validateEvent>;
