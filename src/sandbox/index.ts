@@ -1,0 +1,31 @@
+// What other capabilities may use from sandbox/: one task/result interface, two backends (bubblewrap locally,
+// Kubernetes Jobs in a cluster), and the MCP server that puts them behind tools.
+export { createBubblewrapBackend, explainBwrapFailure, SANDBOX_UID } from "./bubblewrap.ts";
+export type { BubblewrapBackend, BubblewrapDescription, BubblewrapOptions, EgressProxyAttachment } from "./bubblewrap.ts";
+export {
+  checkTask,
+  limitsFromConfig,
+  parseByteQuantity,
+  parseCpuQuantity,
+  parseSeconds,
+  signalOfStatus,
+  workspacePathProblem,
+  SandboxTaskError,
+  SandboxUnavailableError,
+} from "./task.ts";
+export type {
+  AppliedLimits,
+  CheckedTask,
+  ReturnedFile,
+  RunOptions,
+  SandboxBackend,
+  SandboxEndReason,
+  SandboxFile,
+  SandboxLimits,
+  SandboxNetwork,
+  SandboxOutput,
+  SandboxResult,
+  SandboxTask,
+  TaskPolicy,
+} from "./task.ts";
+export { buildSeccompProgram, seccompProgramBytes, DENIED_SYSCALLS } from "./seccomp.ts";
