@@ -230,7 +230,8 @@ export function createMcpGuard(config: PerimeterConfig, dependencies: McpGuardDe
         metrics.authFailures.inc({ reason: "host-or-origin" });
         return jsonError(response, 403, `forbidden: ${rejected}`);
       }
-      const presented = bearerToken(request.headers.authorization);
+      // A present but malformed Authorization header counts as a wrong token, not a missing one.
+      const presented = request.headers.authorization === undefined ? undefined : (bearerToken(request.headers.authorization) ?? "");
       const agent = agents.verify(presented);
       if (agent === undefined) {
         metrics.authFailures.inc({ reason: presented === undefined ? "missing-token" : "invalid-token" });
