@@ -85,7 +85,11 @@ export function checkHermesConfig(document: YamlDocument, subject: Subject, cont
     if (isCredentialName(name)) collector.add("HERMES-FORWARD-PROVIDER-KEYS", subject, ["terminal", "docker_forward_env", index], `${name} is forwarded into every sandboxed command`);
   });
   const backend = asString(terminal.backend);
-  if ((backend === undefined || backend === "local") && context.servesChat) {
+  // agent.disabled_toolsets is applied after every per-platform selection: with terminal and code_execution in it,
+  // no chat message reaches the local backend (how `perimeter render` configures the agent).
+  const disabled = asArray(asRecord(root.agent)?.disabled_toolsets).map(String);
+  const localExecutionOff = disabled.includes("terminal") && disabled.includes("code_execution");
+  if ((backend === undefined || backend === "local") && context.servesChat && !localExecutionOff) {
     collector.add(
       "HERMES-LOCAL-TERMINAL-PUBLIC-CHAT",
       subject,

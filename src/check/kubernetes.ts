@@ -446,13 +446,13 @@ function checkAgentVolumes(workloads: readonly Workload[], claims: ReadonlyMap<s
       const key = `${object.namespace}/${claim}`;
       const owner = agentClaims.get(key);
       const volumePath = [...workload.specPath, "volumes", volumeIndex, "persistentVolumeClaim", "claimName"];
-      if (owner !== undefined && owner.object !== object) {
+      if (owner !== undefined && owner.object.name !== object.name) {
         collector.add("K8S-AGENT-DATA-SHARED", object, volumePath, `mounts the agent's data volume "${claim}" (used by ${owner.object.name})`);
       }
       const pvc = claims.get(key);
       const modes = asArray(getAt(pvc?.value, ["spec", "accessModes"])).map(String);
       const readWriteOnce = pvc === undefined ? owner !== undefined : modes.some((mode) => mode === "ReadWriteOnce" || mode === "ReadWriteOncePod");
-      if (readWriteOnce && workload.replicas > 1 && (owner === workload || pvc !== undefined)) {
+      if (readWriteOnce && workload.replicas > 1 && (owner?.object.name === object.name || pvc !== undefined)) {
         collector.add(
           "K8S-AGENT-REPLICAS",
           object,

@@ -125,7 +125,8 @@ export function resolveFindings(collector: Collector, sources: SuppressionSource
   for (const subject of new Set(sources.annotated)) {
     for (const annotation of subject.ignoreAnnotations ?? []) {
       const list = annotationDirectives.get(subject) ?? [];
-      for (const part of annotation.text.split(/[;\n]/).map((piece) => piece.trim()).filter((piece) => piece !== "")) {
+      // Entries are separated by newlines, or by ";" when the next entry starts with a rule id (reasons may hold ";").
+      for (const part of annotation.text.split(/\n|;\s*(?=[A-Z][A-Z0-9]*-[A-Z0-9-]+\s*=)/).map((piece) => piece.trim()).filter((piece) => piece !== "")) {
         const parsed = parseDirective(part, "=");
         if ("problem" in parsed) {
           const location = annotation.location;
