@@ -3,7 +3,8 @@
 // defaults to the config's audit.path with -c; a missing or bad database exits 2 with a message saying how to fix it.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { openAuditLog } from "./index.ts";
@@ -187,4 +188,35 @@ test("audit-log with no subcommand or an unknown one exits 2; --help exits 0", a
   const help = await perimeter(["audit-log", "--help"]);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /perimeter audit-log verify \[--db FILE\] \[--public-key FILE\]/);
+});
+
+test("verify reads a copy kept in a read-only directory, and refuses one whose WAL would be ignored there", () => {
+  const bin = new URL("../../bin/perimeter.js", import.meta.url).pathname;
+  const directory = temporaryDirectory();
+  const live = join(directory, "live.db");
+  const log = openAuditLog({ path: live, checkpointEvery: 1000 });
+  for (let index = 0; index < 4; index += 1) log.append({ component: "sandbox", type: "sandbox-run", index });
+  // While the writer is open the records sit in the WAL file; copy both files as a careless backup would.
+  mkdirSync(join(directory, "with-wal"));
+  copyFileSync(live, join(directory, "with-wal", "audit.db"));
+  copyFileSync(`${live}-wal`, join(directory, "with-wal", "audit.db-wal"));
+  log.close();
+  mkdirSync(join(directory, "clean"));
+  copyFileSync(live, join(directory, "clean", "audit.db"));
+  for (const name of ["with-wal", "clean"]) {
+    chmodSync(join(directory, name), 0o555);
+    for (const file of readdirSync(join(directory, name))) chmodSync(join(directory, name, file), 0o444);
+  }
+  chmodSync(directory, 0o755);
+  // Root ignores directory permissions, so run the verifier as nobody when the tests run as root (as in CI).
+  const asReader = (file: string) =>
+    process.getuid?.() === 0
+      ? spawnSync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, bin, "audit-log", "verify", "--db", file], { encoding: "utf8", timeout: 30_000 })
+      : spawnSync(process.execPath, [bin, "audit-log", "verify", "--db", file], { encoding: "utf8", timeout: 30_000 });
+  const clean = asReader(join(directory, "clean", "audit.db"));
+  assert.equal(clean.status, 0, clean.stderr);
+  assert.match(clean.stdout, /intact, 4 records/);
+  const withWal = asReader(join(directory, "with-wal", "audit.db"));
+  assert.equal(withWal.status, 2, withWal.stdout + withWal.stderr);
+  assert.match(withWal.stderr, /holds records not yet in the main file; copy both files to a writable directory/);
 });

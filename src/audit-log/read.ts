@@ -1,8 +1,9 @@
 // Reading the log without writing to it: for `tail`, `verify` and the future dashboard. Readers open the file
 // read-only, so they can run beside live writers (WAL) and never create a file that is not there.
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { DatabaseSync } from "node:sqlite";
+import { pathToFileURL } from "node:url";
 import { AUDIT_COMPONENTS, AuditReadError } from "./types.ts";
 import type { AuditComponent, AuditRecord } from "./types.ts";
 
@@ -20,6 +21,11 @@ export interface RecordRow {
 
 export const RECORD_COLUMNS = "seq, time, component, type, data, prev_hash, hash";
 
+function cannotCreateSharedMemory(error: unknown): boolean {
+  const code = (error as { errcode?: unknown }).errcode;
+  return typeof code === "number" && ((code & 0xff) === 8 || (code & 0xff) === 14); // SQLITE_READONLY, SQLITE_CANTOPEN
+}
+
 /** Opens an existing audit log read-only; AuditReadError (with how to fix it) when it is missing or not one. */
 export function openForReading(path: string): DatabaseSync {
   const absolute = resolve(path);
@@ -28,7 +34,24 @@ export function openForReading(path: string): DatabaseSync {
   }
   let database: DatabaseSync | undefined;
   try {
-    database = new DatabaseSync(absolute, { readOnly: true, timeout: READ_BUSY_TIMEOUT_MS });
+    try {
+      database = new DatabaseSync(absolute, { readOnly: true, timeout: READ_BUSY_TIMEOUT_MS });
+      database.prepare("SELECT 1 FROM sqlite_master LIMIT 1").get();
+    } catch (error) {
+      database?.close();
+      database = undefined;
+      if (!cannotCreateSharedMemory(error)) throw error;
+      // A copy in a directory we cannot write to (a read-only mount, an evidence store): a WAL database needs its
+      // -shm file, which SQLite cannot create there. With no pending WAL the main file is the whole database, so
+      // SQLite may read it as immutable; with a pending WAL that would silently drop its records, so refuse.
+      const wal = `${absolute}-wal`;
+      if (existsSync(wal) && statSync(wal).size > 0) {
+        throw new AuditReadError(`cannot read ${absolute} read-only: its directory is not writable and ${wal} holds records not yet in the main file; copy both files to a writable directory`);
+      }
+      const url = pathToFileURL(absolute);
+      url.searchParams.set("immutable", "1");
+      database = new DatabaseSync(url, { readOnly: true });
+    }
     const table = database.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'audit_log_records'").get();
     if (table === undefined) throw new AuditReadError(`${absolute} is not a Perimeter audit log (it has no audit_log_records table); check --db / audit.path`);
     return database;
