@@ -10,7 +10,7 @@ import type { AuditLog } from "../audit-log/index.ts";
 import { createLogger } from "../shared/index.ts";
 import { openLlmKeyStore } from "./keys.ts";
 import type { KeyBudget, KeyLimits, LlmKeyStore, VirtualKey } from "./keys.ts";
-import { createLlmProxy, LlmProxySetupError } from "./server.ts";
+import { buildRuntime, createLlmProxy, LlmProxySetupError } from "./server.ts";
 import { patternMatchesSomething } from "./routing.ts";
 import { utcDay } from "./limits.ts";
 
@@ -76,6 +76,13 @@ export const serveLlmProxy: Command = async (args, io) => {
   const listen = splitHostPort(listenText);
   if (listen === undefined) throw new UsageError(`serve llm-proxy: --listen "${listenText}" is not HOST:PORT (e.g. 127.0.0.1:8702, [::1]:8702)`);
 
+  // Check the secrets and routing before creating any file, so a misconfigured start leaves nothing behind.
+  try {
+    buildRuntime(config, io.env);
+  } catch (error) {
+    if (error instanceof LlmProxySetupError) throw new UsageError(`serve llm-proxy: ${error.message}`);
+    throw error;
+  }
   const logger = createLogger("llm-proxy");
   const audit = openAudit(config, io);
   let keyStore: LlmKeyStore | undefined;

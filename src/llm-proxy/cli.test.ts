@@ -1,0 +1,92 @@
+// Requirements (issue 7): `perimeter serve llm-proxy -c FILE --listen HOST:PORT` runs as its own process, serves the
+// agent, reloads on SIGHUP, stops cleanly on SIGTERM; a missing provider key or canary refuses to start (exit 2)
+// naming the variable and never printing a value. The provider is a stand-in speaking OpenAI's wire format.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { createStandInProvider } from "./stand-in-provider.ts";
+import { eventually, post, runPerimeter, temporaryDirectory } from "./test-support.ts";
+
+const root = join(import.meta.dirname, "..", "..");
+const AGENT_KEY = "sk-perimeter-cli-test-0123456789abcdefghijklmn";
+const PROVIDER_KEY = "sk-provider-cli-test-0123456789abcdefghijklmn";
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function writeConfig(directory: string, baseUrl: string, extra = ""): string {
+  const file = join(directory, "perimeter.yaml");
+  writeFileSync(
+    file,
+    `version: 1
+name: test
+audit: { path: ${join(directory, "audit.db")} }
+llm:
+  providers:
+    main: { baseUrl: "${baseUrl}", apiKeySecret: PROVIDER_KEY, models: [gpt-test], allowPrivateAddress: true }
+  default: main/gpt-test
+  canaries: [CANARY_TOKEN]
+  clients:
+    - { name: hermes, keySecret: AGENT_KEY }
+${extra}`,
+  );
+  return file;
+}
+
+test("serve llm-proxy as a process: serves the agent, reloads on SIGHUP, exits 0 on SIGTERM (stand-in provider)", async () => {
+  const provider = createStandInProvider({ expectedKey: PROVIDER_KEY });
+  const { baseUrl } = await provider.listen();
+  const directory = temporaryDirectory();
+  const file = writeConfig(directory, baseUrl);
+  const port = await freePort();
+  const child = spawn(process.execPath, [join(root, "bin", "perimeter.js"), "serve", "llm-proxy", "-c", file, "--listen", `127.0.0.1:${port}`], {
+    env: { PATH: process.env.PATH, PROVIDER_KEY, AGENT_KEY, CANARY_TOKEN: "canary-value-for-the-cli-test-0123456789" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  try {
+    await eventually(() => stderr.includes("llm-proxy listening"), 15_000);
+    const url = `http://127.0.0.1:${port}`;
+    const response = await post(url, "/v1/chat/completions", { model: "default", max_tokens: 3, messages: [{ role: "user", content: "hi" }] }, AGENT_KEY);
+    assert.equal(response.status, 200);
+    assert.equal((await post(url, "/v1/chat/completions", { model: "quick", max_tokens: 3, messages: [] }, AGENT_KEY)).status, 404);
+    writeConfig(directory, baseUrl, "  aliases: { quick: main/gpt-test }\n");
+    child.kill("SIGHUP");
+    await eventually(() => stderr.includes("configuration reloaded"), 5000);
+    assert.equal((await post(url, "/v1/chat/completions", { model: "quick", max_tokens: 3, messages: [{ role: "user", content: "hi" }] }, AGENT_KEY)).status, 200);
+    child.kill("SIGTERM");
+    assert.equal(await exited, 0);
+    assert.ok(!stderr.includes(PROVIDER_KEY) && !stderr.includes(AGENT_KEY), "no secret in the logs");
+  } finally {
+    child.kill("SIGKILL");
+    await provider.close();
+  }
+});
+
+test("serve llm-proxy refuses to start without a provider key or a canary value: exit 2 naming the variable", async () => {
+  const directory = temporaryDirectory();
+  const file = writeConfig(directory, "http://127.0.0.1:9/v1");
+  const missingKey = await runPerimeter(["serve", "llm-proxy", "-c", file, "--listen", "127.0.0.1:1"], { AGENT_KEY, CANARY_TOKEN: "canary-value-0123456789abcdef" });
+  assert.equal(missingKey.code, 2);
+  assert.match(missingKey.stderr, /PROVIDER_KEY/);
+  const missingCanary = await runPerimeter(["serve", "llm-proxy", "-c", file, "--listen", "127.0.0.1:1"], { AGENT_KEY, PROVIDER_KEY });
+  assert.equal(missingCanary.code, 2);
+  assert.match(missingCanary.stderr, /CANARY_TOKEN/);
+  assert.ok(!missingCanary.stderr.includes(PROVIDER_KEY));
+  const badListen = await runPerimeter(["serve", "llm-proxy", "-c", file, "--listen", "localhost"], {});
+  assert.equal(badListen.code, 2);
+  assert.match(badListen.stderr, /not HOST:PORT/);
+});
