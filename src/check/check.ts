@@ -235,7 +235,7 @@ function checkYamlText(run: Run, display: string, text: string, explicit: boolea
   const first = parsed.documents.find((document) => document.value !== null && document.value !== undefined) as YamlDocument;
   if (values.length === 1 && looksLikeCompose(first.value)) {
     run.inputs.push({ file: display, kind: "compose" });
-    checkCompose(first, run.collector, run.errors, run.skipped);
+    checkCompose(first, full === undefined ? run.options.cwd : dirname(full), run.collector, run.errors, run.skipped);
     return;
   }
   if (values.length === 1 && looksLikeHermesConfig(first.value, basename(display))) {

@@ -1,6 +1,6 @@
 // Docker Compose rules (the Compose Specification; `version:` is accepted and ignored like Compose v2 does).
 import { existsSync, readFileSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { resolve } from "node:path";
 import { closest } from "../config/index.ts";
 import type { Collector, Subject } from "./collector.ts";
 import { parseEnvText } from "./env-file.ts";
@@ -52,7 +52,7 @@ function publishedHost(port: unknown): { host: string; text: string } | undefine
   return { host: parts.slice(0, parts.length - 2).join(":"), text };
 }
 
-function environmentOf(document: YamlDocument, name: string, service: Record<string, unknown>, subject: Subject, errors: CheckError[], notes: Array<{ file: string; reason: string }>): EnvEntry[] {
+function environmentOf(document: YamlDocument, directory: string, name: string, service: Record<string, unknown>, subject: Subject, errors: CheckError[], notes: Array<{ file: string; reason: string }>): EnvEntry[] {
   const entries: EnvEntry[] = [];
   const valueOf = (raw: string | undefined): string | typeof UNKNOWN_VALUE => (raw === undefined || raw.includes("${") || /\$[A-Za-z_]/.test(raw) ? UNKNOWN_VALUE : raw);
   // env_file first: `environment` overrides it, as in Compose.
@@ -60,7 +60,7 @@ function environmentOf(document: YamlDocument, name: string, service: Record<str
   envFiles.forEach((item, index) => {
     const relative = asString(item) ?? asString(asRecord(item)?.path);
     if (relative === undefined) return;
-    const full = resolve(dirname(document.file), relative);
+    const full = resolve(directory, relative);
     if (!existsSync(full)) {
       notes.push({ file: full, reason: `env_file of service ${name} not found; its variables were not checked` });
       return;
@@ -84,7 +84,8 @@ function environmentOf(document: YamlDocument, name: string, service: Record<str
   return entries;
 }
 
-export function checkCompose(document: YamlDocument, collector: Collector, errors: CheckError[], notes: Array<{ file: string; reason: string }>): void {
+/** `directory` is where the compose file lives: env_file paths are relative to it. */
+export function checkCompose(document: YamlDocument, directory: string, collector: Collector, errors: CheckError[], notes: Array<{ file: string; reason: string }>): void {
   const root = asRecord(document.value) ?? {};
   const fileSubject: Subject = { file: document.file, name: "compose file", locate: (path) => document.locate(path) };
   for (const key of Object.keys(root)) {
@@ -127,7 +128,7 @@ export function checkCompose(document: YamlDocument, collector: Collector, error
       const host = published.host.replace(/^\[|\]$/g, "");
       if (host === "" || host === "0.0.0.0" || host === "::") collector.add("COMPOSE-PORT-ALL-INTERFACES", subject, ["ports", index], `port "${published.text}" is published on every interface (and Docker's rules bypass ufw)`);
     });
-    const environment = environmentOf(document, name, service, subject, errors, notes);
+    const environment = environmentOf(document, directory, name, service, subject, errors, notes);
     checkHermesEnvironment(environment, { complete: agent, providerKeyRule: agent ? "COMPOSE-PROVIDER-KEY-IN-AGENT" : undefined }, collector);
     const dashboardHost = exposedDashboardHost([...commandWords(service.command), ...commandWords(service.entrypoint)]);
     if (dashboardHost !== undefined) collector.add("HERMES-DASHBOARD-EXPOSED", subject, ["command"], `the dashboard binds ${dashboardHost}`);

@@ -80,7 +80,7 @@ function mapBack(object: KubeObject, resolution: Resolution, fallback: SourceLoc
   const candidates = resolution.sources.filter(({ object: source }) => source.kind === object.kind && object.objectName.includes(source.objectName));
   candidates.sort((a, b) => b.object.objectName.length - a.object.objectName.length || Number(b.object.namespace === object.namespace) - Number(a.object.namespace === object.namespace));
   const source = candidates[0];
-  const generated = [...resolution.generated.entries()].find(([name]) => object.kind === "ConfigMap" && new RegExp(`^${escapeRegExp(name)}(-[a-z0-9]{10})?$`).test(object.objectName))?.[1];
+  const generated = [...resolution.generated.entries()].find(([name]) => object.kind === "ConfigMap" && new RegExp(`(^|-)${escapeRegExp(name)}(-[a-z0-9]{10})?$`).test(object.objectName))?.[1];
   if (source === undefined) {
     return { ...object, file: fallback.file, locate: () => fallback, generatedFrom: generated, ignoreAnnotations: (object.ignoreAnnotations ?? []).map((annotation) => ({ ...annotation, location: fallback })) };
   }

@@ -60,8 +60,10 @@ export function parseYamlFile(file: string, text: string, mapper?: PositionMappe
     return { file, text, documents, directives: [], errors };
   }
   parsed.forEach((document, index) => {
+    // An error found at the end of the input (an unclosed bracket) is reported on the last line that has content.
+    const lastContent = Math.max(0, text.trimEnd().length - 1);
     for (const error of document.errors) {
-      errors.push({ location: toLocation(error.pos[0]), message: `YAML: ${firstLine(error.message)}` });
+      errors.push({ location: toLocation(Math.min(error.pos[0], lastContent)), message: `YAML: ${firstLine(error.message)}` });
     }
     if (document.errors.length > 0) return;
     let value: unknown;
