@@ -1,0 +1,199 @@
+// Requirements (issue 3): `perimeter serve egress-proxy` works from flags alone (--allow-cidr applying to every rule),
+// or from perimeter.yaml's egress section with client tokens from environment variables; it reloads when the config
+// file changes and on SIGHUP without dropping tunnels, keeps the old policy when the new file is invalid (and logs
+// why), writes its audit records to the audit log, and shuts down cleanly on SIGTERM.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import tls from "node:tls";
+import { readAuditRecords, verifyAuditLog } from "../audit-log/index.ts";
+import type { ListenAddress } from "./index.ts";
+import { httpThroughProxy, makeCertificate, openTunnel, startHttpOrigin, startTlsOrigin, waitFor } from "./test-support.ts";
+import type { Certificate, Origin } from "./test-support.ts";
+
+const ROOT = join(import.meta.dirname, "..", "..");
+const ORIGIN_IP = "127.0.0.4";
+let certificate: Certificate;
+let tlsOrigin: Origin;
+let httpOrigin: Origin;
+let directory: string;
+
+before(async () => {
+  certificate = makeCertificate(["allowed.test", "later.test"]);
+  tlsOrigin = await startTlsOrigin(ORIGIN_IP, certificate);
+  httpOrigin = await startHttpOrigin(ORIGIN_IP);
+  directory = mkdtempSync(join(tmpdir(), "perimeter-egress-cli-"));
+});
+after(async () => {
+  await tlsOrigin.close();
+  await httpOrigin.close();
+  rmSync(directory, { recursive: true, force: true });
+});
+
+interface Running {
+  child: ChildProcess;
+  proxy: ListenAddress & { kind: "tcp" };
+  metrics: string | undefined;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+function toAddress(url: string): ListenAddress & { kind: "tcp" } {
+  const parsed = new URL(url);
+  return { kind: "tcp", host: parsed.hostname, port: Number(parsed.port), family: 4, url };
+}
+
+/** Starts the real CLI and waits for its "listening" line. */
+async function startCli(args: string[], env: Record<string, string> = {}): Promise<Running> {
+  const child = spawn(process.execPath, [join(ROOT, "bin", "perimeter.js"), "serve", "egress-proxy", ...args], {
+    cwd: directory,
+    env: { PATH: process.env.PATH ?? "", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  await waitFor(() => /listening/.test(stdout) || child.exitCode !== null, 10_000, "the CLI to listen");
+  const proxy = /proxy=(\S+)/.exec(stdout)?.[1];
+  if (proxy === undefined) throw new Error(`CLI did not start: ${stderr}`);
+  return { child, proxy: toAddress(proxy), metrics: /metrics=(\S+)/.exec(stdout)?.[1], stderr: () => stderr, exited };
+}
+
+function get(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, (response) => {
+        let body = "";
+        response.on("data", (chunk: Buffer) => {
+          body += chunk.toString();
+        });
+        response.on("end", () => resolve(body));
+      })
+      .on("error", reject);
+  });
+}
+
+test("flags alone: --allow with --allow-cidr, --resolve, --metrics and --audit; SIGTERM exits 0; records are in the audit log", async () => {
+  const auditFile = join(directory, "flags-audit.db");
+  const running = await startCli([
+    "--listen", "127.0.0.1:0",
+    "--allow", `allowed.test:${tlsOrigin.port},${httpOrigin.port}`,
+    "--allow", `unreachable.test:${tlsOrigin.port}`,
+    "--allow-cidr", `${ORIGIN_IP}/32`,
+    "--resolve", `allowed.test=${ORIGIN_IP}`,
+    "--resolve", "unreachable.test=10.1.2.3",
+    "--metrics", "127.0.0.1:0",
+    "--audit", auditFile,
+  ]);
+  try {
+    const tunnel = await openTunnel(running.proxy, `allowed.test:${tlsOrigin.port}`);
+    assert.equal(tunnel.status, 200);
+    const secure = tls.connect({ socket: tunnel.socket, servername: "allowed.test", ca: certificate.cert });
+    await new Promise<void>((resolve, reject) => secure.once("secureConnect", resolve).once("error", reject));
+    secure.destroy();
+    const plain = await httpThroughProxy(running.proxy, `http://allowed.test:${httpOrigin.port}/cli`);
+    assert.equal(plain.status, 200);
+    const denied = await openTunnel(running.proxy, `elsewhere.test:${tlsOrigin.port}`);
+    assert.equal(denied.headers["x-perimeter-denied"], "not-allowlisted");
+    assert.match(denied.body, /--allow elsewhere\.test/);
+    const privateRange = await openTunnel(running.proxy, `unreachable.test:${tlsOrigin.port}`);
+    assert.equal(privateRange.headers["x-perimeter-denied"], "private-address", "--allow-cidr excepts only its own range");
+    assert.ok(running.metrics !== undefined);
+    assert.match(await get(`${running.metrics}/metrics`), /perimeter_egress_decisions_total\{decision="deny",reason="not-allowlisted"\} 1/);
+    assert.equal(await get(`${running.metrics}/healthz`), "ok\n");
+  } finally {
+    running.child.kill("SIGTERM");
+  }
+  assert.equal(await running.exited, 0);
+  const records = readAuditRecords(auditFile);
+  const decisions = records.filter((record) => record.type === "egress-decision");
+  assert.ok(decisions.some((record) => record.data.decision === "allow" && record.data.host === "allowed.test" && record.data.address === ORIGIN_IP));
+  assert.ok(decisions.some((record) => record.data.reason === "not-allowlisted" && record.data.host === "elsewhere.test"));
+  assert.ok(records.some((record) => record.type === "connection-close" && record.data.kind === "tunnel"));
+  assert.ok(records.every((record) => record.component === "egress-proxy"));
+  assert.equal(verifyAuditLog(auditFile).ok, true, "the hash chain verifies");
+});
+
+test("config: client tokens from env; file change and SIGHUP reload without dropping a tunnel; an invalid file keeps the old policy and logs why", async () => {
+  const configFile = join(directory, "perimeter.yaml");
+  const config = (hosts: string[]) => `version: 1
+name: hermes
+egress:
+  clients:
+    - name: hermes
+      tokenSecret: EGRESS_HERMES_TOKEN
+      allow:
+${hosts.map((host) => `        - { host: ${host}, ports: [${tlsOrigin.port}], allowCidr: ["${ORIGIN_IP}/32"] }`).join("\n")}
+  limits: { headerTimeoutSeconds: 5 }
+`;
+  writeFileSync(configFile, config(["allowed.test"]));
+  const token = "hermes-egress-token-0123456789abcdef";
+  const running = await startCli(["-c", configFile, "--listen", "127.0.0.1:0", "--resolve", `allowed.test=${ORIGIN_IP}`, "--resolve", `later.test=${ORIGIN_IP}`, "--audit", join(directory, "config-audit.db")], {
+    EGRESS_HERMES_TOKEN: token,
+  });
+  const auth = { "Proxy-Authorization": `Bearer ${token}` };
+  try {
+    assert.equal((await openTunnel(running.proxy, `allowed.test:${tlsOrigin.port}`)).status, 407, "unknown clients are denied once clients are defined");
+    const held = await openTunnel(running.proxy, `allowed.test:${tlsOrigin.port}`, auth);
+    assert.equal(held.status, 200);
+    assert.equal((await openTunnel(running.proxy, `later.test:${tlsOrigin.port}`, auth)).status, 403);
+
+    // File change: later.test replaces allowed.test.
+    writeFileSync(configFile, config(["later.test"]));
+    await waitFor(() => /policy reloaded/.test(running.stderr()), 5000, "file-change reload");
+    assert.equal((await openTunnel(running.proxy, `later.test:${tlsOrigin.port}`, auth)).status, 200);
+    assert.equal((await openTunnel(running.proxy, `allowed.test:${tlsOrigin.port}`, auth)).status, 403);
+    const secure = tls.connect({ socket: held.socket, servername: "allowed.test", ca: certificate.cert });
+    await new Promise<void>((resolve, reject) => secure.once("secureConnect", resolve).once("error", reject));
+    secure.destroy();
+
+    // An invalid file: the old policy stays, the log says why.
+    writeFileSync(configFile, config(["later.test"]).replace("later.test,", "'*.com',"));
+    await waitFor(() => /keeping the current policy/.test(running.stderr()), 5000, "rejected reload");
+    assert.match(running.stderr(), /too broad/);
+    assert.equal((await openTunnel(running.proxy, `later.test:${tlsOrigin.port}`, auth)).status, 200);
+
+    // SIGHUP reloads too (the watcher may also see the write; the SIGHUP reload is logged with its trigger).
+    writeFileSync(configFile, config(["allowed.test", "later.test"]));
+    running.child.kill("SIGHUP");
+    await waitFor(() => /"trigger":"SIGHUP"[^\n]*policy reloaded/.test(running.stderr()), 5000, "SIGHUP reload");
+    assert.equal((await openTunnel(running.proxy, `allowed.test:${tlsOrigin.port}`, auth)).status, 200);
+  } finally {
+    running.child.kill("SIGTERM");
+  }
+  assert.equal(await running.exited, 0);
+});
+
+test("usage errors exit 2 with a message saying how to fix it", async () => {
+  const run = (args: string[], env: Record<string, string> = {}) =>
+    new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, [join(ROOT, "bin", "perimeter.js"), "serve", "egress-proxy", ...args], { cwd: directory, env: { PATH: process.env.PATH ?? "", ...env } });
+      let stderr = "";
+      child.stderr.on("data", (chunk: Buffer) => {
+        stderr += chunk.toString();
+      });
+      child.on("exit", (code) => resolve({ code, stderr }));
+    });
+  const broad = await run(["--allow", "*.com", "--listen", "127.0.0.1:0"]);
+  assert.equal(broad.code, 2);
+  assert.match(broad.stderr, /too broad/);
+  const cidr = await run(["--allow-cidr", "10.0.0.0/99"]);
+  assert.equal(cidr.code, 2);
+  assert.match(cidr.stderr, /not a CIDR/);
+  const configFile = join(directory, "needs-token.yaml");
+  writeFileSync(configFile, "version: 1\nname: hermes\negress:\n  clients:\n    - { name: hermes, tokenSecret: MISSING_EGRESS_TOKEN, allow: [api.example.com] }\n");
+  const missing = await run(["-c", configFile]);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /MISSING_EGRESS_TOKEN/);
+});
