@@ -7,8 +7,8 @@ import type { IncomingMessage, Server as HttpServer, ServerResponse } from "node
 import type { AddressInfo } from "node:net";
 import type { DatabaseSync } from "node:sqlite";
 import { toNodeHandler } from "@modelcontextprotocol/node";
-import { Server, createMcpHandler, validateHostHeader, validateOriginHeader } from "@modelcontextprotocol/server";
-import type { CallToolResult, McpRequestContext } from "@modelcontextprotocol/server";
+import { Server, createMcpHandler, isLegacyRequest, validateHostHeader, validateOriginHeader } from "@modelcontextprotocol/server";
+import type { AuthInfo, CallToolResult, McpRequestContext } from "@modelcontextprotocol/server";
 import { createApprovalStore } from "../approvals/index.ts";
 import type { ApprovalStore, AuditAppender } from "../approvals/index.ts";
 import { createApprovalsApi } from "../approvals/api.ts";
@@ -25,6 +25,7 @@ import type { GuardMetrics } from "./metrics.ts";
 import { createPinStore } from "./pins.ts";
 import type { PinStore } from "./pins.ts";
 import { parseListen, prepareGuard } from "./setup.ts";
+import { createLegacySessions } from "./sessions.ts";
 import { createUpstream } from "./upstream.ts";
 import type { Upstream, UpstreamState } from "./upstream.ts";
 
@@ -189,13 +190,22 @@ export function createMcpGuard(config: PerimeterConfig, dependencies: McpGuardDe
     server.setRequestHandler("logging/setLevel", () => ({}));
     return server;
   };
+  // 2026-07-28 requests: the SDK's per-request entry. 2025-11-25 requests: sessions (sessions.ts).
   const handler = createMcpHandler(factory, {
-    legacy: "stateless",
+    legacy: "reject",
     maxRequestBodySize: config.mcp.limits.maxRequestBytes,
     onerror: (error) => logger.debug({ event: "mcp-error", error: redactor.text(error.message) }),
   });
-  notifyToolsChanged = () => handler.notify.toolsChanged();
-  const serveMcp = toNodeHandler(handler, {
+  const legacy = createLegacySessions({ factory, logger, maxRequestBodySize: config.mcp.limits.maxRequestBytes });
+  notifyToolsChanged = () => {
+    handler.notify.toolsChanged();
+    legacy.toolsChanged();
+  };
+  const routed = {
+    fetch: async (request: Request, fetchOptions?: { authInfo?: AuthInfo }) =>
+      (await isLegacyRequest(request, undefined, { maxRequestBodySize: config.mcp.limits.maxRequestBytes })) ? legacy.fetch(request, fetchOptions) : handler.fetch(request, fetchOptions),
+  };
+  const serveMcp = toNodeHandler(routed, {
     maxRequestBodySize: config.mcp.limits.maxRequestBytes,
     onerror: (error) => logger.warn({ event: "mcp-adapter-error", error: redactor.text(error.message) }),
   });
@@ -310,6 +320,7 @@ export function createMcpGuard(config: PerimeterConfig, dependencies: McpGuardDe
     },
     async close() {
       unsubscribe();
+      await legacy.close();
       await handler.close().catch(() => undefined);
       const closing = [agentServer, adminServer].map(
         (server) =>
