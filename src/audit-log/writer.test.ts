@@ -59,7 +59,7 @@ test("the log is created private: directories 0700, database, WAL and shared-mem
   const directory = temporaryDirectory();
   const path = join(directory, "nested", "deeper", "audit.db");
   const keyFile = join(directory, "keys", "audit.pem");
-  const log = openAuditLog({ path, signingKeyFile: keyFile });
+  const log = openAuditLog({ path, signingKeyFile: keyFile, synchronous: "full" });
   log.append({ component: "cli", type: "test-run" });
   const mode = (file: string) => statSync(file).mode & 0o777;
   assert.equal(mode(join(directory, "nested")), 0o700);
@@ -245,5 +245,6 @@ test("bad options are refused when the log is opened, not on the first append", 
   const path = join(temporaryDirectory(), "audit.db");
   assert.throws(() => openAuditLog({ path, checkpointEvery: 0 }), /checkpointEvery must be a positive integer/);
   assert.throws(() => openAuditLog({ path: "" }), /needs a path/);
+  assert.throws(() => openAuditLog({ path, synchronous: "off" as "full" }), /synchronous must be "normal" or "full", not "off"/);
   assert.equal(existsSync(path), false);
 });

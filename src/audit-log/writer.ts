@@ -62,7 +62,7 @@ function retryWhileBusy<T>(work: () => T, timeoutMs: number, pause: Int32Array):
   }
 }
 
-function checkOptions(options: AuditLogOptions): { every: number; busyTimeoutMs: number } {
+function checkOptions(options: AuditLogOptions): { every: number; busyTimeoutMs: number; synchronous: "NORMAL" | "FULL" } {
   if (typeof options?.path !== "string" || options.path.trim() === "") {
     throw new AuditWriteError("openAuditLog needs a path to the audit database (audit.path in perimeter.yaml)");
   }
@@ -70,7 +70,9 @@ function checkOptions(options: AuditLogOptions): { every: number; busyTimeoutMs:
   if (!Number.isSafeInteger(every) || every < 1) throw new AuditWriteError(`checkpointEvery must be a positive integer, not ${String(every)}`);
   const busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
   if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) throw new AuditWriteError(`busyTimeoutMs must be a non-negative integer, not ${String(busyTimeoutMs)}`);
-  return { every, busyTimeoutMs };
+  const synchronous = options.synchronous ?? "normal";
+  if (synchronous !== "normal" && synchronous !== "full") throw new AuditWriteError(`synchronous must be "normal" or "full", not ${JSON.stringify(synchronous)}`);
+  return { every, busyTimeoutMs, synchronous: synchronous === "full" ? "FULL" : "NORMAL" };
 }
 
 /** Creates the directories (0700) and an empty file (0600) before SQLite does, so SQLite never picks the mode. */
@@ -96,7 +98,7 @@ function createFile(path: string): void {
  * request.
  */
 export function openAuditLog(options: AuditLogOptions): AuditLog {
-  const { every, busyTimeoutMs } = checkOptions(options);
+  const { every, busyTimeoutMs, synchronous } = checkOptions(options);
   const path = resolve(options.path);
   const now = options.now ?? (() => new Date());
   createFile(path);
@@ -163,8 +165,9 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
       pause,
     );
     if (mode !== "wal") throw new Error(`SQLite refused WAL mode (got ${String(mode)}); the file system may not support shared memory`);
-    // FULL: a record whose operation went ahead must survive a power cut, not only a process crash.
-    database.exec("PRAGMA synchronous = FULL");
+    // NORMAL by default: in WAL mode a commit survives any process crash without an fsync per append, which would
+    // otherwise cost more than the proxies' whole latency budget; FULL when the operator wants power-cut durability.
+    database.exec(`PRAGMA synchronous = ${synchronous}`);
     transaction(() => {
       database.exec(SCHEMA_SQL);
       const format = (database.prepare("SELECT value FROM audit_log_meta WHERE key = 'format'").get() as { value?: string } | undefined)?.value;
