@@ -1,0 +1,113 @@
+// The approval store on a real SQLite file with the real audit log: one decision per request, one use per approval,
+// exact bindings, fail-closed decisions, and what survives a restart.
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { afterEach, beforeEach, describe, test } from "node:test";
+import { openAuditLog, readAuditRecords } from "../audit-log/index.ts";
+import type { AuditLog } from "../audit-log/index.ts";
+import { ApprovalStateError, createApprovalStore } from "./store.ts";
+import type { ApprovalStore, CallBinding } from "./store.ts";
+
+const binding: CallBinding = { agent: "hermes", server: "github", tool: "create_issue", definitionHash: "d".repeat(64), argumentsHash: "a".repeat(64) };
+const call = (overrides: Partial<CallBinding> = {}, timeoutMs = 60_000) => ({ kind: "tool-call" as const, ...binding, ...overrides, detail: { arguments: { title: "x" } }, timeoutMs });
+
+describe("approval store", () => {
+  let directory: string;
+  let path: string;
+  let audit: AuditLog;
+  let database: DatabaseSync;
+  let store: ApprovalStore;
+
+  beforeEach(() => {
+    directory = mkdtempSync(join(tmpdir(), "approvals-"));
+    path = join(directory, "audit.db");
+    audit = openAuditLog({ path });
+    database = new DatabaseSync(path);
+    database.exec("PRAGMA busy_timeout = 5000");
+    store = createApprovalStore({ database, audit });
+  });
+  afterEach(() => {
+    store.close();
+    database.close();
+    audit.close();
+    rmSync(directory, { recursive: true, force: true });
+  });
+
+  test("a request is decided once; an approval is consumed exactly once", () => {
+    const request = store.open(call());
+    assert.match(request.id, /^c[a-z2-9]{10}$/);
+    assert.equal(store.findPending(binding)?.id, request.id);
+    const approved = store.decide(request.id, { decision: "approve", approver: "admin:alice", reason: "ok" });
+    assert.equal(approved.status, "approved");
+    assert.throws(() => store.decide(request.id, { decision: "deny", approver: "admin" }), (error: unknown) => error instanceof ApprovalStateError && error.code === "not-pending");
+    assert.equal(store.consume(request.id), true);
+    assert.equal(store.consume(request.id), false, "a second use is refused");
+    assert.equal(store.get(request.id)?.status, "used");
+    assert.throws(() => store.decide("cnosuchthing", { decision: "approve", approver: "admin" }), (error: unknown) => error instanceof ApprovalStateError && error.code === "not-found");
+  });
+
+  test("a grant matches only the exact binding: agent, server, tool, definition hash and arguments hash", () => {
+    const request = store.open(call());
+    store.decide(request.id, { decision: "approve", approver: "admin" });
+    for (const change of [{ agent: "ops" }, { server: "other" }, { tool: "delete_repo" }, { definitionHash: "e".repeat(64) }, { argumentsHash: "b".repeat(64) }]) {
+      assert.equal(store.findGrant({ ...binding, ...change }), undefined, JSON.stringify(change));
+    }
+    assert.equal(store.findGrant(binding)?.id, request.id);
+  });
+
+  test("an expired request cannot be decided, and a late approval is not a grant", async () => {
+    const request = store.open(call({}, 20));
+    await new Promise((resolve) => setTimeout(resolve, 40));
+    assert.throws(() => store.decide(request.id, { decision: "approve", approver: "admin" }), /expired/);
+    assert.equal(store.expire(request.id, "timeout")?.status, "expired");
+    assert.equal(store.findGrant(binding), undefined);
+  });
+
+  test("every request and decision is audited first; when the audit log fails, the decision is not applied", () => {
+    const request = store.open(call());
+    const records = readAuditRecords(path);
+    assert.deepEqual(records.map((record) => record.type), ["approval-request"]);
+    assert.equal(records[0]?.data.argumentsHash, binding.argumentsHash);
+    audit.close();
+    assert.throws(() => store.decide(request.id, { decision: "approve", approver: "admin" }));
+    assert.equal(store.get(request.id)?.status, "pending", "nothing changed without a record");
+    assert.throws(() => store.open(call({ argumentsHash: "c".repeat(64) })), "no request without a record either");
+  });
+
+  test("waiters wake on a decision and on abort", async () => {
+    const request = store.open(call());
+    const waiting = store.waitForDecision(request.id, new AbortController().signal);
+    store.decide(request.id, { decision: "deny", approver: "admin", reason: "no" });
+    assert.equal((await waiting).status, "denied");
+    const other = store.open(call({ argumentsHash: "f".repeat(64) }));
+    const controller = new AbortController();
+    const aborted = store.waitForDecision(other.id, controller.signal);
+    controller.abort();
+    assert.equal((await aborted).status, "pending");
+  });
+
+  test("after a restart, held calls are closed (nobody waits for them) but definition reviews stay pending", () => {
+    const held = store.open(call());
+    const review = store.open({ kind: "tool-definition", server: "github", tool: "create_issue", definitionHash: "d".repeat(64), detail: { change: "new" } });
+    store.close();
+    const reopened = createApprovalStore({ database, audit });
+    assert.equal(reopened.get(held.id)?.status, "expired");
+    assert.match(reopened.get(held.id)?.reason ?? "", /restarted/);
+    assert.equal(reopened.get(review.id)?.status, "pending");
+    assert.equal(reopened.findDefinitionReview("github", "create_issue", "d".repeat(64))?.id, review.id);
+    store = reopened;
+  });
+
+  test("listeners hear requests and decisions (the seam for a dashboard or chat notifier)", () => {
+    const events: string[] = [];
+    const unsubscribe = store.subscribe((event) => events.push(`${event.type}:${event.approval.status}`));
+    const request = store.open(call());
+    store.decide(request.id, { decision: "approve", approver: "admin" });
+    unsubscribe();
+    store.open(call({ argumentsHash: "9".repeat(64) }));
+    assert.deepEqual(events, ["approval-request:pending", "approval-decision:approved"]);
+  });
+});
