@@ -26,7 +26,7 @@ import type { CgroupSupport, TaskCgroup } from "./cgroups.ts";
 import { buildSeccompProgram, hostSeccompArchitecture, seccompProgramBytes } from "./seccomp.ts";
 import { readTar } from "./tar.ts";
 import { checkTask, SandboxTaskError, SandboxUnavailableError, signalOfStatus } from "./task.ts";
-import type { AppliedLimits, CheckedTask, ReturnedFile, RunOptions, SandboxBackend, SandboxEndReason, SandboxLimits, SandboxResult, SandboxTask, TaskPolicy } from "./task.ts";
+import type { AppliedLimits, CheckedTask, ReturnedFile, RunOptions, SandboxBackend, SandboxEndReason, SandboxHostRule, SandboxLimits, SandboxResult, SandboxTask, TaskPolicy } from "./task.ts";
 import { FORWARDER_SOURCE } from "./forwarder.ts";
 
 /** The uid and gid the task has inside the sandbox (and on the host, when the runner is root): distroless "nonroot". */
@@ -38,8 +38,8 @@ const FORWARDER_PORT = 3128;
 export interface EgressProxyAttachment {
   /** The proxy's Unix socket on the host; it is bound into each proxy-mode sandbox. */
   readonly socketPath: string;
-  /** Registers a per-task client whose token selects this task's allowlist; returns its removal. */
-  addClient(client: { name: string; token: string; allow: readonly string[] }): () => void | Promise<void>;
+  /** Registers a per-task client whose token selects this task's allowlist; `remove()` revokes it. */
+  addClient(client: { name: string; token: string; allow: readonly SandboxHostRule[] }): { remove(): void };
 }
 
 export interface BubblewrapOptions {
@@ -473,13 +473,21 @@ export async function createBubblewrapBackend(options: BubblewrapOptions): Promi
     const missing = (["memory", "pids", "cpu"] as const).filter((controller) => !applied.includes(controller)).map((controller) => `cgroup ${controller}: ${cgroupSupport.unavailable[controller] ?? "unavailable"}`);
 
     const proxyMode = task.network.mode === "proxy";
-    let removeProxyClient: (() => void | Promise<void>) | undefined;
+    let removeProxyClient: (() => void) | undefined;
     let proxyUrl: string | undefined;
     if (proxyMode) {
+      // A client of its own per task: the token (the password of the proxy URL's Basic credentials) selects this
+      // task's allowlist, and is revoked when the task ends.
       const proxy = options.egressProxy as EgressProxyAttachment;
       const name = `sandbox-${id}`;
       const token = randomBytes(24).toString("base64url");
-      removeProxyClient = proxy.addClient({ name, token, allow: task.network.mode === "proxy" ? task.network.allow : [] });
+      try {
+        const client = proxy.addClient({ name, token, allow: task.network.mode === "proxy" ? task.network.allow : [] });
+        removeProxyClient = () => client.remove();
+      } catch (error) {
+        await cgroup?.remove();
+        throw new SandboxTaskError(`the network allowlist was refused: ${(error as Error).message}`);
+      }
       proxyUrl = `http://${name}:${token}@127.0.0.1:${FORWARDER_PORT}`;
     }
 
@@ -510,7 +518,7 @@ export async function createBubblewrapBackend(options: BubblewrapOptions): Promi
     } catch (error) {
       closeSync(seccompFd);
       await cgroup?.remove();
-      await removeProxyClient?.();
+      removeProxyClient?.();
       throw new SandboxUnavailableError(`cannot start the sandbox: ${(error as Error).message}`);
     }
     closeSync(seccompFd);
@@ -596,7 +604,7 @@ export async function createBubblewrapBackend(options: BubblewrapOptions): Promi
     const stats = cgroup?.stats();
     const removed = cgroup === null ? true : await cgroup.remove();
     if (!removed) logger.error({ event: "cgroup-leftover", task: id }, "processes of a finished sandbox task could not be removed from its cgroup");
-    if (removeProxyClient !== undefined) await removeProxyClient();
+    removeProxyClient?.();
 
     if (outcome.spawnError !== undefined) throw new SandboxUnavailableError(`cannot start the sandbox: ${outcome.spawnError.message}`);
     const status = parseJsonStatus(statusText);

@@ -34,7 +34,12 @@ export interface SandboxFile {
   readonly mode?: number;
 }
 
-export type SandboxNetwork = { readonly mode: "none" } | { readonly mode: "proxy"; readonly allow: readonly string[] };
+/** A host the task may reach through the egress proxy: "pypi.org", "*.github.com:443", or a rule object. */
+export type SandboxHostRule =
+  | string
+  | { readonly host: string; readonly ports?: readonly number[]; readonly allowCidr?: readonly string[]; readonly requireSni?: boolean };
+
+export type SandboxNetwork = { readonly mode: "none" } | { readonly mode: "proxy"; readonly allow: readonly SandboxHostRule[] };
 
 export interface SandboxTask {
   /** The program and its arguments, run in /workspace with PATH=/usr/local/bin:/usr/bin:/bin. */
