@@ -477,7 +477,10 @@ for (const example of EXAMPLES) {
     assert.equal(agent.environment.HTTP_PROXY, "http://egress-proxy:3128");
     assert.match(agent.environment.NO_PROXY, /mcp-guard/);
     const outside = Object.entries(document.services as Record<string, Loose>).filter(([, service]) => (service.networks ?? []).some((network: string) => networks[network].internal !== true)).map(([service]) => service);
-    const allowed = new Set(["egress-proxy", "egress-proxy-sandbox", "llm-proxy", "mcp-guard", "kubernetes-mcp-server", ...Object.keys(config.mcp.servers).map((server) => `mcp-${server}`)]);
+    const allowed = new Set(["egress-proxy", "llm-proxy", "mcp-guard", "kubernetes-mcp-server", ...Object.keys(config.mcp.servers).map((server) => `mcp-${server}`)]);
+    // With a sandbox allowlist the runner's in-process egress proxy dials out itself (one client per task).
+    if (config.sandbox.network !== "none") allowed.add("sandbox-runner");
+    else assert.ok(!outside.includes("sandbox-runner"), "a sandbox without an allowlist has no way out");
     for (const service of outside) assert.ok(allowed.has(service), `${service} can reach the internet`);
     assert.ok(outside.includes("egress-proxy") && outside.includes("llm-proxy"));
   });

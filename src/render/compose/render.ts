@@ -14,8 +14,6 @@ import {
   LLM_PROXY,
   MCP_GUARD,
   RUNTIME_CONFIG_PATH,
-  SANDBOX_EGRESS_CONFIG_PATH,
-  SANDBOX_EGRESS_PROXY,
   SANDBOX_RUNNER,
   SERVICE_UID,
   STATE_DIRECTORY,
@@ -29,8 +27,8 @@ import {
   servedModels,
 } from "../plan.ts";
 import type { PerimeterService, SecretSpec } from "../plan.ts";
-import { runtimeConfig, sandboxEgressConfig } from "../runtime-config.ts";
-import { KUBERNETES_MCP_TOOLS, KUBERNETES_READ_RULES } from "../kubernetes/render.ts";
+import { runtimeConfig } from "../runtime-config.ts";
+import { KUBERNETES_MCP_TOOLS, KUBERNETES_READ_RULES, multiplyQuantity } from "../kubernetes/render.ts";
 import { standardLabels } from "../kubernetes/names.ts";
 import { toCommentedYaml, toYaml, toYamlStream } from "../yaml.ts";
 import { SANDBOX_SECCOMP_PROFILE } from "./seccomp.ts";
@@ -128,7 +126,6 @@ export function renderCompose(config: PerimeterConfig): ComposeRender {
     egress: {},
   };
   if (served.length > 0) networks.llm = { internal: true };
-  if (sandboxServer !== undefined && sandboxAllow !== undefined) networks["sandbox-egress"] = { internal: true };
 
   perimeterService(EGRESS_PROXY, "egress-proxy", egressPort, RUNTIME_CONFIG_PATH, ["agent", "egress"], "256m");
   const guardNetworks = ["agent", "tools", ...(mcpGuardNeedsInternet(config) || deployedServers.length > 0 ? ["egress"] : [])];
@@ -136,21 +133,24 @@ export function renderCompose(config: PerimeterConfig): ComposeRender {
   perimeterService(LLM_PROXY, "llm-proxy", llmPort, RUNTIME_CONFIG_PATH, ["agent", "egress", ...(served.length > 0 ? ["llm"] : [])], "512m");
 
   if (sandboxServer !== undefined) {
-    const runner = perimeterService(SANDBOX_RUNNER, "sandbox", sandboxPort, RUNTIME_CONFIG_PATH, ["tools", ...(sandboxAllow === undefined ? [] : ["sandbox-egress"])], "2g", {});
+    // With a sandbox allowlist the runner's bubblewrap backend runs its own egress proxy in-process (one proxy client
+    // per task, the task's allowlist only), so the runner itself needs the egress network; without one it has none.
+    const runner = perimeterService(SANDBOX_RUNNER, "sandbox", sandboxPort, RUNTIME_CONFIG_PATH, ["tools", ...(sandboxAllow === undefined ? [] : ["egress"])], "2g", {});
     // bubblewrap builds each task's sandbox from user namespaces. Docker's default seccomp profile refuses
     // namespace creation to a process without CAP_SYS_ADMIN and docker-default AppArmor refuses mount; granting
     // CAP_SYS_ADMIN would be far worse, so the runner gets a profile that allows namespaces and denies the
     // syscalls container escapes use (config/sandbox-runner-seccomp.json), and no AppArmor profile.
     runner.security_opt = ["no-new-privileges:true", "seccomp=./config/sandbox-runner-seccomp.json", "apparmor=unconfined"];
     runner.tmpfs = ["/tmp:size=1g,mode=1777"];
+    // Docker mounts the cgroup filesystem read-only, so the container's own limits are the sandbox's budget:
+    // sized for sandbox.concurrency tasks at their limits, plus the runner itself.
     runner.pids_limit = config.sandbox.limits.pids * config.sandbox.concurrency + 64;
+    runner.mem_limit = composeMemory(multiplyQuantity(config.sandbox.limits.memory, config.sandbox.concurrency));
+    runner.cpus = composeCpus(multiplyQuantity(config.sandbox.limits.cpu, config.sandbox.concurrency));
     comments[`services.${SANDBOX_RUNNER}.security_opt`] = [
       "perimeter:ignore COMPOSE-SECURITY-OPT-UNCONFINED bubblewrap needs mount inside its user namespaces, which docker-default AppArmor denies; seccomp stays on (a namespace-permitting profile), capabilities stay dropped (docs/render.md)",
       "bubblewrap creates each task's namespaces; see docs/render.md, \"The sandbox on Docker Compose\".",
     ].join("\n");
-    if (sandboxAllow !== undefined) {
-      perimeterService(SANDBOX_EGRESS_PROXY, "egress-proxy", egressPort, SANDBOX_EGRESS_CONFIG_PATH, ["sandbox-egress", "egress"], "256m");
-    }
   }
 
   if (kubernetesServer !== undefined) {
@@ -282,8 +282,6 @@ export function renderCompose(config: PerimeterConfig): ComposeRender {
     { path: "config/perimeter.yaml", content: toYaml(runtime) },
     { path: "config/hermes-config.yaml", content: hermesConfigSeed(config, endpoints) },
   ];
-  const sandboxEgress = sandboxEgressConfig(config, endpoints);
-  if (sandboxEgress !== undefined && sandboxServer !== undefined) files.push({ path: "config/sandbox-egress.yaml", content: toYaml(sandboxEgress) });
   if (sandboxServer !== undefined) files.push({ path: "config/sandbox-runner-seccomp.json", content: `${JSON.stringify(SANDBOX_SECCOMP_PROFILE, null, 2)}\n` });
   if (kubernetesServer !== undefined) {
     const [, entry] = kubernetesServer;
