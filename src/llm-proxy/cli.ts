@@ -87,7 +87,7 @@ export const serveLlmProxy: Command = async (args, io) => {
   const audit = openAudit(config, io);
   let keyStore: LlmKeyStore | undefined;
   try {
-    keyStore = openLlmKeyStore(storePath(config, io));
+    keyStore = openLlmKeyStore(storePath(config, io), { onError: (error) => logger.error({ err: error.message }, "llm-usage write failed; retrying (budgets in this process stay exact)") });
     let proxy;
     try {
       proxy = createLlmProxy(config, { environment: io.env, keyStore, audit, logger });

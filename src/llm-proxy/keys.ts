@@ -4,7 +4,7 @@
 // The server looks a key up on every request, so a revocation from the CLI takes effect on the next request.
 import { DatabaseSync } from "node:sqlite";
 import type { StatementSync } from "node:sqlite";
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { hash, randomBytes, timingSafeEqual } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { VIRTUAL_KEY_PREFIX } from "./dlp.ts";
@@ -69,13 +69,16 @@ export interface LlmKeyStore {
   /** Makes the `llm.clients` keys current: new values added, rotated or removed ones revoked. */
   syncConfigClients(clients: readonly ConfigClientKey[]): void;
   usageTotals(keyId: string, day: string): UsageTotals;
+  /** Adds usage; written to the database in batches (see flushIntervalMs). */
   addUsage(keyId: string, day: string, tokensIn: number, tokensOut: number, cost: number): void;
+  /** Writes pending usage now. */
+  flush(): void;
   usageRows(): UsageRow[];
   close(): void;
 }
 
 export function hashKey(presented: string): string {
-  return createHash("sha256").update(presented).digest("hex");
+  return hash("sha256", presented, "hex");
 }
 
 /** A new virtual key: 32 random bytes, prefixed so DLP (and any secret scanner) recognises it. */
@@ -136,6 +139,14 @@ function rowToKey(row: KeyRow): VirtualKey {
 
 export interface KeyStoreOptions {
   readonly now?: () => Date;
+  /**
+   * Usage rows are written in batches this often (one transaction instead of one per request: the audit log writes
+   * to the same file on every request too). The proxy's in-memory ledger is exact meanwhile; a crash loses at most
+   * this much of the persisted usage (the audit records still hold it). @default 100
+   */
+  readonly flushIntervalMs?: number;
+  /** Called when a batch cannot be written; the batch is kept and retried. */
+  readonly onError?: (error: Error) => void;
 }
 
 export function openLlmKeyStore(path: string, options: KeyStoreOptions = {}): LlmKeyStore {
@@ -161,12 +172,24 @@ export function openLlmKeyStore(path: string, options: KeyStoreOptions = {}): Ll
     dayUsage: database.prepare("SELECT tokens_in + tokens_out AS tokens, cost FROM llm_usage WHERE key_id = ? AND day = ?"),
     totalUsage: database.prepare("SELECT COALESCE(SUM(tokens_in + tokens_out), 0) AS tokens, COALESCE(SUM(cost), 0) AS cost FROM llm_usage WHERE key_id = ?"),
     addUsage: database.prepare(
-      `INSERT INTO llm_usage (key_id, day, requests, tokens_in, tokens_out, cost) VALUES (?, ?, 1, ?, ?, ?)
-       ON CONFLICT (key_id, day) DO UPDATE SET requests = requests + 1, tokens_in = tokens_in + excluded.tokens_in,
+      `INSERT INTO llm_usage (key_id, day, requests, tokens_in, tokens_out, cost) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (key_id, day) DO UPDATE SET requests = requests + excluded.requests, tokens_in = tokens_in + excluded.tokens_in,
        tokens_out = tokens_out + excluded.tokens_out, cost = cost + excluded.cost`,
     ),
     usageRows: database.prepare("SELECT key_id, day, requests, tokens_in, tokens_out, cost FROM llm_usage ORDER BY key_id, day"),
   } satisfies Record<string, StatementSync>;
+
+  interface PendingUsage {
+    keyId: string;
+    day: string;
+    requests: number;
+    tokensIn: number;
+    tokensOut: number;
+    cost: number;
+  }
+  const pending = new Map<string, PendingUsage>();
+  let flushTimer: NodeJS.Timeout | undefined;
+  const flushIntervalMs = options.flushIntervalMs ?? 100;
 
   const transaction = <T>(work: () => T): T => {
     database.exec("BEGIN IMMEDIATE");
@@ -175,17 +198,44 @@ export function openLlmKeyStore(path: string, options: KeyStoreOptions = {}): Ll
       database.exec("COMMIT");
       return result;
     } catch (error) {
-      database.exec("ROLLBACK");
+      if (database.isTransaction) database.exec("ROLLBACK");
       throw error;
     }
   };
 
+  const flush = (): void => {
+    clearTimeout(flushTimer);
+    flushTimer = undefined;
+    if (pending.size === 0) return;
+    try {
+      transaction(() => {
+        for (const row of pending.values()) statements.addUsage.run(row.keyId, row.day, row.requests, row.tokensIn, row.tokensOut, row.cost);
+      });
+      pending.clear();
+    } catch (error) {
+      options.onError?.(error as Error);
+      if (database.isOpen) flushTimer = setTimeout(flush, flushIntervalMs * 10).unref();
+    }
+  };
+
+  /** Usage added but not yet written, so readers in this process see it at once. */
+  const pendingFor = (keyId: string, day: string | undefined): { tokens: number; cost: number } => {
+    let tokens = 0;
+    let cost = 0;
+    for (const row of pending.values()) {
+      if (row.keyId !== keyId || (day !== undefined && row.day !== day)) continue;
+      tokens += row.tokensIn + row.tokensOut;
+      cost += row.cost;
+    }
+    return { tokens, cost };
+  };
+
   return {
     authenticate(presented) {
-      const hash = hashKey(presented);
-      const row = statements.byHash.get(hash) as KeyRow | undefined;
+      const presentedHash = hashKey(presented);
+      const row = statements.byHash.get(presentedHash) as KeyRow | undefined;
       // The lookup is by hash (an attacker cannot steer it); the comparison is constant-time all the same.
-      if (row === undefined || !timingSafeEqual(Buffer.from(row.key_hash, "hex"), Buffer.from(hash, "hex"))) return { ok: false, reason: "unknown-key" };
+      if (row === undefined || !timingSafeEqual(Buffer.from(row.key_hash, "hex"), Buffer.from(presentedHash, "hex"))) return { ok: false, reason: "unknown-key" };
       if (row.revoked_at !== null) return { ok: false, reason: "revoked-key" };
       return { ok: true, key: rowToKey(row) };
     },
@@ -214,20 +264,20 @@ export function openLlmKeyStore(path: string, options: KeyStoreOptions = {}): Ll
       transaction(() => {
         const current = new Set<string>();
         for (const client of clients) {
-          const hash = hashKey(client.value);
+          const valueHash = hashKey(client.value);
           // The id carries a hash prefix so that a rotated value is a new key and the old one gets revoked.
-          const id = `cfg_${client.name}_${hash.slice(0, 8)}`;
+          const id = `cfg_${client.name}_${valueHash.slice(0, 8)}`;
           current.add(id);
           const existing = statements.byId.get(id) as KeyRow | undefined;
           const models = JSON.stringify(client.policy.models);
           const limits = JSON.stringify(client.policy.limits);
           const budget = JSON.stringify(client.policy.budget);
           if (existing === undefined) {
-            const clash = statements.byHash.get(hash) as KeyRow | undefined;
+            const clash = statements.byHash.get(valueHash) as KeyRow | undefined;
             if (clash !== undefined) {
               throw new Error(`llm.clients ${client.name}: its key value is already the key ${clash.id} (client ${clash.client}); give each client its own value`);
             }
-            statements.insert.run(id, client.name, hash, "config", models, limits, budget, now().toISOString());
+            statements.insert.run(id, client.name, valueHash, "config", models, limits, budget, now().toISOString());
           } else {
             // A revoked config key stays revoked (an operator revoked it on purpose): rotate the value to replace it.
             statements.updatePolicy.run(models, limits, budget, id);
@@ -245,14 +295,33 @@ export function openLlmKeyStore(path: string, options: KeyStoreOptions = {}): Ll
     usageTotals(keyId, day) {
       const dayRow = statements.dayUsage.get(keyId, day) as { tokens: number; cost: number } | undefined;
       const totalRow = statements.totalUsage.get(keyId) as { tokens: number; cost: number };
-      return { dayTokens: dayRow?.tokens ?? 0, dayCost: dayRow?.cost ?? 0, totalTokens: totalRow.tokens, totalCost: totalRow.cost };
+      const pendingDay = pendingFor(keyId, day);
+      const pendingTotal = pendingFor(keyId, undefined);
+      return {
+        dayTokens: (dayRow?.tokens ?? 0) + pendingDay.tokens,
+        dayCost: (dayRow?.cost ?? 0) + pendingDay.cost,
+        totalTokens: totalRow.tokens + pendingTotal.tokens,
+        totalCost: totalRow.cost + pendingTotal.cost,
+      };
     },
 
     addUsage(keyId, day, tokensIn, tokensOut, cost) {
-      statements.addUsage.run(keyId, day, tokensIn, tokensOut, cost);
+      const id = `${keyId}\u0000${day}`;
+      const row = pending.get(id);
+      if (row === undefined) pending.set(id, { keyId, day, requests: 1, tokensIn, tokensOut, cost });
+      else {
+        row.requests += 1;
+        row.tokensIn += tokensIn;
+        row.tokensOut += tokensOut;
+        row.cost += cost;
+      }
+      flushTimer ??= setTimeout(flush, flushIntervalMs).unref();
     },
 
+    flush,
+
     usageRows() {
+      flush();
       return (statements.usageRows.all() as unknown as Array<{ key_id: string; day: string; requests: number; tokens_in: number; tokens_out: number; cost: number }>).map((row) => ({
         keyId: row.key_id,
         day: row.day,
@@ -264,7 +333,10 @@ export function openLlmKeyStore(path: string, options: KeyStoreOptions = {}): Ll
     },
 
     close() {
-      if (database.isOpen) database.close();
+      if (!database.isOpen) return;
+      flush();
+      clearTimeout(flushTimer);
+      database.close();
     },
   };
 }

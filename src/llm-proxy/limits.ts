@@ -53,12 +53,23 @@ export function utcDay(time: number): string {
   return new Date(time).toISOString().slice(0, 10);
 }
 
+const DAY_MS = 86_400_000;
+
 function formatAmount(value: number, isCost: boolean): string {
   return isCost ? value.toFixed(4) : String(Math.round(value));
 }
 
 export function createUsageLedger(store: Pick<LlmKeyStore, "usageTotals" | "addUsage">, now: () => number = Date.now): UsageLedger {
   const states = new Map<string, KeyState>();
+  // The UTC day is asked for on every admission; format it only when the clock leaves the cached day.
+  let cachedDay = { start: 0, end: 0, text: "" };
+  const dayOf = (time: number): string => {
+    if (time < cachedDay.start || time >= cachedDay.end) {
+      const start = Math.floor(time / DAY_MS) * DAY_MS;
+      cachedDay = { start, end: start + DAY_MS, text: utcDay(time) };
+    }
+    return cachedDay.text;
+  };
 
   const stateOf = (keyId: string, day: string): KeyState => {
     let state = states.get(keyId);
@@ -109,7 +120,7 @@ export function createUsageLedger(store: Pick<LlmKeyStore, "usageTotals" | "addU
   return {
     admit(key, worst) {
       const time = now();
-      const day = utcDay(time);
+      const day = dayOf(time);
       const state = stateOf(key.id, day);
       const { requestsPerMinute, tokensPerMinute } = key.limits;
 

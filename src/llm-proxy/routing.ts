@@ -1,9 +1,26 @@
 // Which provider and model a request goes to, and whether a virtual key may use it. Pure functions over the `llm`
 // section: no I/O, so every rule is tested directly.
-import { globMatches } from "../config/index.ts";
 import type { PerimeterConfig } from "../config/index.ts";
 
 export type LlmSection = PerimeterConfig["llm"];
+
+export type GlobMatcher = (pattern: string, value: string) => boolean;
+
+/**
+ * The same `*`/`?` semantics as config's globMatches, compiled once per pattern: allowlists are checked on every
+ * request, and building a RegExp each time showed in profiles. Each proxy owns one matcher (and its cache).
+ */
+export function createGlobMatcher(): GlobMatcher {
+  const compiledGlobs = new Map<string, RegExp>();
+  return (pattern, value) => {
+    let compiled = compiledGlobs.get(pattern);
+    if (compiled === undefined) {
+      compiled = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".")}$`, "s");
+      if (compiledGlobs.size < 10_000) compiledGlobs.set(pattern, compiled);
+    }
+    return compiled.test(value);
+  };
+}
 export type ProviderKind = "openai" | "anthropic";
 
 export interface ModelTarget {
@@ -80,7 +97,7 @@ export function listAliases(llm: LlmSection): Array<{ alias: string; target: str
  * A key's allowlist entry grants a model when it is a glob over `provider/model`, or an alias naming it (so granting
  * `default` grants whatever `default` points at, under either name).
  */
-export function modelAllowed(llm: LlmSection, patterns: readonly string[], resolution: { target: ModelTarget; alias?: string }): boolean {
+export function modelAllowed(llm: LlmSection, patterns: readonly string[], resolution: { target: ModelTarget; alias?: string }, globMatches: GlobMatcher = createGlobMatcher()): boolean {
   const id = targetId(resolution.target);
   for (const pattern of patterns) {
     if (resolution.alias !== undefined && pattern === resolution.alias) return true;
@@ -97,6 +114,7 @@ export function modelAllowed(llm: LlmSection, patterns: readonly string[], resol
 /** Whether an allowlist entry names anything at all (for `llm-keys create --models`). */
 export function patternMatchesSomething(llm: LlmSection, pattern: string): boolean {
   if (aliasTarget(llm, pattern) !== undefined) return true;
+  const globMatches = createGlobMatcher();
   return listModelIds(llm).some((id) => globMatches(pattern, id));
 }
 

@@ -23,7 +23,7 @@ import { createUsageLedger } from "./limits.ts";
 import type { Reservation, UsageLedger } from "./limits.ts";
 import { createLlmProxyMetrics } from "./metrics.ts";
 import type { LlmProxyMetrics } from "./metrics.ts";
-import { failoverChain, listAliases, listModelIds, modelAllowed, resolveModel, routingProblems } from "./routing.ts";
+import { createGlobMatcher, failoverChain, listAliases, listModelIds, modelAllowed, resolveModel, routingProblems } from "./routing.ts";
 import type { LlmSection, ModelTarget, ProviderKind } from "./routing.ts";
 import { costOf, createSseSplitter, createStreamUsageTracker, estimatePromptTokens, maxOutputTokens, usageFromTail, usageIn } from "./usage.ts";
 import type { Route } from "./usage.ts";
@@ -274,6 +274,7 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
   const now = dependencies.now ?? Date.now;
   const maxBodyBytes = dependencies.maxBodyBytes ?? 32 * 1024 * 1024;
   const metrics = createLlmProxyMetrics();
+  const globMatcher = createGlobMatcher();
   const keyStore = dependencies.keyStore;
   let runtime = buildRuntime(config, dependencies.environment);
   keyStore.syncConfigClients(configClientKeys(config, dependencies.environment));
@@ -340,11 +341,11 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
   const listModels = (exchange: Exchange, key: VirtualKey, anthropicStyle: boolean) => {
     const llm = runtime.llm;
     const ids = [
-      ...listModelIds(llm).filter((id) => modelAllowed(llm, key.models, { target: { provider: id.slice(0, id.indexOf("/")), model: id.slice(id.indexOf("/") + 1) } })),
+      ...listModelIds(llm).filter((id) => modelAllowed(llm, key.models, { target: { provider: id.slice(0, id.indexOf("/")), model: id.slice(id.indexOf("/") + 1) } }, globMatcher)),
       ...listAliases(llm)
         .filter(({ alias, target }) => {
           const resolution = resolveModel(llm, alias);
-          return resolution.ok && modelAllowed(llm, key.models, resolution) && target !== "";
+          return resolution.ok && modelAllowed(llm, key.models, resolution, globMatcher) && target !== "";
         })
         .map(({ alias }) => alias),
     ];
@@ -367,6 +368,8 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
       const contentType = String(upstream.headers["content-type"] ?? "");
       const sse = contentType.includes("text/event-stream");
       if (sse) headers["cache-control"] = "no-cache";
+      // A JSON body is relayed unchanged, so its length holds (and spares the chunked terminator's extra write).
+      else if (upstream.headers["content-length"] !== undefined && upstream.headers["transfer-encoding"] === undefined) headers["content-length"] = upstream.headers["content-length"];
       response.writeHead(upstream.statusCode ?? 200, headers);
       let firstChunkAt: number | undefined;
       let resolved = false;
@@ -395,6 +398,12 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
         write(out);
       };
       const jsonUsage = (): { input?: number; output?: number } => {
+        // Every format puts the top-level usage object last: read it from the tail, parse the whole body otherwise.
+        const last = recent.at(-1);
+        if (last !== undefined) {
+          const fromTail = usageFromTail(last.subarray(Math.max(0, last.length - 4096)).toString("utf8"));
+          if (fromTail.input !== undefined) return fromTail;
+        }
         if (kept !== undefined) {
           try {
             return usageIn(JSON.parse(Buffer.concat(kept).toString("utf8")));
@@ -482,11 +491,11 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
       exchange.provider = target.provider;
       exchange.upstreamModel = target.model;
       body.model = target.model;
-      const payload = Buffer.from(JSON.stringify(body));
+      const payload = JSON.stringify(body);
       const outcome = await dialer.send({
         provider,
         path: info.upstreamPath,
-        headers: upstreamHeaders(info.kind, provider, exchange.response.req.headers, payload.length, stream),
+        headers: upstreamHeaders(info.kind, provider, exchange.response.req.headers, Buffer.byteLength(payload), stream),
         body: payload,
         onRequest: (request) => {
           exchange.upstreamRequest = request;
@@ -653,7 +662,7 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
     }
     exchange.provider = resolution.target.provider;
     exchange.upstreamModel = resolution.target.model;
-    if (!modelAllowed(llm, authentication.key.models, resolution)) {
+    if (!modelAllowed(llm, authentication.key.models, resolution, globMatcher)) {
       deny(exchange, { kind: "model-not-allowed", model: body.model });
       return;
     }

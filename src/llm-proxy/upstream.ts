@@ -29,7 +29,8 @@ export interface UpstreamSend {
   /** Path below the provider's base URL, e.g. `/chat/completions`. */
   readonly path: string;
   readonly headers: OutgoingHttpHeaders;
-  readonly body: Buffer;
+  /** A string, so that Node sends headers and body in one write. */
+  readonly body: string;
   /** Called as soon as the request exists, so the caller can destroy it when the agent goes away. */
   readonly onRequest: (request: ClientRequest) => void;
 }

@@ -218,9 +218,8 @@ export function createStreamUsageTracker(): { observe(event: SseEvent): { usageO
 
 /** Finds a `"usage": {...}` object near the end of a JSON text too large to keep whole (a big embeddings answer). */
 export function usageFromTail(tail: string): { input?: number; output?: number } {
-  const index = tail.lastIndexOf('"usage"');
-  if (index === -1) return {};
-  const open = tail.indexOf("{", index);
+  let open = -1;
+  for (const match of tail.matchAll(/"usage"\s*:\s*\{/g)) open = match.index + match[0].length - 1;
   if (open === -1) return {};
   let depth = 0;
   for (let position = open; position < tail.length && position < open + 4096; position++) {
