@@ -411,8 +411,10 @@ for (const example of EXAMPLES) {
   test(`${example}: the sandbox Job template ConfigMap carries the hardened template`, () => {
     const job = yamlOf((find(objects, "ConfigMap", "sandbox-job-template", tools).data as Record<string, string>)["job.yaml"] as string);
     const expected = yamlOf(toYaml(sandboxJobTemplate(config)));
-    if (config.sandbox.network !== "none") delete job.spec.template.spec.containers[0].env;
     assert.deepEqual(job, expected);
+    const env = job.spec.template.spec.containers[0].env;
+    if (config.sandbox.network === "none") assert.equal(env, undefined, "no proxy, no variables");
+    else assert.equal(env.find((entry: Loose) => entry.name === "HTTPS_PROXY").value, `http://egress-proxy-sandbox.${tools}.svc.cluster.local:3128`);
     const runner = podSpec(find(objects, "Deployment", "sandbox-runner", tools));
     const sources = runner.volumes.find((volume: Loose) => volume.name === "config").projected.sources;
     assert.ok(sources.some((source: Loose) => source.configMap.name === "sandbox-job-template" && source.configMap.items[0].path === "sandbox/job.yaml"));

@@ -1,6 +1,7 @@
 // What other capabilities may use from render/.
 export {
   sandboxJobTemplate,
+  sandboxProxyEnvironment,
   sandboxTaskLabels,
   SANDBOX_JOB_TEMPLATE_KEY,
   SANDBOX_JOB_TEMPLATE_PATH,

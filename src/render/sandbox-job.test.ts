@@ -63,3 +63,14 @@ test("sandbox Job template validates against the Kubernetes batch/v1 Job schema"
   submitted.metadata = { ...submitted.metadata, name: "task-1" };
   assert.doesNotThrow(() => new Job(submitted).validate());
 });
+
+test("sandbox Job template: no network means no proxy variables; an allowlist points every HTTP client at the sandbox's own proxy", () => {
+  const none = sandboxJobTemplate(parseConfig(base)).spec?.template.spec?.containers[0];
+  assert.equal(none?.env, undefined);
+  const allowed = sandboxJobTemplate(parseConfig(base.replace("  image: python:3.12-slim\n", "  image: python:3.12-slim\n  network: { allow: [pypi.org] }\n")));
+  const env = allowed.spec?.template.spec?.containers[0]?.env ?? [];
+  for (const name of ["HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"]) {
+    assert.equal(env.find((entry) => entry.name === name)?.value, "http://egress-proxy-sandbox.hermes-tools.svc.cluster.local:3128");
+  }
+  assert.equal(env.find((entry) => entry.name === "NO_PROXY")?.value, "localhost,127.0.0.1,::1");
+});

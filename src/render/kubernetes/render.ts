@@ -420,18 +420,6 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
   const sandboxObjects: KubernetesObject[] = [];
   if (sandboxServer !== undefined && apiServerCidr !== undefined) {
     const template = sandboxJobTemplate(config);
-    if (sandboxAllow !== undefined) {
-      // Tasks reach only their own egress proxy, which holds only the sandbox allowlist.
-      const proxy = endpoints.sandboxEgressProxyUrl;
-      const noProxy = "localhost,127.0.0.1,::1";
-      const container = template.spec?.template.spec?.containers[0];
-      if (container !== undefined) {
-        container.env = ["HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"].map((name) => ({ name, value: proxy })).concat([
-          { name: "NO_PROXY", value: noProxy },
-          { name: "no_proxy", value: noProxy },
-        ]);
-      }
-    }
     configObjects.push(configMap(config, "sandbox-job-template", ns.tools, "sandbox", { [SANDBOX_JOB_TEMPLATE_KEY]: toYaml(template) }));
     const runnerConfigVolume: IVolume = {
       name: "config",

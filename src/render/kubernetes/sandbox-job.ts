@@ -25,8 +25,30 @@ export function sandboxTaskLabels(config: PerimeterConfig): Record<string, strin
   };
 }
 
+/**
+ * With `sandbox.network.allow`, tasks reach the internet only through their own egress proxy (which holds only the
+ * sandbox allowlist); these variables point every HTTP client at it. Without an allowlist there is no proxy, no DNS,
+ * no route: the NetworkPolicy of the sandbox namespace allows nothing.
+ */
+export function sandboxProxyEnvironment(config: PerimeterConfig): Array<{ name: string; value: string }> {
+  if (config.sandbox.network === "none") return [];
+  const port = /:(\d+)$/.exec(config.egress.listen)?.[1] ?? "3128";
+  const proxy = `http://egress-proxy-sandbox.${namespaces(config).tools}.svc.cluster.local:${port}`;
+  const noProxy = "localhost,127.0.0.1,::1";
+  return [
+    ...["HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"].map((name) => ({ name, value: proxy })),
+    { name: "NO_PROXY", value: noProxy },
+    { name: "no_proxy", value: noProxy },
+  ];
+}
+
+/**
+ * The hardened Job. The runner adds a name, command/args, an `inputs` ConfigMap volume and its own environment
+ * entries; it appends to `env` (present only with a sandbox allowlist: the proxy settings) rather than replacing it.
+ */
 export function sandboxJobTemplate(config: PerimeterConfig): IJob {
   const limits = config.sandbox.limits;
+  const proxyEnvironment = sandboxProxyEnvironment(config);
   const labels = sandboxTaskLabels(config);
   const runtimeClassName = config.kubernetes.sandboxRuntimeClass ?? config.sandbox.runtimeClassName;
   const resources = { cpu: limits.cpu, memory: limits.memory, "ephemeral-storage": limits.disk };
@@ -61,6 +83,7 @@ export function sandboxJobTemplate(config: PerimeterConfig): IJob {
               name: SANDBOX_TASK_CONTAINER,
               image: config.sandbox.image,
               workingDir: "/workspace",
+              ...(proxyEnvironment.length === 0 ? {} : { env: proxyEnvironment }),
               securityContext: {
                 allowPrivilegeEscalation: false,
                 readOnlyRootFilesystem: true,
