@@ -68,7 +68,8 @@ export function parseYamlFile(file: string, text: string, mapper?: PositionMappe
     if (document.errors.length > 0) return;
     let value: unknown;
     try {
-      value = document.toJS({ maxAliasCount: 100 });
+      // Plain conversion of the composed tree; the library's toJS (anchors, revivers, tags) only when aliases appear.
+      value = text.includes("*") ? document.toJS({ maxAliasCount: 100 }) : plainValue(document.contents);
     } catch (error) {
       errors.push({ location: toLocation(document.range[0]), message: `YAML: ${(error as Error).message}` });
       return;
@@ -84,6 +85,23 @@ export function parseYamlFile(file: string, text: string, mapper?: PositionMappe
   });
   const directives = errors.length > 0 ? [] : commentDirectives(text, parsed, lineCounter, toLocation);
   return { file, text, documents, directives, errors };
+}
+
+/** The JavaScript value of an alias-free node: mappings become objects, sequences arrays, scalars their value. */
+function plainValue(node: unknown): unknown {
+  if (isScalar(node)) return node.value;
+  if (isMap(node)) {
+    const result: Record<string, unknown> = {};
+    for (const pair of node.items) {
+      const key = pair.key;
+      const name = isScalar(key) ? String(key.value) : key === null || key === undefined ? "" : JSON.stringify(plainValue(key));
+      // "__proto__" as a key must stay data, never become the object's prototype.
+      Object.defineProperty(result, name, { value: plainValue(pair.value), enumerable: true, writable: true, configurable: true });
+    }
+    return result;
+  }
+  if (isSeq(node)) return node.items.map((item) => plainValue(item));
+  return node === null || node === undefined ? null : (node as { toJSON?: () => unknown }).toJSON?.() ?? null;
 }
 
 function firstLine(message: string): string {
