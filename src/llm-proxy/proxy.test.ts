@@ -268,3 +268,38 @@ clients:
     assert.equal(fine.status, 200);
   });
 });
+
+describe("audit log failure (stand-in provider)", () => {
+  test("when an audit append fails, later requests are refused with 503 until the pending record is written; nothing is lost", async () => {
+    const provider = createStandInProvider();
+    const { baseUrl } = await provider.listen();
+    let failing = false;
+    const harness = await startProxy(`providers:\n  main: { baseUrl: "${baseUrl}", models: [gpt-test], allowPrivateAddress: true }\nclients:\n  - { name: hermes, keySecret: AGENT_KEY }`, { AGENT_KEY }, {}, (log) => ({
+      append(record) {
+        if (failing) throw new Error("disk full (simulated)");
+        return log.append(record);
+      },
+    }));
+    const ask = () => post(harness.url, "/v1/chat/completions", { model: "main/gpt-test", max_tokens: 3, messages: [{ role: "user", content: "hi" }] }, AGENT_KEY);
+    try {
+      assert.equal((await ask()).status, 200);
+      failing = true;
+      // This request is answered before its record is due; its record fails and is kept.
+      assert.equal((await ask()).status, 200);
+      const requestsBefore = provider.requests.length;
+      const refused = await ask();
+      assert.equal(refused.status, 503);
+      assert.equal(refused.json.error?.code, "audit_unavailable");
+      assert.equal(provider.requests.length, requestsBefore, "a refused request never reaches the provider");
+      assert.equal((await request(`${harness.url}/healthz`, "GET", undefined)).status, 503);
+      assert.match((await request(`${harness.url}/metrics`, "GET", undefined)).text, /llm_proxy_audit_failures_total [1-9]/);
+      failing = false;
+      assert.equal((await ask()).status, 200);
+      await eventually(() => harness.records().length === 3);
+      assert.deepEqual(harness.records().map((record) => record.data.status), [200, 200, 200], "the kept record was written before the next one");
+    } finally {
+      await harness.close();
+      await provider.close();
+    }
+  });
+});

@@ -380,12 +380,18 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
       const recent: Buffer[] = [];
       let recentBytes = 0;
 
+      let paused = false;
       const write = (data: string | Buffer) => {
         if (data.length === 0 || response.destroyed) return;
         firstChunkAt ??= performance.now();
-        if (!response.write(data)) {
+        // Backpressure: a slow agent slows the provider down instead of filling our memory.
+        if (!response.write(data) && !paused) {
+          paused = true;
           upstream.pause();
-          response.once("drain", () => upstream.resume());
+          response.once("drain", () => {
+            paused = false;
+            upstream.resume();
+          });
         }
       };
       const forwardEvents = (events: ReturnType<NonNullable<typeof splitter>["push"]>) => {

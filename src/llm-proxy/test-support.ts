@@ -15,6 +15,7 @@ import { openLlmKeyStore } from "./keys.ts";
 import type { LlmKeyStore } from "./keys.ts";
 import { createLlmProxy } from "./server.ts";
 import type { LlmProxy, LlmProxyDependencies } from "./server.ts";
+import type { AuditAppender } from "./audit.ts";
 
 export function temporaryDirectory(): string {
   return mkdtempSync(join(tmpdir(), "perimeter-llm-"));
@@ -41,6 +42,7 @@ export async function startProxy(
   llmYaml: string,
   environment: Environment,
   dependencies: Partial<Omit<LlmProxyDependencies, "environment" | "keyStore" | "audit">> = {},
+  wrapAudit: (log: AuditLog) => AuditAppender = (log) => log,
 ): Promise<Harness> {
   const directory = temporaryDirectory();
   const auditPath = join(directory, "audit.db");
@@ -54,7 +56,7 @@ export async function startProxy(
   const config = parseConfig(text, configPath);
   const audit: AuditLog = openAuditLog({ path: auditPath });
   const keyStore = openLlmKeyStore(config.llm.keysPath ?? auditPath);
-  const proxy = createLlmProxy(config, { environment, keyStore, audit, ...dependencies });
+  const proxy = createLlmProxy(config, { environment, keyStore, audit: wrapAudit(audit), ...dependencies });
   const { port } = await proxy.listen("127.0.0.1", 0);
   return {
     url: `http://127.0.0.1:${port}`,
