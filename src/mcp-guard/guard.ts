@@ -202,8 +202,11 @@ export function createMcpGuard(config: PerimeterConfig, dependencies: McpGuardDe
     legacy.toolsChanged();
   };
   const routed = {
+    // Requests of an open 2025 session (2026-07-28 has no sessions) skip the body classification.
     fetch: async (request: Request, fetchOptions?: { authInfo?: AuthInfo }) =>
-      (await isLegacyRequest(request, undefined, { maxRequestBodySize: config.mcp.limits.maxRequestBytes })) ? legacy.fetch(request, fetchOptions) : handler.fetch(request, fetchOptions),
+      legacy.owns(request) || (await isLegacyRequest(request, undefined, { maxRequestBodySize: config.mcp.limits.maxRequestBytes }))
+        ? legacy.fetch(request, fetchOptions)
+        : handler.fetch(request, fetchOptions),
   };
   const serveMcp = toNodeHandler(routed, {
     maxRequestBodySize: config.mcp.limits.maxRequestBytes,

@@ -29,6 +29,8 @@ export interface LegacySessions {
   /** Pushes notifications/tools/list_changed to every open session. */
   toolsChanged(): void;
   count(): number;
+  /** Whether a request carries the id of an open session (routes it without classifying its body). */
+  owns(request: Request): boolean;
   close(): Promise<void>;
 }
 
@@ -113,6 +115,10 @@ export function createLegacySessions(options: LegacySessionsOptions): LegacySess
       for (const session of sessions.values()) void session.server.sendToolListChanged().catch(() => undefined);
     },
     count: () => sessions.size,
+    owns(request) {
+      const id = request.headers.get("mcp-session-id");
+      return id !== null && sessions.has(id);
+    },
     async close() {
       clearInterval(sweeper);
       for (const session of [...sessions.values()]) drop(session, "shutdown");
