@@ -104,6 +104,12 @@ function ruleCidrs(rules: readonly HostRuleInput[]): string[] {
   return [...new Set(rules.flatMap((rule) => (typeof rule === "string" ? [] : (rule.allowCidr ?? []))))].sort();
 }
 
+/** `<service>.<namespace>.svc[.cluster.local]`: an in-cluster Service, reachable by namespace selector. */
+export function inClusterService(host: string): { service: string; namespace: string } | undefined {
+  const match = /^([a-z0-9-]+)\.([a-z0-9-]+)\.svc(\.cluster\.local)?$/.exec(host);
+  return match === null ? undefined : { service: match[1] as string, namespace: match[2] as string };
+}
+
 /** Multiplies a Kubernetes quantity by a whole number (for the sandbox ResourceQuota). */
 export function multiplyQuantity(quantity: string, factor: number): string {
   const match = /^(\d+(?:\.\d+)?)(.*)$/.exec(quantity);
@@ -340,13 +346,16 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
   if (sandboxServer !== undefined) guardEgress.push({ to: [inNamespace(ns.tools, selectorLabels(config, SANDBOX_RUNNER))], ports: tcp([sandboxPort]) });
   if (kubernetesServer !== undefined) guardEgress.push({ to: [inNamespace(ns.tools, selectorLabels(config, KUBERNETES_MCP))], ports: tcp([KUBERNETES_MCP_PORT]) });
   for (const server of deployedServers) guardEgress.push({ to: [inNamespace(ns.tools, selectorLabels(config, server.workload))], ports: tcp([server.port]) });
-  const external = externalHttpServers(config);
-  const guardInternetPorts = [...external.map(([, url]) => urlPort(url)), ...(stdio.length > 0 ? [443] : [])];
-  for (const [name, url] of external) {
-    if (isIP(url.hostname.replace(/^\[|\]$/g, "")) !== 0 || url.hostname.endsWith(".svc") || url.hostname.includes(".svc.")) {
-      warnings.push(`mcp.servers.${name}: ${url.hostname} is an in-cluster or literal address; mcp-guard's policy allows the public internet only. Deploy the server with image (render then allows it by pod selector) or add a NetworkPolicy for it.`);
-    }
+  // An upstream addressed by Service name (<service>.<namespace>.svc) is reached by namespace selector, like seed
+  // 003's colony MCP; one addressed by IP literal cannot be named safely and is refused reachability with a warning.
+  const external: Array<[string, URL]> = [];
+  for (const [name, url] of externalHttpServers(config)) {
+    const inCluster = inClusterService(url.hostname);
+    if (inCluster !== undefined) guardEgress.push({ to: [inNamespace(inCluster.namespace)], ports: tcp([urlPort(url)]) });
+    else if (isIP(url.hostname.replace(/^\[|\]$/g, "")) !== 0) warnings.push(`mcp.servers.${name}: ${url.hostname} is an address literal, which a NetworkPolicy cannot match reliably (DNAT); mcp-guard may not reach it. Use its Service name (<service>.<namespace>.svc) or deploy it with image.`);
+    else external.push([name, url]);
   }
+  const guardInternetPorts = [...external.map(([, url]) => urlPort(url)), ...(stdio.length > 0 ? [443] : [])];
   if (guardInternetPorts.length > 0 && !cilium) guardEgress.push(publicInternet(guardInternetPorts));
   if (guardInternetPorts.length > 0 && cilium) {
     if (stdio.length > 0) {
@@ -389,13 +398,14 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
     if (servedNames.has(name)) continue;
     const url = new URL(provider.baseUrl);
     const host = url.hostname.replace(/^\[|\]$/g, "");
-    const inClusterService = /^([a-z0-9-]+)\.([a-z0-9-]+)\.svc(\.cluster\.local)?$/.exec(host);
-    if (inClusterService !== null) {
-      llmEgress.push({ to: [inNamespace(inClusterService[2] as string)], ports: tcp([urlPort(url)]) });
+    const inCluster = inClusterService(host);
+    if (inCluster !== undefined) {
+      llmEgress.push({ to: [inNamespace(inCluster.namespace)], ports: tcp([urlPort(url)]) });
     } else if (isIP(host) !== 0) {
       llmEgress.push({ to: [{ ipBlock: { cidr: `${host}/${isIP(host) === 4 ? 32 : 128}` } }], ports: tcp([urlPort(url)]) });
       warnings.push(`llm.providers.${name}: ${host} is an address literal; render allowed it with an ipBlock, which only matches if no Service DNAT sits in front of it. Prefer a Service name (<service>.<namespace>.svc).`);
     } else {
+      if (provider.allowPrivateAddress) warnings.push(`llm.providers.${name}: ${host} is allowed a private address, but render can only open the public internet for a name it cannot place; use its Service name (<service>.<namespace>.svc) or serve it with serve:`);
       publicProviderHosts.push({ host, ports: [urlPort(url)], requireSni: true });
     }
   }
