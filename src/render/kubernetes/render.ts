@@ -215,7 +215,8 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
   const configVolume: IVolume = { name: "config", configMap: { name: "perimeter-config", items: [{ key: "perimeter.yaml", path: "perimeter.yaml" }] } };
 
   // ---- our services
-  const serviceFiles: RenderedFile[] = [];
+  // One manifest file per component, written in this order after the shared files.
+  const serviceFiles: Array<{ path: string; objects: KubernetesObject[] }> = [];
   const rbacObjects: KubernetesObject[] = [];
   const policyObjects: KubernetesObject[] = [defaultDeny(config, ns.tools), allowDns(config, ns.tools)];
   const ciliumObjects: KubernetesObject[] = [];
@@ -267,7 +268,6 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
   const egressMetricsPort = observability === undefined ? undefined : config.egress.metrics === undefined ? EGRESS_METRICS_PORT : portOf(config.egress.metrics);
   serviceFiles.push({
     path: "egress-proxy.yaml",
-    content: "",
     objects: perimeterService({
       name: EGRESS_PROXY,
       service: "egress-proxy",
@@ -300,8 +300,7 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
     const sandboxConfigVolume: IVolume = { name: "config", configMap: { name: "perimeter-config", items: [{ key: "sandbox-egress.yaml", path: "sandbox-egress.yaml" }] } };
     serviceFiles.push({
       path: "egress-proxy-sandbox.yaml",
-      content: "",
-      objects: perimeterService({
+        objects: perimeterService({
         name: SANDBOX_EGRESS_PROXY,
         service: "egress-proxy",
         port: egressPort,
@@ -329,7 +328,6 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
   const stdio = stdioServers(config);
   serviceFiles.push({
     path: "mcp-guard.yaml",
-    content: "",
     objects: perimeterService({
       name: MCP_GUARD,
       service: "mcp-guard",
@@ -379,7 +377,6 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
   // llm-proxy: the only holder of provider keys.
   serviceFiles.push({
     path: "llm-proxy.yaml",
-    content: "",
     objects: perimeterService({
       name: LLM_PROXY,
       service: "llm-proxy",
@@ -442,8 +439,7 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
     };
     serviceFiles.push({
       path: "sandbox-runner.yaml",
-      content: "",
-      objects: perimeterService({
+        objects: perimeterService({
         name: SANDBOX_RUNNER,
         service: "sandbox",
         port: sandboxPort,
@@ -554,7 +550,7 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
       }),
       clusterService(config, KUBERNETES_MCP, ns.tools, KUBERNETES_MCP, [{ name: "http", port: KUBERNETES_MCP_PORT }]),
     ];
-    serviceFiles.push({ path: "kubernetes-mcp-server.yaml", content: "", objects });
+    serviceFiles.push({ path: "kubernetes-mcp-server.yaml", objects });
     for (const target of [...entry.namespaces].sort()) {
       rbacObjects.push(
         {
@@ -619,7 +615,7 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
         }),
       );
     }
-    serviceFiles.push({ path: "mcp-servers.yaml", content: "", objects });
+    serviceFiles.push({ path: "mcp-servers.yaml", objects });
   }
 
   // Local model serving in <name>-llm: reachable from llm-proxy only; no egress (weights are pre-loaded).
@@ -800,7 +796,7 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
   manifest("rbac.yaml", rbacObjects);
   manifest("config.yaml", configObjects);
   manifest("agent.yaml", agentObjects);
-  for (const file of serviceFiles) manifest(file.path, file.objects ?? []);
+  for (const file of serviceFiles) manifest(file.path, file.objects);
   manifest("llm-serving.yaml", llmObjects);
   manifest("sandbox.yaml", sandboxObjects);
   manifest("network-policies.yaml", [...systemPolicies, ...policyObjects]);
