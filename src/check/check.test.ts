@@ -586,3 +586,28 @@ data:
   });
   assert.deepEqual(active(result), ["HERMES-MCP-LITERAL-TOKEN cm.yaml:12:11"]);
 });
+
+test("the agent's environment in a pod spec: allow-all users and an API server bound to 0.0.0.0 are reported; a key from a Secret is not judged", () => {
+  const result = checkText({
+    "pod.yaml": `apiVersion: v1
+kind: Pod
+metadata: { name: hermes, namespace: hermes }
+spec:
+  containers:
+    - name: hermes
+      image: nousresearch/hermes-agent:v2026.11.1
+      env:
+        - { name: GATEWAY_ALLOW_ALL_USERS, value: "true" }
+        - { name: API_SERVER_ENABLED, value: "true" }
+        - { name: API_SERVER_KEY, valueFrom: { secretKeyRef: { name: hermes-agent, key: API_SERVER_KEY } } }
+        - { name: API_SERVER_HOST, value: 0.0.0.0 }
+`,
+  });
+  const hermes = active(result).filter((entry) => entry.startsWith("HERMES-"));
+  assert.deepEqual(hermes.sort(), ["HERMES-ALLOW-ALL-USERS pod.yaml:9:11", "HERMES-API-SERVER-EXPOSED pod.yaml:12:11"]);
+});
+
+test("a file larger than the bound is an error, not read into memory", () => {
+  const result = checkText({ "huge.yaml": `# ${"x".repeat(17 * 1024 * 1024)}\n` });
+  assert.match(result.errors[0]?.message ?? "", /larger than 16 MiB/);
+});

@@ -183,10 +183,18 @@ function checkEnvInput(run: Run, full: string, agentEnv: boolean): EnvFile {
   return envFile;
 }
 
+const MAXIMUM_FILE_BYTES = 16 * 1024 * 1024;
+
 function checkFile(run: Run, full: string, explicit: boolean): void {
   if (run.handled.has(full)) return;
   const name = basename(full);
   const display = displayPath(full, run.options.cwd);
+  const candidate = explicit || KUSTOMIZATION_FILES.includes(name) || ENV_FILE.test(name) || DOCKERFILE.test(name) || YAML_FILE.test(name);
+  if (candidate && statSync(full).size > MAXIMUM_FILE_BYTES) {
+    // Bounded memory: no manifest, compose file or config is this large.
+    run.errors.push({ location: { file: display, line: 1, column: 1 }, message: `larger than ${MAXIMUM_FILE_BYTES / 1024 / 1024} MiB: not checked; split it or name the files to check` });
+    return;
+  }
   if (KUSTOMIZATION_FILES.includes(name)) {
     checkKustomization(run, dirname(full));
     return;

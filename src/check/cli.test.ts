@@ -67,7 +67,7 @@ test("--list-rules prints every rule and --explain prints rationale, remediation
 test("text output is grouped by file and coloured only when standard output is a terminal", async () => {
   const plain = await perimeter(["seed-003"]);
   assert.doesNotMatch(plain.stdout, /\u001b\[/);
-  assert.match(plain.stdout, /^seed-003\/hermes-deployment\.yaml\n {2}28:11 /m);
+  assert.match(plain.stdout, /^seed-003\/hermes-deployment\.yaml\n {2}28:11 +medium +K8S-/m);
   const coloured = await perimeter(["seed-003"], { tty: true });
   assert.match(coloured.stdout, /\u001b\[/);
 });

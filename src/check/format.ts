@@ -39,7 +39,7 @@ export function formatText(result: CheckResult, options: { colour: boolean; fail
     lines.push(paint("bold", file));
     for (const finding of findings) {
       const where = `${finding.location.line}:${finding.location.column}`.padEnd(8);
-      const severity = paint(finding.severity, finding.severity.padEnd(8));
+      const severity = paint(finding.severity, finding.severity.padEnd(9));
       const head = `  ${where}${severity}${finding.ruleId}  ${finding.message}  ${paint("dim", `[${finding.subject}]`)}`;
       if (finding.suppression !== undefined) {
         const until = finding.suppression.until === undefined ? "" : ` until ${finding.suppression.until}`;

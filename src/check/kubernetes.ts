@@ -5,7 +5,8 @@
 import { closest } from "../config/index.ts";
 import type { Collector, IgnoreAnnotation, Subject } from "./collector.ts";
 import type { CheckError, SourceLocation } from "./model.ts";
-import { hasAgentLabels, isAgentImage, isProviderKey, runsGateway, commandWords, exposedDashboardHost } from "./hermes-facts.ts";
+import { UNKNOWN_VALUE, checkHermesEnvironment, commandWords, exposedDashboardHost, hasAgentLabels, isAgentImage, isProviderKey, runsGateway } from "./hermes-facts.ts";
+import type { EnvEntry } from "./hermes-facts.ts";
 import { asArray, asRecord, asString } from "./yaml-source.ts";
 import type { Path, YamlDocument } from "./yaml-source.ts";
 
@@ -293,6 +294,15 @@ function checkContainer(workload: Workload, container: Container, podSecurity: R
     collector.add("K8S-IMAGE-TAG", object, [...path, "image"], `${label} uses ${image}: ${image.includes(":latest") ? "':latest' floats" : "no tag means ':latest'"}`);
   }
   if (container.isAgent) {
+    // Hermes' environment rules on what the manifest shows; values from Secrets and ConfigMaps are not visible here.
+    const environment: EnvEntry[] = asArray(value.env).flatMap((item, index) => {
+      const entry = asRecord(item);
+      const name = asString(entry?.name);
+      if (name === undefined) return [];
+      const literal = entry?.valueFrom === undefined ? (asString(entry?.value) ?? "") : UNKNOWN_VALUE;
+      return [{ name, value: literal, subject: object, path: [...path, "env", index] }];
+    });
+    checkHermesEnvironment(environment, { complete: false }, collector);
     asArray(value.ports).forEach((item, index) => {
       const port = asRecord(item);
       if (port?.hostPort !== undefined) collector.add("K8S-AGENT-EXPOSED", object, [...path, "ports", index, "hostPort"], `agent ${label} publishes hostPort ${String(port.hostPort)} on the node`);
