@@ -11,7 +11,7 @@ import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
 import type { AddressInfo } from "node:net";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -65,8 +65,21 @@ function start(args: string[], environment: Record<string, string>, ready: (outp
   });
 }
 
+/** CPU time (user + system) a process has used, in ms, from /proc (Linux). */
+function cpuMs(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return NaN;
+  }
+}
+
 interface Target {
   readonly name: string;
+  /** The process doing the proxying (not the stand-in), for CPU per request. */
+  readonly pid?: number;
   readonly url: string;
   readonly headers: Record<string, string>;
   readonly model: string;
@@ -121,16 +134,17 @@ llm:
 `,
   );
   const proxyPort = await freePort();
-  await start([join(root, "bin", "perimeter.js"), "serve", "llm-proxy", "-c", configFile, "--listen", `127.0.0.1:${proxyPort}`], { PROVIDER_KEY, AGENT_KEY }, (output) => output.includes("llm-proxy listening"), "perimeter llm-proxy");
+  const ourProcess = await start([join(root, "bin", "perimeter.js"), "serve", "llm-proxy", "-c", configFile, "--listen", `127.0.0.1:${proxyPort}`], { PROVIDER_KEY, AGENT_KEY }, (output) => output.includes("llm-proxy listening"), "perimeter llm-proxy");
 
   const portkeyPort = await freePort();
-  await start([join(root, "node_modules", "@portkey-ai", "gateway", "build", "start-server.js"), `--port=${portkeyPort}`, "--headless"], { NODE_ENV: "production" }, (output) => output.includes("Ready for connections") || output.includes("running at"), "@portkey-ai/gateway");
+  const portkey = await start([join(root, "node_modules", "@portkey-ai", "gateway", "build", "start-server.js"), `--port=${portkeyPort}`, "--headless"], { NODE_ENV: "production" }, (output) => output.includes("Ready for connections") || output.includes("running at"), "@portkey-ai/gateway");
 
   const targets: Target[] = [
     { name: "direct", url: `${baseUrl}/chat/completions`, headers: { authorization: `Bearer ${PROVIDER_KEY}` }, model: "gpt-test" },
-    { name: "perimeter llm-proxy", url: `http://127.0.0.1:${proxyPort}/v1/chat/completions`, headers: { authorization: `Bearer ${AGENT_KEY}` }, model: "main/gpt-test" },
+    { name: "perimeter llm-proxy", pid: ourProcess.child.pid, url: `http://127.0.0.1:${proxyPort}/v1/chat/completions`, headers: { authorization: `Bearer ${AGENT_KEY}` }, model: "main/gpt-test" },
     {
       name: "portkey gateway",
+      pid: portkey.child.pid,
       url: `http://127.0.0.1:${portkeyPort}/v1/chat/completions`,
       headers: { authorization: `Bearer ${PROVIDER_KEY}`, "x-portkey-provider": "openai", "x-portkey-custom-host": baseUrl },
       model: "gpt-test",
@@ -170,12 +184,13 @@ llm:
   }
 
   // 3. Throughput: 16 concurrent clients, non-streaming, fixed time per target.
-  const throughput = new Map<string, { perSecond: number; errors: number }>();
+  const throughput = new Map<string, { perSecond: number; errors: number; cpuPerRequestUs: number }>();
   for (const target of targets) {
     let done = 0;
     let errors = 0;
     const until = performance.now() + THROUGHPUT_SECONDS * 1000;
     const started = performance.now();
+    const cpuBefore = cpuMs(target.pid);
     await Promise.all(
       Array.from({ length: CLIENTS }, async () => {
         while (performance.now() < until) {
@@ -185,12 +200,12 @@ llm:
         }
       }),
     );
-    throughput.set(target.name, { perSecond: done / ((performance.now() - started) / 1000), errors });
+    throughput.set(target.name, { perSecond: done / ((performance.now() - started) / 1000), errors, cpuPerRequestUs: ((cpuMs(target.pid) - cpuBefore) * 1000) / done });
   }
 
   const direct = { p50: percentile(latency.get("direct") ?? [], 0.5), p99: percentile(latency.get("direct") ?? [], 0.99), ttft: percentile(firstToken.get("direct") ?? [], 0.5) };
   console.log(`\nnon-streaming latency (${LATENCY_ROUNDS} sequential requests each), streaming TTFT (${STREAM_ROUNDS} each), throughput (${CLIENTS} clients, ${THROUGHPUT_SECONDS} s)`);
-  console.log("target                  p50 ms   p99 ms   added p50  added p99  TTFT p50  added TTFT  streaming             req/s @16  errors");
+  console.log("target                  p50 ms   p99 ms   added p50  added p99  TTFT p50  added TTFT  streaming             req/s @16  CPU us/req  errors");
   const results: Record<string, unknown> = {};
   for (const target of targets) {
     const values = latency.get(target.name) ?? [];
@@ -199,9 +214,9 @@ llm:
     const ttftValues = firstToken.get(target.name) ?? [];
     const ttft = percentile(ttftValues, 0.5);
     const streaming = streamFailures.get(target.name) as { count: number; example: string };
-    const rate = throughput.get(target.name) as { perSecond: number; errors: number };
+    const rate = throughput.get(target.name) as { perSecond: number; errors: number; cpuPerRequestUs: number };
     const streamingWorks = streaming.count === 0 ? "works" : `FAILED ${streaming.count}/${STREAM_ROUNDS}`;
-    results[target.name] = { p50, p99, addedP50: p50 - direct.p50, addedP99: p99 - direct.p99, ttftP50: ttft, addedTtftP50: ttft - direct.ttft, streaming: streamingWorks, streamingError: streaming.example || undefined, requestsPerSecond: rate.perSecond, errors: (failures.get(target.name) ?? 0) + rate.errors };
+    results[target.name] = { p50, p99, addedP50: p50 - direct.p50, addedP99: p99 - direct.p99, ttftP50: ttft, addedTtftP50: ttft - direct.ttft, streaming: streamingWorks, streamingError: streaming.example || undefined, requestsPerSecond: rate.perSecond, proxyCpuPerRequestUs: rate.cpuPerRequestUs, errors: (failures.get(target.name) ?? 0) + rate.errors };
     console.log(
       [
         target.name.padEnd(22),
@@ -213,14 +228,17 @@ llm:
         (target.name === "direct" || !Number.isFinite(ttft) ? "-" : format(ttft - direct.ttft)).padStart(11),
         `  ${streamingWorks}`.padEnd(22),
         rate.perSecond.toFixed(0).padStart(9),
+        (Number.isFinite(rate.cpuPerRequestUs) ? rate.cpuPerRequestUs.toFixed(0) : "-").padStart(11),
         String((failures.get(target.name) ?? 0) + rate.errors).padStart(7),
       ].join(" "),
     );
     if (streaming.example !== "") console.log(`    ${target.name} streaming error: ${streaming.example.replace(/\s+/g, " ")}`);
   }
-  const ours = results["perimeter llm-proxy"] as { addedP50: number; requestsPerSecond: number };
-  const peer = results["portkey gateway"] as { addedP50: number; requestsPerSecond: number };
-  console.log(`\nratios: added p50 perimeter/portkey = ${(ours.addedP50 / peer.addedP50).toFixed(2)}; req/s perimeter/portkey = ${(ours.requestsPerSecond / peer.requestsPerSecond).toFixed(2)}`);
+  const ours = results["perimeter llm-proxy"] as { addedP50: number; requestsPerSecond: number; proxyCpuPerRequestUs: number };
+  const peer = results["portkey gateway"] as { addedP50: number; requestsPerSecond: number; proxyCpuPerRequestUs: number };
+  console.log(
+    `\nratios perimeter/portkey: added p50 ${(ours.addedP50 / peer.addedP50).toFixed(2)}, req/s ${(ours.requestsPerSecond / peer.requestsPerSecond).toFixed(2)}, CPU per request ${(ours.proxyCpuPerRequestUs / peer.proxyCpuPerRequestUs).toFixed(2)}`,
+  );
   console.log(`targets: added p50 <= 1 ms: ${ours.addedP50 <= 1 ? "met" : "MISSED"} (${format(ours.addedP50)} ms); >= 1,200 req/s at 16 clients: ${ours.requestsPerSecond >= 1200 ? "met" : "MISSED"} (${ours.requestsPerSecond.toFixed(0)})`);
   console.log(`\nJSON ${JSON.stringify(results)}`);
 }
