@@ -21,6 +21,7 @@ export type {
   SandboxBackend,
   SandboxEndReason,
   SandboxFile,
+  SandboxHostRule,
   SandboxLimits,
   SandboxNetwork,
   SandboxOutput,
@@ -29,3 +30,7 @@ export type {
   TaskPolicy,
 } from "./task.ts";
 export { buildSeccompProgram, seccompProgramBytes, DENIED_SYSCALLS } from "./seccomp.ts";
+export { createKubernetesBackend, loadJobTemplate, taskJob, TASK_CONTAINER } from "./kubernetes.ts";
+export type { KubernetesBackendOptions } from "./kubernetes.ts";
+export { createSandboxEgress } from "./egress.ts";
+export type { SandboxEgress, SandboxEgressOptions } from "./egress.ts";

@@ -1,0 +1,221 @@
+// The Kubernetes backend against a stand-in Kubernetes API server (no cluster can run here): the stand-in speaks the
+// real REST and watch paths and runs each Job's container in a bubblewrap sandbox, so the Job the backend creates,
+// the watch, the log framing and the cleanup are all exercised over real HTTP with @kubernetes/client-node.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import type { IJob } from "kubernetes-models/batch/v1/Job";
+import { parseConfig } from "../config/index.ts";
+import { sandboxJobTemplate } from "../render/index.ts";
+import { createKubernetesBackend, loadJobTemplate, TASK_CONTAINER } from "./kubernetes.ts";
+import { decodeLog } from "./framing.ts";
+import { startStandInApiServer, standInKubeConfig } from "./kubernetes-stand-in.ts";
+import type { StandInApiServer } from "./kubernetes-stand-in.ts";
+import { limitsFromConfig, SandboxTaskError, SandboxUnavailableError } from "./task.ts";
+import type { SandboxBackend } from "./task.ts";
+import { writeFileSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { stringify } from "yaml";
+
+const config = parseConfig("version: 1\nname: hermes\nsandbox:\n  backend: kubernetes\n  image: python:3.12-slim\n  limits: { cpu: '1', memory: 512Mi, pids: 128, disk: 256Mi, timeoutSeconds: 60 }\n");
+const template = sandboxJobTemplate(config);
+const defaults = { ...limitsFromConfig(config.sandbox.limits), timeoutMs: 20_000 };
+
+let standIn: StandInApiServer;
+let backend: SandboxBackend;
+
+before(async () => {
+  standIn = await startStandInApiServer();
+  backend = createKubernetesBackend({ kubeConfig: await standInKubeConfig(standIn), template, defaults });
+});
+
+after(async () => {
+  await backend.close();
+  await standIn.close();
+});
+
+const text = (buffer: Buffer) => buffer.toString("utf8");
+
+async function assertNothingLeft(): Promise<void> {
+  assert.deepEqual([...standIn.jobs.keys()], [], "Jobs left behind");
+  assert.deepEqual([...standIn.configMaps.keys()], [], "ConfigMaps left behind");
+  assert.deepEqual([...standIn.pods.keys()], [], "pods left behind");
+  // The stand-in's kubelet kills a deleted pod's process asynchronously, as a real one does: give it 2 s.
+  for (let attempt = 0; attempt < 100 && standIn.runningPods() > 0; attempt++) await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(standIn.runningPods(), 0, "a pod process is still running");
+}
+
+test("stand-in Kubernetes API server: the Job created is the hardened template, field by field, plus only the per-task fields", async () => {
+  const before = standIn.createdJobs.length;
+  const result = await backend.run({ argv: ["python3", "-c", "print('hi')"], env: { MODE: "test" } });
+  assert.equal(result.exitCode, 0, text(result.stderr.data));
+  const created = standIn.createdJobs[before] as IJob;
+  assert.ok(created !== undefined);
+
+  // What the runner may set: the name, the task container's command/args/env, and the inputs ConfigMap volume.
+  const podSpec = created.spec?.template?.spec;
+  const container = podSpec?.containers.find((candidate) => candidate.name === TASK_CONTAINER);
+  assert.match(created.metadata?.name ?? "", /^perimeter-task-[0-9a-f]{10}$/);
+  assert.deepEqual(container?.command, ["/bin/sh", "/inputs/run.sh"]);
+  assert.deepEqual(container?.args, ["python3", "-c", "print('hi')"]);
+  assert.deepEqual(container?.env?.find((variable) => variable.name === "MODE"), { name: "MODE", value: "test" });
+  const inputsVolume = podSpec?.volumes?.find((volume) => volume.name === "inputs");
+  assert.deepEqual(inputsVolume, { name: "inputs", configMap: { name: `${created.metadata?.name}-inputs`, defaultMode: 0o444 } });
+  assert.deepEqual(container?.volumeMounts?.find((mount) => mount.name === "inputs"), { name: "inputs", mountPath: "/inputs", readOnly: true });
+
+  // Everything else is exactly the template.
+  const stripped = structuredClone(created);
+  delete stripped.metadata?.name;
+  const strippedPod = stripped.spec?.template?.spec;
+  const strippedContainer = strippedPod?.containers.find((candidate) => candidate.name === TASK_CONTAINER);
+  if (strippedContainer !== undefined) {
+    delete strippedContainer.command;
+    delete strippedContainer.args;
+    delete strippedContainer.env;
+    strippedContainer.volumeMounts = strippedContainer.volumeMounts?.filter((mount) => mount.name !== "inputs");
+  }
+  if (strippedPod !== undefined) strippedPod.volumes = strippedPod.volumes?.filter((volume) => volume.name !== "inputs");
+  assert.deepEqual(stripped, JSON.parse(JSON.stringify(template)));
+
+  // And the template's hardening is in the object the API server received.
+  assert.equal(podSpec?.automountServiceAccountToken, false);
+  assert.equal(podSpec?.securityContext?.runAsNonRoot, true);
+  assert.equal(podSpec?.securityContext?.seccompProfile?.type, "RuntimeDefault");
+  assert.equal(container?.securityContext?.readOnlyRootFilesystem, true);
+  assert.equal(container?.securityContext?.allowPrivilegeEscalation, false);
+  assert.deepEqual(container?.securityContext?.capabilities?.drop, ["ALL"]);
+  assert.ok((podSpec?.volumes ?? []).every((volume) => volume.emptyDir !== undefined || volume.configMap !== undefined), "only emptyDir and the inputs ConfigMap");
+  assert.equal(created.spec?.template?.metadata?.labels?.["perimeter.dev/role"], "sandbox-task");
+  assert.equal(created.spec?.activeDeadlineSeconds, 60);
+  assert.ok((created.spec?.ttlSecondsAfterFinished ?? 0) > 0);
+});
+
+test("stand-in Kubernetes API server: the inputs ConfigMap is owned by the Job (garbage-collected with it)", async () => {
+  const result = await backend.run({ script: "cat in.txt", files: [{ path: "in.txt", content: "from a file" }] });
+  assert.equal(text(result.stdout.data), "from a file");
+  const creation = standIn.requests.filter((request) => request.method === "POST" && request.path.endsWith("/configmaps")).at(-1);
+  const body = creation?.body as { metadata: { ownerReferences: { kind: string; name: string; uid: string }[] } };
+  const jobCreation = standIn.requests.filter((request) => request.method === "POST" && request.path.endsWith("/jobs")).at(-1);
+  const owner = body.metadata.ownerReferences[0];
+  assert.equal(owner?.kind, "Job");
+  assert.equal(owner?.name, (jobCreation?.body as IJob).metadata?.name);
+  assert.match(owner?.uid ?? "", /^[0-9a-f-]{36}$/);
+  await assertNothingLeft();
+});
+
+test("stand-in Kubernetes API server: the backend watches the Job (?watch=true) and returns output, stdin, status and files", async () => {
+  const watchesBefore = standIn.requests.filter((request) => request.query.watch === "true").length;
+  const result = await backend.run({
+    script: "read x; echo \"got $x\"; echo warn >&2; mkdir -p out; printf 'result' > out/r.txt; exit 3",
+    stdin: "input\n",
+    collect: ["out/r.txt"],
+  });
+  assert.equal(result.exitCode, 3);
+  assert.equal(result.reason, "exit");
+  assert.equal(text(result.stdout.data), "got input\n");
+  assert.equal(text(result.stderr.data), "warn\n");
+  assert.deepEqual(result.files.map((file) => [file.path, text(file.content)]), [["out/r.txt", "result"]]);
+  const watches = standIn.requests.filter((request) => request.query.watch === "true");
+  assert.ok(watches.length > watchesBefore);
+  assert.match(watches.at(-1)?.query.fieldSelector ?? "", /^metadata\.name=perimeter-task-/);
+  assert.equal(result.limits.backend, "kubernetes");
+  await assertNothingLeft();
+});
+
+test("stand-in Kubernetes API server: a program printing fake frame markers cannot forge output or status", async () => {
+  const guessed = "0123456789abcdef0123456789abcdef";
+  const fake = [`${guessed} begin`, `${guessed} o ${Buffer.from("forged").toString("base64")}`, `${guessed} x 0`, `${guessed} end`, " x 0", "end"].join("\n");
+  const result = await backend.run({
+    argv: ["/bin/sh", "-c", `printf '%s\\n' "$1"; printf '%s\\n' "$1" >&2; exit 7`, "sh", fake, guessed],
+  });
+  assert.equal(result.exitCode, 7, "the forged 'x 0' was believed");
+  assert.equal(text(result.stdout.data), `${fake}\n`);
+  assert.equal(text(result.stderr.data), `${fake}\n`);
+  await assertNothingLeft();
+});
+
+test("stand-in Kubernetes API server: on timeout the Job, its pod and its ConfigMap are deleted (propagationPolicy Background)", async () => {
+  const started = Date.now();
+  const result = await backend.run({ argv: ["sleep", "30"], limits: { timeoutMs: 1500 } });
+  assert.equal(result.reason, "timeout");
+  assert.equal(result.exitCode, null);
+  assert.ok(Date.now() - started < 10_000);
+  const deletion = standIn.requests.filter((request) => request.method === "DELETE" && request.path.includes("/jobs/")).at(-1);
+  assert.equal(deletion?.query.propagationPolicy ?? (deletion?.body as { propagationPolicy?: string })?.propagationPolicy, "Background");
+  await assertNothingLeft();
+});
+
+test("stand-in Kubernetes API server: when the caller goes away (AbortSignal) everything the task created is deleted", async () => {
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(), 700);
+  const result = await backend.run({ argv: ["sleep", "30"] }, { signal: controller.signal });
+  assert.equal(result.reason, "aborted");
+  await assertNothingLeft();
+});
+
+test("stand-in Kubernetes API server: the template's activeDeadlineSeconds ends a task as 'timeout'", async () => {
+  const short = sandboxJobTemplate(parseConfig("version: 1\nname: hermes\nsandbox:\n  limits: { timeoutSeconds: 1 }\n"));
+  const deadlineBackend = createKubernetesBackend({ kubeConfig: await standInKubeConfig(standIn), template: short, defaults });
+  const result = await deadlineBackend.run({ argv: ["sleep", "30"] });
+  await deadlineBackend.close();
+  assert.equal(result.reason, "timeout");
+  await assertNothingLeft();
+});
+
+test("stand-in Kubernetes API server: if the ConfigMap cannot be created, the Job already made is deleted and the error says so", async () => {
+  standIn.failNext("POST", /\/configmaps$/, 500);
+  await assert.rejects(backend.run({ argv: ["true"] }), (error: Error) => error instanceof SandboxUnavailableError && /HTTP 500/.test(error.message));
+  await assertNothingLeft();
+});
+
+test("stand-in Kubernetes API server: inputs too large for a ConfigMap are refused before anything is created", async () => {
+  const requestsBefore = standIn.requests.length;
+  await assert.rejects(backend.run({ argv: ["true"], files: [{ path: "big.bin", content: Buffer.alloc(800 * 1024) }] }), SandboxTaskError);
+  assert.equal(standIn.requests.length, requestsBefore);
+});
+
+test("stand-in Kubernetes API server: concurrent tasks get separate Jobs and their own results", async () => {
+  const results = await Promise.all([1, 2, 3].map((index) => backend.run({ script: `echo task-${index}` })));
+  assert.deepEqual(results.map((result) => text(result.stdout.data)), ["task-1\n", "task-2\n", "task-3\n"]);
+  await assertNothingLeft();
+});
+
+test("the runner reads the template from the mounted file, and refuses one without the contract (container 'task', volumes)", () => {
+  const directory = mkdtempSync(join(tmpdir(), "perimeter-template-"));
+  try {
+    const path = join(directory, "job.yaml");
+    writeFileSync(path, stringify(template));
+    assert.deepEqual(loadJobTemplate(path), JSON.parse(JSON.stringify(template)));
+    const broken = structuredClone(template);
+    (broken.spec?.template?.spec?.containers[0] as { name: string }).name = "runner";
+    writeFileSync(path, stringify(broken));
+    assert.throws(() => loadJobTemplate(path), /no container named "task"/);
+    assert.throws(() => loadJobTemplate(join(directory, "missing.yaml")), /cannot read the sandbox Job template/);
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+});
+
+test("log framing: lines without the task's nonce, before 'begin' or after 'end', and malformed frames are ignored", () => {
+  const nonce = "a".repeat(32);
+  const other = "b".repeat(32);
+  const log = [
+    `${nonce} o ${Buffer.from("too early").toString("base64")}`,
+    `${nonce} begin`,
+    `${other} o ${Buffer.from("other task").toString("base64")}`,
+    "raw line written straight into the container log",
+    `${nonce} o ${Buffer.from("real ").toString("base64")}`,
+    `${nonce} o not*base64`,
+    `${nonce} o ${Buffer.from("output").toString("base64")}`,
+    `${nonce} n 11 0`,
+    `${nonce} x 5`,
+    `${nonce} x 0`,
+    `${nonce} end`,
+    `${nonce} o ${Buffer.from(" after the end").toString("base64")}`,
+  ].join("\n");
+  const decoded = decodeLog(log, nonce);
+  assert.equal(decoded.stdout.toString(), "real output");
+  assert.equal(decoded.exitCode, 5);
+  assert.equal(decoded.complete, true);
+  assert.equal(decodeLog(log.split("\n").slice(0, 8).join("\n"), nonce).complete, false);
+});
