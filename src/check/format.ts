@@ -112,9 +112,10 @@ function ruleHelpMarkdown(definition: RuleDefinition): string {
   return `**${definition.title}** (${definition.severity})\n\n${definition.rationale}\n\n**Fix:** ${definition.remediation}\n\n\`\`\`yaml\n${definition.fix.trimEnd()}\n\`\`\`\n`;
 }
 
-/** SARIF artifact URIs are relative references with forward slashes, percent-encoded. */
-function artifactUri(file: string): string {
-  return file.split(/[\\/]/).map((segment) => encodeURIComponent(segment)).join("/").replace(/%3A/g, ":");
+/** SARIF artifact locations: relative to %SRCROOT% (the working directory) when inside it, else a file: URI. */
+function artifactLocation(file: string): { uri: string; uriBaseId?: string } {
+  const encoded = file.split(/[\\/]/).map((segment) => encodeURIComponent(segment)).join("/");
+  return file.startsWith("/") ? { uri: `file://${encoded}` } : { uri: encoded, uriBaseId: "%SRCROOT%" };
 }
 
 export function formatSarif(result: CheckResult): string {
@@ -137,7 +138,7 @@ export function formatSarif(result: CheckResult): string {
     locations: [
       {
         physicalLocation: {
-          artifactLocation: { uri: artifactUri(finding.location.file), uriBaseId: "%SRCROOT%" },
+          artifactLocation: artifactLocation(finding.location.file),
           region: { startLine: Math.max(1, finding.location.line), startColumn: Math.max(1, finding.location.column) },
         },
         logicalLocations: [{ name: finding.subject, fullyQualifiedName: finding.path === "" ? finding.subject : `${finding.subject}:${finding.path}` }],
@@ -162,7 +163,7 @@ export function formatSarif(result: CheckResult): string {
             toolExecutionNotifications: result.errors.map((error) => ({
               level: "error",
               message: { text: error.message },
-              locations: [{ physicalLocation: { artifactLocation: { uri: artifactUri(error.location.file), uriBaseId: "%SRCROOT%" }, region: { startLine: Math.max(1, error.location.line), startColumn: Math.max(1, error.location.column) } } }],
+              locations: [{ physicalLocation: { artifactLocation: artifactLocation(error.location.file), region: { startLine: Math.max(1, error.location.line), startColumn: Math.max(1, error.location.column) } } }],
             })),
           },
         ],
