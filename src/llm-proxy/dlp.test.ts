@@ -182,6 +182,14 @@ clients:
     assert.deepEqual((redacting.records().at(-1)?.data.dlpHits as Array<{ kind: string }>).map((hit) => hit.kind), ["provider key MAIN_KEY", "client key AGENT_KEY"]);
   });
 
+  test("a canary smuggled in the model name is refused and recorded redacted (the audit log never holds it)", async () => {
+    const response = await post(redacting.url, "/v1/chat/completions", { model: `main/${CANARY}`, messages: [] }, AGENT_KEY);
+    assert.equal(response.status, 404);
+    const record = redacting.records().at(-1);
+    assert.equal(record?.data.model, "main/[REDACTED:canary CANARY_TOKEN]");
+    assert.ok(!JSON.stringify(redacting.records()).includes(CANARY));
+  });
+
   test("block mode: a canary in an Anthropic tool_result is refused with 403 Anthropic-style and nothing reaches the stand-in provider", async () => {
     const before = claude.requests.length;
     const response = await request(`${blocking.url}/v1/messages`, "POST", anthropicBodyWith(CANARY), { "x-api-key": AGENT_KEY });

@@ -295,7 +295,8 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
       route: exchange.route,
       client: exchange.key?.client ?? null,
       keyId: exchange.key?.id ?? null,
-      model: exchange.requested ?? null,
+      // The model name is the agent's text: redact it like a prompt before it goes on record.
+      model: exchange.requested === undefined ? null : runtime.scanner.redact(exchange.requested.slice(0, 256)).text,
       provider: exchange.provider ?? null,
       upstreamModel: exchange.upstreamModel ?? null,
       stream: exchange.stream,
@@ -601,7 +602,20 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
         exchange.upstreamRequest?.destroy();
       }
     });
+    try {
+      await serve(exchange, request, relative, info);
+    } catch (error) {
+      // A bug in one request must not take the server down, and the request is still recorded.
+      logger.error({ err: (error as Error).stack ?? String(error), requestId: exchange.id }, "llm-request crashed");
+      if (!response.headersSent) sendError(exchange, { kind: "internal", detail: "see the llm-proxy logs" });
+      else response.destroy();
+      finish(exchange, { decision: "error", reason: "internal", status: 500 });
+    }
+  };
 
+  const serve = async (exchange: Exchange, request: IncomingMessage, relative: string, info: RouteInfo | undefined) => {
+    const response = exchange.response;
+    const pathname = (request.url ?? "/").split("?")[0] ?? "/";
     const isModels = relative === "/models" && request.method === "GET";
     if (info === undefined && !isModels) {
       sendError(exchange, { kind: "not-found", detail: `no route ${request.method} ${pathname}; llm-proxy serves POST /v1/chat/completions, /v1/responses, /v1/embeddings, /v1/messages and GET /v1/models` });
@@ -715,7 +729,12 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
       deny(exchange, admission.error);
       return;
     }
-    await forward(exchange, routeInfo, body, chain, admission.reservation, promptTokens, outputTokens);
+    try {
+      await forward(exchange, routeInfo, body, chain, admission.reservation, promptTokens, outputTokens);
+    } finally {
+      // Whatever happened, a reservation never stays in flight forever; unsettled means charged in full.
+      if (!admission.reservation.settled) ledger.settle(admission.reservation, { tokensIn: promptTokens, tokensOut: outputTokens, cost: worstCost });
+    }
   };
 
   const server = http.createServer({ headersTimeout: 30_000, requestTimeout: 120_000, keepAliveTimeout: 5_000, maxHeaderSize: 32 * 1024 }, (request, response) => {
