@@ -47,6 +47,8 @@ export interface ToolCallerOptions {
 
 /** Largest redacted-arguments JSON kept in an audit record or shown to a reviewer; the hash covers the whole. */
 const MAX_RECORDED_ARGUMENTS = 16 * 1024;
+/** Largest result handed to the agent: a runaway upstream must not make the guard buffer and relay without bound. */
+export const MAX_RESULT_BYTES = 8 * 1024 * 1024;
 
 function errorResult(text: string): CallToolResult {
   return { content: [{ type: "text", text }], isError: true };
@@ -192,7 +194,12 @@ export function createToolCaller(options: ToolCallerOptions): ToolCaller {
           failure = redactor.text((error as Error).message ?? String(error)).slice(0, 2000);
           result = errorResult(`perimeter: ${split.server}__${split.tool} failed: ${failure}`);
         }
-        const resultBytes = Buffer.byteLength(JSON.stringify(result));
+        let resultBytes = Buffer.byteLength(JSON.stringify(result));
+        if (resultBytes > MAX_RESULT_BYTES) {
+          failure = `the result was ${resultBytes} bytes, more than the ${MAX_RESULT_BYTES} the guard relays`;
+          result = errorResult(`perimeter: ${split.server}__${split.tool}: ${failure}`);
+          resultBytes = Buffer.byteLength(JSON.stringify(result));
+        }
         try {
           audit.append({
             ...base,

@@ -596,6 +596,31 @@ audit: { path: AUDIT_PATH }
     }
   });
 
+  test("builtin sandbox: the guard reaches the sandbox runner at sandbox.listen/mcp with Bearer <sandbox.tokenSecret>; kubernetes-readonly needs a url", async () => {
+    const runner = await startRecordingServer();
+    const port = new URL(runner.url).port;
+    const sandboxToken = "sandbox-runner-token-5551234";
+    const started = await startGuard(
+      `version: 1\nname: t\nmcp:\n  pinning: { trustOnFirstUse: true }\n  servers:\n    sandbox: { builtin: sandbox, tools: { allow: [echo] } }\nsandbox: { listen: "0.0.0.0:${port}" }\naudit: { path: AUDIT_PATH }\n`,
+      { ...ENV, PERIMETER_SANDBOX_TOKEN: sandboxToken },
+    );
+    const client = await connectAgent(started.url, AGENT, "2026-07-28");
+    try {
+      assert.equal(resultText(await client.callTool({ name: "sandbox__echo", arguments: { message: "in a box" } })), "web echo: in a box");
+      assert.ok(runner.requests.length > 0);
+      for (const entry of runner.requests) assert.equal(entry.headers.authorization, `Bearer ${sandboxToken}`);
+    } finally {
+      await client.close();
+      await started.close();
+      await runner.close();
+    }
+    await assert.rejects(
+      startGuard("version: 1\nname: t\nmcp:\n  servers:\n    k8s: { builtin: kubernetes-readonly, namespaces: [app] }\naudit: { path: AUDIT_PATH }\n", ENV),
+      /builtin kubernetes-readonly needs a url/,
+    );
+    await assert.rejects(startGuard("version: 1\nname: t\nmcp:\n  servers:\n    sandbox: { builtin: sandbox }\naudit: { path: AUDIT_PATH }\n", ENV), /PERIMETER_SANDBOX_TOKEN/);
+  });
+
   test("token rotation: after the agent's token changes and the guard restarts, the old token is refused and the new one works", async () => {
     const yaml = "version: 1\nname: t\naudit: { path: AUDIT_PATH }\n";
     const first = await startGuard(yaml, ENV);

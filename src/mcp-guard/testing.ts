@@ -163,7 +163,15 @@ export async function startGuard(yaml: string, env: Environment, options: McpGua
       },
     }),
   );
-  const guard = createMcpGuard(config, { env, audit, database, logger }, { listen: "127.0.0.1:0", adminListen: "127.0.0.1:0", backoff: { initialMs: 100, maxMs: 1000 }, ...options });
+  let guard: McpGuard;
+  try {
+    guard = createMcpGuard(config, { env, audit, database, logger }, { listen: "127.0.0.1:0", adminListen: "127.0.0.1:0", backoff: { initialMs: 100, maxMs: 1000 }, ...options });
+  } catch (error) {
+    database.close();
+    audit.close();
+    if (options.directory === undefined) rmSync(directory, { recursive: true, force: true });
+    throw error;
+  }
   const { agent, admin } = await guard.listen();
   await guard.ready(20_000);
   return {
