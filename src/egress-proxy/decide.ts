@@ -89,7 +89,8 @@ export function identifyClient(request: Pick<EgressRequest, "sourceAddress" | "p
     if (found === undefined) return { kind: "bad-credentials", detail: "the Proxy-Authorization token matches no client" };
     return { kind: "client", client: found, by: "token" };
   }
-  const source = parseIpLiteral(request.sourceAddress)?.address;
+  // Parsed only when some client is identified by source: this runs for every request.
+  const source = clients.some((client) => client.sources.length > 0) ? parseIpLiteral(request.sourceAddress)?.address : undefined;
   if (source !== undefined) {
     for (const client of clients) {
       if (client.sources.some((cidr) => cidrContains(cidr, source))) return { kind: "client", client, by: "source" };
@@ -97,6 +98,9 @@ export function identifyClient(request: Pick<EgressRequest, "sourceAddress" | "p
   }
   return { kind: "unknown" };
 }
+
+/** Names normalizeHostname would return unchanged: valid lower-case labels, no trailing dot, no xn-- label. */
+const ALREADY_NORMAL = /^(?=.{1,253}$)(?!(?:.*\.)?xn--)(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
 
 function formatAuthority(host: string, port: number): string {
   return `${host.includes(":") ? `[${host}]` : host}:${port}`;
@@ -106,34 +110,35 @@ function formatAuthority(host: string, port: number): string {
 export function decide(request: EgressRequest, policy: EgressPolicy): Decision {
   const identity = identifyClient(request, policy.clients);
   const clientName = identity.kind === "client" ? identity.client.name : "unknown";
-  const authority = formatAuthority(request.host, request.port);
-  const what = `${request.kind === "connect" ? "CONNECT" : "HTTP request to"} ${authority}`;
-  const deny = (reason: DenyReason, message: string, host = request.host): Decision => ({ allow: false, client: clientName, host, port: request.port, reason, message });
+  // Messages are built only on the refusing paths: this runs for every request.
+  const refused = () => `${request.kind === "connect" ? "CONNECT" : "HTTP request to"} ${formatAuthority(request.host, request.port)} refused`;
+  const deny = (reason: DenyReason, message: string, host = request.host): Decision => ({ allow: false, client: clientName, host, port: request.port, reason, message: `${refused()}: ${message}` });
 
-  if (identity.kind === "bad-credentials") return deny("bad-credentials", `${what} refused: ${identity.detail}`);
+  if (identity.kind === "bad-credentials") return deny("bad-credentials", identity.detail);
 
   // An address written in any notation (0x7f.1, 2130706433, [::ffff:127.0.0.1]) is decided as the address it is.
   const literal = parseIpLiteral(request.host);
   if (literal !== undefined) {
     const address = checkAddress(literal.address);
-    if (!address.allowed) return deny("private-address", `${what} refused: ${literal.address} is in the SSRF deny set (${address.range}); rules name hosts, and only a rule's allowCidr reaches private ranges`, literal.address);
-    return deny("not-allowlisted", `${what} refused: rules allow host names, not addresses; connect to the name and add it to egress.allow (or --allow NAME:${request.port})`, literal.address);
+    if (!address.allowed) return deny("private-address", `${literal.address} is in the SSRF deny set (${address.range}); rules name hosts, and only a rule's allowCidr reaches private ranges`, literal.address);
+    return deny("not-allowlisted", `rules allow host names, not addresses; connect to the name and add it to egress.allow (or --allow NAME:${request.port})`, literal.address);
   }
-  const host = normalizeHostname(request.host);
-  if (host === undefined || !/^[\x21-\x7e]+$/.test(request.host)) return deny("invalid-host", `${what} refused: "${request.host.slice(0, 100)}" is not a valid host name`);
+  // Already-normal names (lower-case ASCII labels, no punycode) skip IDNA: the common case, on every request.
+  const host = ALREADY_NORMAL.test(request.host) ? request.host : normalizeHostname(request.host);
+  if (host === undefined || !/^[\x21-\x7e]+$/.test(request.host)) return deny("invalid-host", `"${request.host.slice(0, 100)}" is not a valid host name`);
 
   let rules: readonly PolicyRule[];
   if (identity.kind === "client") rules = [...policy.rules, ...identity.client.rules];
   else if (policy.unknownClients === "global") rules = policy.rules;
-  else return deny("unknown-client", `${what} refused: this client is not identified; send Proxy-Authorization (Bearer TOKEN, or Basic with the token as password) or add its address to a client's sources`, host);
+  else return deny("unknown-client", `this client is not identified; send Proxy-Authorization (Bearer TOKEN, or Basic with the token as password) or add its address to a client's sources`, host);
 
   const forHost = rules.filter((rule) => ruleMatchesHost(rule, host));
-  const hint = `add "${host}${request.port === 443 ? "" : `:${request.port}`}" to egress.allow${identity.kind === "client" ? ` (or client "${clientName}"'s allow list)` : ""} in perimeter.yaml, or pass --allow ${host}:${request.port}`;
-  if (forHost.length === 0) return deny("not-allowlisted", `${what} refused: ${host} is not allowlisted for client "${clientName}"; ${hint}`, host);
+  const hint = () => `add "${host}${request.port === 443 ? "" : `:${request.port}`}" to egress.allow${identity.kind === "client" ? ` (or client "${clientName}"'s allow list)` : ""} in perimeter.yaml, or pass --allow ${host}:${request.port}`;
+  if (forHost.length === 0) return deny("not-allowlisted", `${host} is not allowlisted for client "${clientName}"; ${hint()}`, host);
   const matching = forHost.filter((rule) => rule.ports.includes(request.port));
   if (matching.length === 0) {
     const ports = [...new Set(forHost.flatMap((rule) => rule.ports))].sort((a, b) => a - b).join(",");
-    return deny("port-not-allowed", `${what} refused: ${host} is allowlisted for port ${ports} only; ${hint}`, host);
+    return deny("port-not-allowed", `${host} is allowlisted for port ${ports} only; ${hint()}`, host);
   }
   return {
     allow: true,
@@ -141,7 +146,7 @@ export function decide(request: EgressRequest, policy: EgressPolicy): Decision {
     host,
     port: request.port,
     rules: matching.map((rule) => rule.source),
-    allowCidrs: [...new Set(matching.flatMap((rule) => rule.allowCidrs))],
+    allowCidrs: matching.length === 1 ? (matching[0] as PolicyRule).allowCidrs : [...new Set(matching.flatMap((rule) => rule.allowCidrs))],
     // The strictest rule wins: one rule relaxing SNI does not relax another that covers the same host.
     requireSni: matching.some((rule) => rule.requireSni),
   };

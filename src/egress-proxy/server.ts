@@ -371,9 +371,13 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
   }
 
   /** Records and counts a final outcome; false when the audit write failed (the caller must then refuse). */
+  const allowedCounter = metrics.decisions.labels("allow", "allowlisted");
+  const setupTimers = { connect: metrics.setupSeconds.labels("connect"), http: metrics.setupSeconds.labels("http") };
+
   function recordDecision(record: DecisionRecord, outcome: { decision: "allow" } | { decision: "deny" | "error"; reason: RefusalReason; detail?: string }): boolean {
     const reason = outcome.decision === "allow" ? "allowlisted" : outcome.reason;
-    metrics.decisions.inc({ decision: outcome.decision, reason });
+    if (outcome.decision === "allow") allowedCounter.inc();
+    else metrics.decisions.inc({ decision: outcome.decision, reason });
     return audit({
       type: "egress-decision",
       client: record.client,
@@ -500,7 +504,7 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
       const reason = upstreamFailure(error);
       return refuse({ reason, message: `could not connect to ${decision.host}:${target.port} (${admitted.address}): ${(error as Error).message}` }, { address: admitted.address });
     }
-    metrics.setupSeconds.observe({ kind: "connect" }, (performance.now() - startedAt) / 1000);
+    setupTimers.connect.observe((performance.now() - startedAt) / 1000);
     if (client.destroyed) {
       upstream.destroy();
       return release();
@@ -671,11 +675,13 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
     const host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
     const port = url.port === "" ? 80 : Number(url.port);
     const hostHeader = request.headers.host;
-    if (hostHeader !== undefined) {
+    // Most clients send exactly the URL's authority; anything else is compared in canonical form.
+    if (hostHeader !== undefined && hostHeader !== url.host) {
       // The origin routes by Host; a Host naming another site than the URL is virtual-host fronting.
       const parsed = splitHostPort(hostHeader) ?? (hostHeader.includes(":") && !hostHeader.startsWith("[") ? undefined : { host: hostHeader.replace(/^\[(.*)\]$/, "$1"), port: 80 });
       const canonical = (text: string) => parseIpLiteral(text)?.address ?? normalizeHostname(text);
-      if (parsed === undefined || canonical(parsed.host) === undefined || canonical(parsed.host) !== canonical(host) || parsed.port !== port) {
+      const headerHost = parsed === undefined ? undefined : canonical(parsed.host);
+      if (parsed === undefined || headerHost === undefined || headerHost !== canonical(host) || parsed.port !== port) {
         return fail("host-mismatch", `the Host header "${hostHeader.slice(0, 100)}" names another site than the request URL ${url.host}`);
       }
     }
@@ -742,10 +748,7 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
       else response.destroy();
     };
     let recorded = false;
-    const connectTimer = setTimeout(
-      () => fail("upstream-timeout", `connecting to ${target.url.host} (${admitted.address}) took longer than ${limits.connectTimeoutSeconds} s`),
-      limits.connectTimeoutSeconds * 1000,
-    );
+    let connectTimer: NodeJS.Timeout | undefined;
     const lifetimeTimer = setTimeout(() => fail("upstream-timeout", `the exchange with ${target.url.host} outlived ${limits.tunnelLifetimeSeconds} s`), limits.tunnelLifetimeSeconds * 1000);
     lifetimeTimer.unref();
     upstreamRequest.setTimeout(limits.idleTimeoutSeconds * 1000, () => fail("upstream-timeout", `${target.url.host} sent nothing for ${limits.idleTimeoutSeconds} s`));
@@ -758,7 +761,7 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
     const ready = () => {
       clearTimeout(connectTimer);
       if (failed) return;
-      metrics.setupSeconds.observe({ kind: "http" }, (performance.now() - startedAt) / 1000);
+      setupTimers.http.observe((performance.now() - startedAt) / 1000);
       recorded = true;
       if (!recordDecision(decided, { decision: "allow" })) {
         failed = true;
@@ -766,11 +769,22 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
         respondRefusal(response, { reason: "audit-unavailable", message: "the audit log cannot be written, so nothing is let through; see the proxy's log" }, false);
         return;
       }
-      request.pipe(upstreamRequest);
+      // A request without a body needs no stream plumbing.
+      if (request.headers["content-length"] === undefined && request.headers["transfer-encoding"] === undefined) {
+        request.resume();
+        upstreamRequest.end();
+      } else {
+        request.pipe(upstreamRequest);
+      }
     };
     upstreamRequest.on("socket", (upstreamSocket) => {
-      if ((upstreamSocket as net.Socket).connecting) upstreamSocket.once("connect", ready);
-      else ready();
+      if (!(upstreamSocket as net.Socket).connecting) return ready();
+      // Only a new connection needs a connect timeout; a pooled one is ready now.
+      connectTimer = setTimeout(
+        () => fail("upstream-timeout", `connecting to ${target.url.host} (${admitted.address}) took longer than ${limits.connectTimeoutSeconds} s`),
+        limits.connectTimeoutSeconds * 1000,
+      );
+      upstreamSocket.once("connect", ready);
     });
     upstreamRequest.on("response", (upstreamResponse) => {
       const responseHeaders: string[] = [];

@@ -10,7 +10,7 @@ const denied = [
   "224.0.0.1", "239.255.255.250", "240.0.0.1", "255.255.255.255",
   "::", "::1", "fc00::1", "fd12:3456::1", "fe80::1", "fe80::1%eth0", "ff02::1",
   "::ffff:127.0.0.1", "::ffff:7f00:1", "::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe", "64:ff9b::10.0.0.1",
-  "::ffff:93.184.215.14", "2002:7f00:0001::1", "2002:a9fe:a9fe::", "2001:0:4136:e378:8000:63bf:3fff:fdd2", "::127.0.0.1",
+  "::ffff:93.184.215.14", "::ffff:0:7f00:1", "::ffff:0:a9fe:a9fe", "2002:7f00:0001::1", "2002:a9fe:a9fe::", "2001:0:4136:e378:8000:63bf:3fff:fdd2", "::127.0.0.1",
 ];
 for (const address of denied) {
   test(`deny set: ${address} is refused`, () => {
@@ -39,6 +39,16 @@ test("odd IPv4 notations are parsed before deciding", () => {
   for (const notation of ["0x7f.1", "2130706433", "0177.0.0.1", "127.1", "0x7f000001", "0251.0376.0251.0376"]) {
     assert.equal(checkAddress(notation).allowed, false, notation);
   }
+});
+
+test("the dotted-quad fast path gives the same answer as the general parser", () => {
+  for (const address of ["0.0.0.0", "127.0.0.1", "10.0.0.1", "93.184.215.14", "255.255.255.255", "1.2.3.4"]) {
+    assert.deepEqual(parseIpLiteral(address), { address, family: 4 });
+  }
+  // Leading zeros are octal (inet_aton), so these must not take the fast path.
+  assert.equal(parseIpLiteral("010.0.0.1")?.address, "8.0.0.1");
+  assert.equal(parseIpLiteral("0127.0.0.1")?.address, "87.0.0.1");
+  assert.equal(parseIpLiteral(" 127.0.0.1 ")?.address, "127.0.0.1");
 });
 
 test("IPv4 embedded in IPv6 is extracted (mapped, NAT64, 6to4, Teredo)", () => {

@@ -2,7 +2,7 @@
 // Written by hand on purpose: it is small, it is the security boundary of every outbound connection we make or
 // allow, and it must handle the odd notations (octal, hex, integer IPv4; IPv4 embedded in IPv6) that libraries and
 // resolvers disagree on. The decision is a pure function; dialling is the caller's job (dial the checked address).
-import { isIP } from "node:net";
+import { isIP, isIPv4 } from "node:net";
 
 export type AddressFamily = 4 | 6;
 
@@ -74,6 +74,7 @@ export const DENIED_RANGES: readonly Range[] = [
   range("unspecified", "::/128"),
   range("loopback", "::1/128"),
   range("ipv4-mapped", "::ffff:0:0/96"),
+  range("ipv4-translated (SIIT)", "::ffff:0:0:0/96"),
   range("ipv4-compatible (deprecated)", "::/96"),
   range("nat64", "64:ff9b::/96"),
   range("nat64-local", "64:ff9b:1::/48"),
@@ -94,6 +95,9 @@ export const DENIED_RANGES: readonly Range[] = [
  * is a name (to be resolved) rather than an address.
  */
 export function parseIpLiteral(text: string): { address: string; family: AddressFamily } | undefined {
+  // Fast path, same answer: a canonical dotted quad (no leading zeros, each part <= 255) is already itself. This runs
+  // several times per proxied request.
+  if (isIPv4(text)) return { address: text, family: 4 };
   let host = text.trim();
   if (host.startsWith("[") && host.endsWith("]")) host = host.slice(1, -1);
   if (host.endsWith(".")) host = host.slice(0, -1);
