@@ -611,3 +611,29 @@ test("a file larger than the bound is an error, not read into memory", () => {
   const result = checkText({ "huge.yaml": `# ${"x".repeat(17 * 1024 * 1024)}\n` });
   assert.match(result.errors[0]?.message ?? "", /larger than 16 MiB/);
 });
+
+test("an init container using the agent's image gets no s6 exemption: it runs a command, not the image's init", () => {
+  const result = checkText({
+    "pod.yaml": `apiVersion: v1
+kind: Pod
+metadata: { name: hermes, namespace: hermes }
+spec:
+  automountServiceAccountToken: false
+  securityContext: { seccompProfile: { type: RuntimeDefault } }
+  initContainers:
+    - name: seed-config
+      image: nousresearch/hermes-agent:v2026.11.1
+      command: [sh, -c, "cp /seed/config.yaml /opt/data/"]
+      securityContext: { allowPrivilegeEscalation: false }
+      resources: { requests: { cpu: 1m, memory: 1Mi }, limits: { cpu: 1m, memory: 1Mi } }
+  containers:
+    - name: hermes
+      image: nousresearch/hermes-agent:v2026.11.1
+      securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: [NET_RAW] } }
+      resources: { requests: { cpu: 1m, memory: 1Mi }, limits: { cpu: 1m, memory: 1Mi } }
+`,
+  });
+  const restricted = result.findings.filter((finding) => ["K8S-RUN-AS-ROOT", "K8S-CAPABILITIES-NOT-DROPPED", "K8S-READONLY-ROOTFS"].includes(finding.ruleId));
+  assert.equal(restricted.length, 3);
+  for (const finding of restricted) assert.match(finding.message, /init container "seed-config"/);
+});

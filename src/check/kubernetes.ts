@@ -160,12 +160,16 @@ function workloadOf(object: KubeObject): Workload | undefined {
       const value = asRecord(item);
       if (value === undefined) return;
       const words = [...commandWords(value.command), ...commandWords(value.args)];
-      raw.push({ kind, index, value, path: [...specPath, kind, index], name: asString(value.name) ?? `${kind}[${index}]`, matches: isAgentImage(asString(value.image)) || runsGateway(words) });
+      // Only regular containers run the gateway under s6: an init container with the agent's image runs a command
+      // instead of /init, so it gets no exemption.
+      const matches = kind === "containers" && (isAgentImage(asString(value.image)) || runsGateway(words));
+      raw.push({ kind, index, value, path: [...specPath, kind, index], name: asString(value.name) ?? `${kind}[${index}]`, matches });
     });
   }
   const byContainer = raw.some((container) => container.matches);
+  const usesAgentImage = raw.some((container) => isAgentImage(asString(container.value.image)));
   const byLabel = hasAgentLabels(labels) || hasAgentLabels(asRecord(asRecord(object.value.metadata)?.labels));
-  const isAgent = byContainer || byLabel;
+  const isAgent = byContainer || byLabel || usesAgentImage;
   // Recognised by label alone: every regular container is the agent's.
   const containers = raw.map(({ matches, ...container }) => ({ ...container, isAgent: byContainer ? matches : byLabel && container.kind === "containers" }));
   const replicasValue = getAt(object.value, ["spec", "replicas"]);
