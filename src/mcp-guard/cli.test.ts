@@ -65,8 +65,10 @@ describe("perimeter serve mcp-guard and perimeter approvals", { timeout: 120_000
   let directory: string;
   let configFile: string;
   let auditPath: string;
+  let adminPort: number;
 
   before(async () => {
+    adminPort = await freePort();
     web = await startRecordingServer();
     directory = mkdtempSync(join(tmpdir(), "mcp-guard-cli-"));
     configFile = join(directory, "perimeter.yaml");
@@ -76,7 +78,7 @@ describe("perimeter serve mcp-guard and perimeter approvals", { timeout: 120_000
       `version: 1
 name: cli
 mcp:
-  admin: { listen: "127.0.0.1:${await freePort()}" }
+  admin: { listen: "127.0.0.1:${adminPort}" }
   servers:
     web:
       url: ${web.url}
@@ -186,7 +188,7 @@ audit: { path: ${auditPath} }
     assert.ok(final.ok && afterKill.ok && final.records > afterKill.records, "the restarted guard appended to the same chain");
   });
 
-  test("serve mcp-guard refuses to start without -c, with a missing token, or when the admin token equals an agent token", async () => {
+  test("serve mcp-guard refuses to start without -c, with a missing token, when the admin token equals an agent token, or on the admin address", async () => {
     const noConfig = await perimeter(["serve", "mcp-guard"]);
     assert.equal(noConfig.code, 2);
     assert.match(noConfig.stderr, /-c perimeter\.yaml/);
@@ -198,5 +200,8 @@ audit: { path: ${auditPath} }
     assert.equal(shared.code, 2);
     assert.match(shared.stderr, /the agent could approve its own calls/);
     assert.ok(!shared.stderr.includes(ENV.PERIMETER_AGENT_TOKEN), "the error names the variable, not the value");
+    const sameListener = await perimeter(["serve", "mcp-guard", "-c", configFile, "--listen", `127.0.0.1:${adminPort}`]);
+    assert.equal(sameListener.code, 2);
+    assert.match(sameListener.stderr, /must be different addresses/);
   });
 });

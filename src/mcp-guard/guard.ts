@@ -24,7 +24,7 @@ import { createGuardMetrics } from "./metrics.ts";
 import type { GuardMetrics } from "./metrics.ts";
 import { createPinStore } from "./pins.ts";
 import type { PinStore } from "./pins.ts";
-import { parseListen, prepareGuard } from "./setup.ts";
+import { GuardSetupError, parseListen, prepareGuard } from "./setup.ts";
 import { createLegacySessions } from "./sessions.ts";
 import { createUpstream } from "./upstream.ts";
 import type { Upstream, UpstreamState } from "./upstream.ts";
@@ -103,8 +103,11 @@ export function createMcpGuard(config: PerimeterConfig, dependencies: McpGuardDe
   const { redactor } = prepared;
   const agentListen = options.listen ?? config.mcp.listen;
   const adminListen = options.adminListen ?? config.mcp.admin.listen;
-  parseListen(agentListen);
-  parseListen(adminListen);
+  const agentAddress = parseListen(agentListen);
+  const adminAddress = parseListen(adminListen);
+  if (agentAddress.port !== 0 && agentAddress.port === adminAddress.port && (agentAddress.host === adminAddress.host || ["0.0.0.0", "::"].includes(agentAddress.host) || ["0.0.0.0", "::"].includes(adminAddress.host))) {
+    throw new GuardSetupError(`mcp.listen (${agentListen}) and mcp.admin.listen (${adminListen}) must be different addresses: the admin API must not be served where the agent connects`);
+  }
 
   const approvals = createApprovalStore({ database, audit });
   const pins = createPinStore(database);
