@@ -111,6 +111,15 @@ describe("usage accounting", () => {
     }
   });
 
+  test("an event that never ends is passed on unparsed past 4 MiB instead of being held", () => {
+    const splitter = createSseSplitter();
+    assert.deepEqual(splitter.push(Buffer.alloc(3 * 1024 * 1024, "a")), []);
+    const events = splitter.push(Buffer.alloc(2 * 1024 * 1024, "b"));
+    assert.equal(events.length, 1);
+    assert.equal(events[0]?.raw.length, 5 * 1024 * 1024);
+    assert.deepEqual(splitter.end(), []);
+  });
+
   test("usage is read from OpenAI, Responses and Anthropic objects and streams; the include_usage chunk is recognised", () => {
     assert.deepEqual(usageIn({ usage: { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 } }), { input: 3, output: 4 });
     assert.deepEqual(usageIn({ usage: { prompt_tokens: 5, total_tokens: 5 } }), { input: 5, output: 0 });

@@ -367,7 +367,11 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
         if (value !== undefined) headers[name] = value;
       }
       const contentType = String(upstream.headers["content-type"] ?? "");
-      const sse = contentType.includes("text/event-stream");
+      // We ask for identity; a provider that compresses anyway is relayed byte for byte, unparsed (usage: reserved).
+      const encoding = upstream.headers["content-encoding"];
+      const encoded = encoding !== undefined && encoding !== "identity";
+      if (encoded) headers["content-encoding"] = encoding;
+      const sse = contentType.includes("text/event-stream") && !encoded;
       if (sse) headers["cache-control"] = "no-cache";
       // A JSON body is relayed unchanged, so its length holds (and spares the chunked terminator's extra write).
       else if (upstream.headers["content-length"] !== undefined && upstream.headers["transfer-encoding"] === undefined) headers["content-length"] = upstream.headers["content-length"];
@@ -405,6 +409,7 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
         write(out);
       };
       const jsonUsage = (): { input?: number; output?: number } => {
+        if (encoded) return {};
         // Every format puts the top-level usage object last: read it from the tail, parse the whole body otherwise.
         const last = recent.at(-1);
         if (last !== undefined) {
@@ -432,6 +437,7 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
           return;
         }
         write(chunk);
+        if (encoded) return;
         if (kept !== undefined) {
           if (keptBytes + chunk.length <= MAX_JSON_KEPT) {
             kept.push(chunk);

@@ -125,6 +125,8 @@ export interface SseEvent {
   readonly data: string;
 }
 
+const MAX_PENDING_EVENT = 4 * 1024 * 1024;
+
 /**
  * Splits an SSE byte stream into events as chunks arrive. Holds back only an incomplete event; a multi-byte
  * character split across chunks is kept whole by the decoder.
@@ -163,7 +165,13 @@ export function createSseSplitter(): { push(chunk: Buffer): SseEvent[]; end(): S
   return {
     push(chunk) {
       pending += decoder.write(chunk);
-      return drain();
+      const events = drain();
+      // A provider that never ends an event must not make us hold its output: pass it on unparsed.
+      if (pending.length > MAX_PENDING_EVENT) {
+        events.push({ raw: pending, event: undefined, data: "" });
+        pending = "";
+      }
+      return events;
     },
     end() {
       pending += decoder.end();
