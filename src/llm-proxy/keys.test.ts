@@ -242,7 +242,7 @@ describe("key store", () => {
     store.close();
   });
 
-  test("settled usage survives a restart: a new proxy on the same store sees the budget already used", async () => {
+  test("settled usage survives a restart: a new proxy on the same store sees the budget already used (stand-in provider)", async () => {
     const provider = createStandInProvider();
     const { baseUrl } = await provider.listen();
     const directory = temporaryDirectory();
