@@ -637,3 +637,10 @@ spec:
   assert.equal(restricted.length, 3);
   for (const finding of restricted) assert.match(finding.message, /init container "seed-config"/);
 });
+
+test("kustomize: walking a tree with a base and its overlay builds the overlay only, so the base's findings are not doubled", () => {
+  const result = checkText(KUSTOMIZE_FILES, ["."], { kustomize: "builtin" });
+  assert.deepEqual(result.errors, []);
+  assert.deepEqual(result.inputs.filter((input) => input.kind === "kustomization").map((input) => input.file), ["overlay"]);
+  assert.equal(result.findings.filter((finding) => finding.ruleId === "K8S-PRIVILEGED").length, 1);
+});

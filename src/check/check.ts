@@ -50,10 +50,12 @@ interface Run {
   readonly annotated: Subject[];
   /** Files already taken care of (inside a kustomize build or a data directory). */
   readonly handled: Set<string>;
+  /** kustomization directories found; only those no other one includes are built (an overlay builds its base). */
+  readonly kustomizations: string[];
 }
 
 export function runCheck(paths: readonly string[], options: CheckOptions): CheckResult {
-  const run: Run = { options, collector: createCollector(), errors: [], inputs: [], skipped: [], objects: [], comments: [], annotated: [], handled: new Set() };
+  const run: Run = { options, collector: createCollector(), errors: [], inputs: [], skipped: [], objects: [], comments: [], annotated: [], handled: new Set(), kustomizations: [] };
   const display = (path: string) => displayPath(path, options.cwd);
   for (const path of paths) {
     if (path === "-") {
@@ -68,6 +70,8 @@ export function runCheck(paths: readonly string[], options: CheckOptions): Check
     if (statSync(full).isDirectory()) walkDirectory(run, full, { entries: 0 });
     else checkFile(run, full, true);
   }
+  const included = new Set(run.kustomizations.flatMap((directory) => [...includedDirectories(directory, 0)]));
+  for (const directory of run.kustomizations) if (!included.has(directory)) checkKustomization(run, directory);
   checkKubernetes(run.objects, run.collector, { embeddedHermesConfig: (object, key, mountedByAgent) => checkEmbeddedConfig(run, object, key, mountedByAgent) });
   run.annotated.push(...run.objects);
   let baseline: BaselineEntry[] = [];
@@ -94,7 +98,7 @@ function walkDirectory(run: Run, directory: string, budget: { entries: number })
   const display = (path: string) => displayPath(path, run.options.cwd);
   const kustomization = kustomizationFileIn(directory);
   if (kustomization !== undefined) {
-    checkKustomization(run, directory);
+    if (!run.kustomizations.includes(directory)) run.kustomizations.push(directory);
     return;
   }
   let names: string[];
@@ -123,6 +127,31 @@ function walkDirectory(run: Run, directory: string, budget: { entries: number })
       checkFile(run, full, false);
     }
   }
+}
+
+/** Directories a kustomization pulls in as resources, bases or components, transitively (bounded depth). */
+function includedDirectories(directory: string, depth: number): Set<string> {
+  const found = new Set<string>();
+  const file = kustomizationFileIn(directory);
+  if (file === undefined || depth > 20) return found;
+  let value: unknown;
+  try {
+    value = parseYamlFile(file, readFileSync(file, "utf8")).documents[0]?.value;
+  } catch {
+    return found;
+  }
+  const record = (typeof value === "object" && value !== null ? value : {}) as Record<string, unknown>;
+  for (const key of ["resources", "bases", "components"]) {
+    for (const entry of Array.isArray(record[key]) ? (record[key] as unknown[]) : []) {
+      if (typeof entry !== "string") continue;
+      const target = resolve(directory, entry);
+      if (existsSync(target) && statSync(target).isDirectory() && !found.has(target)) {
+        found.add(target);
+        for (const nested of includedDirectories(target, depth + 1)) found.add(nested);
+      }
+    }
+  }
+  return found;
 }
 
 function checkKustomization(run: Run, directory: string): void {
@@ -196,7 +225,7 @@ function checkFile(run: Run, full: string, explicit: boolean): void {
     return;
   }
   if (KUSTOMIZATION_FILES.includes(name)) {
-    checkKustomization(run, dirname(full));
+    if (!run.kustomizations.includes(dirname(full))) run.kustomizations.push(dirname(full));
     return;
   }
   if (ENV_FILE.test(name)) {
