@@ -491,6 +491,12 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
 
     let lastError: ProxyError | undefined;
     for (let index = 0; index < chain.length; index++) {
+      if (exchange.clientGone) {
+        // The agent left before anything was sent: send nothing, charge nothing.
+        settleWith(undefined, 0, 0);
+        finish(exchange, { decision: "error", reason: "client-disconnected", status: 499 });
+        return;
+      }
       const target = chain[index] as ModelTarget;
       const provider = runtime.providers.get(target.provider);
       if (provider === undefined) {
