@@ -334,9 +334,9 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
   };
 
   /** Refuses a request before anything went upstream; recorded like every other request. */
-  const deny = (exchange: Exchange, error: ProxyError, decision: "deny" | "error" = "deny") => {
+  const deny = (exchange: Exchange, error: ProxyError) => {
     const status = sendError(exchange, error);
-    finish(exchange, { decision, reason: errorReason(error), status });
+    finish(exchange, { decision: "deny", reason: errorReason(error), status });
   };
 
   const listModels = (exchange: Exchange, key: VirtualKey, anthropicStyle: boolean) => {
@@ -344,9 +344,9 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
     const ids = [
       ...listModelIds(llm).filter((id) => modelAllowed(llm, key.models, { target: { provider: id.slice(0, id.indexOf("/")), model: id.slice(id.indexOf("/") + 1) } }, globMatcher)),
       ...listAliases(llm)
-        .filter(({ alias, target }) => {
+        .filter(({ alias }) => {
           const resolution = resolveModel(llm, alias);
-          return resolution.ok && modelAllowed(llm, key.models, resolution, globMatcher) && target !== "";
+          return resolution.ok && modelAllowed(llm, key.models, resolution, globMatcher);
         })
         .map(({ alias }) => alias),
     ];
