@@ -83,7 +83,7 @@ export function parseYamlFile(file: string, text: string, mapper?: PositionMappe
       locate: (path) => toLocation(offsetOf(document, path)),
     });
   });
-  const directives = errors.length > 0 ? [] : commentDirectives(text, parsed, lineCounter, toLocation);
+  const directives = errors.length > 0 || !text.includes("perimeter:ignore") ? [] : commentDirectives(text, parsed, lineCounter, toLocation);
   return { file, text, documents, directives, errors };
 }
 
