@@ -761,7 +761,6 @@ function checkRbacRule(object: KubeObject, ruleValue: Record<string, unknown>, p
     collector.add("K8S-RBAC-WILDCARD", object, [...path, wildcard], `"*" in ${wildcard} grants everything, Secrets and pods/exec included`);
     return;
   }
-  const sandboxRunner = object.kind === "Role" && object.namespace.endsWith("-sandbox");
   for (const verb of verbs) {
     if (verb === "escalate" || verb === "bind" || verb === "impersonate") collector.add("K8S-RBAC-ESCALATE", object, [...path, "verbs"], `grants ${verb} on ${resources.join(", ") || "(no resources)"}`);
   }
@@ -773,9 +772,7 @@ function checkRbacRule(object: KubeObject, ruleValue: Record<string, unknown>, p
     if (resource === "nodes/proxy" && core) collector.add("K8S-RBAC-NODES-PROXY", object, [...path, "resources"], `grants ${verbs.join(", ")} on nodes/proxy`);
     if (WORKLOAD_RESOURCES.has(resource)) {
       const writes = verbs.filter((verb) => WRITE_VERBS.has(verb));
-      // The sandbox runner's namespaced Role in <name>-sandbox exists to create task Jobs; nothing else may.
-      const taskJobs = sandboxRunner && resource === "jobs" && groups.every((group) => group === "batch");
-      if (writes.length > 0 && !taskJobs) collector.add("K8S-RBAC-CREATE-PODS", object, [...path, "verbs"], `grants ${writes.join(", ")} on ${resource}`);
+      if (writes.length > 0) collector.add("K8S-RBAC-CREATE-PODS", object, [...path, "verbs"], `grants ${writes.join(", ")} on ${resource}`);
     }
   }
 }

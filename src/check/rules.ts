@@ -387,7 +387,7 @@ rules:
     "K8S-RBAC-CREATE-PODS", "high",
     "RBAC can create pods or workloads",
     "Whoever can create workloads can mount any Secret, ConfigMap or ServiceAccount of the namespace into a pod they control: \"能建立 workload 的權限也可能間接取得 namespace 內的 Secret\".",
-    "Remove create/patch on pods and workload kinds; the sandbox runner is the one exception and is scoped to <name>-sandbox.",
+    "Remove create/update/patch on pods and workload kinds. Where a component must create Jobs (a sandbox runner), scope its Role to a namespace that holds no Secret and no PVC, and suppress this finding there with the reason.",
     `
 rules:
   - apiGroups: ["apps"]
