@@ -17,7 +17,7 @@ export const SECRET_SHAPES: ReadonlyArray<{ kind: string; pattern: RegExp }> = [
   { kind: "Anthropic API key", pattern: /\bsk-ant-[A-Za-z0-9_-]{20,}/ },
   { kind: "GitHub token", pattern: /\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,})/ },
   { kind: "Slack token", pattern: /\bxox[abposr]-[A-Za-z0-9-]{10,}/ },
-  { kind: "Telegram bot token", pattern: /\b\d{6,12}:[A-Za-z0-9_-]{35}\b/ },
+  { kind: "Telegram bot token", pattern: /\b\d{6,12}:[A-Za-z0-9_-]{35}(?![A-Za-z0-9_-])/ },
   { kind: "AWS access key id", pattern: /\b(?:AKIA|ASIA)[A-Z0-9]{16}\b/ },
   { kind: "Google API key", pattern: /\bAIza[0-9A-Za-z_-]{35}\b/ },
   { kind: "JSON Web Token", pattern: /\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}/ },

@@ -30,8 +30,6 @@ export const VIRTUAL_KEY_PREFIX = "sk-perimeter-";
 
 const EXTRA_SHAPES: ReadonlyArray<{ kind: string; pattern: RegExp }> = [
   { kind: "Perimeter virtual key", pattern: /\bsk-perimeter-[A-Za-z0-9_-]{20,}/ },
-  // SECRET_SHAPES ends its Telegram shape with \b, which misses tokens whose last character is '-' or '_'.
-  { kind: "Telegram bot token", pattern: /\b\d{6,12}:[A-Za-z0-9_-]{35}(?![A-Za-z0-9_-])/ },
 ];
 
 function escapeRegExp(text: string): string {
