@@ -644,3 +644,10 @@ test("kustomize: walking a tree with a base and its overlay builds the overlay o
   assert.deepEqual(result.inputs.filter((input) => input.kind === "kustomization").map((input) => input.file), ["overlay"]);
   assert.equal(result.findings.filter((finding) => finding.ruleId === "K8S-PRIVILEGED").length, 1);
 });
+
+test("the local terminal backend is not reported when Hermes' terminal and code_execution toolsets are disabled (render's shape), and is when only one is", () => {
+  const config = (disabled: string) => `model:\n  provider: custom\nterminal:\n  backend: local\nagent:\n  disabled_toolsets: [${disabled}]\n`;
+  const env = "TELEGRAM_BOT_TOKEN=${TELEGRAM_BOT_TOKEN}\nTELEGRAM_ALLOWED_USERS=987654321\n";
+  assert.deepEqual(active(checkText({ "config.yaml": config("code_execution, file, terminal"), ".env": env })).filter((entry) => entry.startsWith("HERMES-LOCAL")), []);
+  assert.deepEqual(active(checkText({ "config.yaml": config("terminal"), ".env": env })).filter((entry) => entry.startsWith("HERMES-LOCAL")), ["HERMES-LOCAL-TERMINAL-PUBLIC-CHAT config.yaml:4:3"]);
+});

@@ -195,11 +195,15 @@ spec:
     "Secrets in the agent's environment are readable by every child process (/proc/<pid>/environ): a prompt-injected command prints them. Provider keys belong to llm-proxy; the agent gets a virtual key.",
     "Move the provider key to llm-proxy's Secret and give the agent only its virtual key.",
     `
+# the agent's config.yaml: model calls go to llm-proxy with a virtual key
+model:
+  provider: custom
+  base_url: http://llm-proxy.hermes-tools.svc.cluster.local:8702/v1
+  api_key: ${"${HERMES_LLM_KEY}"}
+# the pod's env: the virtual key only
 env:
-  - name: OPENAI_BASE_URL
-    value: http://llm-proxy.hermes-system.svc:8702/v1
-  - name: OPENAI_API_KEY          # a virtual key issued by llm-proxy, not the provider's
-    valueFrom: { secretKeyRef: { name: hermes-agent, key: PERIMETER_LLM_KEY } }
+  - name: HERMES_LLM_KEY
+    valueFrom: { secretKeyRef: { name: hermes-gateway, key: HERMES_LLM_KEY } }
 `,
   ),
   rule(
@@ -240,15 +244,17 @@ spec:
     `
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
-metadata: { name: hermes-agent-egress, namespace: hermes-system }
+metadata: { name: hermes-gateway, namespace: hermes-system }
 spec:
   podSelector:
-    matchLabels: { app.kubernetes.io/name: hermes }
+    matchLabels: { app.kubernetes.io/instance: hermes, app.kubernetes.io/name: hermes-gateway }
   policyTypes: [Ingress, Egress]
   egress:
     - to:
-        - podSelector:
-            matchLabels: { app.kubernetes.io/name: egress-proxy }
+        - namespaceSelector:
+            matchLabels: { kubernetes.io/metadata.name: hermes-tools }
+          podSelector:
+            matchLabels: { app.kubernetes.io/instance: hermes, app.kubernetes.io/name: egress-proxy }
       ports: [{ protocol: TCP, port: 3128 }]
 `,
   ),
@@ -439,8 +445,11 @@ metadata:
     "Split tokens: \"不要把所有 token 都塞進同一個 Hermes pod\". A Secret shared by the agent and a tool server hands the agent the tool's credentials (or the tool the agent's), so a prompt injection reaches both.",
     "Give each component its own Secret holding only its own keys.",
     `
-envFrom:
-  - secretRef: { name: hermes-agent }      # the agent's keys only; github-mcp reads github-mcp
+# the agent's pod reads only its own Secret (bot tokens, its virtual LLM key, its mcp-guard token)
+env:
+  - name: TELEGRAM_BOT_TOKEN
+    valueFrom: { secretKeyRef: { name: hermes-gateway, key: TELEGRAM_BOT_TOKEN } }
+# a tool's credential lives in the Secret of the component that uses it (mcp-guard injects it upstream)
 `,
   ),
 
@@ -453,10 +462,10 @@ envFrom:
     "Remove network_mode: host and attach the service to an internal network.",
     `
 services:
-  hermes:
-    networks: [internal]
+  hermes-gateway:
+    networks: [agent]
 networks:
-  internal: { internal: true }
+  agent: { internal: true }
 `,
   ),
   rule(
@@ -514,12 +523,12 @@ ports:
     "Attach the agent only to internal: true networks; let the egress proxy alone sit on the egress network.",
     `
 services:
-  hermes:
-    networks: [internal]
+  hermes-gateway:
+    networks: [agent]
   egress-proxy:
-    networks: [internal, egress]
+    networks: [agent, egress]
 networks:
-  internal: { internal: true }
+  agent: { internal: true }
   egress: {}
 `,
   ),
@@ -530,11 +539,10 @@ networks:
     "Give the provider key to llm-proxy only; the agent gets a virtual key and llm-proxy's URL.",
     `
 services:
-  hermes:
-    environment:
-      OPENAI_BASE_URL: http://llm-proxy:8702/v1
+  hermes-gateway:
+    env_file: [env/hermes-gateway.env]   # bot tokens and HERMES_LLM_KEY (a virtual key) only
   llm-proxy:
-    env_file: [llm-proxy.env]    # MINIMAX_API_KEY lives here
+    env_file: [env/llm-proxy.env]        # MINIMAX_API_KEY lives here
 `,
   ),
   rule(
@@ -546,7 +554,7 @@ services:
 environment:
   HTTPS_PROXY: http://egress-proxy:3128
   HTTP_PROXY: http://egress-proxy:3128
-  NO_PROXY: mcp-guard,llm-proxy,localhost
+  NO_PROXY: mcp-guard,llm-proxy,localhost,127.0.0.1,::1
 `,
   ),
   rule(
@@ -678,21 +686,24 @@ terminal:
     "Write the header as \"Bearer ${VAR}\" and put the value in the environment (Secret or .env); with Perimeter, mcp-guard injects it instead.",
     `
 mcp_servers:
-  github:
-    url: http://mcp-guard.hermes-system.svc:8700/mcp
+  perimeter:
+    url: http://mcp-guard.hermes-tools.svc.cluster.local:8700/mcp
     headers:
-      Authorization: "Bearer ${"${PERIMETER_AGENT_TOKEN}"}"
+      Authorization: Bearer ${"${PERIMETER_AGENT_TOKEN}"}
 `,
   ),
   rule(
     "HERMES-LOCAL-TERMINAL-PUBLIC-CHAT", "high",
     "Local terminal backend on a gateway that serves chat platforms",
     "With the local backend the agent \"直接擁有與使用者帳號相同的 filesystem access\" (seed 000): a message from a chat platform can become a shell command next to the agent's keys and memories. Seed 000: \"不要: Hermes gateway 裡面直接 shell command\".",
-    "Use a sandboxed backend (terminal.backend: docker with no extra args, or Perimeter's sandbox through mcp-guard).",
+    "Disable Hermes' terminal and code_execution toolsets (agent.disabled_toolsets) and run commands in Perimeter's sandbox through mcp-guard, or use a sandboxed backend (terminal.backend: docker with no extra args).",
     `
+# what perimeter render writes: shell and code run only in sandboxes behind mcp-guard
 terminal:
-  backend: docker
-  docker_forward_env: []
+  backend: local
+agent:
+  disabled_toolsets: [code_execution, file, terminal]
+# or, without Perimeter's sandbox: terminal: { backend: docker, docker_forward_env: [] }
 `,
   ),
   rule(
@@ -704,7 +715,7 @@ terminal:
 model:
   provider: custom
   base_url: http://llm-proxy:8702/v1
-  api_key: ${"${PERIMETER_LLM_KEY}"}
+  api_key: ${"${HERMES_LLM_KEY}"}
 `,
   ),
   rule(
