@@ -10,7 +10,7 @@ import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
 
@@ -162,7 +162,7 @@ audit: { path: ${join(directory, "audit.db")} }
     }
     const ratio = (rates.get(guarded[0]?.name ?? "") ?? 0) / (rates.get(direct.name) ?? 1);
     console.log(`  guard/direct throughput ratio ${ratio.toFixed(2)}`);
-    console.log("\n(shared machine: other processes load the CPU; the audit log is on, SQLite synchronous=FULL)");
+    console.log(`\n(shared machine, load average ${loadavg().map((value) => value.toFixed(1)).join(" ")}: other processes load the CPU; the audit log is on, SQLite synchronous=FULL)`);
     for (const client of clients.values()) await client.close();
   } finally {
     for (const child of children) child.kill("SIGTERM");

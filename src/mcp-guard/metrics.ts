@@ -17,7 +17,7 @@ export function createGuardMetrics(collect: { approvalsPending: (kind: "tool-cal
   collectDefaultMetrics({ register: registry, prefix: "perimeter_mcp_guard_" });
   return {
     registry,
-    toolCalls: new Counter({ name: "perimeter_mcp_guard_tool_calls_total", help: "tools/call requests by decision (allow, deny, error, held)", labelNames: ["server", "decision"], registers: [registry] }),
+    toolCalls: new Counter({ name: "perimeter_mcp_guard_tool_calls_total", help: "tools/call requests by outcome: allow, deny, error (upstream or audit failure), cancelled", labelNames: ["server", "decision"], registers: [registry] }),
     toolCallSeconds: new Histogram({
       name: "perimeter_mcp_guard_tool_call_seconds",
       help: "Time from the agent's tools/call to the guard's answer, including upstream time and approval waits",
