@@ -387,11 +387,15 @@ async function main(): Promise<void> {
   );
   const ours = start(process.execPath, [join(ROOT, "bin", "perimeter.js"), "serve", "egress-proxy", "-c", join(directory, "perimeter.yaml"), "--listen", `127.0.0.1:${ourPort}`, "--resolve", `${NAME}=${ORIGIN_IP}`, "--audit", join(directory, "audit.db")]);
   await until(() => ours.output().includes("listening"), `perimeter egress-proxy (${ours.output()})`);
+  const embeddedPort = await freePort();
+  const embedded = start(process.execPath, [join(import.meta.dirname, "embedded.ts"), String(embeddedPort), ORIGIN_IP, [ports.http, ports.tls, ports.stream, ports.idle].join(","), join(directory, "embedded-audit.jsonl")]);
+  await until(() => embedded.output().includes("listening"), `embedded egress proxy (${embedded.output()})`);
 
   const targets: Target[] = [
     { name: "direct", proxyPort: undefined },
     { name: "squid 5.7", proxyPort: squidPort, pid: squid.child.pid as number },
     { name: "perimeter", proxyPort: ourPort, pid: ours.child.pid as number },
+    { name: "perimeter, JSONL audit", proxyPort: embeddedPort, pid: embedded.child.pid as number },
   ];
   const results: Record<string, Record<string, number>> = {};
   for (const target of targets) {
@@ -423,6 +427,7 @@ async function main(): Promise<void> {
   const direct = results.direct as Record<string, number>;
   const squidRow = results["squid 5.7"] as Record<string, number>;
   const ourRow = results.perimeter as Record<string, number>;
+  const embeddedRow = results["perimeter, JSONL audit"] as Record<string, number>;
   const format = (value: number | undefined, digits = 3) => (value === undefined || Number.isNaN(value) ? "-" : value.toFixed(digits));
   const ratio = (a: number, b: number) => (b === 0 ? "-" : `${(a / b).toFixed(2)}x`);
   console.log("");
@@ -441,12 +446,17 @@ async function main(): Promise<void> {
   const ourTlsOverhead = (ourRow.tlsP50 as number) - (direct.tlsP50 as number);
   const squidTlsOverhead = (squidRow.tlsP50 as number) - (direct.tlsP50 as number);
   console.log("");
-  console.log(`keep-alive HTTP overhead over direct, p50: perimeter ${format(ourOverhead)} ms, squid ${format(squidOverhead)} ms → ${ratio(ourOverhead, squidOverhead)} of squid's (target ≤ 1.00x)`);
+  const embeddedOverhead = (embeddedRow.kaP50 as number) - (direct.kaP50 as number);
+  console.log(`perimeter = the CLI with its hash-chained SQLite audit log (one synchronous append per decision);`);
+  console.log(`perimeter, JSONL audit = the same proxy embedded, audit records to a buffered file like squid's access.log`);
+  console.log("");
+  console.log(`keep-alive HTTP overhead over direct, p50: perimeter ${format(ourOverhead)} ms (JSONL audit ${format(embeddedOverhead)} ms), squid ${format(squidOverhead)} ms → ${ratio(ourOverhead, squidOverhead)} (JSONL ${ratio(embeddedOverhead, squidOverhead)}) of squid's (target ≤ 1.00x)`);
   console.log(`new CONNECT+TLS overhead over direct, p50: perimeter ${format(ourTlsOverhead)} ms, squid ${format(squidTlsOverhead)} ms → ${ratio(ourTlsOverhead, squidTlsOverhead)} of squid's`);
-  console.log(`requests/s at 32 clients: perimeter/squid ${ratio(ourRow.rps32 as number, squidRow.rps32 as number)}`);
-  console.log(`tunnel throughput: perimeter/squid ${ratio(ourRow.mibps as number, squidRow.mibps as number)} (target ≥ 1.00x)`);
-  console.log(`proxy CPU per keep-alive request: perimeter/squid ${ratio(ourRow.cpuPerRequest as number, squidRow.cpuPerRequest as number)}; per GiB tunnelled: ${ratio(ourRow.cpuPerGiB as number, squidRow.cpuPerGiB as number)}`);
-  console.log(`memory per idle tunnel: perimeter/squid ${ratio(ourRow.kibPerTunnel as number, squidRow.kibPerTunnel as number)}`);
+  const both = (key: string) => `${ratio(ourRow[key] as number, squidRow[key] as number)} (JSONL audit ${ratio(embeddedRow[key] as number, squidRow[key] as number)})`;
+  console.log(`requests/s at 32 clients: perimeter/squid ${both("rps32")}`);
+  console.log(`tunnel throughput: perimeter/squid ${both("mibps")} (target ≥ 1.00x)`);
+  console.log(`proxy CPU per keep-alive request: perimeter/squid ${both("cpuPerRequest")}; per GiB tunnelled: ${both("cpuPerGiB")}`);
+  console.log(`memory per idle tunnel: perimeter/squid ${both("kibPerTunnel")}`);
   console.log(`total ${(elapsed() / 1000).toFixed(1)} s`);
 }
 

@@ -4,6 +4,8 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
+import net from "node:net";
+import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -77,6 +79,40 @@ describe("happy paths", () => {
     await waitFor(() => audit.records.some((record) => record.type === "connection-close" && record.host === "allowed.test"), 3000, "tunnel close record");
     const close = audit.records.find((record) => record.type === "connection-close" && record.host === "allowed.test") as { bytesToUpstream: number; bytesFromUpstream: number };
     assert.ok(close.bytesToUpstream > 0 && close.bytesFromUpstream > 0, "bytes each way are recorded");
+  });
+
+  test("a tunnel relays megabytes both ways intact, with the server speaking first and the client half-closing", async () => {
+    const download = randomBytes(8 * 1024 * 1024 + 17);
+    const upload = randomBytes(3 * 1024 * 1024 + 5);
+    const received = createHash("sha256");
+    const server = net.createServer((socket) => {
+      socket.write(download); // before the client sends anything: the proxy must hold it until the tunnel is up
+      socket.on("data", (chunk: Buffer) => received.update(chunk));
+      socket.on("end", () => socket.end());
+    });
+    await new Promise<void>((resolve) => server.listen(0, ORIGIN_IP, resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    proxy.reload({ allow: [{ host: "allowed.test", ports: [tlsOrigin.port, httpOrigin.port, port], allowCidr: [ORIGIN_CIDR] }, { host: "private.test", ports: [tlsOrigin.port] }], unknownClients: "global" });
+    try {
+      const tunnel = await openTunnel(address, `allowed.test:${port}`);
+      assert.equal(tunnel.status, 200);
+      const got = createHash("sha256");
+      let length = 0;
+      const ended = new Promise<void>((resolve) => tunnel.socket.on("end", resolve));
+      tunnel.socket.on("data", (chunk: Buffer) => {
+        got.update(chunk);
+        length += chunk.length;
+      });
+      tunnel.socket.resume();
+      for (let offset = 0; offset < upload.length; offset += 100_000) tunnel.socket.write(upload.subarray(offset, offset + 100_000));
+      tunnel.socket.end();
+      await ended;
+      assert.equal(length, download.length);
+      assert.equal(got.digest("hex"), createHash("sha256").update(download).digest("hex"), "download intact");
+      assert.equal(received.digest("hex"), createHash("sha256").update(upload).digest("hex"), "upload intact");
+    } finally {
+      server.close();
+    }
   });
 
   test("the same name without an allowCidr is denied: it resolves to loopback, inside the SSRF deny set", async () => {

@@ -31,8 +31,11 @@ export interface AuditSink {
   append(event: { component: "egress-proxy"; type: string; [field: string]: unknown }): unknown;
 }
 
-/** Opens the upstream connection. Always given an IP address that passed the SSRF check, never a name. */
-export type Dialer = (target: { readonly host: string; readonly port: number; readonly family: AddressFamily }) => net.Socket;
+/**
+ * Opens the upstream connection. Always given an IP address that passed the SSRF check, never a name. `onread`, when
+ * given, must be passed to net.connect: tunnels read into their own buffer instead of allocating one per read.
+ */
+export type Dialer = (target: { readonly host: string; readonly port: number; readonly family: AddressFamily; readonly onread?: net.OnReadOpts }) => net.Socket;
 
 export interface EgressProxyDependencies {
   /** Name resolution; the proxy resolves each name once per request. @default systemResolver() */
@@ -311,7 +314,68 @@ interface OpenTunnel {
   finish(reason: string): void;
 }
 
-const defaultDial: Dialer = ({ host, port, family }) => net.connect({ host, port, family, noDelay: true });
+const defaultDial: Dialer = ({ host, port, family, onread }) => net.connect({ host, port, family, noDelay: true, ...(onread !== undefined ? { onread } : {}) });
+
+/** Bytes one tunnel reads from its upstream at a time. */
+const RELAY_BUFFER_BYTES = 64 * 1024;
+
+interface UpstreamReader {
+  readonly onread: net.OnReadOpts;
+  /** Starts delivering to the client (bytes that arrived before are delivered first). */
+  start(client: net.Socket, upstream: net.Socket): void;
+}
+
+/**
+ * Reads a tunnel's upstream into one buffer of its own and writes straight from it to the client, reading again only
+ * once the write has completed. Streams would allocate a fresh 64 KiB Buffer per read, and on a heap the size of this
+ * service the garbage collection that causes doubles the CPU per byte relayed. The tunnel's buffer is allocated at its
+ * first byte, so an idle tunnel costs none; the very first read lands in a small buffer shared by the proxy and is
+ * copied at once.
+ */
+function createUpstreamReader(shared: Buffer): UpstreamReader {
+  let own: Buffer | undefined;
+  let handedOut = false;
+  let target: net.Socket | undefined;
+  let source: net.Socket | undefined;
+  const pending: Buffer[] = [];
+  const resume = (error?: Error | null) => {
+    if ((error === undefined || error === null) && source !== undefined && !source.destroyed) source.resume();
+  };
+  return {
+    onread: {
+      buffer: () => {
+        if (!handedOut) {
+          handedOut = true;
+          return shared;
+        }
+        own ??= Buffer.allocUnsafe(RELAY_BUFFER_BYTES);
+        return own;
+      },
+      callback: (bytes, buffer) => {
+        // The client is gone: nothing to deliver to, keep reading so that the upstream's end is seen.
+        if (target?.destroyed === true) return true;
+        if (buffer === shared || target === undefined) {
+          const copy = Buffer.from(buffer.subarray(0, bytes));
+          if (target === undefined) {
+            pending.push(copy);
+            return false;
+          }
+          if (target.write(copy)) return true;
+          target.once("drain", () => resume());
+          return false;
+        }
+        target.write(buffer.subarray(0, bytes), resume);
+        return false;
+      },
+    },
+    start(client, upstream) {
+      target = client;
+      source = upstream;
+      for (const chunk of pending.splice(0)) client.write(chunk);
+      upstream.resume();
+    },
+  };
+}
 
 export function createEgressProxy(input: EgressPolicyInput, dependencies: EgressProxyDependencies = {}): EgressProxy {
   let configPolicy = compilePolicy(input);
@@ -332,6 +396,8 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
   // Via token for loop detection: a request that already passed through this instance is refused.
   const viaToken = `perimeter-egress-${randomBytes(6).toString("hex")}`;
   const upstreamAgent = new http.Agent({ keepAlive: true, maxFreeSockets: 256, scheduling: "lifo" });
+  // Every tunnel's first upstream read lands here and is copied at once (see createUpstreamReader).
+  const firstReadBuffer = Buffer.allocUnsafe(16 * 1024);
   // Pooled upstream connections are keyed by the checked address; every new one is opened by our dialer.
   upstreamAgent.createConnection = (options) => dial({ host: String(options.host), port: Number(options.port), family: net.isIP(String(options.host)) === 6 ? 6 : 4 });
 
@@ -436,11 +502,11 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
   }
 
   /** Dials the checked address with a connect timeout. */
-  function dialChecked(address: string, port: number, family: AddressFamily): Promise<net.Socket> {
+  function dialChecked(address: string, port: number, family: AddressFamily, onread?: net.OnReadOpts): Promise<net.Socket> {
     return new Promise((resolve, reject) => {
       let socket: net.Socket;
       try {
-        socket = dial({ host: address, port, family });
+        socket = dial({ host: address, port, family, ...(onread !== undefined ? { onread } : {}) });
       } catch (error) {
         reject(error);
         return;
@@ -497,8 +563,9 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
     const decided = { ...record, address: admitted.address, rules: decision.allow ? decision.rules : [] };
 
     let upstream: net.Socket;
+    const reader = createUpstreamReader(firstReadBuffer);
     try {
-      upstream = await dialChecked(admitted.address, target.port, admitted.family);
+      upstream = await dialChecked(admitted.address, target.port, admitted.family, reader.onread);
     } catch (error) {
       release();
       const reason = upstreamFailure(error);
@@ -517,14 +584,14 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
         return refuseRaw(client, { reason: "audit-unavailable", message: "the audit log cannot be written, so nothing is let through; see the proxy's log" });
       }
       client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
-      return relay(client, upstream, head, { ...decided, sni: undefined }, release);
+      return relay(client, upstream, reader, head, { ...decided, sni: undefined }, release);
     }
     client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
-    peekSni(client, upstream, head, decided, release);
+    peekSni(client, upstream, reader, head, decided, release);
   }
 
   /** Reads the ClientHello before anything reaches the origin; refuses a missing or different SNI. */
-  function peekSni(client: net.Socket, upstream: net.Socket, head: Buffer, record: DecisionRecord, release: () => void): void {
+  function peekSni(client: net.Socket, upstream: net.Socket, upstreamReader: UpstreamReader, head: Buffer, record: DecisionRecord, release: () => void): void {
     const reader = createClientHelloReader();
     let settled = false;
     const refuseTls = (reason: RefusalReason, detail: string, sni?: string) => {
@@ -562,7 +629,7 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
         client.end(TLS_ACCESS_DENIED_ALERT);
         return;
       }
-      relay(client, upstream, reader.buffered(), { ...record, sni }, release);
+      relay(client, upstream, upstreamReader, reader.buffered(), { ...record, sni }, release);
     };
     function cleanup() {
       clearTimeout(timer);
@@ -579,7 +646,7 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
   }
 
   /** Relays bytes both ways until either side closes, the tunnel idles out or outlives its lifetime. */
-  function relay(client: net.Socket, upstream: net.Socket, first: Buffer, record: DecisionRecord, release: () => void): void {
+  function relay(client: net.Socket, upstream: net.Socket, upstreamReader: UpstreamReader, first: Buffer, record: DecisionRecord, release: () => void): void {
     const opened = performance.now();
     const limits = effective.limits;
     metrics.openTunnels.inc();
@@ -591,6 +658,7 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
       if (done) return;
       done = true;
       clearTimeout(lifetime);
+      clearTimeout(grace);
       tunnels.delete(tunnel);
       release();
       metrics.openTunnels.dec();
@@ -619,11 +687,23 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
     upstream.setTimeout(limits.idleTimeoutSeconds * 1000, () => finish("idle-timeout"));
     client.on("error", (error) => finish(`client-${(error as NodeJS.ErrnoException).code ?? "error"}`));
     upstream.on("error", (error) => finish(upstreamFailure(error)));
-    client.on("close", () => finish("closed"));
-    upstream.on("close", () => finish("closed"));
+    // When one side is gone, the other is ended, not destroyed: bytes still queued for it (the tail of a download)
+    // must be delivered. The tunnel is finished when both are closed, or a few seconds later at most.
+    let grace: NodeJS.Timeout | undefined;
+    const sideClosed = (other: net.Socket) => () => {
+      if (client.destroyed && upstream.destroyed) return finish("closed");
+      other.end();
+      // Read on (and discard) so that the other side's own end is seen: a client unpiped from a departed upstream,
+      // or an upstream paused behind a write to a departed client, would otherwise sit until the grace timer.
+      other.resume();
+      grace ??= setTimeout(() => finish("closed"), Math.min(5000, limits.idleTimeoutSeconds * 1000));
+    };
+    client.on("close", sideClosed(upstream));
+    upstream.on("close", sideClosed(client));
     if (first.length > 0) upstream.write(first);
     client.pipe(upstream);
-    upstream.pipe(client);
+    upstream.once("end", () => client.end());
+    upstreamReader.start(client, upstream);
   }
 
   // -------------------------------------------------------------------------------------------------------------

@@ -196,7 +196,12 @@ export function openTunnel(address: ListenAddress, authority: string, headers: R
       if (parsed.status === 200) {
         clearTimeout(timer);
         socket.off("data", onData);
-        if (buffer.length > end + 4) socket.unshift(buffer.subarray(end + 4));
+        // Bytes that came with the 200 (a server that speaks first) wait in the stream, paused, until the caller
+        // attaches its own reader and calls resume(); flowing with no listener would drop them.
+        if (buffer.length > end + 4) {
+          socket.pause();
+          socket.unshift(buffer.subarray(end + 4));
+        }
         resolve({ ...parsed, body: "", socket });
         return;
       }
@@ -245,11 +250,11 @@ export function httpsOverTunnel(socket: net.Socket, options: { servername?: stri
 /** Records every address the proxy dials, and refuses (throws) anything outside loopback. */
 export function guardedDial(): Dialer & { readonly dialled: string[] } {
   const dialled: string[] = [];
-  const dial = (({ host, port, family }) => {
+  const dial = (({ host, port, family, onread }) => {
     dialled.push(`${host}:${port}`);
     const loopback = family === 4 ? host.startsWith("127.") : host === "::1";
     if (!loopback) throw Object.assign(new Error(`test guard: refusing to dial ${host} (not loopback)`), { code: "EACCES" });
-    return net.connect({ host, port, family });
+    return net.connect({ host, port, family, ...(onread !== undefined ? { onread } : {}) });
   }) as Dialer & { dialled: string[] };
   dial.dialled = dialled;
   return dial;
