@@ -1,14 +1,16 @@
 // bench/check: 1,000 generated manifest files (a Deployment and a Service each, every tenth with a flaw) checked by
 // `perimeter check`, side by side in the same run with
-//   - a baseline that only reads and parses the same YAML (the floor any checker pays), and
+//   - two baselines that only read and parse the same YAML: with the `yaml` library (a positioned AST, what a checker
+//     that reports lines needs for every file) and with js-yaml (values only: the floor), and
 //   - the peer @monokle/validation 0.33 with its in-process Pod Security Standards and practices plugins (its OPA and
 //     schema plugins download policies at run time, which this offline machine cannot, so they are off).
-// Target (DESIGN.md): 1,000 manifests in under 1 s. Bounded: a fixed number of rounds, each a few hundred ms.
+// Target (DESIGN.md): 1,000 manifests in under 1 s. Bounded: a fixed number of rounds, each at most a few seconds.
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
+import { loadAll } from "js-yaml";
 import { runCheck } from "../../src/check/check.ts";
 
 const FILES = 1000;
@@ -114,8 +116,11 @@ try {
     findings = result.findings.length;
     if (result.errors.length > 0) throw new Error(result.errors[0]?.message);
   });
-  const parseOnly = await time("baseline: read + parse YAML only", ROUNDS, () => {
+  const parseOnly = await time("baseline: read + parse with yaml (positioned AST)", ROUNDS, () => {
     for (const name of names) for (const document of parseAllDocuments(readFileSync(join(directory, name), "utf8")) as ReturnType<typeof parseAllDocuments> & unknown[]) (document as { toJS(): unknown }).toJS();
+  });
+  const valuesOnly = await time("baseline: read + parse with js-yaml (values only)", ROUNDS, () => {
+    for (const name of names) loadAll(readFileSync(join(directory, name), "utf8"));
   });
 
   let peer: { wall: number; cpu: number } | undefined;
@@ -151,7 +156,8 @@ try {
 
   console.log("");
   console.log(`perimeter findings: ${findings}; peer findings: ${peerFindings}`);
-  console.log(`perimeter / parse-only baseline: ${(perimeter.cpu / parseOnly.cpu).toFixed(2)}x the CPU time (wall ${(perimeter.wall / parseOnly.wall).toFixed(2)}x)`);
+  console.log(`perimeter / yaml AST parse: ${(perimeter.cpu / parseOnly.cpu).toFixed(2)}x the CPU time (wall ${(perimeter.wall / parseOnly.wall).toFixed(2)}x)`);
+  console.log(`perimeter / js-yaml value parse: ${(perimeter.cpu / valuesOnly.cpu).toFixed(2)}x the CPU time (wall ${(perimeter.wall / valuesOnly.wall).toFixed(2)}x)`);
   if (peer !== undefined) console.log(`perimeter / @monokle/validation: ${(perimeter.cpu / peer.cpu).toFixed(2)}x the CPU time (wall ${(perimeter.wall / peer.wall).toFixed(2)}x)`);
   const [load] = loadavg();
   console.log(`load average ${load?.toFixed(1)} on ${availableParallelism()} CPUs while measuring`);

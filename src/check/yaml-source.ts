@@ -2,6 +2,7 @@
 // maps to the right line and column of the file, and `# perimeter:ignore` comments map to the node they precede.
 import { LineCounter, isMap, isPair, isScalar, isSeq, parseAllDocuments, visit } from "yaml";
 import type { Document, Node, Pair } from "yaml";
+import { loadAll } from "js-yaml";
 import type { CheckError, SourceLocation } from "./model.ts";
 
 export type PathSegment = string | number;
@@ -43,8 +44,44 @@ const IGNORE_DIRECTIVE = /(?:^|\s)#\s*perimeter:ignore\b(.*)$/;
 /**
  * Parses every document of `text`. `mapper` translates offsets when the text is embedded in another file (a
  * Hermes config.yaml inside a ConfigMap); by default offsets map to lines of `file` itself.
+ *
+ * Two passes, for speed: values come from js-yaml (about eight times faster than building the `yaml` AST), and the
+ * positioned `yaml` AST is built only for files that need positions — a finding to locate, a `# perimeter:ignore`
+ * comment, an embedded file, or a parse error to explain. Most files in a repository have no finding, so most never
+ * pay for the AST.
  */
 export function parseYamlFile(file: string, text: string, mapper?: PositionMapper): YamlFile {
+  if (mapper !== undefined || text.includes("perimeter:ignore")) return parsePositioned(file, text, mapper);
+  let values: unknown[];
+  try {
+    values = loadAll(text, { filename: file, maxAliases: 100, json: false });
+  } catch (error) {
+    const positioned = parsePositioned(file, text, mapper);
+    if (positioned.errors.length > 0) return positioned;
+    // The two parsers disagree: report js-yaml's complaint at its own position rather than let the file pass.
+    const mark = (error as { mark?: { line: number; column: number } }).mark;
+    const reason = (error as { reason?: string }).reason ?? (error as Error).message;
+    return { ...positioned, documents: [], errors: [{ location: { file, line: (mark?.line ?? 0) + 1, column: (mark?.column ?? 0) + 1 }, message: `YAML: ${reason}` }] };
+  }
+  let positioned: YamlFile | undefined;
+  const full = () => (positioned ??= parsePositioned(file, text, mapper));
+  const documents: YamlDocument[] = values.map((value, index) => ({
+    file,
+    sourceText: text,
+    index,
+    value,
+    get document() {
+      const document = full().documents.find((candidate) => candidate.index === index);
+      if (document === undefined) throw new Error(`${file}: document ${index + 1} has no positioned parse`);
+      return document.document;
+    },
+    locate: (path) => full().documents.find((candidate) => candidate.index === index)?.locate(path) ?? { file, line: 1, column: 1 },
+  }));
+  return { file, text, documents, directives: [], errors: [] };
+}
+
+/** The `yaml` library's AST, with positions for every node, errors with locations, and comment directives. */
+function parsePositioned(file: string, text: string, mapper?: PositionMapper): YamlFile {
   const lineCounter = new LineCounter();
   const toLocation: PositionMapper =
     mapper ??
