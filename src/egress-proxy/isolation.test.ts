@@ -128,7 +128,7 @@ test(
       "--allow-cidr", `${INTERNET_IP}/32`,
       "--audit", auditFile,
     ]);
-    await waitFor(() => /listening/.test(proxy.output()) || proxy.child.exitCode !== null, 10_000, "proxy in its namespace");
+    await waitFor(() => /egress-proxy listening proxy=/.test(proxy.output()) || proxy.child.exitCode !== null, 10_000, "proxy in its namespace");
     assert.match(proxy.output(), new RegExp(`proxy=http://${PROXY_IP.replaceAll(".", "\\.")}:3128`));
 
     const ca = join(directory, "cert.pem");
