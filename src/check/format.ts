@@ -6,7 +6,6 @@ import { RULES, ruleById } from "./rules.ts";
 
 export const JSON_SCHEMA_ID = "https://perimeter.dev/schemas/check-result/v1";
 const TOOL_VERSION = "0.1.0";
-const INFORMATION_URI = "https://github.com/perimeter-dev/perimeter/blob/main/docs/check.md";
 
 export function counts(result: CheckResult, failOn: Severity): { failing: number; suppressed: number; expired: number } {
   let failing = 0;
@@ -125,7 +124,6 @@ export function formatSarif(result: CheckResult): string {
     shortDescription: { text: definition.title },
     fullDescription: { text: definition.rationale },
     help: { text: `${definition.remediation}\n\n${definition.fix}`, markdown: ruleHelpMarkdown(definition) },
-    helpUri: `${INFORMATION_URI}#${definition.id.toLowerCase()}`,
     defaultConfiguration: { level: LEVEL[definition.severity] },
     properties: { "security-severity": SECURITY_SEVERITY[definition.severity], precision: "high", tags: ["security", definition.family.toLowerCase()], problem: { severity: definition.severity === "low" ? "recommendation" : definition.severity === "medium" ? "warning" : "error" } },
   }));
@@ -155,7 +153,7 @@ export function formatSarif(result: CheckResult): string {
     version: "2.1.0",
     runs: [
       {
-        tool: { driver: { name: "perimeter", semanticVersion: TOOL_VERSION, version: TOOL_VERSION, informationUri: INFORMATION_URI, rules } },
+        tool: { driver: { name: "perimeter", semanticVersion: TOOL_VERSION, version: TOOL_VERSION, rules } },
         originalUriBaseIds: { "%SRCROOT%": { description: { text: "The directory perimeter check ran in." } } },
         invocations: [
           {
