@@ -651,3 +651,15 @@ test("the local terminal backend is not reported when Hermes' terminal and code_
   assert.deepEqual(active(checkText({ "config.yaml": config("code_execution, file, terminal"), ".env": env })).filter((entry) => entry.startsWith("HERMES-LOCAL")), []);
   assert.deepEqual(active(checkText({ "config.yaml": config("terminal"), ".env": env })).filter((entry) => entry.startsWith("HERMES-LOCAL")), ["HERMES-LOCAL-TERMINAL-PUBLIC-CHAT config.yaml:4:3"]);
 });
+
+test("an alias bomb (billion laughs) neither hangs nor exhausts memory: aliases stay shared references", () => {
+  const levels = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
+  for (let level = 1; level < 9; level++) {
+    const previous = String.fromCharCode(96 + level);
+    const name = String.fromCharCode(97 + level);
+    levels.push(`${name}: &${name} [${Array.from({ length: 9 }, () => `*${previous}`).join(",")}]`);
+  }
+  const text = `apiVersion: v1\nkind: ConfigMap\nmetadata: { name: lol, namespace: apps }\ndata:\n${levels.map((line) => `  ${line}`).join("\n")}\n`;
+  const result = checkText({ "lol.yaml": text });
+  assert.ok(result.errors.length > 0 || result.findings.length === 0);
+});
