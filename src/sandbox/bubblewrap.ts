@@ -56,7 +56,7 @@ export interface BubblewrapOptions {
   readonly hostGid?: number;
   readonly egressProxy?: EgressProxyAttachment;
   readonly logger?: Logger;
-  /** Where bwrap and prlimit are looked up (the runner's PATH by default). */
+  /** Where bwrap and prlimit are looked up (the CLI passes its PATH; the standard system directories by default). */
   readonly searchPath?: string;
   /** Parent of the per-backend runtime directory (synthesized /etc files, seccomp programs). */
   readonly runtimeDirectory?: string;
@@ -213,6 +213,21 @@ function inheritableDescriptors(): number[] {
   return found.sort((a, b) => a - b);
 }
 
+/** Whether `uid` exists in this process's user namespace (/proc/self/uid_map: inside, outside, count). */
+function uidIsMapped(uid: number): boolean {
+  try {
+    return readFileSync("/proc/self/uid_map", "utf8")
+      .trim()
+      .split("\n")
+      .some((line) => {
+        const [inside, , count] = line.trim().split(/\s+/).map(Number);
+        return inside !== undefined && count !== undefined && uid >= inside && uid < inside + count;
+      });
+  } catch {
+    return false;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Per-task launch
 
@@ -325,7 +340,7 @@ function parseJsonStatus(text: string): { childPid?: number; exitCode?: number }
 
 export async function createBubblewrapBackend(options: BubblewrapOptions): Promise<BubblewrapBackend> {
   const logger = options.logger ?? silentLogger();
-  const searchPath = options.searchPath ?? process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin";
+  const searchPath = options.searchPath ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
   const bwrapFound = findExecutable("bwrap", searchPath);
   if (bwrapFound === undefined) throw new SandboxUnavailableError(`bubblewrap (bwrap) is not installed; ${INSTALL_BWRAP}`);
   const prlimitFound = findExecutable("prlimit", searchPath);
@@ -348,7 +363,8 @@ export async function createBubblewrapBackend(options: BubblewrapOptions): Promi
   void seccompArchitecture;
 
   const runnerUid = process.getuid?.() ?? 0;
-  const runnerIsRoot = runnerUid === 0;
+  // Root that can actually become the sandbox uid: not, say, root of a user namespace that maps only itself.
+  const runnerIsRoot = runnerUid === 0 && uidIsMapped(options.hostUid ?? SANDBOX_UID);
   const hostUid = runnerIsRoot ? (options.hostUid ?? SANDBOX_UID) : runnerUid;
   const hostGid = runnerIsRoot ? (options.hostGid ?? SANDBOX_UID) : (process.getgid?.() ?? runnerUid);
 

@@ -1,11 +1,445 @@
-// Placeholder until this capability's issue lands: the command exists and says it is not built yet.
-import { EXIT_INTERNAL, writeLine } from "../cli/command.ts";
-import type { Command } from "../cli/command.ts";
-export const serveSandbox: Command = async (_args, io) => {
-  writeLine(io.stderr, "perimeter: sandbox is not built yet");
-  return EXIT_INTERNAL;
+// `perimeter sandbox exec` (one task from the shell) and `perimeter serve sandbox` (the MCP server).
+import { closeSync, constants, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { loadConfig, parseConfig, readSecret } from "../config/index.ts";
+import type { PerimeterConfig } from "../config/index.ts";
+import { EXIT_OK, EXIT_USAGE, UsageError, parseCommandArgs, writeLine } from "../cli/command.ts";
+import type { Command, CommandIo } from "../cli/command.ts";
+import { createLogger } from "../shared/index.ts";
+import type { Logger } from "../shared/index.ts";
+import { createBubblewrapBackend } from "./bubblewrap.ts";
+import type { EgressProxyAttachment } from "./bubblewrap.ts";
+import { createSandboxEgress } from "./egress.ts";
+import type { SandboxEgress } from "./egress.ts";
+import { limitsFromConfig, parseByteQuantity, parseCpuQuantity, parseSeconds, SandboxTaskError, SandboxUnavailableError, workspacePathProblem } from "./task.ts";
+import type { SandboxBackend, SandboxFile, SandboxHostRule, SandboxLimits, SandboxResult } from "./task.ts";
+
+const EXEC_HELP = `perimeter sandbox exec — run one command in a disposable sandbox
+
+Usage:
+  perimeter sandbox exec [-c perimeter.yaml] [--backend bubblewrap|kubernetes] [--timeout 30] [--memory 512Mi]
+                         [--pids 128] [--disk 256Mi] [--cpu 1] [--network none|proxy] [--allow HOST]...
+                         [--workspace DIR] [--env NAME[=VALUE]]... [--stdin] -- CMD ARGS...
+
+  --timeout SECONDS   wall-clock limit (also 500ms, 2m); the whole process tree is killed (default 30)
+  --memory SIZE       memory of the whole task: 512Mi (2^20 bytes), 512M (10^6 bytes) (default 512Mi)
+  --pids N            processes and threads (default 128)
+  --disk SIZE         size of the workspace tmpfs, and the largest file (default 256Mi)
+  --cpu CORES         CPU quota, e.g. 1 or 500m (default 1)
+  --network MODE      none (default): no network at all; proxy: only --allow hosts, through an egress proxy
+  --allow HOST        a host the task may reach in proxy mode (implies --network proxy): pypi.org,
+                      *.pythonhosted.org, api.example.com:443
+  --workspace DIR     copy DIR's files into the sandbox's workspace, and the workspace's files back into DIR when
+                      the command ends (regular files only; symbolic links are never followed, nothing is deleted)
+  --env NAME[=VALUE]  pass NAME from this environment (or set it to VALUE); nothing else is inherited
+  --stdin             read standard input to its end and give it to the command
+  --backend NAME      bubblewrap (default) or kubernetes (in a cluster: reads ${"/etc/perimeter/sandbox/job.yaml"})
+
+The command's output is printed when it ends, and its exit status is perimeter's: 124 when the timeout struck,
+137 when the sandbox killed it (memory, output limit), 130 when interrupted. Perimeter's own errors use 2.
+`;
+
+const SERVE_HELP = `perimeter serve sandbox — the sandbox runner as an MCP server
+
+Usage:
+  perimeter serve sandbox [-c perimeter.yaml] [--listen 127.0.0.1:8701] [--token-file FILE] [--audit-db FILE]
+                          [--backend bubblewrap|kubernetes] [--concurrency N] [--queue N] [--runs-per-minute N]
+                          [--workspace-ttl 30m] [--template FILE]
+
+  -c, --config FILE    read the sandbox section (limits, network allowlist, backend, token variable, concurrency)
+  --listen ADDRESS     HOST:PORT (default sandbox.listen, 127.0.0.1:8701); the endpoint is /mcp
+  --token-file FILE    the bearer token clients must present (default: the variable named by sandbox.tokenSecret,
+                       PERIMETER_SANDBOX_TOKEN)
+  --audit-db FILE      SQLite audit log (default audit.path); every run is recorded, and nothing runs when it cannot be
+  --concurrency N      tasks at once (default sandbox.concurrency); --queue N more may wait (default 4 x concurrency)
+  --runs-per-minute N  per-caller start rate (default 120); one caller may have at most concurrency runs at once
+  --workspace-ttl T    idle time before a named workspace is dropped (default 30m)
+  --template FILE      kubernetes backend: the Job template (default /etc/perimeter/sandbox/job.yaml)
+
+Tools: run, write_file, read_file, list_files. Health: GET /healthz. Metrics (token required): GET /metrics.
+`;
+
+function configFrom(file: string | undefined): PerimeterConfig {
+  return file === undefined ? parseConfig("version: 1\nname: perimeter\n", "(defaults)") : loadConfig(file);
+}
+
+function sandboxLimits(config: PerimeterConfig, flags: { timeout?: string; memory?: string; pids?: string; disk?: string; cpu?: string }, useConfig: boolean): SandboxLimits {
+  // Without -c the command's own defaults apply: a shell command should not run for the service default of 5 min.
+  const base = limitsFromConfig(useConfig ? config.sandbox.limits : { cpu: "1", memory: "512Mi", pids: 128, disk: "256Mi", timeoutSeconds: 30 });
+  const seconds = flags.timeout === undefined ? undefined : parseSeconds(flags.timeout, "--timeout");
+  const pids = flags.pids === undefined ? undefined : Number(flags.pids);
+  if (pids !== undefined && !(Number.isInteger(pids) && pids >= 8 && pids <= 32768)) throw new UsageError(`--pids "${flags.pids}" must be a whole number from 8 to 32768`);
+  const cpu = flags.cpu === undefined ? base.cpu : parseCpuQuantity(flags.cpu, "--cpu");
+  const timeoutMs = seconds === undefined ? base.timeoutMs : Math.round(seconds * 1000);
+  const diskBytes = flags.disk === undefined ? base.diskBytes : parseByteQuantity(flags.disk, "--disk");
+  return {
+    ...base,
+    timeoutMs,
+    cpu,
+    cpuSeconds: Math.max(1, Math.ceil((timeoutMs / 1000) * Math.max(1, cpu))),
+    memoryBytes: flags.memory === undefined ? base.memoryBytes : parseByteQuantity(flags.memory, "--memory"),
+    pids: pids ?? base.pids,
+    diskBytes,
+    tmpBytes: Math.max(16 * 1024 ** 2, Math.min(256 * 1024 ** 2, Math.floor(diskBytes / 4))),
+  };
+}
+
+/** Reads a host directory for --workspace: regular files only, never through a symbolic link, within the bounds. */
+function readWorkspaceDirectory(directory: string, limits: { maxFiles: number; maxBytes: number }): { files: SandboxFile[]; skipped: string[] } {
+  const files: SandboxFile[] = [];
+  const skipped: string[] = [];
+  let bytes = 0;
+  const walk = (relative: string) => {
+    const absolute = relative === "" ? directory : join(directory, relative);
+    for (const entry of readdirSync(absolute, { withFileTypes: true })) {
+      const path = relative === "" ? entry.name : `${relative}/${entry.name}`;
+      if (entry.isDirectory()) walk(path);
+      else if (entry.isFile()) {
+        const stats = lstatSync(join(directory, path));
+        if (files.length >= limits.maxFiles || bytes + stats.size > limits.maxBytes) throw new UsageError(`--workspace ${directory}: more than ${limits.maxFiles} files or ${limits.maxBytes} bytes (raise --disk, or use a smaller directory)`);
+        bytes += stats.size;
+        files.push({ path, content: readFileSync(join(directory, path)), mode: stats.mode & 0o777 });
+      } else skipped.push(`${path} (${entry.isSymbolicLink() ? "symbolic link" : "not a regular file"})`);
+    }
+  };
+  walk("");
+  return { files, skipped };
+}
+
+/**
+ * Writes returned files into the host directory without ever following a symbolic link: every existing component
+ * must be a real directory, and the file is opened with O_NOFOLLOW. A sandbox cannot make us write outside DIR.
+ */
+function writeWorkspaceDirectory(directory: string, files: SandboxResult["files"]): string[] {
+  const skipped: string[] = [];
+  for (const file of files) {
+    if (workspacePathProblem(file.path) !== undefined) {
+      skipped.push(file.path);
+      continue;
+    }
+    const parts = file.path.split("/");
+    let safe = true;
+    for (let depth = 1; depth < parts.length && safe; depth++) {
+      const path = join(directory, ...parts.slice(0, depth));
+      try {
+        if (!lstatSync(path).isDirectory()) safe = false;
+      } catch {
+        mkdirSync(path, { mode: 0o755 });
+      }
+    }
+    if (!safe) {
+      skipped.push(`${file.path} (a parent is not a directory on the host)`);
+      continue;
+    }
+    try {
+      const fd = openSync(join(directory, file.path), constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, file.mode & 0o777);
+      try {
+        writeSync(fd, file.content);
+      } finally {
+        closeSync(fd);
+      }
+    } catch (error) {
+      skipped.push(`${file.path} (${(error as NodeJS.ErrnoException).code === "ELOOP" ? "a symbolic link on the host" : (error as Error).message})`);
+    }
+  }
+  return skipped;
+}
+
+async function kubernetesBackend(limits: SandboxLimits, templatePath: string | undefined, logger: Logger): Promise<SandboxBackend> {
+  const { createKubernetesBackend, loadJobTemplate } = await import("./kubernetes.ts");
+  const { KubeConfig } = await import("@kubernetes/client-node");
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromDefault();
+  const template = loadJobTemplate(templatePath ?? "/etc/perimeter/sandbox/job.yaml");
+  return createKubernetesBackend({ kubeConfig, template, defaults: limits, logger });
+}
+
+function exitStatusFor(result: SandboxResult): number {
+  if (result.reason === "timeout") return 124;
+  if (result.reason === "aborted") return 130;
+  if (result.reason === "memory" || result.reason === "output-limit") return 137;
+  return result.exitCode ?? 1;
+}
+
+function describeEnd(result: SandboxResult, limits: SandboxLimits): string | undefined {
+  switch (result.reason) {
+    case "timeout":
+      return `timed out after ${limits.timeoutMs / 1000} s; the sandbox was killed`;
+    case "memory":
+      return `killed: it used more than its ${limits.memoryBytes} bytes of memory (--memory)`;
+    case "output-limit":
+      return `killed: it wrote more than ${limits.outputBytes} bytes of output`;
+    case "cpu-limit":
+      return `killed: it used its ${limits.cpuSeconds} CPU seconds`;
+    case "file-size-limit":
+      return `killed: it wrote a file larger than ${limits.diskBytes} bytes (--disk)`;
+    case "aborted":
+      return "interrupted; the sandbox was stopped";
+    default:
+      return undefined;
+  }
+}
+
+async function exec(args: string[], io: CommandIo): Promise<number> {
+  const { values, positionals } = parseCommandArgs(
+    "sandbox exec",
+    args,
+    {
+      config: { type: "string", short: "c" },
+      backend: { type: "string" },
+      timeout: { type: "string" },
+      memory: { type: "string" },
+      pids: { type: "string" },
+      disk: { type: "string" },
+      cpu: { type: "string" },
+      network: { type: "string" },
+      allow: { type: "string", multiple: true },
+      workspace: { type: "string" },
+      env: { type: "string", multiple: true },
+      template: { type: "string" },
+      stdin: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+    true,
+  );
+  if (values.help === true) {
+    io.stdout.write(EXEC_HELP);
+    return EXIT_OK;
+  }
+  if (positionals.length === 0) throw new UsageError("sandbox exec: name the command after --, e.g. perimeter sandbox exec -- python3 -c 'print(1)'");
+  const config = configFrom(values.config);
+  const backendName = values.backend ?? (values.config !== undefined ? config.sandbox.backend : "bubblewrap");
+  if (backendName !== "bubblewrap" && backendName !== "kubernetes") throw new UsageError(`sandbox exec: --backend must be bubblewrap or kubernetes (not "${backendName}")`);
+  const allow: SandboxHostRule[] = [...(values.allow ?? [])];
+  const network = values.network ?? (allow.length > 0 ? "proxy" : "none");
+  if (network !== "none" && network !== "proxy") throw new UsageError(`sandbox exec: --network must be none or proxy (not "${network}")`);
+  if (network === "proxy" && allow.length === 0) throw new UsageError("sandbox exec: --network proxy needs at least one --allow HOST (e.g. --allow pypi.org)");
+  if (network === "none" && allow.length > 0) throw new UsageError("sandbox exec: --allow needs --network proxy (or leave --network out)");
+  const limits = sandboxLimits(config, values, values.config !== undefined);
+
+  const env: Record<string, string> = {};
+  for (const entry of values.env ?? []) {
+    const equals = entry.indexOf("=");
+    const name = equals < 0 ? entry : entry.slice(0, equals);
+    const value = equals < 0 ? io.env[name] : entry.slice(equals + 1);
+    if (value === undefined) throw new UsageError(`sandbox exec: --env ${name}: it is not set in this environment (give --env ${name}=VALUE)`);
+    env[name] = value;
+  }
+
+  let files: SandboxFile[] = [];
+  if (values.workspace !== undefined) {
+    let stats;
+    try {
+      stats = lstatSync(values.workspace);
+    } catch {
+      throw new UsageError(`sandbox exec: --workspace ${values.workspace}: no such directory`);
+    }
+    if (!stats.isDirectory()) throw new UsageError(`sandbox exec: --workspace ${values.workspace} is not a directory (symbolic links are not followed)`);
+    const read = readWorkspaceDirectory(values.workspace, { maxFiles: 1000, maxBytes: limits.diskBytes });
+    files = read.files;
+    for (const entry of read.skipped) writeLine(io.stderr, `perimeter: sandbox: not copied into the workspace: ${entry}`);
+  }
+
+  let stdin: Buffer | undefined;
+  if (values.stdin === true) {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for await (const chunk of io.stdin) {
+      const buffer = typeof chunk === "string" ? Buffer.from(chunk) : (chunk as Buffer);
+      total += buffer.length;
+      if (total > limits.diskBytes) throw new UsageError(`sandbox exec: standard input is larger than ${limits.diskBytes} bytes (--disk); put it in a --workspace file`);
+      chunks.push(buffer);
+    }
+    stdin = Buffer.concat(chunks);
+  }
+
+  const logger = createLogger("sandbox", "warn");
+  let egress: SandboxEgress | undefined;
+  let backend: SandboxBackend;
+  try {
+    if (backendName === "kubernetes") {
+      if (network === "proxy") throw new UsageError("sandbox exec: --network proxy is for the bubblewrap backend; in a cluster the rendered NetworkPolicies decide");
+      backend = await kubernetesBackend(limits, values.template, logger);
+    } else {
+      if (network === "proxy") egress = await createSandboxEgress({ logger });
+      backend = await createBubblewrapBackend({ defaults: limits, logger, ...(io.env.PATH !== undefined ? { searchPath: io.env.PATH } : {}), ...(egress !== undefined ? { egressProxy: egress as EgressProxyAttachment } : {}) });
+    }
+  } catch (error) {
+    await egress?.close();
+    if (error instanceof SandboxUnavailableError) {
+      writeLine(io.stderr, `perimeter: sandbox: ${error.message}`);
+      return EXIT_USAGE;
+    }
+    throw error;
+  }
+
+  try {
+    const result = await backend.run(
+      {
+        argv: positionals,
+        files,
+        env,
+        network: network === "proxy" ? { mode: "proxy", allow } : { mode: "none" },
+        collect: values.workspace !== undefined ? ["."] : [],
+        ...(stdin !== undefined ? { stdin } : {}),
+      },
+      { signal: io.signal },
+    );
+    io.stdout.write(result.stdout.data);
+    io.stderr.write(result.stderr.data);
+    if (result.stdout.truncated || result.stderr.truncated) writeLine(io.stderr, `perimeter: sandbox: output cut at ${limits.outputBytes} bytes per stream`);
+    const end = describeEnd(result, limits);
+    if (end !== undefined) writeLine(io.stderr, `perimeter: sandbox: ${end}`);
+    if (values.workspace !== undefined) {
+      if (result.reason === "exit" || result.reason === "signal") {
+        for (const entry of writeWorkspaceDirectory(values.workspace, result.files)) writeLine(io.stderr, `perimeter: sandbox: not written back: ${entry}`);
+      } else {
+        writeLine(io.stderr, `perimeter: sandbox: ${values.workspace} left unchanged (the command did not finish)`);
+      }
+    }
+    return exitStatusFor(result);
+  } catch (error) {
+    if (error instanceof SandboxTaskError) throw new UsageError(`sandbox exec: ${error.message}`);
+    if (error instanceof SandboxUnavailableError) {
+      writeLine(io.stderr, `perimeter: sandbox: ${error.message}`);
+      return EXIT_USAGE;
+    }
+    throw error;
+  } finally {
+    await backend.close();
+    await egress?.close();
+  }
+}
+
+/** A task or flag the sandbox refuses is a usage error (exit 2) with its reason. */
+async function asUsage(command: string, work: () => Promise<number>): Promise<number> {
+  try {
+    return await work();
+  } catch (error) {
+    if (error instanceof SandboxTaskError) throw new UsageError(`${command}: ${error.message}`);
+    throw error;
+  }
+}
+
+export const sandboxCommand: Command = async (args, io) => {
+  const [subcommand, ...rest] = args;
+  if (subcommand === "exec") return asUsage("sandbox exec", () => exec(rest, io));
+  if (subcommand === undefined || subcommand === "--help" || subcommand === "-h" || subcommand === "help") {
+    io.stdout.write(EXEC_HELP);
+    return EXIT_OK;
+  }
+  throw new UsageError(`sandbox: unknown subcommand "${subcommand}"; use perimeter sandbox exec -- CMD ARGS...`);
 };
-export const sandboxCommand: Command = async (_args, io) => {
-  writeLine(io.stderr, "perimeter: sandbox is not built yet");
-  return EXIT_INTERNAL;
-};
+
+export const serveSandbox: Command = async (args, io) => asUsage("serve sandbox", () => serve(args, io));
+
+async function serve(args: string[], io: CommandIo): Promise<number> {
+  const { values } = parseCommandArgs("serve sandbox", args, {
+    config: { type: "string", short: "c" },
+    listen: { type: "string" },
+    "token-file": { type: "string" },
+    "audit-db": { type: "string" },
+    backend: { type: "string" },
+    concurrency: { type: "string" },
+    queue: { type: "string" },
+    "runs-per-minute": { type: "string" },
+    "workspace-ttl": { type: "string" },
+    template: { type: "string" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help === true) {
+    io.stdout.write(SERVE_HELP);
+    return EXIT_OK;
+  }
+  const config = configFrom(values.config);
+  const positive = (text: string | undefined, flag: string, fallback: number) => {
+    if (text === undefined) return fallback;
+    const value = Number(text);
+    if (!Number.isInteger(value) || value < 1) throw new UsageError(`serve sandbox: ${flag} "${text}" must be a whole number of 1 or more`);
+    return value;
+  };
+  const concurrency = positive(values.concurrency, "--concurrency", config.sandbox.concurrency);
+  const queueLimit = positive(values.queue, "--queue", concurrency * 4);
+  const runsPerMinute = positive(values["runs-per-minute"], "--runs-per-minute", 120);
+  const ttlMs = values["workspace-ttl"] === undefined ? 30 * 60_000 : Math.round(parseSeconds(values["workspace-ttl"], "--workspace-ttl") * 1000);
+  const backendName = values.backend ?? config.sandbox.backend;
+  if (backendName !== "bubblewrap" && backendName !== "kubernetes") throw new UsageError(`serve sandbox: --backend must be bubblewrap or kubernetes (not "${backendName}")`);
+
+  let token: string;
+  if (values["token-file"] !== undefined) {
+    try {
+      token = readFileSync(values["token-file"], "utf8").trim();
+    } catch (error) {
+      throw new UsageError(`serve sandbox: cannot read --token-file ${values["token-file"]} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    }
+    if (token.length < 16) throw new UsageError(`serve sandbox: the token in ${values["token-file"]} is shorter than 16 characters; use a random one (openssl rand -hex 32)`);
+  } else {
+    token = readSecret(io.env, config.sandbox.tokenSecret, "the sandbox runner's bearer token (or pass --token-file FILE)");
+  }
+
+  const logger = createLogger("sandbox");
+  const limits = limitsFromConfig(config.sandbox.limits);
+  const networkAllow = config.sandbox.network === "none" ? undefined : config.sandbox.network.allow;
+  const { openAuditLog } = await import("../audit-log/index.ts");
+  let audit;
+  const auditPath = values["audit-db"] ?? config.audit.path;
+  try {
+    audit = openAuditLog({ path: auditPath, ...(config.audit.signingKeyFile !== undefined ? { signingKeyFile: config.audit.signingKeyFile } : {}), checkpointEvery: config.audit.checkpointEvery });
+  } catch (error) {
+    throw new UsageError(`serve sandbox: cannot open the audit log ${auditPath}: ${(error as Error).message} (pass --audit-db FILE or set audit.path)`);
+  }
+
+  let egress: SandboxEgress | undefined;
+  let backend: SandboxBackend;
+  try {
+    if (backendName === "kubernetes") {
+      backend = await kubernetesBackend(limits, values.template, logger);
+    } else {
+      if (networkAllow !== undefined) egress = await createSandboxEgress({ logger, audit: { append: (event) => audit.append(event) } });
+      backend = await createBubblewrapBackend({ defaults: limits, logger, ...(io.env.PATH !== undefined ? { searchPath: io.env.PATH } : {}), ...(egress !== undefined ? { egressProxy: egress } : {}) });
+    }
+  } catch (error) {
+    audit.close();
+    await egress?.close();
+    if (error instanceof SandboxUnavailableError) {
+      writeLine(io.stderr, `perimeter: serve sandbox: ${error.message}`);
+      return EXIT_USAGE;
+    }
+    throw error;
+  }
+
+  const { createSandboxServer } = await import("./server.ts");
+  const server = createSandboxServer({
+    backend,
+    token,
+    audit,
+    concurrency,
+    queueLimit,
+    quotas: { concurrentRuns: concurrency, runsPerMinute },
+    workspaces: { ttlMs, maxBytes: Math.min(limits.diskBytes, 256 * 1024 ** 2), maxFiles: 1000, maxPerCaller: 8, totalBytes: 1024 ** 3 },
+    ceiling: limits,
+    ...(networkAllow !== undefined ? { networkAllow } : {}),
+    logger,
+  });
+  let address;
+  try {
+    address = await server.listen(values.listen ?? config.sandbox.listen);
+  } catch (error) {
+    await server.close();
+    await backend.close();
+    await egress?.close();
+    audit.close();
+    throw new UsageError(`serve sandbox: cannot listen on ${values.listen ?? config.sandbox.listen}: ${(error as Error).message}`);
+  }
+  logger.info({ event: "sandbox-listening", url: address.url, backend: backendName, concurrency, network: networkAllow === undefined ? "none" : "proxy" }, "sandbox runner listening");
+  writeLine(io.stderr, `perimeter: sandbox runner listening on ${address.url} (${backendName})`);
+  await new Promise<void>((resolve) => {
+    if (io.signal.aborted) resolve();
+    io.signal.addEventListener("abort", () => resolve(), { once: true });
+  });
+  await server.close();
+  await backend.close();
+  await egress?.close();
+  audit.close();
+  return EXIT_OK;
+}

@@ -1,0 +1,138 @@
+// The commands through the real binary: `perimeter sandbox exec` and `perimeter serve sandbox`.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
+import { readAuditRecords } from "../audit-log/index.ts";
+
+const NODE = process.execPath;
+const BIN = join(import.meta.dirname, "../../bin/perimeter.js");
+let directory: string;
+
+before(() => {
+  directory = mkdtempSync(join(tmpdir(), "perimeter-sandbox-cli-"));
+});
+after(() => {
+  rmSync(directory, { recursive: true, force: true });
+});
+
+function perimeter(args: string[], options: { input?: string; env?: Record<string, string> } = {}) {
+  const result = spawnSync(NODE, [BIN, ...args], { input: options.input ?? "", encoding: "utf8", timeout: 60_000, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...options.env } });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+test("sandbox exec: prints the command's output and exits with its status", () => {
+  const result = perimeter(["sandbox", "exec", "--", "sh", "-c", "echo out; echo err >&2; exit 3"]);
+  assert.equal(result.status, 3);
+  assert.equal(result.stdout, "out\n");
+  assert.equal(result.stderr, "err\n");
+});
+
+test("sandbox exec: a timeout exits 124 and says so; a memory kill exits 137", () => {
+  const timedOut = perimeter(["sandbox", "exec", "--timeout", "1", "--", "sleep", "20"]);
+  assert.equal(timedOut.status, 124);
+  assert.match(timedOut.stderr, /timed out after 1 s/);
+  const memory = perimeter(["sandbox", "exec", "--memory", "64Mi", "--", "python3", "-c", "x = bytearray(300 * 1024 * 1024)"]);
+  assert.equal(memory.status, 137);
+  assert.match(memory.stderr, /more than its 67108864 bytes of memory/);
+});
+
+test("sandbox exec: --env passes only the named variables; --stdin feeds standard input", () => {
+  const result = perimeter(["sandbox", "exec", "--env", "CHOSEN", "--env", "SET=direct", "--stdin", "--", "sh", "-c", 'echo "$CHOSEN $SET [$NOT_CHOSEN]"; cat'], { input: "from stdin\n", env: { CHOSEN: "yes", NOT_CHOSEN: "leak" } });
+  assert.equal(result.status, 0, result.stderr);
+  assert.equal(result.stdout, "yes direct []\nfrom stdin\n");
+  const missing = perimeter(["sandbox", "exec", "--env", "UNSET_VARIABLE", "--", "true"]);
+  assert.equal(missing.status, 2);
+  assert.match(missing.stderr, /UNSET_VARIABLE: it is not set/);
+});
+
+test("sandbox exec --workspace: files go in and come back, without following host symbolic links either way", () => {
+  const workspace = join(directory, "work");
+  const outside = join(directory, "outside");
+  mkdirSync(workspace);
+  mkdirSync(outside);
+  writeFileSync(join(workspace, "input.txt"), "data\n");
+  writeFileSync(join(outside, "secret.txt"), "host secret\n");
+  symlinkSync(join(outside, "secret.txt"), join(workspace, "link-to-secret"));
+  symlinkSync(outside, join(workspace, "link-dir"));
+  // The sandbox tries to write through the host's symbolic links: into link-dir/, and over link-to-secret.
+  const result = perimeter(["sandbox", "exec", "--workspace", workspace, "--", "sh", "-c", "ls; cat input.txt > copy.txt; mkdir -p link-dir sub; echo pwned > link-dir/secret.txt; echo pwned > link-to-secret; echo new > sub/new.txt"]);
+  assert.equal(result.status, 0, result.stderr);
+  assert.equal(result.stdout, "input.txt\n");
+  assert.match(result.stderr, /not copied into the workspace: link-dir \(symbolic link\)/);
+  assert.equal(readFileSync(join(workspace, "copy.txt"), "utf8"), "data\n");
+  assert.equal(readFileSync(join(workspace, "sub/new.txt"), "utf8"), "new\n");
+  assert.equal(readFileSync(join(outside, "secret.txt"), "utf8"), "host secret\n");
+  assert.equal(existsSync(join(outside, "link-dir")), false);
+  assert.match(result.stderr, /not written back: link-dir\/secret.txt/);
+  assert.match(result.stderr, /not written back: link-to-secret \(a symbolic link on the host\)/);
+});
+
+test("sandbox exec: usage mistakes exit 2 with what to write", () => {
+  const noCommand = perimeter(["sandbox", "exec"]);
+  assert.equal(noCommand.status, 2);
+  assert.match(noCommand.stderr, /name the command after --/);
+  const proxyWithoutAllow = perimeter(["sandbox", "exec", "--network", "proxy", "--", "true"]);
+  assert.equal(proxyWithoutAllow.status, 2);
+  assert.match(proxyWithoutAllow.stderr, /--allow HOST/);
+  const badSize = perimeter(["sandbox", "exec", "--memory", "lots", "--", "true"]);
+  assert.equal(badSize.status, 2);
+  assert.match(badSize.stderr, /--memory: "lots" is not a size; write e\.g\. 512Mi/);
+});
+
+test("sandbox exec: without bubblewrap, the error says how to install it", () => {
+  const result = perimeter(["sandbox", "exec", "--", "true"], { env: { PATH: "/nonexistent" } });
+  assert.equal(result.status, 2);
+  assert.match(result.stderr, /bubblewrap \(bwrap\) is not installed; install it: apt-get install bubblewrap/);
+});
+
+test("sandbox exec: without user namespaces, the error says which sysctl to set", () => {
+  // A user namespace of our own where creating further ones is forbidden: the kernel refuses bwrap as a host with
+  // user namespaces disabled would.
+  const result = spawnSync("unshare", ["--user", "--map-root-user", "sh", "-c", `echo 0 > /proc/sys/user/max_user_namespaces && exec "$0" "$@"`, NODE, BIN, "sandbox", "exec", "--", "true"], { encoding: "utf8", timeout: 60_000 });
+  assert.equal(result.status, 2, result.stderr);
+  assert.match(result.stderr, /cannot create a user namespace/);
+  assert.match(result.stderr, /sysctl -w kernel\.unprivileged_userns_clone=1/);
+});
+
+test("serve sandbox: serves MCP with the token from --token-file, records runs in the audit log, stops on SIGTERM", async () => {
+  const token = randomBytes(24).toString("hex");
+  const tokenFile = join(directory, "token");
+  writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
+  const auditPath = join(directory, "audit.db");
+  const child = spawn(NODE, [BIN, "serve", "sandbox", "--listen", "127.0.0.1:0", "--token-file", tokenFile, "--audit-db", auditPath], { stdio: ["ignore", "ignore", "pipe"], env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } });
+  let stderr = "";
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no listening line: ${stderr}`)), 30_000);
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+      const match = /listening on (http:\/\/\S+\/mcp)/.exec(stderr);
+      if (match !== null) {
+        clearTimeout(timer);
+        resolve(match[1] as string);
+      }
+    });
+    child.on("exit", (code) => reject(new Error(`exited ${code}: ${stderr}`)));
+  });
+  const client = new Client({ name: "cli-test", version: "1.0.0" });
+  await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { Authorization: `Bearer ${token}` } } }));
+  const result = (await client.callTool({ name: "run", arguments: { command: ["echo", "served"] } })) as { structuredContent?: { stdout?: string } };
+  assert.equal(result.structuredContent?.stdout, "served\n");
+  await client.close();
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  child.kill("SIGTERM");
+  assert.equal(await exited, 0);
+  const records = readAuditRecords(auditPath).filter((record) => record.component === "sandbox" && record.type === "sandbox-run");
+  assert.deepEqual(records.map((record) => record.data.phase), ["started", "finished"]);
+  assert.deepEqual(records[1]?.data.command, ["echo", "served"]);
+});
+
+test("serve sandbox: no token configured is a clear error naming the variable", () => {
+  const result = perimeter(["serve", "sandbox", "--listen", "127.0.0.1:0", "--audit-db", join(directory, "unused.db")]);
+  assert.equal(result.status, 2);
+  assert.match(result.stderr, /PERIMETER_SANDBOX_TOKEN/);
+});
