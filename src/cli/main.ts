@@ -9,6 +9,7 @@ const HELP = `perimeter — a security perimeter for self-hosted AI agents
 Usage:
   perimeter render -c FILE -t kubernetes|compose -o DIR [--force]
   perimeter check PATH... [-] [--format text|json|sarif|junit] [--fail-on SEVERITY] [--baseline FILE]
+                 | --list-rules | --explain RULE
   perimeter serve egress-proxy|sandbox|mcp-guard|llm-proxy [-c FILE] [flags]
   perimeter sandbox exec [limits] -- CMD ARGS...
   perimeter approvals list [--json] | approve ID [--reason R] | deny ID [--reason R]   (-c FILE)
