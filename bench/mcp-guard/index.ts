@@ -7,7 +7,7 @@
 // Bounded: about a minute in total.
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { loadavg, tmpdir } from "node:os";
@@ -48,6 +48,13 @@ async function connect(target: Target): Promise<Client> {
   const client = new Client({ name: "bench", version: "1.0.0" }, target.version === "2026-07-28" ? { versionNegotiation: { mode: { pin: "2026-07-28" } } } : {});
   await client.connect(new StreamableHTTPClientTransport(new URL(target.url), { requestInit: { headers: target.headers } }));
   return client;
+}
+
+/** CPU time (user + system, ms) a process has used so far, from /proc (Linux); undefined elsewhere. */
+function processCpuMs(pid: number | undefined): number | undefined {
+  if (pid === undefined || !existsSync(`/proc/${pid}/stat`)) return undefined;
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 function percentile(sorted: number[], fraction: number): number {
@@ -110,6 +117,7 @@ audit: { path: ${join(directory, "audit.db")} }
 
     // Latency: sequential calls, rounds interleaved so that drift on a shared machine hits every target alike.
     const samples = new Map<string, number[]>(targets.map((target) => [target.name, []]));
+    const guardCpu = new Map<string, number>();
     for (const target of targets) {
       const client = clients.get(target.name) as Client;
       for (let index = 0; index < WARMUP; index++) await client.callTool({ name: toolName(target), arguments: { message: "warm" } });
@@ -118,12 +126,15 @@ audit: { path: ${join(directory, "audit.db")} }
       for (const target of targets) {
         const client = clients.get(target.name) as Client;
         const bucket = samples.get(target.name) as number[];
+        const cpuBefore = processCpuMs(guard.pid);
         for (let index = 0; index < CALLS_PER_ROUND; index++) {
           const started = performance.now();
           const result = await client.callTool({ name: toolName(target), arguments: { message: `m${index}` } });
           bucket.push(performance.now() - started);
           if (result.isError === true) throw new Error(`${target.name}: ${JSON.stringify(result)}`);
         }
+        const cpuAfter = processCpuMs(guard.pid);
+        if (cpuBefore !== undefined && cpuAfter !== undefined) guardCpu.set(target.name, (guardCpu.get(target.name) ?? 0) + cpuAfter - cpuBefore);
       }
     }
     const directSorted = [...(samples.get(direct.name) as number[])].sort((a, b) => a - b);
@@ -133,7 +144,9 @@ audit: { path: ${join(directory, "audit.db")} }
       const sorted = [...(samples.get(target.name) as number[])].sort((a, b) => a - b);
       const p50 = percentile(sorted, 0.5);
       const p99 = percentile(sorted, 0.99);
-      const added = target === direct ? "" : `  added p50 ${(p50 - directP50).toFixed(3)} ms (target ≤ 2 ms: ${p50 - directP50 <= 2 ? "met" : "MISSED"}), added p99 ${(p99 - percentile(directSorted, 0.99)).toFixed(3)} ms, ratio p50 ${(p50 / directP50).toFixed(2)}x`;
+      const cpu = guardCpu.get(target.name);
+      const cpuText = target === direct || cpu === undefined ? "" : `  guard CPU ${(cpu / (ROUNDS * CALLS_PER_ROUND)).toFixed(2)} ms/call`;
+      const added = target === direct ? "" : `${cpuText}  added p50 ${(p50 - directP50).toFixed(3)} ms (target ≤ 2 ms: ${p50 - directP50 <= 2 ? "met" : "MISSED"}), added p99 ${(p99 - percentile(directSorted, 0.99)).toFixed(3)} ms, ratio p50 ${(p50 / directP50).toFixed(2)}x`;
       console.log(`  ${target.name.padEnd(26)} p50 ${p50.toFixed(3)}  p99 ${p99.toFixed(3)}${added}`);
     }
 
