@@ -3,7 +3,7 @@
 // addresses, rate and tunnel limits, the TLS SNI check) and maps every outcome to a response.
 import { timingSafeEqual } from "node:crypto";
 import { normalizeHostname, ruleMatchesHost } from "../config/index.ts";
-import { checkAddress, cidrContains, parseIpLiteral } from "../net/index.ts";
+import { checkAddress, cidrContains, embeddedIpv4, parseIpLiteral } from "../net/index.ts";
 import { hashToken } from "./policy.ts";
 import type { EgressPolicy, PolicyClient, PolicyRule } from "./policy.ts";
 
@@ -90,7 +90,9 @@ export function identifyClient(request: Pick<EgressRequest, "sourceAddress" | "p
     return { kind: "client", client: found, by: "token" };
   }
   // Parsed only when some client is identified by source: this runs for every request.
-  const source = clients.some((client) => client.sources.length > 0) ? parseIpLiteral(request.sourceAddress)?.address : undefined;
+  let source = clients.some((client) => client.sources.length > 0) ? parseIpLiteral(request.sourceAddress)?.address : undefined;
+  // A listener on [::] reports IPv4 clients as ::ffff:a.b.c.d; they are the IPv4 address for source rules.
+  if (source?.startsWith("0:0:0:0:0:ffff:") === true) source = embeddedIpv4(source) ?? source;
   if (source !== undefined) {
     for (const client of clients) {
       if (client.sources.some((cidr) => cidrContains(cidr, source))) return { kind: "client", client, by: "source" };
