@@ -590,6 +590,38 @@ describe("limits and identity", () => {
     }
   });
 
+  test("an idle tunnel is closed at the idle timeout; a busy one at the maximum lifetime", async () => {
+    const echo = net.createServer((socket) => socket.pipe(socket));
+    await new Promise<void>((resolve) => echo.listen(0, ORIGIN_IP, resolve));
+    const port = (echo.address() as net.AddressInfo).port;
+    const harness = await startProxy(
+      { allow: [{ host: "allowed.test", ports: [port], allowCidr: [ORIGIN_CIDR] }], unknownClients: "global", limits: { idleTimeoutSeconds: 1, tunnelLifetimeSeconds: 2 } },
+      staticResolver({ "allowed.test": [ORIGIN_IP] }),
+    );
+    const closeReasons = () => harness.audit.records.filter((record) => record.type === "connection-close").map((record) => record.reason);
+    try {
+      const idle = await openTunnel(harness.address, `allowed.test:${port}`);
+      assert.equal(idle.status, 200);
+      const started = performance.now();
+      await waitFor(() => closeReasons().includes("idle-timeout"), 4000, "idle-timeout close");
+      assert.ok(performance.now() - started >= 900, "not before the idle timeout");
+      idle.socket.destroy();
+
+      const busy = await openTunnel(harness.address, `allowed.test:${port}`);
+      busy.socket.resume();
+      const ticker = setInterval(() => busy.socket.write("ping"), 200); // never idle for a whole second
+      try {
+        await waitFor(() => closeReasons().includes("lifetime-exceeded"), 5000, "lifetime-exceeded close");
+      } finally {
+        clearInterval(ticker);
+        busy.socket.destroy();
+      }
+    } finally {
+      await harness.proxy.close();
+      echo.close();
+    }
+  });
+
   test("CONNECT to 443 with no ClientHello is closed at the header timeout (sni-timeout)", async () => {
     const harness = await startProxy({ allow: [{ host: "allowed.test", allowCidr: [ORIGIN_CIDR] }], unknownClients: "global", limits: { headerTimeoutSeconds: 1 } }, staticResolver({ "allowed.test": [ORIGIN_IP] }));
     try {
