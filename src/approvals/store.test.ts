@@ -89,16 +89,35 @@ describe("approval store", () => {
     assert.equal((await aborted).status, "pending");
   });
 
-  test("after a restart, held calls are closed (nobody waits for them) but definition reviews stay pending", () => {
+  test("after a restart the guard closes held calls (nobody waits for them); definition reviews stay pending", () => {
     const held = store.open(call());
     const review = store.open({ kind: "tool-definition", server: "github", tool: "create_issue", definitionHash: "d".repeat(64), detail: { change: "new" } });
     store.close();
     const reopened = createApprovalStore({ database, audit });
+    assert.equal(reopened.get(held.id)?.status, "pending", "opening the store alone (say, a dashboard) changes nothing");
+    assert.equal(reopened.expireHeldCalls("the guard restarted while the call was waiting"), 1);
     assert.equal(reopened.get(held.id)?.status, "expired");
     assert.match(reopened.get(held.id)?.reason ?? "", /restarted/);
     assert.equal(reopened.get(review.id)?.status, "pending");
     assert.equal(reopened.findDefinitionReview("github", "create_issue", "d".repeat(64))?.id, review.id);
     store = reopened;
+  });
+
+  test("a decision written by another process (its own store on the same file) wakes a waiting call", async () => {
+    const request = store.open(call());
+    const otherDatabase = new DatabaseSync(path);
+    otherDatabase.exec("PRAGMA busy_timeout = 5000");
+    const other = createApprovalStore({ database: otherDatabase, audit });
+    try {
+      const fast = createApprovalStore({ database, audit, pollIntervalMs: 20 });
+      const waiting = fast.waitForDecision(request.id, AbortSignal.timeout(5000));
+      other.decide(request.id, { decision: "approve", approver: "dashboard" });
+      const decided = await waiting;
+      assert.equal(decided.status, "approved");
+      assert.equal(decided.approver, "dashboard");
+    } finally {
+      otherDatabase.close();
+    }
   });
 
   test("listeners hear requests and decisions (the seam for a dashboard or chat notifier)", () => {

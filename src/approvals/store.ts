@@ -95,6 +95,12 @@ export interface ApprovalStore {
   /** Resolves with the approval once it is no longer pending, or when the signal aborts (with its current state). */
   waitForDecision(id: string, signal: AbortSignal): Promise<Approval>;
   subscribe(listener: (event: ApprovalEvent) => void): () => void;
+  /**
+   * Expires every pending tool-call request. The process that holds calls runs this when it starts: calls held by a
+   * previous run have no caller left to resume, so nobody should approve them. Other users of the store (a
+   * dashboard) must not.
+   */
+  expireHeldCalls(reason: string): number;
   close(): void;
 }
 
@@ -171,9 +177,10 @@ export function newApprovalId(kind: ApprovalKind): string {
 }
 
 /** Opens the store on a database the caller owns (WAL, busy timeout) and creates its table. */
-export function createApprovalStore(options: { database: DatabaseSync; audit: AuditAppender; now?: () => number }): ApprovalStore {
+export function createApprovalStore(options: { database: DatabaseSync; audit: AuditAppender; now?: () => number; pollIntervalMs?: number }): ApprovalStore {
   const { database, audit } = options;
   const now = options.now ?? Date.now;
+  const pollIntervalMs = options.pollIntervalMs ?? 1000;
   database.exec(SCHEMA);
   const listeners = new Set<(event: ApprovalEvent) => void>();
   const waiters = new Map<string, Set<() => void>>();
@@ -197,8 +204,6 @@ export function createApprovalStore(options: { database: DatabaseSync; audit: Au
     countAgent: database.prepare("SELECT COUNT(*) AS count FROM approvals_requests WHERE status = 'pending' AND kind = ? AND agent = ?"),
   };
 
-  // Held calls from a previous run have no caller left to resume: close them so nobody approves a call that is gone.
-  database.prepare("UPDATE approvals_requests SET status = 'expired', decided_at = ?, reason = 'the guard restarted while the call was waiting' WHERE kind = 'tool-call' AND status = 'pending'").run(now());
 
   const emit = (event: ApprovalEvent) => {
     for (const listener of listeners) {
@@ -320,13 +325,21 @@ export function createApprovalStore(options: { database: DatabaseSync; audit: Au
     },
     waitForDecision(id, signal) {
       return new Promise((resolve) => {
+        // Decisions taken in this process wake the waiter at once; the poll catches those written to the database
+        // by another process (a second guard, a dashboard).
+        const poll = setInterval(() => {
+          if (get(id)?.status !== "pending") done();
+        }, pollIntervalMs);
+        poll.unref();
         const done = () => {
+          clearInterval(poll);
           signal.removeEventListener("abort", done);
           waiters.get(id)?.delete(done);
           resolve(get(id) as Approval);
         };
         const current = get(id);
         if (current === undefined || current.status !== "pending" || signal.aborted) {
+          clearInterval(poll);
           resolve(current as Approval);
           return;
         }
@@ -335,6 +348,9 @@ export function createApprovalStore(options: { database: DatabaseSync; audit: Au
         set.add(done);
         signal.addEventListener("abort", done, { once: true });
       });
+    },
+    expireHeldCalls(reason) {
+      return Number(database.prepare("UPDATE approvals_requests SET status = 'expired', decided_at = ?, reason = ? WHERE kind = 'tool-call' AND status = 'pending'").run(now(), reason).changes);
     },
     subscribe(listener) {
       listeners.add(listener);

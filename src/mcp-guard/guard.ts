@@ -110,6 +110,7 @@ export function createMcpGuard(config: PerimeterConfig, dependencies: McpGuardDe
   }
 
   const approvals = createApprovalStore({ database, audit });
+  approvals.expireHeldCalls("the guard restarted while the call was waiting");
   const pins = createPinStore(database);
   const metrics = createGuardMetrics({
     approvalsPending: (kind) => approvals.countPending({ kind }),
