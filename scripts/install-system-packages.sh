@@ -5,6 +5,7 @@
 #   iproute2        — network namespaces (tests, `offline`)
 #   squid           — the egress-proxy benchmark peer
 #   openssl         — test certificates
+#   curl            — the HTTPS_PROXY-honouring client of the network-namespace isolation test
 #   procps psmisc   — process inspection in the sandbox attack suite
 #   kubectl / kubernetes-client — `kubectl kustomize` to build rendered Kubernetes output offline
 set -euo pipefail
@@ -12,7 +13,7 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update
-packages=(bubblewrap iproute2 squid openssl procps psmisc ca-certificates)
+packages=(bubblewrap iproute2 squid openssl procps psmisc curl ca-certificates)
 command -v npm >/dev/null || packages+=(nodejs npm)
 $SUDO apt-get install -y --no-install-recommends "${packages[@]}"
 command -v kubectl >/dev/null || $SUDO apt-get install -y --no-install-recommends kubernetes-client
