@@ -188,6 +188,53 @@ audit: { path: ${auditPath} }
     assert.ok(final.ok && afterKill.ok && final.records > afterKill.records, "the restarted guard appended to the same chain");
   });
 
+  test("builtin sandbox end to end: the agent runs a command in the real sandbox runner (bubblewrap) through the guard, which alone holds the runner's token", async () => {
+    const sandboxToken = "sandbox-runner-token-cli-0099887766";
+    const sandboxPort = await freePort();
+    const sandboxConfig = join(directory, "sandbox.yaml");
+    writeFileSync(
+      sandboxConfig,
+      `version: 1
+name: cli
+mcp:
+  admin: { listen: "127.0.0.1:${await freePort()}" }
+  pinning: { trustOnFirstUse: true }
+  servers:
+    sandbox: { builtin: sandbox, tools: { allow: [run] } }
+sandbox: { backend: bubblewrap, listen: "127.0.0.1:${sandboxPort}" }
+audit: { path: ${join(directory, "sandbox-audit.db")} }
+`,
+    );
+    const env = { ...ENV, PERIMETER_SANDBOX_TOKEN: sandboxToken };
+    const runner = spawn(process.execPath, [BIN, "serve", "sandbox", "-c", sandboxConfig], { env });
+    let runnerOutput = "";
+    runner.stderr.on("data", (chunk: Buffer) => (runnerOutput += chunk.toString()));
+    runner.stdout.on("data", (chunk: Buffer) => (runnerOutput += chunk.toString()));
+    const runnerExited = new Promise((resolve) => runner.on("close", resolve));
+    const guard = spawn(process.execPath, [BIN, "serve", "mcp-guard", "-c", sandboxConfig, "--listen", "127.0.0.1:0"], { env });
+    let guardOut = "";
+    guard.stdout.on("data", (chunk: Buffer) => (guardOut += chunk.toString()));
+    const guardExited = new Promise((resolve) => guard.on("close", resolve));
+    try {
+      await eventually(() => (/listening on/.test(runnerOutput) ? true : undefined), 30_000, `the sandbox runner (${runnerOutput})`);
+      const url = await eventually(() => /listening on (http:\/\/\S+\/mcp)/.exec(guardOut)?.[1], 20_000, "the guard");
+      const client = await connectAgent(url, ENV.PERIMETER_AGENT_TOKEN, "2026-07-28");
+      try {
+        await eventually(async () => ((await client.listTools()).tools.some((tool) => tool.name === "sandbox__run") ? true : undefined), 20_000, "sandbox__run");
+        const result = await client.callTool({ name: "sandbox__run", arguments: { command: ["sh", "-c", "echo from-the-box; id -u"] } }, { timeout: 60_000 });
+        assert.notEqual(result.isError, true, resultText(result));
+        assert.match(String((result.structuredContent as { stdout?: string }).stdout), /^from-the-box\n\d+\n$/);
+        assert.ok(!JSON.stringify(result).includes(sandboxToken));
+      } finally {
+        await client.close();
+      }
+    } finally {
+      guard.kill("SIGTERM");
+      runner.kill("SIGTERM");
+      await Promise.all([guardExited, runnerExited]);
+    }
+  });
+
   test("serve mcp-guard refuses to start without -c, with a missing token, when the admin token equals an agent token, or on the admin address", async () => {
     const noConfig = await perimeter(["serve", "mcp-guard"]);
     assert.equal(noConfig.code, 2);
