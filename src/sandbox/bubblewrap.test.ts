@@ -151,3 +151,21 @@ test("quantities: Kubernetes meaning for M and Mi; config limits get their docum
   const checked = checkTask({ argv: ["x"] }, { defaults: limits, ceiling: limits, maxFiles: 10, networkModes: ["none"] });
   assert.ok(checked.ok && checked.task.network.mode === "none");
 });
+
+test("without cgroups (a host that has none), each task is still bounded in processes, and concurrent tasks do not starve each other", async () => {
+  const plain = await testBackend({ cgroups: "off" });
+  try {
+    const counter = "import os, time\nn = 0\nwhile n < 1000:\n    try:\n        if os.fork() == 0:\n            time.sleep(30); os._exit(0)\n        n += 1\n    except OSError:\n        break\nprint(n)\n";
+    const [bomb, ...others] = await Promise.all([
+      plain.run({ argv: ["python3", "-c", counter], limits: { pids: 24 } }),
+      ...Array.from({ length: 8 }, () => plain.run({ argv: ["sh", "-c", "sleep 0.3; echo fine"] })),
+    ]);
+    const forked = Number(bomb.stdout.data.toString());
+    assert.ok(forked > 0 && forked < 24, `forked ${forked} processes with a limit of 24`);
+    assert.equal(bomb.limits.cgroup, null);
+    assert.ok(bomb.limits.missing.some((entry) => entry.startsWith("cgroup pids")));
+    for (const other of others) assert.equal(other.stdout.data.toString(), "fine\n");
+  } finally {
+    await plain.close();
+  }
+});

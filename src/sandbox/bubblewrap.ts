@@ -1,6 +1,6 @@
 // The local backend: each task runs in a fresh bubblewrap sandbox.
 //
-//   node ──spawn(uid 65532)──> sh (joins the task's cgroups) ──exec──> prlimit (rlimits) ──exec──> bwrap
+//   node ──spawn(uid 65532)──> prlimit (rlimits) ──exec──> bwrap     (node moves it into the task's cgroups first)
 //        bwrap: new user/pid/net/ipc/uts/cgroup namespaces, user namespaces disabled inside, all capabilities
 //        dropped, a root made of read-only /usr and a handful of /etc files, size-limited tmpfs for /workspace,
 //        /tmp and /dev/shm, a fresh /proc, a minimal /dev, our seccomp filter, --die-with-parent, --new-session.
@@ -14,10 +14,10 @@
 // written by a small supervisor inside the sandbox after the program (and anything it left running) is gone.
 import { spawn, spawnSync } from "node:child_process";
 import type { ChildProcess, StdioOptions } from "node:child_process";
-import { accessSync, chmodSync, constants, closeSync, cpSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, lstatSync, readlinkSync } from "node:fs";
+import { accessSync, chmodSync, constants, closeSync, cpSync, existsSync, renameSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, lstatSync, readlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, dirname, join } from "node:path";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import type { Readable, Writable } from "node:stream";
 import type { Logger } from "../shared/index.ts";
 import { silentLogger } from "../shared/index.ts";
@@ -143,7 +143,7 @@ const USR_LINKS = ["/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"];
  * at startup from copies of ETC_FILES plus a synthesized passwd, group and hosts. One bind instead of a dozen keeps
  * the per-task mount work (and latency) down; a host change to those files reaches new backends, not running ones.
  */
-function rootArguments(runtimeDirectory: string): string[] {
+function rootArguments(etcDirectory: string): string[] {
   const args: string[] = ["--ro-bind", "/usr", "/usr"];
   for (const path of USR_LINKS) {
     let stats;
@@ -155,13 +155,42 @@ function rootArguments(runtimeDirectory: string): string[] {
     if (stats.isSymbolicLink()) args.push("--symlink", readlinkSync(path), path);
     else if (stats.isDirectory()) args.push("--ro-bind", path, path);
   }
-  args.push("--ro-bind", join(runtimeDirectory, "etc"), "/etc");
+  args.push("--ro-bind", etcDirectory, "/etc");
   return args;
 }
 
-function writeRuntimeFiles(directory: string): void {
-  const etc = join(directory, "etc");
-  mkdirSync(etc, { recursive: true, mode: 0o755 });
+/**
+ * The sandbox's /etc, shared by every backend on this host while the host's files are unchanged: copying
+ * /etc/alternatives and the CA links takes a good half second, too much to pay per `perimeter sandbox exec`. The
+ * directory is named after a fingerprint of its sources (sizes and modification times), built aside and renamed
+ * into place, so concurrent runners never see a half-made one.
+ */
+function sharedEtcDirectory(parent: string): string {
+  const fingerprint = createHash("sha256");
+  fingerprint.update(`v1 ${SANDBOX_UID}\n`);
+  for (const path of ETC_FILES) {
+    try {
+      const stats = lstatSync(path);
+      fingerprint.update(`${path} ${stats.size} ${stats.mtimeMs} ${stats.ino}\n`);
+    } catch {
+      fingerprint.update(`${path} absent\n`);
+    }
+  }
+  const target = join(parent, `etc-${fingerprint.digest("hex").slice(0, 16)}`);
+  if (existsSync(join(target, "passwd"))) return target;
+  const building = mkdtempSync(join(parent, "etc-building-"));
+  writeEtc(building);
+  chmodSync(building, 0o755);
+  try {
+    renameSync(building, target);
+  } catch {
+    // Another runner made it first; theirs is identical.
+    rmSync(building, { recursive: true, force: true });
+  }
+  return target;
+}
+
+function writeEtc(etc: string): void {
   for (const path of ETC_FILES) {
     try {
       lstatSync(path);
@@ -175,15 +204,19 @@ function writeRuntimeFiles(directory: string): void {
     cpSync(path, target, { recursive: true, verbatimSymlinks: true, dereference: false, errorOnExist: false, force: true });
   }
   const files: Record<string, string> = {
-    "etc/passwd": `root:x:0:0:root:/root:/usr/sbin/nologin\nsandbox:x:${SANDBOX_UID}:${SANDBOX_UID}:sandbox:${WORKSPACE}:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n`,
-    "etc/group": `root:x:0:\nsandbox:x:${SANDBOX_UID}:\nnogroup:x:65534:\n`,
-    "etc/hosts": "127.0.0.1\tlocalhost sandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n",
-    "forwarder.mjs": FORWARDER_SOURCE,
+    passwd: `root:x:0:0:root:/root:/usr/sbin/nologin\nsandbox:x:${SANDBOX_UID}:${SANDBOX_UID}:sandbox:${WORKSPACE}:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n`,
+    group: `root:x:0:\nsandbox:x:${SANDBOX_UID}:\nnogroup:x:65534:\n`,
+    hosts: "127.0.0.1\tlocalhost sandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n",
   };
-  for (const [name, content] of Object.entries(files)) writeFileSync(join(directory, name), content, { mode: 0o644 });
+  for (const [name, content] of Object.entries(files)) writeFileSync(join(etc, name), content, { mode: 0o644 });
+  spawnSync("chmod", ["-R", "a+rX", etc], { stdio: "ignore", timeout: 10000 });
+}
+
+/** Per-backend files: the seccomp programs and the proxy forwarder. */
+function writeRuntimeFiles(directory: string): void {
+  writeFileSync(join(directory, "forwarder.mjs"), FORWARDER_SOURCE, { mode: 0o644 });
   writeFileSync(join(directory, "seccomp-none.bpf"), seccompProgramBytes(buildSeccompProgram({ network: "none" })), { mode: 0o644 });
   writeFileSync(join(directory, "seccomp-proxy.bpf"), seccompProgramBytes(buildSeccompProgram({ network: "proxy" })), { mode: 0o644 });
-  spawnSync("chmod", ["-R", "a+rX", etc], { stdio: "ignore", timeout: 10000 });
 }
 
 /**
@@ -230,10 +263,6 @@ function uidIsMapped(uid: number): boolean {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Per-task launch
-
-// Run by /bin/sh as the sandbox's host uid: move into the task's cgroups, then become prlimit → bwrap. A failure to
-// join a cgroup is fatal (exit 125): a task must never run without the limits it was promised.
-const LAUNCH_SCRIPT = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"';
 
 // Run inside the sandbox when files are to be returned: $1 paths, then the command. After the program ends, stop
 // whatever it left running (kill -9 -1 spares only init and this shell), then tar the paths to fd 3 (which the
@@ -312,6 +341,15 @@ function descendantsOf(root: number): number[] {
   return result;
 }
 
+/** SIGKILL to the launcher's process group (prlimit became bwrap's monitor, its leader; detached spawn made it one). */
+function killProcessGroup(pid: number): void {
+  try {
+    process.kill(-pid, "SIGKILL");
+  } catch {
+    // The group is gone.
+  }
+}
+
 function signalQuietly(pid: number, signal: NodeJS.Signals): void {
   try {
     process.kill(pid, signal);
@@ -347,7 +385,6 @@ export async function createBubblewrapBackend(options: BubblewrapOptions): Promi
   if (prlimitFound === undefined) throw new SandboxUnavailableError("prlimit is not installed; it sets the sandbox's rlimits: apt-get install util-linux");
   const bwrap: string = bwrapFound;
   const prlimit: string = prlimitFound;
-  const shell = "/bin/sh";
   const versionText = spawnSync(bwrap, ["--version"], { encoding: "utf8", timeout: 5000 }).stdout ?? "";
   const version = parseBwrapVersion(versionText);
   if (version === undefined || version[0] === 0 && version[1] < 8) {
@@ -374,7 +411,7 @@ export async function createBubblewrapBackend(options: BubblewrapOptions): Promi
   // mkdtemp makes 0700; the sandbox's host uid has to traverse it to reach the bound files.
   chmodSync(runtimeDirectory, 0o755);
   writeRuntimeFiles(runtimeDirectory);
-  const rootLayout = rootArguments(runtimeDirectory);
+  const rootLayout = rootArguments(sharedEtcDirectory(runtimeParent));
   const leakedDescriptors = inheritableDescriptors();
   const devNull = openSync("/dev/null", "r+");
 
@@ -398,13 +435,13 @@ export async function createBubblewrapBackend(options: BubblewrapOptions): Promi
   const running = new Set<{ stop: (reason: SandboxEndReason) => void; done: Promise<unknown> }>();
   let closed = false;
 
-  function rlimitsFor(limits: SandboxLimits, haveMemoryCgroup: boolean, havePidsCgroup: boolean): Record<string, number> {
+  function rlimitsFor(limits: SandboxLimits, haveMemoryCgroup: boolean): Record<string, number> {
     // Address space: V8 and the JVM reserve far more than they use (Node needs ~2 GiB just to start), so when the
     // memory cgroup does the real bounding, RLIMIT_AS is only a backstop; without it, RLIMIT_AS is the bound.
     const addressSpace = haveMemoryCgroup ? Math.max(8 * 1024 ** 3, limits.memoryBytes * 4) : limits.memoryBytes;
-    // RLIMIT_NPROC counts every process of the host uid across all sandboxes; with a pids cgroup per task it is
-    // only a host-wide ceiling.
-    const processes = havePidsCgroup ? Math.max(4096, limits.pids * 16) : limits.pids + 4;
+    // RLIMIT_NPROC, as set here, bounds every process of the sandbox uid on the host (all tasks together): a host-wide
+    // ceiling. Without a pids cgroup the task's own bound is set inside the sandbox (perTaskProcessLimit).
+    const processes = Math.max(4096, limits.pids * 16);
     return {
       as: addressSpace,
       cpu: limits.cpuSeconds,
@@ -416,7 +453,7 @@ export async function createBubblewrapBackend(options: BubblewrapOptions): Promi
   }
 
   /** bwrap's options (read from `--args FD`, so environment values stay out of the process list) and the command. */
-  function bwrapArguments(task: CheckedTask, fds: { seccomp: number; status: number; files: number[] }, forwarder: boolean, proxyUrl: string | undefined): { options: string[]; argv: string[] } {
+  function bwrapArguments(task: CheckedTask, fds: { seccomp: number; status: number; files: number[] }, forwarder: boolean, proxyUrl: string | undefined, perTaskProcessLimit: boolean): { options: string[]; argv: string[] } {
     const limits = task.limits;
     const args: string[] = [
       "--unshare-all",
@@ -473,7 +510,10 @@ export async function createBubblewrapBackend(options: BubblewrapOptions): Promi
     args.push("--remount-ro", "/dev", "--remount-ro", "/");
     args.push("--seccomp", String(fds.seccomp));
     // bwrap reads only options from --args; the command has to be on its real command line.
-    let argv = [...task.argv];
+    // Without a pids cgroup: the kernel checks RLIMIT_NPROC first against the processes of this uid in the task's
+    // own user namespace, so lowering it inside the sandbox bounds this task alone (the outer value stays the
+    // host-wide ceiling for the namespaces' parents).
+    let argv = perTaskProcessLimit ? ["/usr/bin/prlimit", `--nproc=${limits.pids}`, "--", ...task.argv] : [...task.argv];
     if (forwarder) argv = ["/.perimeter/node", "/.perimeter/forwarder.mjs", "/.perimeter/egress.sock", String(FORWARDER_PORT), ...argv];
     if (task.collect.length > 0) argv = ["/bin/sh", "-c", COLLECT_SCRIPT, "perimeter-collect", String(task.collect.length), ...task.collect, ...argv];
     return { options: args, argv };
@@ -483,9 +523,10 @@ export async function createBubblewrapBackend(options: BubblewrapOptions): Promi
     const started = performance.now();
     const id = randomBytes(6).toString("hex");
     const limits = task.limits;
-    const cgroup: TaskCgroup | null = createTaskCgroup(cgroupSupport, `task-${id}`, { memoryBytes: limits.memoryBytes, pids: limits.pids + 3, cpu: limits.cpu }, runnerIsRoot ? { uid: hostUid, gid: hostGid } : undefined);
+    // bwrap's monitor and the sandbox's init count towards the pids limit: two more than the task's own.
+    const cgroup: TaskCgroup | null = createTaskCgroup(cgroupSupport, `task-${id}`, { memoryBytes: limits.memoryBytes, pids: limits.pids + 2, cpu: limits.cpu });
     const applied = cgroup?.controllers ?? [];
-    const rlimits = rlimitsFor(limits, applied.includes("memory"), applied.includes("pids"));
+    const rlimits = rlimitsFor(limits, applied.includes("memory"));
     const missing = (["memory", "pids", "cpu"] as const).filter((controller) => !applied.includes(controller)).map((controller) => `cgroup ${controller}: ${cgroupSupport.unavailable[controller] ?? "unavailable"}`);
 
     const proxyMode = task.network.mode === "proxy";
@@ -510,12 +551,12 @@ export async function createBubblewrapBackend(options: BubblewrapOptions): Promi
     // fd layout: 0-2 stdio, 3 returned files, 4 bwrap arguments, 5 seccomp program, 6 bwrap status, 7+ input files.
     const seccompFd = openSync(join(runtimeDirectory, proxyMode ? "seccomp-proxy.bpf" : "seccomp-none.bpf"), "r");
     const fileFds = task.files.map((_file, index) => 7 + index);
-    const { options: bwrapOptions, argv } = bwrapArguments(task, { seccomp: 5, status: 6, files: fileFds }, proxyMode, proxyUrl);
+    const { options: bwrapOptions, argv } = bwrapArguments(task, { seccomp: 5, status: 6, files: fileFds }, proxyMode, proxyUrl, !applied.includes("pids"));
     // RLIMIT_CPU: the hard limit one second past the soft one, so the program sees SIGXCPU (a reason we can name)
     // before the kernel's SIGKILL.
     const prlimitArguments = Object.entries(rlimits).map(([name, value]) => (name === "cpu" ? `--cpu=${value}:${value + 1}` : `--${name}=${value}`));
     const bwrapCommand = [prlimit, ...prlimitArguments, "--", bwrap, "--args", "4", "--", ...argv];
-    const command = cgroup === null ? bwrapCommand : [shell, "-c", LAUNCH_SCRIPT, "perimeter-launch", ...cgroup.procsFiles, "--", ...bwrapCommand];
+    const command = bwrapCommand;
 
     let child: ChildProcess;
     try {
@@ -539,6 +580,21 @@ export async function createBubblewrapBackend(options: BubblewrapOptions): Promi
     }
     closeSync(seccompFd);
 
+    // Into the task's cgroups before anything can fork: bwrap's first act is to read its options from fd 4, which
+    // nothing has written yet, so at this moment the process is prlimit or a blocked bwrap with no children. Any
+    // failure here ends the task before it runs: it must never run without the limits it was promised.
+    if (cgroup !== null && child.pid !== undefined) {
+      try {
+        for (const file of cgroup.procsFiles) writeFileSync(file, String(child.pid));
+      } catch (error) {
+        killProcessGroup(child.pid);
+        await new Promise((resolve) => child.once("close", resolve));
+        await cgroup.remove();
+        removeProxyClient?.();
+        throw new SandboxUnavailableError(`cannot move the task into its cgroup (${(error as Error).message}); the sandbox did not run`);
+      }
+    }
+
     const argumentData = Buffer.from(bwrapOptions.map((argument) => `${argument}\u0000`).join(""), "utf8");
     const pipes = child.stdio as unknown as (Readable | Writable | null)[];
     endStream(pipes[4] as Writable, argumentData);
@@ -561,13 +617,7 @@ export async function createBubblewrapBackend(options: BubblewrapOptions): Promi
       return members.filter((member) => member !== pid);
     };
     const killEverything = () => {
-      if (child.pid !== undefined) {
-        try {
-          process.kill(-child.pid, "SIGKILL");
-        } catch {
-          // The group is gone.
-        }
-      }
+      if (child.pid !== undefined) killProcessGroup(child.pid);
       cgroup?.killAll();
     };
     const stop = (why: SandboxEndReason, graceMs: number) => {
@@ -627,7 +677,7 @@ export async function createBubblewrapBackend(options: BubblewrapOptions): Promi
     const stderrText = Buffer.concat(stderr.chunks).toString("utf8");
     if (status.childPid === undefined && reason === undefined) {
       // bwrap (or the launcher) failed before the program ran: a host problem, not the task's result.
-      throw new SandboxUnavailableError(outcome.code === 125 ? `cannot move the task into its cgroup: ${stderrText.trim()}` : explainBwrapFailure(stderrText));
+      throw new SandboxUnavailableError(explainBwrapFailure(stderrText));
     }
 
     let exitCode: number | null = status.exitCode ?? outcome.code ?? (outcome.signal !== null ? 128 + 9 : null);

@@ -5,7 +5,7 @@
 // Discovery reads /proc/self/mountinfo and /proc/self/cgroup (pure parsers below, tested on captured text). Where
 // nothing is mounted (e.g. inside `ip netns exec`, which remounts /sys) and we are root, the controllers are mounted
 // privately under the runtime directory: that exposes the same hierarchy the host already has, nothing more.
-import { chownSync, existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 
@@ -199,7 +199,7 @@ export interface TaskCgroupStats {
 export interface TaskCgroup {
   readonly version: 1 | 2 | "mixed";
   readonly controllers: readonly ControllerName[];
-  /** The cgroup.procs files a launcher writes its own pid into (one per distinct directory). */
+  /** The cgroup.procs files the runner writes the task's first pid into (one per distinct directory). */
   readonly procsFiles: readonly string[];
   /** Pids currently in the task's cgroups. */
   members(): number[];
@@ -218,7 +218,7 @@ function readCounter(text: string | undefined, key: string): number {
 const sleep = (milliseconds: number) => new Promise((resolve) => setTimeout(resolve, milliseconds));
 
 /** Creates the task's cgroup in every available controller and writes its limits. */
-export function createTaskCgroup(support: CgroupSupport, name: string, limits: TaskCgroupLimits, owner?: { uid: number; gid: number }): TaskCgroup | null {
+export function createTaskCgroup(support: CgroupSupport, name: string, limits: TaskCgroupLimits): TaskCgroup | null {
   if (support.places.length === 0) return null;
   const directories = new Map<string, { version: 1 | 2; controllers: ControllerName[] }>();
   const created: string[] = [];
@@ -234,11 +234,6 @@ export function createTaskCgroup(support: CgroupSupport, name: string, limits: T
       }
       entry.controllers.push(place.controller);
       writeLimits(directory, place.version, place.controller, limits);
-    }
-    if (owner !== undefined) {
-      // The launcher runs as the unprivileged sandbox uid and moves itself in: it needs to own cgroup.procs (v1: and
-      // its uid must match the moved process, which it does).
-      for (const directory of directories.keys()) chownSync(join(directory, "cgroup.procs"), owner.uid, owner.gid);
     }
   } catch (error) {
     for (const directory of created) rmdirQuiet(directory);

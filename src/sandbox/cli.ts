@@ -9,7 +9,6 @@ import { createLogger } from "../shared/index.ts";
 import type { Logger } from "../shared/index.ts";
 import { createBubblewrapBackend } from "./bubblewrap.ts";
 import type { EgressProxyAttachment } from "./bubblewrap.ts";
-import { createSandboxEgress } from "./egress.ts";
 import type { SandboxEgress } from "./egress.ts";
 import { limitsFromConfig, parseByteQuantity, parseCpuQuantity, parseSeconds, SandboxTaskError, SandboxUnavailableError, workspacePathProblem } from "./task.ts";
 import type { SandboxBackend, SandboxFile, SandboxHostRule, SandboxLimits, SandboxResult } from "./task.ts";
@@ -261,7 +260,8 @@ async function exec(args: string[], io: CommandIo): Promise<number> {
       if (network === "proxy") throw new UsageError("sandbox exec: --network proxy is for the bubblewrap backend; in a cluster the rendered NetworkPolicies decide");
       backend = await kubernetesBackend(limits, values.template, logger);
     } else {
-      if (network === "proxy") egress = await createSandboxEgress({ logger });
+      // Loaded only for proxy mode: the egress proxy brings an HTTP client stack the plain case does not need.
+      if (network === "proxy") egress = await (await import("./egress.ts")).createSandboxEgress({ logger });
       backend = await createBubblewrapBackend({ defaults: limits, logger, ...(io.env.PATH !== undefined ? { searchPath: io.env.PATH } : {}), ...(egress !== undefined ? { egressProxy: egress as EgressProxyAttachment } : {}) });
     }
   } catch (error) {
@@ -395,7 +395,7 @@ async function serve(args: string[], io: CommandIo): Promise<number> {
     if (backendName === "kubernetes") {
       backend = await kubernetesBackend(limits, values.template, logger);
     } else {
-      if (networkAllow !== undefined) egress = await createSandboxEgress({ logger, audit: { append: (event) => audit.append(event) } });
+      if (networkAllow !== undefined) egress = await (await import("./egress.ts")).createSandboxEgress({ logger, audit: { append: (event) => audit.append(event) } });
       backend = await createBubblewrapBackend({ defaults: limits, logger, ...(io.env.PATH !== undefined ? { searchPath: io.env.PATH } : {}), ...(egress !== undefined ? { egressProxy: egress } : {}) });
     }
   } catch (error) {

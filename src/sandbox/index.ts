@@ -34,3 +34,7 @@ export { createKubernetesBackend, loadJobTemplate, taskJob, TASK_CONTAINER } fro
 export type { KubernetesBackendOptions } from "./kubernetes.ts";
 export { createSandboxEgress } from "./egress.ts";
 export type { SandboxEgress, SandboxEgressOptions } from "./egress.ts";
+export { createSandboxServer, bearerMatches } from "./server.ts";
+export type { SandboxServer, SandboxServerOptions, SandboxAuditSink, CallerQuotas } from "./server.ts";
+export { createWorkspaceStore, workspaceNameProblem } from "./workspaces.ts";
+export type { WorkspaceStore, WorkspaceLimits, WorkspaceFile } from "./workspaces.ts";
