@@ -263,7 +263,7 @@ export function createSandboxServer(options: SandboxServerOptions): SandboxServe
       };
       // Nothing runs unrecorded: if the start cannot be written, the call is refused.
       try {
-        record({ type: "sandbox-run", phase: "started", caller, command: auditCommand, workspace: args.workspace ?? null, network: task.network?.mode ?? "none", timeoutMs: timeoutMs ?? null, files: task.files?.length ?? 0, stdinBytes: args.stdin === undefined ? 0 : Buffer.byteLength(args.stdin) });
+        record({ type: "sandbox-run", phase: "started", caller, command: auditCommand, workspace: args.workspace ?? null, network: task.network?.mode ?? "none", timeoutMs: timeoutMs ?? null, files: task.files?.length ?? 0, stdinBytes: args.stdin === undefined ? 0 : Buffer.byteLength(args.stdin), envNames: Object.keys(args.env ?? {}) });
       } catch (error) {
         runsTotal.inc({ outcome: "refused" });
         logger.error({ event: "audit-failed", error: (error as Error).message }, "audit log unavailable: refusing a sandbox run");
