@@ -153,6 +153,16 @@ test("stand-in Kubernetes API server: when the caller goes away (AbortSignal) ev
   await assertNothingLeft();
 });
 
+test("stand-in Kubernetes API server: closing the backend mid-task (runner shutdown) deletes what the task created", async () => {
+  const closing = createKubernetesBackend({ kubeConfig: await standInKubeConfig(standIn), template, defaults });
+  const pending = closing.run({ argv: ["sleep", "30"] });
+  for (let attempt = 0; attempt < 100 && standIn.jobs.size === 0; attempt++) await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(standIn.jobs.size, 1);
+  await closing.close();
+  assert.equal((await pending).reason, "aborted");
+  await assertNothingLeft();
+});
+
 test("stand-in Kubernetes API server: the template's activeDeadlineSeconds ends a task as 'timeout'", async () => {
   const short = sandboxJobTemplate(parseConfig("version: 1\nname: hermes\nsandbox:\n  limits: { timeoutSeconds: 1 }\n"));
   const deadlineBackend = createKubernetesBackend({ kubeConfig: await standInKubeConfig(standIn), template: short, defaults });

@@ -134,6 +134,7 @@ export function createKubernetesBackend(options: KubernetesBackendOptions): Sand
     networkModes: ["none"],
   };
   const running = new Set<(why: SandboxEndReason) => void>();
+  const inFlight = new Set<Promise<unknown>>();
   let closed = false;
   let clients: Promise<{ batch: BatchV1Api; core: CoreV1Api; watch: Watch }> | undefined;
   const api = () => {
@@ -339,11 +340,19 @@ export function createKubernetesBackend(options: KubernetesBackendOptions): Sand
       if (closed) throw new SandboxUnavailableError("the sandbox backend is closed");
       const checked = checkTask(task, policy);
       if (!checked.ok) throw new SandboxTaskError(checked.reason);
-      return runChecked(checked.task, runOptions);
+      const pending = runChecked(checked.task, runOptions);
+      inFlight.add(pending);
+      try {
+        return await pending;
+      } finally {
+        inFlight.delete(pending);
+      }
     },
     async close() {
       closed = true;
       for (const stop of running) stop("aborted");
+      // Their finally blocks delete what they created; wait for that before reporting closed.
+      await Promise.allSettled([...inFlight]);
     },
   };
 }
