@@ -9,8 +9,8 @@
 // sandbox user maps to whoever started bwrap, and host root owning every sandbox process would turn any slip in
 // the namespaces into root on the host (and exempts the task from RLIMIT_NPROC).
 //
-// Every argument reaches bwrap through `--args FD`, so commands and environment values never show in the host's
-// process list. The task's output comes back over pipes, capped; requested files come back as a tar stream on fd 3
+// bwrap's options reach it through `--args FD`, so environment values never show in the host's process list (the
+// command itself does). The task's output comes back over pipes, capped; requested files come back as a tar stream on fd 3
 // written by a small supervisor inside the sandbox after the program (and anything it left running) is gone.
 import { spawn, spawnSync } from "node:child_process";
 import type { ChildProcess, StdioOptions } from "node:child_process";
@@ -387,17 +387,15 @@ export async function createBubblewrapBackend(options: BubblewrapOptions): Promi
   const prlimit: string = prlimitFound;
   const versionText = spawnSync(bwrap, ["--version"], { encoding: "utf8", timeout: 5000 }).stdout ?? "";
   const version = parseBwrapVersion(versionText);
-  if (version === undefined || version[0] === 0 && version[1] < 8) {
+  if (version === undefined || (version[0] === 0 && version[1] < 8)) {
     throw new SandboxUnavailableError(`bubblewrap ${versionText.trim() || "(unknown version)"} is too old: 0.8.0 or newer is needed (--size, --disable-userns); ${INSTALL_BWRAP}`);
   }
-  const seccompArchitecture = (() => {
-    try {
-      return hostSeccompArchitecture();
-    } catch (error) {
-      throw new SandboxUnavailableError((error as Error).message);
-    }
-  })();
-  void seccompArchitecture;
+  try {
+    // The filter knows x86_64 and aarch64 syscall numbers; anywhere else, refuse rather than run unfiltered.
+    hostSeccompArchitecture();
+  } catch (error) {
+    throw new SandboxUnavailableError((error as Error).message);
+  }
 
   const runnerUid = process.getuid?.() ?? 0;
   // Root that can actually become the sandbox uid: not, say, root of a user namespace that maps only itself.
