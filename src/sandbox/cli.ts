@@ -32,7 +32,7 @@ Usage:
                       the command ends (regular files only; symbolic links are never followed, nothing is deleted)
   --env NAME[=VALUE]  pass NAME from this environment (or set it to VALUE); nothing else is inherited
   --stdin             read standard input to its end and give it to the command
-  --backend NAME      bubblewrap (default) or kubernetes (in a cluster: reads ${"/etc/perimeter/sandbox/job.yaml"})
+  --backend NAME      bubblewrap (default) or kubernetes (in a cluster: reads /etc/perimeter/sandbox/job.yaml)
 
 The command's output is printed when it ends, and its exit status is perimeter's: 124 when the timeout struck,
 137 when the sandbox killed it (memory, output limit), 130 when interrupted. Perimeter's own errors use 2.
@@ -149,7 +149,9 @@ async function kubernetesBackend(limits: SandboxLimits, templatePath: string | u
   const { KubeConfig } = await import("@kubernetes/client-node");
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromDefault();
-  const template = loadJobTemplate(templatePath ?? "/etc/perimeter/sandbox/job.yaml");
+  // render owns the path; loaded here only, so the bubblewrap path never pays for the renderers.
+  const { SANDBOX_JOB_TEMPLATE_PATH } = await import("../render/index.ts");
+  const template = loadJobTemplate(templatePath ?? SANDBOX_JOB_TEMPLATE_PATH);
   return createKubernetesBackend({ kubeConfig, template, defaults: limits, logger });
 }
 

@@ -90,6 +90,23 @@ test("stand-in Kubernetes API server: the Job created is the hardened template, 
   assert.ok((created.spec?.ttlSecondsAfterFinished ?? 0) > 0);
 });
 
+test("stand-in Kubernetes API server: with a sandbox allowlist the template's proxy environment is kept first, and a task cannot override it", async () => {
+  const withProxy = sandboxJobTemplate(parseConfig("version: 1\nname: hermes\nsandbox:\n  network: { allow: [pypi.org] }\n"));
+  const templateEnv = withProxy.spec?.template?.spec?.containers[0]?.env ?? [];
+  assert.ok(templateEnv.some((variable) => variable.name === "HTTPS_PROXY"), "render's template carries the proxy variables");
+  const proxyBackend = createKubernetesBackend({ kubeConfig: await standInKubeConfig(standIn), template: withProxy, defaults });
+  const before = standIn.createdJobs.length;
+  const result = await proxyBackend.run({ script: "echo $HTTPS_PROXY", env: { HTTPS_PROXY: "http://attacker.example:1", MINE: "1" } });
+  await proxyBackend.close();
+  const env = standIn.createdJobs[before]?.spec?.template?.spec?.containers[0]?.env ?? [];
+  assert.deepEqual(env.slice(0, templateEnv.length), templateEnv);
+  assert.equal(env.filter((variable) => variable.name === "HTTPS_PROXY").length, 1);
+  assert.ok(env.some((variable) => variable.name === "MINE"));
+  assert.equal(result.stdout.data.toString().trim(), templateEnv.find((variable) => variable.name === "HTTPS_PROXY")?.value);
+  assert.equal(result.limits.network, "proxy");
+  await assertNothingLeft();
+});
+
 test("stand-in Kubernetes API server: the inputs ConfigMap is owned by the Job (garbage-collected with it)", async () => {
   const result = await backend.run({ script: "cat in.txt", files: [{ path: "in.txt", content: "from a file" }] });
   assert.equal(text(result.stdout.data), "from a file");

@@ -94,11 +94,18 @@ export function taskJob(template: IJob, options: { name: string; namespace: stri
   const container = podSpec.containers.find((candidate) => candidate.name === TASK_CONTAINER) as IContainer;
   container.command = ["/bin/sh", `${INPUTS_DIRECTORY}/run.sh`];
   container.args = [...options.argv];
+  // The template's own entries (the proxy settings, when the sandbox has an allowlist) come first and cannot be
+  // overridden by a task; ours and the task's are appended.
+  const templateEnvironment = container.env ?? [];
+  const fixed = new Set(templateEnvironment.map((variable) => variable.name));
   container.env = [
-    { name: "HOME", value: "/workspace" },
-    { name: "TMPDIR", value: "/tmp" },
-    { name: "LANG", value: "C.UTF-8" },
-    ...Object.entries(options.env).map(([name, value]) => ({ name, value })),
+    ...templateEnvironment,
+    ...[
+      { name: "HOME", value: "/workspace" },
+      { name: "TMPDIR", value: "/tmp" },
+      { name: "LANG", value: "C.UTF-8" },
+      ...Object.entries(options.env).map(([name, value]) => ({ name, value })),
+    ].filter((variable) => !fixed.has(variable.name)),
   ];
   container.volumeMounts = [...(container.volumeMounts ?? []), { name: "inputs", mountPath: INPUTS_DIRECTORY, readOnly: true }];
   podSpec.volumes = [...(podSpec.volumes ?? []), { name: "inputs", configMap: { name: options.configMapName, defaultMode: 0o444 } }];
@@ -126,12 +133,15 @@ export function createKubernetesBackend(options: KubernetesBackendOptions): Sand
   const logger = options.logger ?? silentLogger();
   const namespace = options.namespace ?? options.template.metadata?.namespace;
   if (namespace === undefined || namespace === "") throw new SandboxUnavailableError("the sandbox Job template names no namespace; pass one");
+  // In a cluster the network is the rendered NetworkPolicies' business, the same for every task: none, or (when the
+  // sandbox has an allowlist) the sandbox egress proxy, whose address the template's environment carries.
+  const taskContainer = options.template.spec?.template?.spec?.containers.find((candidate) => candidate.name === TASK_CONTAINER);
+  const clusterNetwork: "none" | "proxy" = (taskContainer?.env ?? []).some((variable) => /^https?_proxy$/i.test(variable.name)) ? "proxy" : "none";
   const policy: TaskPolicy = {
     defaults: options.defaults,
     ceiling: options.ceiling ?? options.defaults,
     maxFiles: options.maxFiles ?? 200,
-    // In a cluster the network is the rendered NetworkPolicies' business: the sandbox namespace denies all egress.
-    networkModes: ["none"],
+    networkModes: clusterNetwork === "proxy" ? ["none", "proxy"] : ["none"],
   };
   const running = new Set<(why: SandboxEndReason) => void>();
   const inFlight = new Set<Promise<unknown>>();
@@ -313,9 +323,14 @@ export function createKubernetesBackend(options: KubernetesBackendOptions): Sand
       backend: "kubernetes" as const,
       limits: task.limits,
       cgroup: container?.resources?.limits !== undefined ? { version: 2 as const, controllers: Object.keys(container.resources.limits) } : null,
-      network: "none" as const,
+      network: clusterNetwork,
       seccomp: options.template.spec?.template?.spec?.securityContext?.seccompProfile?.type === "RuntimeDefault",
-      missing: ["per-task memory/pids/cpu limits: the Job template's resources apply to every task", ...task.capped.map((entry) => `requested ${entry}`)],
+      missing: [
+        "per-task memory/pids/cpu limits: the Job template's resources apply to every task",
+        ...(clusterNetwork === "proxy" && task.network.mode === "none" ? ["network none: in this cluster every sandbox task can reach the sandbox egress proxy (sandbox.network.allow)"] : []),
+        ...(task.network.mode === "proxy" ? ["a per-task allowlist: the cluster's sandbox egress proxy applies sandbox.network.allow to every task"] : []),
+        ...task.capped.map((entry) => `requested ${entry}`),
+      ],
     };
   }
 
