@@ -433,10 +433,11 @@ export async function createBubblewrapBackend(options: BubblewrapOptions): Promi
   const running = new Set<{ stop: (reason: SandboxEndReason) => void; done: Promise<unknown> }>();
   let closed = false;
 
-  function rlimitsFor(limits: SandboxLimits, haveMemoryCgroup: boolean): Record<string, number> {
+  function rlimitsFor(limits: SandboxLimits, haveMemoryCgroup: boolean, runsForwarder: boolean): Record<string, number> {
     // Address space: V8 and the JVM reserve far more than they use (Node needs ~2 GiB just to start), so when the
     // memory cgroup does the real bounding, RLIMIT_AS is only a backstop; without it, RLIMIT_AS is the bound.
-    const addressSpace = haveMemoryCgroup ? Math.max(8 * 1024 ** 3, limits.memoryBytes * 4) : limits.memoryBytes;
+    // The proxy forwarder is a Node process: it cannot start below ~2 GiB of address space.
+    const addressSpace = haveMemoryCgroup ? Math.max(8 * 1024 ** 3, limits.memoryBytes * 4) : runsForwarder ? Math.max(4 * 1024 ** 3, limits.memoryBytes) : limits.memoryBytes;
     // RLIMIT_NPROC, as set here, bounds every process of the sandbox uid on the host (all tasks together): a host-wide
     // ceiling. Without a pids cgroup the task's own bound is set inside the sandbox (perTaskProcessLimit).
     const processes = Math.max(4096, limits.pids * 16);
@@ -524,10 +525,13 @@ export async function createBubblewrapBackend(options: BubblewrapOptions): Promi
     // bwrap's monitor and the sandbox's init count towards the pids limit: two more than the task's own.
     const cgroup: TaskCgroup | null = createTaskCgroup(cgroupSupport, `task-${id}`, { memoryBytes: limits.memoryBytes, pids: limits.pids + 2, cpu: limits.cpu });
     const applied = cgroup?.controllers ?? [];
-    const rlimits = rlimitsFor(limits, applied.includes("memory"));
-    const missing = (["memory", "pids", "cpu"] as const).filter((controller) => !applied.includes(controller)).map((controller) => `cgroup ${controller}: ${cgroupSupport.unavailable[controller] ?? "unavailable"}`);
-
     const proxyMode = task.network.mode === "proxy";
+    const rlimits = rlimitsFor(limits, applied.includes("memory"), proxyMode);
+    const missing = (["memory", "pids", "cpu"] as const).filter((controller) => !applied.includes(controller)).map((controller) => `cgroup ${controller}: ${cgroupSupport.unavailable[controller] ?? "unavailable"}`);
+    if (proxyMode && !applied.includes("memory") && (rlimits.as as number) > limits.memoryBytes) {
+      missing.push(`memory ${limits.memoryBytes}: without a memory cgroup, proxy mode (its forwarder is a Node process) is bounded by a ${rlimits.as}-byte address space instead`);
+    }
+
     let removeProxyClient: (() => void) | undefined;
     let proxyUrl: string | undefined;
     if (proxyMode) {

@@ -99,3 +99,14 @@ test("proxy mode: a task in network mode 'none' does not get the proxy socket or
   assert.match(text(result.stdout.data), /No such file/);
   assert.match(text(result.stdout.data), /^\[\]$/m);
 });
+
+test("proxy mode without cgroups still starts its forwarder, and the result says memory was bounded by address space instead", async () => {
+  const plain = await createBubblewrapBackend({ defaults: { ...TEST_LIMITS, memoryBytes: 256 * 1024 ** 2 }, egressProxy: egress, cgroups: "off" });
+  try {
+    const result = await plain.run({ argv: ["python3", "fetch.py"], files: fetchScript([`http://allowed.test:${port}/plain`]), network: { mode: "proxy", allow: [rule("allowed.test")] } });
+    assert.match(text(result.stdout.data), /hello from allowed.test/);
+    assert.ok(result.limits.missing.some((entry) => /address space instead/.test(entry)), result.limits.missing.join("; "));
+  } finally {
+    await plain.close();
+  }
+});
