@@ -59,6 +59,14 @@ export interface StandInApiServer {
 
 const key = (namespace: string, name: string) => `${namespace}/${name}`;
 
+function killPod(pod: RunningPod): void {
+  try {
+    if (pod.process.pid !== undefined) process.kill(-pod.process.pid, "SIGKILL");
+  } catch {
+    // Already gone.
+  }
+}
+
 function status(response: ServerResponse, code: number, reason: string, message: string): void {
   response.writeHead(code, { "content-type": "application/json" });
   response.end(JSON.stringify({ kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure", message, reason, code }));
@@ -155,7 +163,7 @@ export async function startStandInApiServer(): Promise<StandInApiServer> {
           for (const [podKey, pod] of running) {
             if (podKey.startsWith(`${namespace}/${jobName}-`)) {
               pod.killedForDeadline = true;
-              pod.process.kill("SIGKILL");
+              killPod(pod);
             }
           }
         }, deadlineSeconds * 1000),
@@ -219,7 +227,8 @@ export async function startStandInApiServer(): Promise<StandInApiServer> {
     args.push("--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin");
     if (container.workingDir !== undefined) args.push("--chdir", container.workingDir);
     args.push("--", ...(container.command ?? []), ...(container.args ?? []));
-    const child = spawn("bwrap", args, { stdio: ["ignore", "pipe", "pipe"] });
+    // Its own process group: killing a pod kills bwrap and, should bwrap die mid-setup, its not-yet-orphan-proof child.
+    const child = spawn("bwrap", args, { stdio: ["ignore", "pipe", "pipe"], detached: true });
     const entry: RunningPod = { process: child, directory, killedForDeadline: false };
     running.set(podKey, entry);
     // The container log interleaves stdout and stderr, as the kubelet's does.
@@ -245,7 +254,8 @@ export async function startStandInApiServer(): Promise<StandInApiServer> {
       const uid = job.metadata?.uid;
       for (const [podKey, pod] of pods) {
         if (pod.metadata?.ownerReferences?.some((owner) => owner.uid === uid)) {
-          running.get(podKey)?.process.kill("SIGKILL");
+          const pod = running.get(podKey);
+          if (pod !== undefined) killPod(pod);
           pods.delete(podKey);
           logs.delete(podKey);
         }
@@ -372,7 +382,7 @@ export async function startStandInApiServer(): Promise<StandInApiServer> {
     async close() {
       for (const timer of deadlines.values()) clearTimeout(timer);
       for (const watcher of watchers) watcher.response.end();
-      for (const pod of running.values()) pod.process.kill("SIGKILL");
+      for (const pod of running.values()) killPod(pod);
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
