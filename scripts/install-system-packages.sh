@@ -7,13 +7,16 @@
 #   openssl         — test certificates
 #   curl            — the HTTPS_PROXY-honouring client of the network-namespace isolation test
 #   procps psmisc   — process inspection in the sandbox attack suite
+#   python3 nodejs  — interpreters the sandbox tests run inside bubblewrap (/usr/bin/python3, /usr/bin/node)
+#   util-linux      — prlimit for sandbox resource limits
+#   ripgrep socat   — needed by the sandbox benchmark's peer (@anthropic-ai/sandbox-runtime)
 #   kubectl / kubernetes-client — `kubectl kustomize` to build rendered Kubernetes output offline
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update
-packages=(bubblewrap iproute2 squid openssl procps psmisc curl ca-certificates)
-command -v npm >/dev/null || packages+=(nodejs npm)
+packages=(bubblewrap iproute2 squid openssl procps psmisc curl ca-certificates python3 nodejs util-linux ripgrep socat)
+command -v npm >/dev/null || packages+=(npm)
 $SUDO apt-get install -y --no-install-recommends "${packages[@]}"
 command -v kubectl >/dev/null || $SUDO apt-get install -y --no-install-recommends kubernetes-client
