@@ -28,7 +28,7 @@ import {
 } from "../plan.ts";
 import type { PerimeterService, SecretSpec } from "../plan.ts";
 import { runtimeConfig } from "../runtime-config.ts";
-import { KUBERNETES_MCP_TOOLS, KUBERNETES_READ_RULES, multiplyQuantity } from "../kubernetes/render.ts";
+import { KUBERNETES_READ_RULES, kubernetesMcpToml, multiplyQuantity } from "../kubernetes/render.ts";
 import { standardLabels } from "../kubernetes/names.ts";
 import { toCommentedYaml, toYaml, toYamlStream } from "../yaml.ts";
 import { SANDBOX_SECCOMP_PROFILE } from "./seccomp.ts";
@@ -285,7 +285,7 @@ export function renderCompose(config: PerimeterConfig): ComposeRender {
   if (sandboxServer !== undefined) files.push({ path: "config/sandbox-runner-seccomp.json", content: `${JSON.stringify(SANDBOX_SECCOMP_PROFILE, null, 2)}\n` });
   if (kubernetesServer !== undefined) {
     const [, entry] = kubernetesServer;
-    files.push({ path: "config/kubernetes-mcp-server.toml", content: composeKubernetesMcpToml() });
+    files.push({ path: "config/kubernetes-mcp-server.toml", content: kubernetesMcpToml({ port: KUBERNETES_MCP_PORT, kubeconfig: "/etc/kubernetes-mcp-server/kubeconfig" }) });
     files.push({ path: "kubernetes-readonly-rbac.yaml", content: readonlyRbac(config, entry.namespaces) });
   }
   envFiles.sort((a, b) => (a.file < b.file ? -1 : 1));
@@ -311,33 +311,6 @@ function envExample(config: PerimeterConfig, envFiles: ReadonlyArray<{ service: 
     for (const key of envFile.keys) lines.push(`${key}=`);
   }
   return `${lines.join("\n")}\n`;
-}
-
-function composeKubernetesMcpToml(): string {
-  const quoted = (values: readonly string[]) => `[${values.map((value) => JSON.stringify(value)).join(", ")}]`;
-  return [
-    "# kubernetes-mcp-server, read-only (rendered by perimeter). Never add the \"config\" toolset: its",
-    "# configuration_view returns the kubeconfig, token included.",
-    `port = "${KUBERNETES_MCP_PORT}"`,
-    "read_only = true",
-    "stateless = true",
-    'kubeconfig = "/etc/kubernetes-mcp-server/kubeconfig"',
-    'cluster_provider_strategy = "kubeconfig"',
-    'list_output = "yaml"',
-    `toolsets = ${quoted(["core"])}`,
-    `enabled_tools = ${quoted(KUBERNETES_MCP_TOOLS)}`,
-    "",
-    "[[denied_resources]]",
-    'group = ""',
-    'version = "v1"',
-    'kind = "Secret"',
-    "",
-    "[[denied_resources]]",
-    'group = ""',
-    'version = "v1"',
-    'kind = "ConfigMap"',
-    "",
-  ].join("\n");
 }
 
 /** RBAC to apply to the cluster the Compose host's kubernetes-mcp-server reads: a token-only ServiceAccount. */

@@ -840,15 +840,21 @@ export const KUBERNETES_READ_RULES = [
 /** The tools kubernetes-mcp-server exposes: namespace-scoped reads that the Roles above can answer. */
 export const KUBERNETES_MCP_TOOLS = ["events_list", "pods_get", "pods_list_in_namespace", "pods_log", "resources_get", "resources_list"];
 
-export function kubernetesMcpToml(): string {
+/**
+ * kubernetes-mcp-server's config, read-only. In a cluster it uses its in-cluster ServiceAccount; on a Compose host,
+ * a kubeconfig file mounted for it (the same TOML otherwise, so both targets refuse the same things).
+ */
+export function kubernetesMcpToml(options: { port: number | string; kubeconfig?: string } = { port: 8080 }): string {
   const quoted = (values: readonly string[]) => `[${values.map((value) => JSON.stringify(value)).join(", ")}]`;
   return [
     "# kubernetes-mcp-server, read-only (rendered by perimeter). Never add the \"config\" toolset: its",
     "# configuration_view returns the kubeconfig, token included.",
-    'port = "8080"',
+    `port = "${options.port}"`,
     "read_only = true",
     "stateless = true",
-    'cluster_provider_strategy = "in-cluster"',
+    ...(options.kubeconfig === undefined
+      ? ['cluster_provider_strategy = "in-cluster"']
+      : [`kubeconfig = ${JSON.stringify(options.kubeconfig)}`, 'cluster_provider_strategy = "kubeconfig"']),
     'list_output = "yaml"',
     `toolsets = ${quoted(["core"])}`,
     `enabled_tools = ${quoted(KUBERNETES_MCP_TOOLS)}`,
