@@ -69,6 +69,16 @@ export function recordHash(fields: RecordFields): string {
   );
 }
 
+/**
+ * recordHash for a writer that already holds `canonicalJson(data)`: the same bytes (keys of the record in sorted order:
+ * component, data, prevHash, seq, time, type) without canonicalising the data a second time on every append.
+ */
+export function recordHashOfCanonicalData(fields: Omit<RecordFields, "data">, dataText: string): string {
+  return sha256Hex(
+    `{"component":${JSON.stringify(fields.component)},"data":${dataText},"prevHash":${JSON.stringify(fields.prevHash)},"seq":${JSON.stringify(fields.seq)},"time":${JSON.stringify(fields.time)},"type":${JSON.stringify(fields.type)}}`,
+  );
+}
+
 export type CheckpointReason = "open" | "periodic" | "close";
 
 export interface CheckpointFields {

@@ -248,3 +248,17 @@ test("bad options are refused when the log is opened, not on the first append", 
   assert.throws(() => openAuditLog({ path, synchronous: "off" as "full" }), /synchronous must be "normal" or "full", not "off"/);
   assert.equal(existsSync(path), false);
 });
+
+test("the writer's hash over already-canonical data equals the verifier's recordHash, for awkward data", async () => {
+  const { recordHash, recordHashOfCanonicalData } = await import("./format.ts");
+  const { canonicalJson } = await import("./canonical.ts");
+  const samples = [
+    {},
+    { z: 1, a: [1, "two", null, { y: true, b: -0.5 }], "\u00e9": "caf\u00e9", "\"q\"": "line\nbreak\u2028", ["__proto__"]: { x: 1 } },
+    { nested: { deeper: { deepest: [[], {}] } }, big: 12345678901234, small: 1e-7 },
+  ];
+  for (const [index, data] of samples.entries()) {
+    const fields = { seq: index + 1, time: "2026-11-21T22:00:00.000Z", component: "egress-proxy", type: "egress-decision", prevHash: "ab".repeat(32) };
+    assert.equal(recordHashOfCanonicalData(fields, canonicalJson(data as never)), recordHash({ ...fields, data: data as never }));
+  }
+});
