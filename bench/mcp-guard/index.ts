@@ -1,6 +1,7 @@
 // Benchmark: what mcp-guard adds to a tools/call. The upstream is @modelcontextprotocol/server-everything over
-// Streamable HTTP (its own process); the guard runs as `perimeter serve mcp-guard` (its own process, audit log on,
-// SQLite synchronous=FULL); the agent is the official SDK client in this process. Same upstream, same tool (echo),
+// Streamable HTTP (its own process); the guard runs as `perimeter serve mcp-guard` (its own process, audit log on
+// with the audit module's default SQLite synchronous=NORMAL in WAL mode, two records per call; the guard's own
+// synchronous=FULL connection holds pins and approvals and is not written on an allowed call); the agent is the official SDK client in this process. Same upstream, same tool (echo),
 // same client library, in the same run:
 //   - latency: sequential calls, interleaved rounds of direct and guarded, p50/p99, and the added p50 (target ≤ 2 ms)
 //   - throughput: 16 concurrent clients for a fixed time, calls/s, direct vs guarded
@@ -92,7 +93,10 @@ mcp:
 audit: { path: ${join(directory, "audit.db")} }
 `,
     );
-    const guard = spawn(process.execPath, [BIN, "serve", "mcp-guard", "-c", config, "--listen", "127.0.0.1:0", "--log-level", "warn"], {
+    // PERIMETER_BENCH_PROFILE=DIR writes a V8 CPU profile of the guard process there (open it in Chrome DevTools).
+    const profile = process.env.PERIMETER_BENCH_PROFILE;
+    const profileArgs = profile === undefined || profile === "" ? [] : ["--cpu-prof", `--cpu-prof-dir=${profile}`];
+    const guard = spawn(process.execPath, [...profileArgs, BIN, "serve", "mcp-guard", "-c", config, "--listen", "127.0.0.1:0", "--log-level", "warn"], {
       env: { PATH: process.env.PATH ?? "", HOME: directory, PERIMETER_AGENT_TOKEN: TOKEN, PERIMETER_ADMIN_TOKEN: "bench-admin-token-9876543210" },
       stdio: ["ignore", "pipe", "inherit"],
     });
@@ -175,7 +179,7 @@ audit: { path: ${join(directory, "audit.db")} }
     }
     const ratio = (rates.get(guarded[0]?.name ?? "") ?? 0) / (rates.get(direct.name) ?? 1);
     console.log(`  guard/direct throughput ratio ${ratio.toFixed(2)}`);
-    console.log(`\n(shared machine, load average ${loadavg().map((value) => value.toFixed(1)).join(" ")}: other processes load the CPU; the audit log is on, SQLite synchronous=FULL)`);
+    console.log(`\n(shared machine, load average ${loadavg().map((value) => value.toFixed(1)).join(" ")}: other processes load the CPU; the audit log is on: two records per call, SQLite WAL, synchronous=NORMAL)`);
     for (const client of clients.values()) await client.close();
   } finally {
     for (const child of children) child.kill("SIGTERM");
