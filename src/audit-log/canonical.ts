@@ -24,36 +24,57 @@ const MAX_DEPTH = 64;
  * Infinity, a Date, a Map, a class instance, `undefined` in an array — is refused so that the record says exactly
  * what the caller meant. Throws TypeError naming the offending path.
  */
-export function toJsonValue(value: unknown, path: string, seen: Set<object> = new Set(), depth = 0): JsonValue {
+export function toJsonValue(value: unknown, path: string): JsonValue {
+  return convert(value, path, [], new Set(), 0);
+}
+
+/** The path of the value being converted, built only for an error message (appends are hot: no string per field). */
+function pathOf(root: string, keys: ReadonlyArray<string | number>): string {
+  return keys.reduce<string>((text, key) => (typeof key === "number" ? `${text}[${key}]` : `${text}.${key}`), root);
+}
+
+function convert(value: unknown, root: string, keys: Array<string | number>, seen: Set<object>, depth: number): JsonValue {
   if (value === null || typeof value === "string" || typeof value === "boolean") return value;
   if (typeof value === "number") {
-    if (!Number.isFinite(value)) throw new TypeError(`${path} is ${String(value)}, which JSON cannot represent; record it as a string or null`);
+    if (!Number.isFinite(value)) throw new TypeError(`${pathOf(root, keys)} is ${String(value)}, which JSON cannot represent; record it as a string or null`);
     return Object.is(value, -0) ? 0 : value;
   }
   if (typeof value !== "object") {
-    throw new TypeError(`${path} is a ${typeof value}; audit fields must be JSON values (string, number, boolean, null, array, plain object)`);
+    throw new TypeError(`${pathOf(root, keys)} is a ${typeof value}; audit fields must be JSON values (string, number, boolean, null, array, plain object)`);
   }
-  if (depth >= MAX_DEPTH) throw new TypeError(`${path} is nested more than ${MAX_DEPTH} levels deep`);
-  if (seen.has(value)) throw new TypeError(`${path} refers to itself (a cycle); audit fields must be JSON values`);
+  const path = () => pathOf(root, keys);
+  if (depth >= MAX_DEPTH) throw new TypeError(`${path()} is nested more than ${MAX_DEPTH} levels deep`);
+  if (seen.has(value)) throw new TypeError(`${path()} refers to itself (a cycle); audit fields must be JSON values`);
   seen.add(value);
   try {
     if (Array.isArray(value)) {
-      return value.map((item, index) => {
-        if (item === undefined) throw new TypeError(`${path}[${index}] is undefined; use null`);
-        return toJsonValue(item, `${path}[${index}]`, seen, depth + 1);
-      });
+      const result: JsonValue[] = new Array<JsonValue>(value.length);
+      for (let index = 0; index < value.length; index++) {
+        const item: unknown = value[index];
+        keys.push(index);
+        if (item === undefined) throw new TypeError(`${pathOf(root, keys)} is undefined; use null`);
+        result[index] = convert(item, root, keys, seen, depth + 1);
+        keys.pop();
+      }
+      return result;
     }
     const prototype = Object.getPrototypeOf(value) as unknown;
     if (prototype !== Object.prototype && prototype !== null) {
       const name = (value as { constructor?: { name?: string } }).constructor?.name ?? "object";
       const hint = value instanceof Date ? "; pass date.toISOString()" : value instanceof Error ? "; pass error.message" : "";
-      throw new TypeError(`${path} is a ${name}, not a plain object${hint}`);
+      throw new TypeError(`${path()} is a ${name}, not a plain object${hint}`);
     }
     const result: { [key: string]: JsonValue } = {};
-    for (const [key, item] of Object.entries(value)) {
+    for (const key of Object.keys(value)) {
+      const item = (value as Record<string, unknown>)[key];
       if (item === undefined) continue;
-      // defineProperty, not assignment: a "__proto__" key (tool arguments are agent-controlled) must stay a field.
-      Object.defineProperty(result, key, { value: toJsonValue(item, `${path}.${key}`, seen, depth + 1), enumerable: true, writable: true, configurable: true });
+      keys.push(key);
+      const converted = convert(item, root, keys, seen, depth + 1);
+      keys.pop();
+      // A "__proto__" key (tool arguments are agent-controlled) must stay a field: assignment would set the prototype.
+      // Every other key is a plain own data property on assignment, which is much cheaper than defineProperty.
+      if (key === "__proto__") Object.defineProperty(result, key, { value: converted, enumerable: true, writable: true, configurable: true });
+      else result[key] = converted;
     }
     return result;
   } finally {
