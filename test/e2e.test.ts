@@ -313,7 +313,7 @@ audit: { path: ${auditPath} }
     assert.ok(has("mcp-guard", "tool-call", (data) => data.decision === "allow" && data.name === "sandbox__run"), "allowed sandbox call recorded");
     assert.ok(has("mcp-guard", "tool-call", (data) => data.decision === "deny" && data.name === "sandbox__run"), "denied argument recorded");
     assert.ok(has("approvals", "approval-request"), `approval request recorded (${summary})`);
-    assert.ok(has("approvals", "approval-decision", (data) => data.decision === "approve" || data.decision === "approved"), "the human's approval recorded");
+    assert.ok(has("approvals", "approval-decision", (data) => data.decision === "approved" && data.approver === "admin:operator"), "the human's approval recorded with who decided");
     assert.ok(has("llm-proxy", "llm-request", (data) => data.decision === "allow"), `llm request recorded (${summary})`);
     assert.ok(has("llm-proxy", "llm-request", (data) => data.decision === "deny"), "the wrong key's refusal recorded");
     assert.ok(has("llm-proxy", "llm-request", (data) => JSON.stringify(data).includes("CANARY_TOKEN")), "the canary hit recorded by name");
