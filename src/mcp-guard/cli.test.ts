@@ -175,6 +175,11 @@ audit: { path: ${auditPath} }
     assert.equal(afterKill.ok, true, JSON.stringify(afterKill));
 
     const restarted = await serve(configFile);
+    // "listening" comes before the upstream connection: wait for it, as an agent retrying would.
+    await eventually(async () => {
+      const health = (await (await fetch(`http://127.0.0.1:${adminPort}/healthz`)).json()) as { upstreams?: Record<string, string> };
+      return health.upstreams?.web === "ready" ? true : undefined;
+    }, 20_000, "the restarted guard's upstream to be ready");
     const again = await connectAgent(restarted.url, ENV.PERIMETER_AGENT_TOKEN, "2025-11-25");
     try {
       assert.equal(resultText(await again.callTool({ name: "web__echo", arguments: { message: "after restart" } })), "web echo: after restart");
