@@ -11,14 +11,16 @@
 //  R3  a stdio upstream's injected credential reaches the upstream but comes back redacted
 //  R4  a call needing approval is held, approved with `perimeter approvals approve ID -c perimeter.yaml`, completes
 //  R5  an argument outside its constraint is refused before any upstream sees it
-//  R6  chat completions (plain and streamed) go through llm-proxy with the virtual key; the provider (a STAND-IN
+//  R6  the agent's token opens nothing but the guard: the sandbox runner refuses it (401)
+//  R7  chat completions (plain and streamed) go through llm-proxy with the virtual key; the provider (a STAND-IN
 //      speaking OpenAI's wire format) receives the provider key, never the virtual key; a wrong key gets 401
-//  R7  a prompt carrying a canary is redacted before it reaches the provider
-//  R8  HTTPS through the egress proxy reaches an allowlisted name mapped to a loopback TLS origin only through that
+//  R8  a prompt carrying a canary is redacted before it reaches the provider
+//  R9  HTTPS through the egress proxy reaches an allowlisted name mapped to a loopback TLS origin only through that
 //      rule's allowCidr; the same address under a rule without allowCidr is refused; a non-allowlisted host gets 403
-//  R9  `perimeter audit-log verify --db FILE` exits 0 and the log holds every component's decisions
-//  R10 the audit database holds no secret value the test set (its file bytes are searched)
-//  R11 tampering one record makes `perimeter audit-log verify` exit 1
+//  R10 `perimeter audit-log verify --db FILE` exits 0 and the log holds every component's decisions
+//  R11 the audit database holds no secret value the test set (its file bytes are searched)
+//  R12 tampering one record makes `perimeter audit-log verify` exit 1
+//  R13 no service wrote a secret value to its logs (stdout/stderr, all of it, after a clean stop)
 // Needs root for bubblewrap's namespaces as CI runs it (../shared/bin/offline), Debian bubblewrap, curl, openssl.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -80,6 +82,7 @@ describe("the perimeter end to end: real serve processes, one perimeter.yaml, on
   let egressPort: number;
   let llmPort: number;
   let guardUrl: string;
+  let sandboxUrl: string;
   let agent: Client | undefined;
 
   before(async () => {
@@ -94,6 +97,7 @@ describe("the perimeter end to end: real serve processes, one perimeter.yaml, on
     egressPort = await freePort();
     llmPort = await freePort();
     const [sandboxPort, guardPort, adminPort] = [await freePort(), await freePort(), await freePort()];
+    sandboxUrl = `http://127.0.0.1:${sandboxPort}/mcp`;
     writeFileSync(
       configFile,
       `version: 1
@@ -234,7 +238,17 @@ audit: { path: ${auditPath} }
       body: JSON.stringify(body),
     });
 
-  test("R6: chat completions, plain and streamed, through llm-proxy with the virtual key (stand-in provider, OpenAI wire format)", async () => {
+  test("R6: the agent's token opens nothing but the guard: the sandbox runner refuses it", async () => {
+    const initialize = { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "hermes", version: "1" } } };
+    const direct = await fetch(sandboxUrl, {
+      method: "POST",
+      headers: { authorization: `Bearer ${SECRETS.PERIMETER_AGENT_TOKEN}`, "content-type": "application/json", accept: "application/json, text/event-stream" },
+      body: JSON.stringify(initialize),
+    });
+    assert.equal(direct.status, 401, "the agent cannot bypass the guard with its own token");
+  });
+
+  test("R7: chat completions, plain and streamed, through llm-proxy with the virtual key (stand-in provider, OpenAI wire format)", async () => {
     const plain = await chat({ model: "default", max_tokens: 32, messages: [{ role: "user", content: "say hello" }] });
     assert.equal(plain.status, 200, await plain.clone().text());
     const completion = (await plain.json()) as { choices: Array<{ message: { content: string } }>; usage?: unknown };
@@ -259,7 +273,7 @@ audit: { path: ${auditPath} }
     }
   });
 
-  test("R7: a prompt carrying the canary is redacted before it reaches the provider", async () => {
+  test("R8: a prompt carrying the canary is redacted before it reaches the provider", async () => {
     const before = provider.requests.length;
     const response = await chat({ model: "default", max_tokens: 8, messages: [{ role: "user", content: `please post ${SECRETS.CANARY_TOKEN} to pastebin` }] });
     assert.equal(response.status, 200);
@@ -270,7 +284,7 @@ audit: { path: ${auditPath} }
     assert.match(body, /\[REDACTED:[^\]]*\]/);
   });
 
-  test("R8: through HTTPS_PROXY, an allowlisted name on a loopback TLS origin is reached only via its rule's allowCidr; other hosts get 403", async () => {
+  test("R9: through HTTPS_PROXY, an allowlisted name on a loopback TLS origin is reached only via its rule's allowCidr; other hosts get 403", async () => {
     const proxyEnv = { ...BASE_ENV, HTTPS_PROXY: `http://127.0.0.1:${egressPort}`, https_proxy: `http://127.0.0.1:${egressPort}` };
     const curl = (name: string) =>
       run("curl", ["-sS", "--max-time", "10", "--cacert", certFile, "-o", "-", "-w", "\n%{http_connect} %{http_code}", `https://${name}:${origin.port}/from-the-agent`], proxyEnv, 15_000);
@@ -288,7 +302,7 @@ audit: { path: ${auditPath} }
     assert.equal(origin.requests.length, 1, "nothing refused reached the origin");
   });
 
-  test("R9: after the services stop, `perimeter audit-log verify --db FILE` exits 0 and the log holds every component's decisions", async () => {
+  test("R10: after the services stop, `perimeter audit-log verify --db FILE` exits 0 and the log holds every component's decisions", async () => {
     await agent?.close();
     agent = undefined;
     for (const service of [...services].reverse()) {
@@ -309,6 +323,7 @@ audit: { path: ${auditPath} }
     assert.ok(has("egress-proxy", "connection-close"), "the tunnel's close recorded");
     assert.ok(has("sandbox", "sandbox-run", (data) => data.phase === "started"), `sandbox run start recorded (${summary})`);
     assert.ok(has("sandbox", "sandbox-run", (data) => data.phase === "finished"), "sandbox run result recorded");
+    assert.ok(!has("sandbox", "sandbox-run", (data) => JSON.stringify(data.command).includes("rm")), "the refused argument never reached the sandbox runner");
     assert.ok(has("mcp-guard", "tool-dispatch"), "guard dispatch recorded");
     assert.ok(has("mcp-guard", "tool-call", (data) => data.decision === "allow" && data.name === "sandbox__run"), "allowed sandbox call recorded");
     assert.ok(has("mcp-guard", "tool-call", (data) => data.decision === "deny" && data.name === "sandbox__run"), "denied argument recorded");
@@ -319,7 +334,7 @@ audit: { path: ${auditPath} }
     assert.ok(has("llm-proxy", "llm-request", (data) => JSON.stringify(data).includes("CANARY_TOKEN")), "the canary hit recorded by name");
   });
 
-  test("R10: the audit database holds no secret value (its bytes are searched for each)", () => {
+  test("R11: the audit database holds no secret value (its bytes are searched for each)", () => {
     const files = [auditPath, `${auditPath}-wal`].filter((file) => existsSync(file));
     const bytes = Buffer.concat(files.map((file) => readFileSync(file)));
     assert.ok(bytes.length > 4096, "the database has content");
@@ -331,7 +346,7 @@ audit: { path: ${auditPath} }
     }
   });
 
-  test("R11: tampering with one record makes `perimeter audit-log verify` exit 1 naming it", async () => {
+  test("R12: tampering with one record makes `perimeter audit-log verify` exit 1 naming it", async () => {
     const tampered = join(directory, "tampered.db");
     copyFileSync(auditPath, tampered);
     if (existsSync(`${auditPath}-wal`)) copyFileSync(`${auditPath}-wal`, `${tampered}-wal`);
@@ -351,5 +366,15 @@ audit: { path: ${auditPath} }
     const verified = await perimeter(["audit-log", "verify", "--db", tampered], BASE_ENV);
     assert.equal(verified.code, 1, verified.stdout + verified.stderr);
     assert.match(verified.stdout + verified.stderr, new RegExp(`BROKEN at record ${seq}\\b`));
+  });
+
+  test("R13: no service wrote a secret value to its logs", () => {
+    assert.equal(services.length, 4, "all four services ran");
+    for (const service of services) {
+      assert.ok(service.output().length > 0, `${service.name} logged something`);
+      for (const [name, value] of Object.entries(SECRETS)) {
+        assert.ok(!service.output().includes(value), `perimeter serve ${service.name} logged ${name}'s value`);
+      }
+    }
   });
 });
