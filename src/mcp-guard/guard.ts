@@ -206,11 +206,27 @@ export function createMcpGuard(config: PerimeterConfig, dependencies: McpGuardDe
     legacy.toolsChanged();
   };
   const routed = {
-    // Requests of an open 2025 session (2026-07-28 has no sessions) skip the body classification.
-    fetch: async (request: Request, fetchOptions?: { authInfo?: AuthInfo }) =>
-      legacy.owns(request) || (await isLegacyRequest(request, undefined, { maxRequestBodySize: config.mcp.limits.maxRequestBytes }))
-        ? legacy.fetch(request, fetchOptions)
-        : handler.fetch(request, fetchOptions),
+    fetch: async (request: Request, fetchOptions: { authInfo?: AuthInfo } = {}) => {
+      // Read and parse a POST body once, here: left to the SDK, the classification and the 2026-07-28 entry each clone,
+      // read and parse it again. The Node adapter has already bounded the body (maxRequestBytes). A body that is not
+      // JSON goes on untouched (rebuilt from its text) so that the SDK answers it exactly as before.
+      let forwarded = request;
+      let parsedBody: unknown;
+      if (request.method === "POST") {
+        const text = await request.text();
+        try {
+          parsedBody = text.length === 0 ? undefined : (JSON.parse(text) as unknown);
+        } catch {
+          parsedBody = undefined;
+        }
+        if (parsedBody === undefined) forwarded = new Request(request.url, { method: "POST", headers: request.headers, body: text });
+      }
+      const options = parsedBody === undefined ? fetchOptions : { ...fetchOptions, parsedBody };
+      // Requests of an open 2025 session (2026-07-28 has no sessions) skip the classification.
+      return legacy.owns(forwarded) || (await isLegacyRequest(forwarded, parsedBody, { maxRequestBodySize: config.mcp.limits.maxRequestBytes }))
+        ? legacy.fetch(forwarded, options)
+        : handler.fetch(forwarded, options);
+    },
   };
   const serveMcp = toNodeHandler(routed, {
     maxRequestBodySize: config.mcp.limits.maxRequestBytes,

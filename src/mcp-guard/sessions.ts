@@ -25,7 +25,8 @@ interface Session {
 }
 
 export interface LegacySessions {
-  fetch(request: Request, options?: { authInfo?: AuthInfo }): Promise<Response>;
+  /** parsedBody: the POST body already parsed by the caller (the request's own body is then not read). */
+  fetch(request: Request, options?: { authInfo?: AuthInfo; parsedBody?: unknown }): Promise<Response>;
   /** Pushes notifications/tools/list_changed to every open session. */
   toolsChanged(): void;
   count(): number;
@@ -75,10 +76,10 @@ export function createLegacySessions(options: LegacySessionsOptions): LegacySess
         // Unknown, expired, or opened by another agent: the client must start a new session (spec: 404).
         if (session === undefined || session.agent !== agent) return jsonRpcError(404, -32001, "Session not found");
         session.lastUsed = Date.now();
-        return session.transport.handleRequest(request, { authInfo: fetchOptions.authInfo as AuthInfo });
+        return session.transport.handleRequest(request, { authInfo: fetchOptions.authInfo as AuthInfo, ...(fetchOptions.parsedBody === undefined ? {} : { parsedBody: fetchOptions.parsedBody }) });
       }
-      let body: unknown;
-      if (request.method === "POST") {
+      let body: unknown = fetchOptions.parsedBody;
+      if (body === undefined && request.method === "POST") {
         try {
           body = await request.clone().json();
         } catch {
