@@ -1,6 +1,8 @@
 // The `perimeter` command: dispatches to each capability's command module and maps errors to exit codes.
 // Modules load lazily so that `perimeter check` never pays for the MCP SDK or the Kubernetes client.
-import { ConfigError, MissingSecretError, configJsonSchema, processEnvironment } from "../config/index.ts";
+// Not config/index.ts: the schema (zod, yaml) loads only for commands that read a config.
+import { ConfigError } from "../config/errors.ts";
+import { MissingSecretError, processEnvironment } from "../config/secrets.ts";
 import { EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, UsageError, writeLine } from "./command.ts";
 import type { Command, CommandIo } from "./command.ts";
 
@@ -46,6 +48,7 @@ const COMMANDS: Record<string, Loader> = {
     return (await loader())(rest, io);
   },
   schema: async () => async (_args, io) => {
+    const { configJsonSchema } = await import("../config/index.ts");
     writeLine(io.stdout, JSON.stringify(configJsonSchema(), null, 2));
     return EXIT_OK;
   },

@@ -10,8 +10,9 @@ export type {
   ArgumentConstraint,
   HostRuleInput,
 } from "./schema.ts";
-export { parseConfig, loadConfig, configJsonSchema, ConfigError, formatProblem, closest, editDistance } from "./load.ts";
-export type { ConfigProblem } from "./load.ts";
+export { parseConfig, loadConfig, configJsonSchema, closest, editDistance } from "./load.ts";
+export { ConfigError, formatProblem } from "./errors.ts";
+export type { ConfigProblem } from "./errors.ts";
 export {
   SECRET_NAME,
   SECRET_SHAPES,

@@ -6,29 +6,8 @@ import type { Node } from "yaml";
 import { z } from "zod";
 import { perimeterConfigSchema } from "./schema.ts";
 import type { PerimeterConfig } from "./schema.ts";
-
-export interface ConfigProblem {
-  readonly file: string;
-  readonly line: number;
-  readonly column: number;
-  /** Dotted path into the document, e.g. `mcp.servers.github.tools`. */
-  readonly path: string;
-  readonly message: string;
-}
-
-export class ConfigError extends Error {
-  readonly problems: readonly ConfigProblem[];
-  constructor(problems: readonly ConfigProblem[]) {
-    super(problems.map(formatProblem).join("\n"));
-    this.name = "ConfigError";
-    this.problems = problems;
-  }
-}
-
-export function formatProblem(problem: ConfigProblem): string {
-  const where = problem.path === "" ? "" : `${problem.path}: `;
-  return `${problem.file}:${problem.line}:${problem.column}: ${where}${problem.message}`;
-}
+import { ConfigError } from "./errors.ts";
+import type { ConfigProblem } from "./errors.ts";
 
 /** Levenshtein distance, for "did you mean". */
 export function editDistance(a: string, b: string): number {

@@ -1,0 +1,24 @@
+// Config errors, kept apart from the schema so the CLI can recognise them without loading zod and yaml.
+
+export interface ConfigProblem {
+  readonly file: string;
+  readonly line: number;
+  readonly column: number;
+  /** Dotted path into the document, e.g. `mcp.servers.github.tools`. */
+  readonly path: string;
+  readonly message: string;
+}
+
+export class ConfigError extends Error {
+  readonly problems: readonly ConfigProblem[];
+  constructor(problems: readonly ConfigProblem[]) {
+    super(problems.map(formatProblem).join("\n"));
+    this.name = "ConfigError";
+    this.problems = problems;
+  }
+}
+
+export function formatProblem(problem: ConfigProblem): string {
+  const where = problem.path === "" ? "" : `${problem.path}: `;
+  return `${problem.file}:${problem.line}:${problem.column}: ${where}${problem.message}`;
+}
