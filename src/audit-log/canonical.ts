@@ -1,19 +1,30 @@
 // Canonical JSON for hashing and signing: object keys sorted by code unit, no whitespace. JSON.stringify is already
 // deterministic for strings and numbers, so sorting keys is all it takes; inputs are validated first so that what is
 // hashed is exactly what is stored and read back.
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
 export function canonicalJson(value: JsonValue): string {
   if (value === null || typeof value !== "object") return JSON.stringify(value);
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  // Plain loops and concatenation rather than map/join: this runs on every audit append.
+  if (Array.isArray(value)) {
+    let text = "[";
+    for (let index = 0; index < value.length; index++) text += (index === 0 ? "" : ",") + canonicalJson(value[index] as JsonValue);
+    return `${text}]`;
+  }
   const keys = Object.keys(value).sort();
-  return `{${keys.map((key) => `${JSON.stringify(key)}:${canonicalJson(value[key] as JsonValue)}`).join(",")}}`;
+  let text = "{";
+  for (let index = 0; index < keys.length; index++) {
+    const key = keys[index] as string;
+    text += `${index === 0 ? "" : ","}${JSON.stringify(key)}:${canonicalJson(value[key] as JsonValue)}`;
+  }
+  return `${text}}`;
 }
 
 export function sha256Hex(text: string): string {
-  return createHash("sha256").update(text, "utf8").digest("hex");
+  // One-shot hash: no Hash object per record.
+  return hash("sha256", text, "hex");
 }
 
 const MAX_DEPTH = 64;
