@@ -6,7 +6,7 @@
 import { randomUUID } from "node:crypto";
 import type { CallToolResult, Progress } from "@modelcontextprotocol/client";
 import type { Approval, ApprovalStore, AuditAppender, CallBinding } from "../approvals/index.ts";
-import type { PerimeterConfig } from "../config/index.ts";
+import type { McpServerConfig, PerimeterConfig } from "../config/index.ts";
 import type { Logger } from "../shared/index.ts";
 import { checkArguments } from "./arguments.ts";
 import type { CompiledConstraint } from "./arguments.ts";
@@ -49,6 +49,7 @@ export interface ToolCallerOptions {
 const MAX_RECORDED_ARGUMENTS = 16 * 1024;
 /** Largest result handed to the agent: a runaway upstream must not make the guard buffer and relay without bound. */
 export const MAX_RESULT_BYTES = 8 * 1024 * 1024;
+const MAX_CACHED_POLICIES = 4096;
 
 function errorResult(text: string): CallToolResult {
   return { content: [{ type: "text", text }], isError: true };
@@ -58,6 +59,18 @@ export function createToolCaller(options: ToolCallerOptions): ToolCaller {
   const { config, catalog, upstreams, approvals, audit, redactor, metrics, logger } = options;
   const inFlight = new Map<string, number>();
   const progressInterval = options.progressIntervalMs ?? 10_000;
+
+  // The config does not change while the guard runs, so each tool's policy (allowlist globs, approval globs) is worked
+  // out once. Tool names come from the agent: the cache stops growing at a bound and further names are computed.
+  const policies = new Map<string, { allowed: ReturnType<typeof toolAllowed>; approval: boolean }>();
+  const policyFor = (serverConfig: McpServerConfig, server: string, tool: string) => {
+    const key = `${server}\u0000${tool}`;
+    const cached = policies.get(key);
+    if (cached !== undefined) return cached;
+    const policy = { allowed: toolAllowed(serverConfig, tool), approval: approvalRequired(config, server, tool) };
+    if (policies.size < MAX_CACHED_POLICIES) policies.set(key, policy);
+    return policy;
+  };
 
   const recordedArguments = (args: Record<string, unknown>): { value: unknown; truncated: boolean } => {
     const redacted = redactor.value(args);
@@ -115,7 +128,8 @@ export function createToolCaller(options: ToolCallerOptions): ToolCaller {
         const serverConfig = split === undefined ? undefined : config.mcp.servers[split.server];
         const unavailable = `tool "${params.name}" is not available: it does not exist or policy does not allow it`;
         if (split === undefined || serverConfig === undefined) return refuse("unknown tool name (expected <server>__<tool>)", unavailable);
-        const allowed = toolAllowed(serverConfig, split.tool);
+        const policy = policyFor(serverConfig, split.server, split.tool);
+        const allowed = policy.allowed;
         if (!allowed.allow) return refuse(`not allowed: ${allowed.reason}`, unavailable);
         const upstream = upstreams.get(split.server);
         const entry = catalog.get(params.name);
@@ -136,7 +150,7 @@ export function createToolCaller(options: ToolCallerOptions): ToolCaller {
         if (!argumentCheck.allow) return refuse(argumentCheck.reason, `denied: ${redactor.text(argumentCheck.reason)}`, hashField);
 
         let approval: Approval | undefined;
-        if (approvalRequired(config, split.server, split.tool)) {
+        if (policy.approval) {
           const binding: CallBinding = { agent: context.agent, server: split.server, tool: split.tool, definitionHash: entry.hash, argumentsHash: sha256Hex(canonicalJson(args)) };
           const outcome = await awaitApproval(binding, args, context);
           if (!outcome.ok) {
