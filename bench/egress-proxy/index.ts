@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import tls from "node:tls";
 import { makeCertificate } from "../../src/egress-proxy/test-support.ts";
+import { freePort } from "../../src/shared/index.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const QUICK = process.argv.includes("--quick");
@@ -115,15 +116,6 @@ function canConnect(port: number, host = "127.0.0.1"): Promise<boolean> {
   });
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** User + system CPU time of a process so far, in milliseconds (robust to a loaded machine, unlike latency). */
 function cpuMs(pid: number): number {

@@ -9,12 +9,11 @@
 import http from "node:http";
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { createServer } from "node:net";
-import type { AddressInfo } from "node:net";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
+import { freePort } from "../../src/shared/index.ts";
 
 const root = join(import.meta.dirname, "..", "..");
 const LATENCY_ROUNDS = Number(process.env.LATENCY_ROUNDS ?? 1500);
@@ -36,15 +35,6 @@ function cleanup() {
   rmSync(directory, { recursive: true, force: true });
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function start(args: string[], environment: Record<string, string>, ready: (output: string) => boolean, what: string): Promise<{ child: ChildProcess; output: () => string }> {
   return new Promise((resolve, reject) => {

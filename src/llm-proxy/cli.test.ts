@@ -5,25 +5,15 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
-import { createServer } from "node:net";
-import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { createStandInProvider } from "./stand-in-provider.ts";
 import { eventually, post, runPerimeter, temporaryDirectory } from "./test-support.ts";
+import { freePort } from "../shared/index.ts";
 
 const root = join(import.meta.dirname, "..", "..");
 const AGENT_KEY = "sk-perimeter-cli-test-0123456789abcdefghijklmn";
 const PROVIDER_KEY = "sk-provider-cli-test-0123456789abcdefghijklmn";
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function writeConfig(directory: string, baseUrl: string, extra = ""): string {
   const file = join(directory, "perimeter.yaml");

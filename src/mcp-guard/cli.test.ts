@@ -6,8 +6,6 @@ import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
 import type { ChildProcessWithoutNullStreams } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -15,6 +13,7 @@ import { verifyAuditLog } from "../audit-log/index.ts";
 import type { Approval } from "../approvals/index.ts";
 import { connectAgent, eventually, resultText, startRecordingServer } from "./testing.ts";
 import type { RecordingServer } from "./testing.ts";
+import { freePort } from "../shared/index.ts";
 
 const BIN = join(import.meta.dirname, "../../bin/perimeter.js");
 const ENV = {
@@ -26,13 +25,6 @@ const ENV = {
   WEB_TOKEN: "cli-upstream-token-abcdef123",
 };
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 function perimeter(args: string[], env: Record<string, string> = ENV): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { EVERYTHING_ENTRY, eventually, startGuard } from "./testing.ts";
+import { freePort } from "../shared/index.ts";
 
 const CONFORMANCE = join(import.meta.dirname, "../../node_modules/@modelcontextprotocol/conformance/dist/index.js");
 const TOKEN = "conformance-agent-token-123456";
@@ -54,13 +55,6 @@ async function runSuite(url: string): Promise<Map<string, ScenarioResult>> {
   }
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 test("MCP conformance suite: the guard passes every check its upstream (server-everything) passes", { timeout: 360_000 }, async () => {
   // The upstream alone, over Streamable HTTP.

@@ -1,2 +1,3 @@
 export { createLogger, silentLogger } from "./log.ts";
+export { freePort } from "./free-port.ts";
 export type { Logger } from "./log.ts";
