@@ -2,9 +2,11 @@
 // before letting a decision take effect; a thrown AuditWriteError means "refuse the operation". Readers (the CLI,
 // the future dashboard) use readAuditRecords and verifyAuditLog, which never write.
 export { openAuditLog } from "./writer.ts";
+export { createGroupCommitter } from "./group-commit.ts";
+export type { AuditCommitted, GroupCommitter } from "./group-commit.ts";
 export { verifyAuditLog } from "./verify.ts";
 export type { AuditVerification, VerifyAuditLogOptions } from "./verify.ts";
 export { readAuditRecords } from "./read.ts";
 export type { ReadAuditRecordsOptions } from "./read.ts";
 export { AUDIT_COMPONENTS, AuditWriteError, AuditReadError } from "./types.ts";
-export type { AuditComponent, AuditEventInput, AuditRecord, AuditLog, AuditLogOptions } from "./types.ts";
+export type { AuditComponent, AuditEventInput, AuditRecord, AuditLog, AuditLogOptions, PreparedAuditEvent } from "./types.ts";

@@ -43,9 +43,23 @@ export interface AuditLogOptions {
   synchronous?: "normal" | "full";
 }
 
+/** An event this log validated and canonicalised (`AuditLog.prepare`), ready to append. */
+export interface PreparedAuditEvent {
+  readonly component: AuditComponent;
+  readonly type: string;
+  readonly data: { readonly [key: string]: unknown };
+  readonly dataText: string;
+}
+
 export interface AuditLog {
   /** Appends one record and returns it. Synchronous; throws AuditWriteError on any failure, so callers fail closed. */
   append(event: AuditEventInput): AuditRecord;
+  /** Appends several records in one transaction (all or none), in order. Throws like append. */
+  appendMany(events: readonly AuditEventInput[]): AuditRecord[];
+  /** Validates and canonicalises an event without writing it; throws AuditWriteError when it is invalid. */
+  prepare(event: AuditEventInput): PreparedAuditEvent;
+  /** appendMany for events this log prepared (each validated once, however often the batch is retried). */
+  appendPrepared(events: readonly PreparedAuditEvent[]): AuditRecord[];
   /** Writes a final checkpoint covering every record, then closes the database. Idempotent. */
   close(): void;
   readonly path: string;

@@ -12,7 +12,7 @@ import type { CheckpointReason } from "./format.ts";
 import { loadOrCreateSigningKey, signCheckpoint } from "./signing.ts";
 import type { SigningKey } from "./signing.ts";
 import { AUDIT_COMPONENTS, AuditWriteError } from "./types.ts";
-import type { AuditComponent, AuditEventInput, AuditLog, AuditLogOptions, AuditRecord } from "./types.ts";
+import type { AuditComponent, AuditEventInput, AuditLog, AuditLogOptions, AuditRecord, PreparedAuditEvent } from "./types.ts";
 
 const DEFAULT_CHECKPOINT_EVERY = 1000;
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
@@ -199,40 +199,64 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
   }
 
   let closed = false;
+  const prepared = new WeakSet<PreparedAuditEvent>();
+
+  function prepare(event: AuditEventInput): PreparedAuditEvent {
+    let validated: ReturnType<typeof validateEvent>;
+    let dataText: string;
+    try {
+      validated = validateEvent(event);
+      dataText = canonicalJson(validated.data);
+    } catch (error) {
+      throw new AuditWriteError(`invalid audit event: ${describe(error)}`, { cause: error });
+    }
+    if (Buffer.byteLength(dataText) > MAX_RECORD_BYTES) {
+      throw new AuditWriteError(
+        `audit event ${validated.type} is ${Buffer.byteLength(dataText)} bytes; the limit is ${MAX_RECORD_BYTES}: record sizes or hashes of large values, not the values`,
+      );
+    }
+    const result: PreparedAuditEvent = Object.freeze({ ...validated, dataText });
+    prepared.add(result);
+    return result;
+  }
+
+  /** All of `events` in one transaction, in order: every one is recorded, or (on a thrown error) none is. */
+  function appendPrepared(events: readonly PreparedAuditEvent[]): AuditRecord[] {
+    if (closed) throw new AuditWriteError(`the audit log ${path} is closed; nothing was recorded`);
+    // Only events this writer validated: the chain must never hold a record that skipped validation.
+    for (const event of events) if (!prepared.has(event)) throw new AuditWriteError("appendPrepared takes only events returned by this log's prepare()");
+    if (events.length === 0) return [];
+    try {
+      return transaction(() => {
+        let previous = head();
+        const time = now().toISOString();
+        const records: AuditRecord[] = [];
+        for (const event of events) {
+          const record: AuditRecord = { seq: previous.seq + 1, time, component: event.component, type: event.type, data: event.data, prevHash: previous.hash, hash: "" };
+          record.hash = recordHashOfCanonicalData(record, event.dataText);
+          statements.insertRecord.run(record.seq, time, record.component, record.type, event.dataText, record.prevHash, record.hash);
+          records.push(record);
+          previous = record;
+        }
+        if (previous.seq - lastCheckpointSeq() >= every) writeCheckpoint(previous.seq, previous.hash, "periodic");
+        return records;
+      });
+    } catch (error) {
+      throw new AuditWriteError(`cannot write to the audit log ${path}: ${describe(error)}; nothing was recorded`, { cause: error });
+    }
+  }
 
   return {
     path,
     publicKey: key?.publicKey,
+    prepare,
     append(event: AuditEventInput): AuditRecord {
-      if (closed) throw new AuditWriteError(`the audit log ${path} is closed; nothing was recorded`);
-      let validated: ReturnType<typeof validateEvent>;
-      let dataText: string;
-      try {
-        validated = validateEvent(event);
-        dataText = canonicalJson(validated.data);
-      } catch (error) {
-        throw new AuditWriteError(`invalid audit event: ${describe(error)}`, { cause: error });
-      }
-      if (Buffer.byteLength(dataText) > MAX_RECORD_BYTES) {
-        throw new AuditWriteError(
-          `audit event ${validated.type} is ${Buffer.byteLength(dataText)} bytes; the limit is ${MAX_RECORD_BYTES}: record sizes or hashes of large values, not the values`,
-        );
-      }
-      try {
-        return transaction(() => {
-          const previous = head();
-          const seq = previous.seq + 1;
-          const time = now().toISOString();
-          const record: AuditRecord = { seq, time, component: validated.component, type: validated.type, data: validated.data, prevHash: previous.hash, hash: "" };
-          record.hash = recordHashOfCanonicalData(record, dataText);
-          statements.insertRecord.run(seq, time, record.component, record.type, dataText, record.prevHash, record.hash);
-          if (seq - lastCheckpointSeq() >= every) writeCheckpoint(seq, record.hash, "periodic");
-          return record;
-        });
-      } catch (error) {
-        throw new AuditWriteError(`cannot write to the audit log ${path}: ${describe(error)}; nothing was recorded`, { cause: error });
-      }
+      return appendPrepared([prepare(event)])[0] as AuditRecord;
     },
+    appendMany(events: readonly AuditEventInput[]): AuditRecord[] {
+      return appendPrepared(events.map(prepare));
+    },
+    appendPrepared,
     close(): void {
       if (closed) return;
       closed = true;
