@@ -15,6 +15,8 @@ import { networkInterfaces } from "node:os";
 import { normalizeHostname, splitHostPort } from "../config/index.ts";
 import { parseIpLiteral, resolveChecked, systemResolver } from "../net/index.ts";
 import type { AddressFamily, Resolver } from "../net/index.ts";
+import { createGroupCommitter } from "../audit-log/group-commit.ts";
+import type { AuditLog } from "../audit-log/index.ts";
 import { silentLogger } from "../shared/index.ts";
 import type { Logger } from "../shared/index.ts";
 import { TLS_ACCESS_DENIED_ALERT, createClientHelloReader } from "./client-hello.ts";
@@ -25,10 +27,19 @@ import { createEgressMetrics } from "./metrics.ts";
 import type { EgressMetrics } from "./metrics.ts";
 import { PolicyError, clientConflicts, compileClient, compilePolicy } from "./policy.ts";
 import type { ClientInput, EgressPolicy, EgressPolicyInput, PolicyClient } from "./policy.ts";
+import type { ResponseHead } from "./http1.ts";
+import { createUpstreamPool, exchange } from "./upstream.ts";
+import type { Exchange } from "./upstream.ts";
 
-/** Where the audit records go: the audit-log module's AuditLog satisfies this. `append` throws when it cannot record. */
+/**
+ * Where the audit records go: the audit-log module's AuditLog satisfies this. `append` throws when it cannot record.
+ * A sink that also offers `prepare` and `appendPrepared` (the AuditLog does) gets group commit: the records of one
+ * event-loop turn are written in one transaction, and nothing proceeds before its record is committed.
+ */
 export interface AuditSink {
   append(event: { component: "egress-proxy"; type: string; [field: string]: unknown }): unknown;
+  prepare?: AuditLog["prepare"];
+  appendPrepared?: AuditLog["appendPrepared"];
 }
 
 /**
@@ -166,6 +177,7 @@ function upstreamFailure(error: unknown): "upstream-refused" | "upstream-reset" 
   if (code === "ECONNRESET" || code === "EPIPE" || code === "ECONNABORTED") return "upstream-reset";
   if (code === "EHOSTUNREACH" || code === "ENETUNREACH" || code === "EADDRNOTAVAIL") return "upstream-unreachable";
   if (code === "ETIMEDOUT" || code === "ERR_UPSTREAM_TIMEOUT") return "upstream-timeout";
+  if (code === "ERR_UPSTREAM_MALFORMED") return "upstream-error";
   return "upstream-error";
 }
 
@@ -314,7 +326,12 @@ interface OpenTunnel {
   finish(reason: string): void;
 }
 
+const ignore = () => {};
+
 const defaultDial: Dialer = ({ host, port, family, onread }) => net.connect({ host, port, family, noDelay: true, ...(onread !== undefined ? { onread } : {}) });
+
+/** Largest response head accepted from an origin (Node's own client allows 16 KiB). */
+const MAX_RESPONSE_HEAD_BYTES = 64 * 1024;
 
 /** Bytes one tunnel reads from its upstream at a time. */
 const RELAY_BUFFER_BYTES = 64 * 1024;
@@ -395,28 +412,41 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
   let closing = false;
   // Via token for loop detection: a request that already passed through this instance is refused.
   const viaToken = `perimeter-egress-${randomBytes(6).toString("hex")}`;
-  const upstreamAgent = new http.Agent({ keepAlive: true, maxFreeSockets: 256, scheduling: "lifo" });
+  // Idle keep-alive connections to origins, keyed by client and checked address (see upstream.ts).
+  const upstreamPool = createUpstreamPool();
   // Every tunnel's first upstream read lands here and is copied at once (see createUpstreamReader).
   const firstReadBuffer = Buffer.allocUnsafe(16 * 1024);
-  // Pooled upstream connections are keyed by the checked address; every new one is opened by our dialer.
-  upstreamAgent.createConnection = (options) => dial({ host: String(options.host), port: Number(options.port), family: net.isIP(String(options.host)) === 6 ? 6 : 4 });
+  const sink = dependencies.audit;
+  const committer = sink?.prepare !== undefined && sink.appendPrepared !== undefined ? createGroupCommitter({ prepare: sink.prepare, appendPrepared: sink.appendPrepared }) : undefined;
 
   function rebuildEffective(): void {
     effective = { ...configPolicy, clients: [...configPolicy.clients, ...runtimeClients.values()] };
   }
 
-  function audit(record: Record<string, unknown> & { type: string }): boolean {
+  /**
+   * Records an audit event; `then(true)` once it is committed, `then(false)` when it could not be (the caller must
+   * then refuse). With group commit `then` runs at the end of this event-loop turn, otherwise at once.
+   */
+  function audit(record: Record<string, unknown> & { type: string }, then?: (ok: boolean) => void): void {
     const event = { component: "egress-proxy" as const, ...record };
-    if (dependencies.audit === undefined) {
+    const failed = (error: unknown) => {
+      logger.error({ err: error, type: record.type }, then === undefined ? "audit record could not be written" : "audit record could not be written; refusing the request");
+      then?.(false);
+    };
+    if (sink === undefined) {
       logger.info({ audit: event }, record.type);
-      return true;
+      then?.(true);
+      return;
     }
     try {
-      dependencies.audit.append(event);
-      return true;
+      if (committer === undefined) {
+        sink.append(event);
+        then?.(true);
+        return;
+      }
+      committer.append(event, (error) => (error === null ? then?.(true) : failed(error)));
     } catch (error) {
-      logger.error({ err: error, type: record.type }, "audit record could not be written; refusing the request");
-      return false;
+      failed(error);
     }
   }
 
@@ -436,11 +466,15 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
     readonly startedAt: number;
   }
 
-  /** Records and counts a final outcome; false when the audit write failed (the caller must then refuse). */
+  /** Records and counts a final outcome; `then(false)` when the audit write failed (the caller must then refuse). */
   const allowedCounter = metrics.decisions.labels("allow", "allowlisted");
   const setupTimers = { connect: metrics.setupSeconds.labels("connect"), http: metrics.setupSeconds.labels("http") };
 
-  function recordDecision(record: DecisionRecord, outcome: { decision: "allow" } | { decision: "deny" | "error"; reason: RefusalReason; detail?: string }): boolean {
+  function recordDecision(
+    record: DecisionRecord,
+    outcome: { decision: "allow" } | { decision: "deny" | "error"; reason: RefusalReason; detail?: string },
+    then?: (ok: boolean) => void,
+  ): void {
     const reason = outcome.decision === "allow" ? "allowlisted" : outcome.reason;
     if (outcome.decision === "allow") allowedCounter.inc();
     else metrics.decisions.inc({ decision: outcome.decision, reason });
@@ -459,7 +493,7 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
       ...(record.rules !== undefined ? { rules: record.rules } : {}),
       ...(outcome.decision !== "allow" && outcome.detail !== undefined ? { detail: outcome.detail } : {}),
       durationMs: Math.round((performance.now() - record.startedAt) * 1000) / 1000,
-    });
+    }, then);
   }
 
   /** Rate limit, then resolve and check every address. A refusal, or the address to dial. */
@@ -578,13 +612,20 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
     }
     const requireSni = decision.allow && decision.requireSni && target.port === 443;
     if (!requireSni) {
-      if (!recordDecision(decided, { decision: "allow" })) {
-        upstream.destroy();
-        release();
-        return refuseRaw(client, { reason: "audit-unavailable", message: "the audit log cannot be written, so nothing is let through; see the proxy's log" });
-      }
-      client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
-      return relay(client, upstream, reader, head, { ...decided, sni: undefined }, release);
+      // Until the tunnel is relayed: nothing read from the client is lost, an upstream error is seen via `destroyed`.
+      client.pause();
+      upstream.on("error", ignore);
+      return recordDecision(decided, { decision: "allow" }, (ok) => {
+        if (!ok || client.destroyed || upstream.destroyed || upstream.readableEnded) {
+          upstream.destroy();
+          release();
+          if (!ok) refuseRaw(client, { reason: "audit-unavailable", message: "the audit log cannot be written, so nothing is let through; see the proxy's log" });
+          else if (!client.destroyed) refuseRaw(client, { reason: "upstream-reset", message: `${decision.host}:${target.port} closed the connection at once` });
+          return;
+        }
+        client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+        relay(client, upstream, reader, head, { ...decided, sni: undefined }, release);
+      });
     }
     client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
     peekSni(client, upstream, reader, head, decided, release);
@@ -623,13 +664,18 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
       if (sni !== record.host) return refuseTls("sni-mismatch", `TLS SNI "${result.serverName}" differs from the CONNECT host ${record.host}`, result.serverName);
       settled = true;
       cleanup();
-      if (!recordDecision({ ...record, sni }, { decision: "allow" })) {
-        upstream.destroy();
-        release();
-        client.end(TLS_ACCESS_DENIED_ALERT);
-        return;
-      }
-      relay(client, upstream, upstreamReader, reader.buffered(), { ...record, sni }, release);
+      // Until the tunnel is relayed: the client's next bytes wait in its socket, an upstream error shows as destroyed.
+      client.pause();
+      upstream.on("error", ignore);
+      recordDecision({ ...record, sni }, { decision: "allow" }, (ok) => {
+        if (!ok || client.destroyed || upstream.destroyed || upstream.readableEnded) {
+          upstream.destroy();
+          release();
+          if (!client.destroyed) client.end(TLS_ACCESS_DENIED_ALERT);
+          return;
+        }
+        relay(client, upstream, upstreamReader, reader.buffered(), { ...record, sni }, release);
+      });
     };
     function cleanup() {
       clearTimeout(timer);
@@ -770,7 +816,7 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
     return { ok: true, url, host, port };
   }
 
-  async function handleHttp(request: http.IncomingMessage, response: http.ServerResponse): Promise<void> {
+  async function handleHttp(request: http.IncomingMessage, response: http.ServerResponse, expectsContinue = false): Promise<void> {
     const startedAt = performance.now();
     const socket = request.socket;
     const state = connections.get(socket);
@@ -796,90 +842,137 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
     if (response.destroyed) return;
     const decided: DecisionRecord = { ...record, address: admitted.address, rules: decision.allow ? decision.rules : [] };
 
-    const headers: string[] = [];
+    const limits = effective.limits;
+    const poolKey = `${decision.client}\0${admitted.address}\0${target.port}`;
     const connectionTokens = new Set((request.headers.connection ?? "").toLowerCase().split(",").map((token) => token.trim()));
+    // The request body as received: none, under its Content-Length, or (Node has de-chunked it) re-chunked by us.
+    const contentLength = request.headers["content-length"];
+    const body = request.headers["transfer-encoding"] !== undefined ? "chunked" : contentLength !== undefined && contentLength !== "0" ? "length" : "none";
+    let head = `${request.method} ${target.url.pathname}${target.url.search} HTTP/1.1\r\n`;
     for (let index = 0; index < request.rawHeaders.length; index += 2) {
       const name = request.rawHeaders[index] as string;
       const lower = name.toLowerCase();
-      if (HOP_BY_HOP.has(lower) || connectionTokens.has(lower) || lower === "host") continue;
-      headers.push(name, request.rawHeaders[index + 1] as string);
+      // Expect is answered here (checkContinue), after the decision: the origin sees a plain request.
+      if (HOP_BY_HOP.has(lower) || connectionTokens.has(lower) || lower === "host" || lower === "expect") continue;
+      head += `${name}: ${request.rawHeaders[index + 1] as string}\r\n`;
     }
-    headers.push("Host", target.url.host, "Via", `${request.httpVersion} ${viaToken}`);
+    head += `Host: ${target.url.host}\r\nVia: ${request.httpVersion} ${viaToken}\r\n${body === "chunked" ? "Transfer-Encoding: chunked\r\n" : ""}\r\n`;
 
-    const limits = effective.limits;
-    const upstreamRequest = http.request({
-      agent: upstreamAgent,
-      host: admitted.address,
-      port: target.port,
-      family: admitted.family,
-      method: request.method,
-      path: `${target.url.pathname}${target.url.search}`,
-      headers,
-      setHost: false,
-    });
-    let failed = false;
-    const fail = (reason: RefusalReason, message: string) => {
-      if (failed) return;
-      failed = true;
+    let finished = false;
+    let current: Exchange | undefined;
+    const fail = (reason: RefusalReason, message: string, recorded: boolean) => {
+      if (finished) return;
+      finished = true;
+      current?.abort();
       if (state !== undefined) state.upstreamErrors += 1;
-      upstreamRequest.destroy();
       if (!recorded) refuse({ reason, message }, { address: admitted.address });
       else if (!response.headersSent) respondRefusal(response, { reason, message }, false);
       else response.destroy();
     };
-    let recorded = false;
-    let connectTimer: NodeJS.Timeout | undefined;
-    const lifetimeTimer = setTimeout(() => fail("upstream-timeout", `the exchange with ${target.url.host} outlived ${limits.tunnelLifetimeSeconds} s`), limits.tunnelLifetimeSeconds * 1000);
+    const lifetimeTimer = setTimeout(() => fail("upstream-timeout", `the exchange with ${target.url.host} outlived ${limits.tunnelLifetimeSeconds} s`, true), limits.tunnelLifetimeSeconds * 1000);
     lifetimeTimer.unref();
-    upstreamRequest.setTimeout(limits.idleTimeoutSeconds * 1000, () => fail("upstream-timeout", `${target.url.host} sent nothing for ${limits.idleTimeoutSeconds} s`));
-    upstreamRequest.on("error", (error) => fail(upstreamFailure(error), `${target.url.host} (${admitted.address}): ${error.message}`));
     response.on("close", () => {
       clearTimeout(lifetimeTimer);
-      clearTimeout(connectTimer);
-      if (!response.writableFinished) upstreamRequest.destroy();
+      if (!response.writableFinished && !finished) {
+        finished = true;
+        current?.abort();
+      }
     });
-    const ready = () => {
-      clearTimeout(connectTimer);
-      if (failed) return;
+    response.on("drain", () => current?.resume());
+
+    const send = (upstream: net.Socket, reused: boolean, retried: boolean) => {
+      if (finished) {
+        upstream.destroy();
+        return;
+      }
+      current = exchange({
+        socket: upstream,
+        reused,
+        method: request.method ?? "GET",
+        head,
+        body,
+        request,
+        maxHeadBytes: MAX_RESPONSE_HEAD_BYTES,
+        idleTimeoutMs: limits.idleTimeoutSeconds * 1000,
+        onInformational: (interim) => {
+          // 103 Early Hints is passed on; 100 was answered by us (checkContinue), 102 is obsolete.
+          if (interim.status !== 103 || request.httpVersionMinor === 0) return;
+          const links = headerValues(interim, "link");
+          if (links.length > 0) response.writeEarlyHints({ link: links });
+        },
+        onHead: (responseHead) => {
+          try {
+            response.writeHead(responseHead.status, responseHead.reason, responseHeaders(responseHead));
+          } catch (error) {
+            fail("upstream-error", `${target.url.host} sent a response head this proxy cannot pass on: ${(error as Error).message}`, true);
+          }
+        },
+        onData: (data) => response.write(data),
+        onEnd: (reusable) => {
+          finished = true;
+          clearTimeout(lifetimeTimer);
+          if (reusable) upstreamPool.give(poolKey, upstream);
+          response.end();
+        },
+        onError: (error, responseStarted) => {
+          // A pooled connection the origin had closed: try once more on a new one, if nothing can be repeated twice.
+          if (error.retryable && !retried && !responseStarted && !finished) {
+            current = undefined;
+            connectAndSend(true);
+            return;
+          }
+          fail(upstreamFailure(error), `${target.url.host} (${admitted.address}): ${error.message}`, true);
+        },
+      });
+    };
+
+    const connectAndSend = (retried: boolean) => {
+      dialChecked(admitted.address, target.port, admitted.family).then(
+        (upstream) => send(upstream, false, retried),
+        (error: unknown) => fail(upstreamFailure(error), `could not connect to ${target.url.host} (${admitted.address}): ${(error as Error).message}`, true),
+      );
+    };
+
+    // The decision is committed to the audit log before a byte reaches the origin; the connection is opened meanwhile.
+    const pooled = upstreamPool.take(poolKey);
+    const connecting = pooled === undefined ? dialChecked(admitted.address, target.port, admitted.family) : undefined;
+    connecting?.catch(ignore);
+    recordDecision(decided, { decision: "allow" }, (ok) => {
       setupTimers.http.observe((performance.now() - startedAt) / 1000);
-      recorded = true;
-      if (!recordDecision(decided, { decision: "allow" })) {
-        failed = true;
-        upstreamRequest.destroy();
+      if (!ok) {
+        finished = true;
+        clearTimeout(lifetimeTimer);
+        if (pooled !== undefined) upstreamPool.give(poolKey, pooled);
+        connecting?.then((socket) => socket.destroy(), ignore);
         respondRefusal(response, { reason: "audit-unavailable", message: "the audit log cannot be written, so nothing is let through; see the proxy's log" }, false);
         return;
       }
-      // A request without a body needs no stream plumbing.
-      if (request.headers["content-length"] === undefined && request.headers["transfer-encoding"] === undefined) {
-        request.resume();
-        upstreamRequest.end();
-      } else {
-        request.pipe(upstreamRequest);
-      }
-    };
-    upstreamRequest.on("socket", (upstreamSocket) => {
-      if (!(upstreamSocket as net.Socket).connecting) return ready();
-      // Only a new connection needs a connect timeout; a pooled one is ready now.
-      connectTimer = setTimeout(
-        () => fail("upstream-timeout", `connecting to ${target.url.host} (${admitted.address}) took longer than ${limits.connectTimeoutSeconds} s`),
-        limits.connectTimeoutSeconds * 1000,
+      if (expectsContinue && !response.destroyed) response.writeContinue();
+      if (pooled !== undefined) return send(pooled, true, false);
+      (connecting as Promise<net.Socket>).then(
+        (upstream) => send(upstream, false, false),
+        (error: unknown) => fail(upstreamFailure(error), `could not connect to ${target.url.host} (${admitted.address}): ${(error as Error).message}`, true),
       );
-      upstreamSocket.once("connect", ready);
     });
-    upstreamRequest.on("response", (upstreamResponse) => {
-      const responseHeaders: string[] = [];
-      const responseConnection = new Set((upstreamResponse.headers.connection ?? "").toLowerCase().split(",").map((token) => token.trim()));
-      for (let index = 0; index < upstreamResponse.rawHeaders.length; index += 2) {
-        const name = upstreamResponse.rawHeaders[index] as string;
-        const lower = name.toLowerCase();
-        if (HOP_BY_HOP.has(lower) || responseConnection.has(lower)) continue;
-        responseHeaders.push(name, upstreamResponse.rawHeaders[index + 1] as string);
-      }
-      responseHeaders.push("Via", `${upstreamResponse.httpVersion} ${viaToken}`);
-      response.writeHead(upstreamResponse.statusCode ?? 502, upstreamResponse.statusMessage, responseHeaders);
-      upstreamResponse.pipe(response);
-      upstreamResponse.on("error", () => response.destroy());
-    });
+  }
+
+  function headerValues(head: ResponseHead, lowerName: string): string[] {
+    const values: string[] = [];
+    for (let index = 0; index < head.rawHeaders.length; index += 2) if ((head.rawHeaders[index] as string).toLowerCase() === lowerName) values.push(head.rawHeaders[index + 1] as string);
+    return values;
+  }
+
+  /** The origin's response headers minus hop-by-hop ones (and those its Connection header names), plus our Via. */
+  function responseHeaders(head: ResponseHead): string[] {
+    const headers: string[] = [];
+    for (let index = 0; index < head.rawHeaders.length; index += 2) {
+      const name = head.rawHeaders[index] as string;
+      const lower = name.toLowerCase();
+      if (HOP_BY_HOP.has(lower) || head.connectionTokens.has(lower)) continue;
+      headers.push(name, head.rawHeaders[index + 1] as string);
+    }
+    headers.push("Via", `1.${head.minor} ${viaToken}`);
+    return headers;
   }
 
   /** Errors Node's parser raises before a request exists: malformed heads, oversized heads, slow heads. */
@@ -965,12 +1058,15 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
     });
     applyTimeouts(server);
     server.on("connection", onConnection);
-    server.on("request", (request: http.IncomingMessage, response: http.ServerResponse) => {
-      handleHttp(request, response).catch((error: unknown) => {
+    const serveHttp = (expectsContinue: boolean) => (request: http.IncomingMessage, response: http.ServerResponse) => {
+      handleHttp(request, response, expectsContinue).catch((error: unknown) => {
         logger.error({ err: error }, "request handler failed");
         respondRefusal(response, { reason: "upstream-error", message: "internal error in the proxy" }, false);
       });
-    });
+    };
+    server.on("request", serveHttp(false));
+    // Expect: 100-continue is answered after the decision is recorded, so a refused upload is never read.
+    server.on("checkContinue", serveHttp(true));
     server.on("connect", (request: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
       handleConnect(request, socket, head).catch((error: unknown) => {
         logger.error({ err: error }, "CONNECT handler failed");
@@ -1065,6 +1161,7 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
           if (!runtimeClients.delete(key)) return;
           rebuildEffective();
           for (const tunnel of [...tunnels]) if (tunnel.client === compiled.name) tunnel.finish("client-removed");
+          upstreamPool.clear((poolKey) => poolKey.startsWith(`${compiled.name}\0`));
         },
       };
     },
@@ -1080,7 +1177,9 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
       for (const tunnel of [...tunnels]) tunnel.finish("proxy-closed");
       for (const { server } of all) server.closeAllConnections();
       for (const socket of connections.keys()) socket.destroy();
-      upstreamAgent.destroy();
+      upstreamPool.clear();
+      // Records still queued for this turn are written before the caller closes the audit log.
+      committer?.flush();
       await Promise.all(closed);
     },
   };

@@ -1,0 +1,215 @@
+// The strict HTTP/1.1 pieces of the upstream leg of plain-HTTP forwarding: a response-head parser and a chunked-body
+// decoder. Written by hand because Node's HTTP client (ClientRequest, the Agent's pooling, its response parser) was a
+// third of the proxy's CPU per request, and the parts needed here are small enough to own. The client side stays on
+// Node's llhttp server, which is where smuggling attempts come from.
+//
+// Strictness is the point: anything a lenient parser would guess at (bare LF, obs-fold, whitespace before the colon,
+// control characters, two Content-Lengths, Content-Length with Transfer-Encoding, codings other than chunked,
+// oversized heads, chunk sizes that overflow) is refused, and the connection it came on is never reused, so an origin
+// cannot make us misframe one response into another.
+
+export interface ResponseHead {
+  /** 0 or 1: the minor version of HTTP/1.x. */
+  readonly minor: number;
+  readonly status: number;
+  readonly reason: string;
+  /** name, value, name, value... as received (names in their original case). */
+  readonly rawHeaders: string[];
+  /** Bytes of the head including the blank line that ends it. */
+  readonly length: number;
+  /** How the body is framed, before the request method and status are taken into account. */
+  readonly framing: { readonly kind: "length"; readonly length: number } | { readonly kind: "chunked" } | { readonly kind: "close" };
+  /** The response asks for the connection to be closed after it (Connection: close, or HTTP/1.0 without keep-alive). */
+  readonly close: boolean;
+  /** Tokens of the Connection header, lowercased: these headers are hop-by-hop for this response. */
+  readonly connectionTokens: ReadonlySet<string>;
+}
+
+export type HeadParse = { readonly kind: "need-more" } | { readonly kind: "invalid"; readonly detail: string } | { readonly kind: "head"; readonly head: ResponseHead };
+
+const NEED_MORE = { kind: "need-more" } as const;
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Field values: visible characters, space, tab and obs-text; no other control characters. */
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9][0-9]{2})(?: ([\t\x20-\x7e\x80-\xff]*))?$/;
+const MAX_CONTENT_LENGTH = Number.MAX_SAFE_INTEGER;
+
+const invalid = (detail: string): HeadParse => ({ kind: "invalid", detail });
+
+/**
+ * Parses a response head at the start of `buffer`. "need-more" until the blank line has arrived; "invalid" when the
+ * head is malformed or longer than `maxBytes`.
+ */
+export function parseResponseHead(buffer: Buffer, maxBytes: number): HeadParse {
+  const end = buffer.indexOf("\r\n\r\n", 0, "latin1");
+  if (end === -1) {
+    // A bare LF anywhere in what we have is already fatal; so is a head past the limit without its end.
+    if (buffer.length > maxBytes) return invalid(`response head longer than ${maxBytes} bytes`);
+    return NEED_MORE;
+  }
+  const length = end + 4;
+  if (length > maxBytes) return invalid(`response head longer than ${maxBytes} bytes`);
+  const text = buffer.toString("latin1", 0, end);
+  const lines = text.split("\r\n");
+  for (const line of lines) if (line.includes("\n") || line.includes("\r")) return invalid("bare CR or LF in the response head");
+  const statusMatch = STATUS_LINE.exec(lines[0] ?? "");
+  if (statusMatch === null) return invalid(`malformed status line "${(lines[0] ?? "").slice(0, 80)}"`);
+  const minor = Number(statusMatch[1]);
+  const status = Number(statusMatch[2]);
+  const rawHeaders: string[] = [];
+  let contentLength: number | undefined;
+  let transferEncoding: string | undefined;
+  let connection = "";
+  for (let index = 1; index < lines.length; index += 1) {
+    const line = lines[index] as string;
+    if (line.startsWith(" ") || line.startsWith("\t")) return invalid("obs-fold (a header line continued on the next line)");
+    const colon = line.indexOf(":");
+    if (colon <= 0) return invalid(`malformed header line "${line.slice(0, 80)}"`);
+    const name = line.slice(0, colon);
+    if (!TOKEN.test(name)) return invalid(`invalid header name "${name.slice(0, 80)}"`);
+    const value = line.slice(colon + 1).trim();
+    if (!FIELD_VALUE.test(value)) return invalid(`control character in the ${name} header`);
+    rawHeaders.push(name, value);
+    const lower = name.toLowerCase();
+    if (lower === "content-length") {
+      if (contentLength !== undefined) return invalid("more than one Content-Length");
+      if (!/^[0-9]{1,16}$/.test(value) || Number(value) > MAX_CONTENT_LENGTH) return invalid(`invalid Content-Length "${value.slice(0, 40)}"`);
+      contentLength = Number(value);
+    } else if (lower === "transfer-encoding") {
+      if (transferEncoding !== undefined) return invalid("more than one Transfer-Encoding");
+      transferEncoding = value.toLowerCase();
+    } else if (lower === "connection") {
+      connection = connection === "" ? value : `${connection},${value}`;
+    }
+  }
+  const connectionTokens = new Set(
+    connection
+      .toLowerCase()
+      .split(",")
+      .map((token) => token.trim())
+      .filter((token) => token !== ""),
+  );
+  const close = connectionTokens.has("close") || (minor === 0 && !connectionTokens.has("keep-alive"));
+  let framing: ResponseHead["framing"];
+  if (transferEncoding !== undefined) {
+    if (contentLength !== undefined) return invalid("both Content-Length and Transfer-Encoding");
+    if (transferEncoding !== "chunked") return invalid(`Transfer-Encoding "${transferEncoding.slice(0, 40)}" (only chunked is accepted)`);
+    if (minor === 0) return invalid("Transfer-Encoding in an HTTP/1.0 response");
+    framing = { kind: "chunked" };
+  } else if (contentLength !== undefined) {
+    framing = { kind: "length", length: contentLength };
+  } else {
+    framing = { kind: "close" };
+  }
+  return { kind: "head", head: { minor, status, reason: statusMatch[3] ?? "", rawHeaders, length, framing, close, connectionTokens } };
+}
+
+/** Whether a response to `method` with `status` carries a body at all (RFC 9112 §6.3). */
+export function responseHasBody(method: string, status: number): boolean {
+  return method !== "HEAD" && status !== 204 && status !== 304 && !(status >= 100 && status < 200);
+}
+
+export interface ChunkedDecoder {
+  /**
+   * Feeds bytes; calls `onData` with each slice of body. Returns how many bytes of `chunk` belonged to the body (the
+   * rest follow the message), or throws ChunkedError on malformed framing.
+   */
+  push(chunk: Buffer, onData: (data: Buffer) => void): number;
+  /** The terminating chunk and trailers have been read. */
+  readonly done: boolean;
+}
+
+export class ChunkedError extends Error {
+  constructor(message: string) {
+    super(`malformed chunked body: ${message}`);
+    this.name = "ChunkedError";
+  }
+}
+
+/** Limits on the parts of chunked framing that are not body: a size line and the trailer section. */
+const MAX_CHUNK_LINE = 4096;
+const MAX_TRAILER_BYTES = 16 * 1024;
+
+/**
+ * Decodes `Transfer-Encoding: chunked`: hex size (at most 15 digits, so it fits in a safe integer), optional
+ * extensions (ignored), CRLF, data, CRLF; a zero size ends the body, followed by trailers (read and dropped) and a
+ * blank line. Only CRLF line ends are accepted.
+ */
+export function createChunkedDecoder(): ChunkedDecoder {
+  type State = "size" | "data" | "data-end" | "trailers" | "done";
+  let state: State = "size";
+  let line = "";
+  let remaining = 0;
+  let trailerBytes = 0;
+
+  function takeLine(chunk: Buffer, start: number, limit: number, what: string): { line: string; next: number } | number {
+    const newline = chunk.indexOf(10, start);
+    const end = newline === -1 ? chunk.length : newline + 1;
+    line += chunk.toString("latin1", start, end);
+    if (line.length > limit) throw new ChunkedError(`${what} longer than ${limit} bytes`);
+    if (newline === -1) return end;
+    if (!line.endsWith("\r\n")) throw new ChunkedError(`bare LF in the ${what}`);
+    const complete = line.slice(0, -2);
+    line = "";
+    return { line: complete, next: end };
+  }
+
+  return {
+    get done() {
+      return state === "done";
+    },
+    push(chunk, onData) {
+      let offset = 0;
+      while (offset < chunk.length && state !== "done") {
+        if (state === "data") {
+          const take = Math.min(remaining, chunk.length - offset);
+          onData(chunk.subarray(offset, offset + take));
+          offset += take;
+          remaining -= take;
+          if (remaining === 0) state = "data-end";
+          continue;
+        }
+        if (state === "data-end") {
+          // Exactly CRLF after the data; collect it across reads.
+          const piece = chunk.toString("latin1", offset, Math.min(chunk.length, offset + 2 - line.length));
+          line += piece;
+          offset += piece.length;
+          if (line.length < 2) continue;
+          if (line !== "\r\n") throw new ChunkedError("chunk data not followed by CRLF");
+          line = "";
+          state = "size";
+          continue;
+        }
+        const what = state === "size" ? "chunk-size line" : "trailer section";
+        const taken = takeLine(chunk, offset, state === "size" ? MAX_CHUNK_LINE : MAX_TRAILER_BYTES - trailerBytes, what);
+        if (typeof taken === "number") {
+          if (state === "trailers") trailerBytes += taken - offset;
+          offset = taken;
+          continue;
+        }
+        if (state === "trailers") trailerBytes += taken.next - offset;
+        offset = taken.next;
+        if (state === "size") {
+          const match = /^([0-9A-Fa-f]{1,15})(?:[\t ]*;.*)?$/.exec(taken.line);
+          if (match === null) throw new ChunkedError(`invalid chunk size line "${taken.line.slice(0, 40)}"`);
+          if (/[\x00-\x08\x0a-\x1f\x7f]/.test(taken.line)) throw new ChunkedError("control character in a chunk extension");
+          remaining = Number.parseInt(match[1] as string, 16);
+          state = remaining === 0 ? "trailers" : "data";
+        } else if (taken.line === "") {
+          state = "done";
+        } else if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*$/.test(taken.line)) {
+          throw new ChunkedError(`malformed trailer line "${taken.line.slice(0, 40)}"`);
+        }
+      }
+      return offset;
+    },
+  };
+}
+
+/** Frames `data` as one chunk of a chunked body. */
+export function encodeChunk(data: Buffer): Buffer[] {
+  return [Buffer.from(`${data.length.toString(16)}\r\n`, "latin1"), data, CRLF];
+}
+
+export const CRLF = Buffer.from("\r\n", "latin1");
+export const LAST_CHUNK = Buffer.from("0\r\n\r\n", "latin1");
