@@ -36,15 +36,29 @@ const MAX_DEPTH = 64;
  * what the caller meant. Throws TypeError naming the offending path.
  */
 export function toJsonValue(value: unknown, path: string): JsonValue {
-  return convert(value, path, [], new Set(), 0);
+  return convert(value, path, [], new Set(), { indexKeys: false }, 0);
 }
+
+/**
+ * toJsonValue and canonicalJson of the result in one go. The copy's object keys are inserted in sorted order, so
+ * JSON.stringify (several times faster than canonicalJson) already writes the canonical text, except when a key looks
+ * like an array index: JavaScript orders those first, numerically, whatever the insertion order.
+ */
+export function toCanonicalJson(value: unknown, path: string): { value: JsonValue; text: string } {
+  const flags = { indexKeys: false };
+  const converted = convert(value, path, [], new Set(), flags, 0);
+  return { value: converted, text: flags.indexKeys ? canonicalJson(converted) : JSON.stringify(converted) };
+}
+
+/** Keys that JavaScript orders before all others in an object (array indices, 0 to 2^32 - 2). */
+const INDEX_KEY = /^(?:0|[1-9][0-9]{0,9})$/;
 
 /** The path of the value being converted, built only for an error message (appends are hot: no string per field). */
 function pathOf(root: string, keys: ReadonlyArray<string | number>): string {
   return keys.reduce<string>((text, key) => (typeof key === "number" ? `${text}[${key}]` : `${text}.${key}`), root);
 }
 
-function convert(value: unknown, root: string, keys: Array<string | number>, seen: Set<object>, depth: number): JsonValue {
+function convert(value: unknown, root: string, keys: Array<string | number>, seen: Set<object>, flags: { indexKeys: boolean }, depth: number): JsonValue {
   if (value === null || typeof value === "string" || typeof value === "boolean") return value;
   if (typeof value === "number") {
     if (!Number.isFinite(value)) throw new TypeError(`${pathOf(root, keys)} is ${String(value)}, which JSON cannot represent; record it as a string or null`);
@@ -64,7 +78,7 @@ function convert(value: unknown, root: string, keys: Array<string | number>, see
         const item: unknown = value[index];
         keys.push(index);
         if (item === undefined) throw new TypeError(`${pathOf(root, keys)} is undefined; use null`);
-        result[index] = convert(item, root, keys, seen, depth + 1);
+        result[index] = convert(item, root, keys, seen, flags, depth + 1);
         keys.pop();
       }
       return result;
@@ -76,11 +90,12 @@ function convert(value: unknown, root: string, keys: Array<string | number>, see
       throw new TypeError(`${path()} is a ${name}, not a plain object${hint}`);
     }
     const result: { [key: string]: JsonValue } = {};
-    for (const key of Object.keys(value)) {
+    for (const key of Object.keys(value).sort()) {
       const item = (value as Record<string, unknown>)[key];
       if (item === undefined) continue;
+      if (!flags.indexKeys && INDEX_KEY.test(key) && Number(key) < 2 ** 32 - 1) flags.indexKeys = true;
       keys.push(key);
-      const converted = convert(item, root, keys, seen, depth + 1);
+      const converted = convert(item, root, keys, seen, flags, depth + 1);
       keys.pop();
       // A "__proto__" key (tool arguments are agent-controlled) must stay a field: assignment would set the prototype.
       // Every other key is a plain own data property on assignment, which is much cheaper than defineProperty.

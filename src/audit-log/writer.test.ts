@@ -262,3 +262,19 @@ test("the writer's hash over already-canonical data equals the verifier's record
     assert.equal(recordHashOfCanonicalData(fields, canonicalJson(data as never)), recordHash({ ...fields, data: data as never }));
   }
 });
+
+test("the fast canonical text (sorted insertion + JSON.stringify) equals canonicalJson, index-like keys included", async () => {
+  const { canonicalJson, toCanonicalJson } = await import("./canonical.ts");
+  const cases: unknown[] = [
+    { b: 1, a: { d: [1, { z: 0, y: -0 }], c: "é" }, "": null },
+    { 10: "ten", 2: "two", b: true, a: 1 },
+    { "01": 1, "1": 2, "4294967295": 3, "4294967294": 4, x: { "0": [] } },
+    JSON.parse('{"__proto__": {"polluted": true}, "Z": 1, "z": 2, "é": 3, "e\\u0301": 4}'),
+    [{ b: 2, a: 1 }, "s", 3.5, false],
+  ];
+  for (const input of cases) {
+    const { value, text } = toCanonicalJson(input, "event");
+    assert.equal(text, canonicalJson(value), JSON.stringify(input));
+    assert.deepEqual(JSON.parse(text), JSON.parse(JSON.stringify(value)));
+  }
+});

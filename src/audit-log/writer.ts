@@ -5,7 +5,7 @@ import { closeSync, existsSync, mkdirSync, openSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import type { StatementSync } from "node:sqlite";
-import { canonicalJson, toJsonValue } from "./canonical.ts";
+import { toCanonicalJson } from "./canonical.ts";
 import type { JsonValue } from "./canonical.ts";
 import { FORMAT, GENESIS_HASH, SCHEMA_SQL, checkpointMessage, recordHashOfCanonicalData } from "./format.ts";
 import type { CheckpointReason } from "./format.ts";
@@ -26,7 +26,7 @@ function describe(error: unknown): string {
   return typeof code === "string" && !message.includes(code) ? `${message} (${code})` : message;
 }
 
-function validateEvent(event: AuditEventInput): { component: AuditComponent; type: string; data: { [key: string]: JsonValue } } {
+function validateEvent(event: AuditEventInput): { component: AuditComponent; type: string; data: { [key: string]: JsonValue }; dataText: string } {
   if (typeof event !== "object" || event === null) throw new TypeError("an audit event must be an object with component and type");
   const { component, type, ...fields } = event;
   if (!(AUDIT_COMPONENTS as readonly unknown[]).includes(component)) {
@@ -35,8 +35,8 @@ function validateEvent(event: AuditEventInput): { component: AuditComponent; typ
   if (typeof type !== "string" || type.length > 64 || !EVENT_TYPE.test(type)) {
     throw new TypeError(`audit event type ${JSON.stringify(type)} must be a lowercase noun-verb name such as "tool-call" or "egress-decision"`);
   }
-  const data = toJsonValue(fields, "event") as { [key: string]: JsonValue };
-  return { component, type, data };
+  const { value, text } = toCanonicalJson(fields, "event");
+  return { component, type, data: value as { [key: string]: JsonValue }, dataText: text };
 }
 
 function isBusy(error: unknown): boolean {
@@ -150,6 +150,9 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
     return row ?? { seq: 0, hash: GENESIS_HASH };
   }
 
+  /** The newest checkpoint this writer has seen (its own, or read from the file); -1 before any. */
+  let checkpointSeen = -1;
+
   function lastCheckpointSeq(): number {
     const row = statements.lastCheckpoint.get() as { seq: number | null } | undefined;
     return row?.seq ?? -1;
@@ -159,6 +162,7 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
     const time = now().toISOString();
     const signature = key === undefined ? null : signCheckpoint(key, checkpointMessage({ recordSeq, recordHash: hash, time, every, reason }));
     statements.insertCheckpoint.run(recordSeq, hash, time, every, reason, key?.publicKey ?? null, signature);
+    checkpointSeen = Math.max(checkpointSeen, recordSeq);
   }
 
   try {
@@ -203,19 +207,18 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
 
   function prepare(event: AuditEventInput): PreparedAuditEvent {
     let validated: ReturnType<typeof validateEvent>;
-    let dataText: string;
     try {
       validated = validateEvent(event);
-      dataText = canonicalJson(validated.data);
     } catch (error) {
       throw new AuditWriteError(`invalid audit event: ${describe(error)}`, { cause: error });
     }
-    if (Buffer.byteLength(dataText) > MAX_RECORD_BYTES) {
+    const { dataText } = validated;
+    if (dataText.length * 3 > MAX_RECORD_BYTES && Buffer.byteLength(dataText) > MAX_RECORD_BYTES) {
       throw new AuditWriteError(
         `audit event ${validated.type} is ${Buffer.byteLength(dataText)} bytes; the limit is ${MAX_RECORD_BYTES}: record sizes or hashes of large values, not the values`,
       );
     }
-    const result: PreparedAuditEvent = Object.freeze({ ...validated, dataText });
+    const result: PreparedAuditEvent = Object.freeze(validated);
     prepared.add(result);
     return result;
   }
@@ -238,7 +241,11 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
           records.push(record);
           previous = record;
         }
-        if (previous.seq - lastCheckpointSeq() >= every) writeCheckpoint(previous.seq, previous.hash, "periodic");
+        // The newest checkpoint only grows, so a cached value can only be too old: re-read it before writing one.
+        if (previous.seq - checkpointSeen >= every) {
+          checkpointSeen = lastCheckpointSeq();
+          if (previous.seq - checkpointSeen >= every) writeCheckpoint(previous.seq, previous.hash, "periodic");
+        }
         return records;
       });
     } catch (error) {
