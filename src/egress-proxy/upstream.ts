@@ -10,8 +10,8 @@ import type { ChunkedDecoder, ResponseHead } from "./http1.ts";
 
 /** How long an idle pooled connection is kept: below the 5 s keep-alive timeout of Node and Apache origins. */
 const POOL_IDLE_MS = 4000;
-const MAX_IDLE_PER_KEY = 16;
-const MAX_IDLE_TOTAL = 512;
+const MAX_IDLE_PER_KEY = 256;
+const MAX_IDLE_TOTAL = 1024;
 
 export interface UpstreamPool {
   /** An idle connection for `key`, or undefined. The connection is the caller's until it gives it back. */
