@@ -6,7 +6,6 @@ import { createServer } from "node:http";
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { DatabaseSync } from "node:sqlite";
-import { toNodeHandler } from "@modelcontextprotocol/node";
 import { Server, createMcpHandler, isLegacyRequest, validateHostHeader, validateOriginHeader } from "@modelcontextprotocol/server";
 import type { AuthInfo, CallToolResult, McpRequestContext } from "@modelcontextprotocol/server";
 import { createApprovalStore } from "../approvals/index.ts";
@@ -25,6 +24,7 @@ import type { GuardMetrics } from "./metrics.ts";
 import { createPinStore } from "./pins.ts";
 import type { PinStore } from "./pins.ts";
 import { GuardSetupError, parseListen, prepareGuard } from "./setup.ts";
+import { toNodeListener } from "./node-adapter.ts";
 import { createLegacySessions } from "./sessions.ts";
 import { createUpstream } from "./upstream.ts";
 import type { Upstream, UpstreamState } from "./upstream.ts";
@@ -130,6 +130,8 @@ export function createMcpGuard(config: PerimeterConfig, dependencies: McpGuardDe
       logger,
       redactor,
       connectTimeoutMs: options.connectTimeoutMs ?? server.config.timeoutSeconds * 1000,
+      // The Client times a call out at timeoutSeconds and cancels it; the transport's own bound is only a backstop.
+      idleTimeoutMs: Math.max(options.connectTimeoutMs ?? 0, server.config.timeoutSeconds * 1000) + 5_000,
       ...(options.backoff === undefined ? {} : { backoff: options.backoff }),
       resyncIntervalMs: options.resyncIntervalMs ?? 300_000,
       clientInfo: { name: "perimeter-mcp-guard", version: GUARD_VERSION },
@@ -205,31 +207,16 @@ export function createMcpGuard(config: PerimeterConfig, dependencies: McpGuardDe
     handler.notify.toolsChanged();
     legacy.toolsChanged();
   };
-  const routed = {
-    fetch: async (request: Request, fetchOptions: { authInfo?: AuthInfo } = {}) => {
-      // Read and parse a POST body once, here: left to the SDK, the classification and the 2026-07-28 entry each clone,
-      // read and parse it again. The Node adapter has already bounded the body (maxRequestBytes). A body that is not
-      // JSON goes on untouched (rebuilt from its text) so that the SDK answers it exactly as before.
-      let forwarded = request;
-      let parsedBody: unknown;
-      if (request.method === "POST") {
-        const text = await request.text();
-        try {
-          parsedBody = text.length === 0 ? undefined : (JSON.parse(text) as unknown);
-        } catch {
-          parsedBody = undefined;
-        }
-        if (parsedBody === undefined) forwarded = new Request(request.url, { method: "POST", headers: request.headers, body: text });
-      }
-      const options = parsedBody === undefined ? fetchOptions : { ...fetchOptions, parsedBody };
-      // Requests of an open 2025 session (2026-07-28 has no sessions) skip the classification.
-      return legacy.owns(forwarded) || (await isLegacyRequest(forwarded, parsedBody, { maxRequestBodySize: config.mcp.limits.maxRequestBytes }))
-        ? legacy.fetch(forwarded, options)
-        : handler.fetch(forwarded, options);
-    },
+  // The body arrives here read and parsed once (node-adapter.ts), bounded by maxRequestBytes; a body that is not JSON
+  // comes as text so that the SDK answers it exactly as before.
+  const routed = async (request: Request, fetchOptions: { authInfo: AuthInfo; parsedBody?: unknown }) => {
+    // Requests of an open 2025 session (2026-07-28 has no sessions) skip the classification.
+    return legacy.owns(request) || (await isLegacyRequest(request, fetchOptions.parsedBody, { maxRequestBodySize: config.mcp.limits.maxRequestBytes }))
+      ? legacy.fetch(request, fetchOptions)
+      : handler.fetch(request, fetchOptions);
   };
-  const serveMcp = toNodeHandler(routed, {
-    maxRequestBodySize: config.mcp.limits.maxRequestBytes,
+  const serveMcp = toNodeListener(routed, {
+    maxRequestBytes: config.mcp.limits.maxRequestBytes,
     onerror: (error) => logger.warn({ event: "mcp-adapter-error", error: redactor.text(error.message) }),
   });
 
@@ -273,9 +260,9 @@ export function createMcpGuard(config: PerimeterConfig, dependencies: McpGuardDe
           "www-authenticate": challenge,
         });
       }
-      // The SDK reads authInfo from the request and hands it to the server factory; the token itself stays here.
-      (request as IncomingMessage & { auth?: unknown }).auth = { token: "", clientId: agent, scopes: [] };
-      await serveMcp(request as IncomingMessage & { headers: Record<string, string | string[] | undefined> }, response);
+      // The SDK hands authInfo to the server factory; the token itself stays here.
+      const authInfo: AuthInfo = { token: "", clientId: agent, scopes: [] };
+      await serveMcp(request, response, authInfo);
     } catch (error) {
       logger.error({ event: "agent-endpoint-error", error: redactor.text((error as Error).message) });
       if (!response.headersSent) jsonError(response, 500, "internal error");

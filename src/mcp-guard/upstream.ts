@@ -1,9 +1,10 @@
 // One upstream MCP server as the guard sees it: a client connection that is (re)established in the background with
 // backoff, the tool list from its last sync, and calls that fail fast and clearly while it is away. Credentials are
 // resolved when a connection is made (so a rotated Secret is picked up on reconnect) and live only in the transport.
-import { Client, ProtocolError, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
+import { Client, ProtocolError } from "@modelcontextprotocol/client";
 import type { CallToolResult, Progress, Tool, Transport } from "@modelcontextprotocol/client";
 import type { Logger } from "../shared/index.ts";
+import { NodeHttpClientTransport, UpstreamAnswerTooLargeError } from "./http-transport.ts";
 import type { Redactor } from "./redact.ts";
 import { ExactEnvironmentStdioTransport } from "./stdio-transport.ts";
 
@@ -36,6 +37,8 @@ export interface UpstreamOptions {
   onTools: (server: string, tools: Tool[]) => void;
   onState?: (server: string, state: UpstreamState) => void;
   connectTimeoutMs: number;
+  /** HTTP upstreams: how long a request's answer may stay silent before it is abandoned (past the call timeout). */
+  idleTimeoutMs?: number;
   backoff?: { initialMs: number; maxMs: number };
   /** Re-list tools this often even without list_changed, to catch definitions changed silently. */
   resyncIntervalMs?: number;
@@ -59,15 +62,6 @@ export interface Upstream {
   pid(): number | undefined;
   close(): Promise<void>;
 }
-
-/**
- * fetch with a signal of its own that follows the caller's. The SDK hands the transport's one long-lived signal to
- * every POST, and undici's Request adds an abort listener to it that goes away only when the Request is garbage
- * collected: the listeners pile up and every add walks the list (3 % of the guard's CPU under load in a profile).
- * A derived per-request signal aborts exactly when the transport's does and dies with its request.
- */
-const fetchWithOwnSignal = (input: string | URL | Request, init?: RequestInit): Promise<Response> =>
-  fetch(input, init?.signal === undefined || init.signal === null ? init : { ...init, signal: AbortSignal.any([init.signal]) });
 
 export function createUpstream(name: string, spec: UpstreamSpec, options: UpstreamOptions): Upstream {
   const { logger, redactor } = options;
@@ -148,12 +142,9 @@ export function createUpstream(name: string, spec: UpstreamSpec, options: Upstre
         onStderrLine: (line) => logger.debug({ event: "upstream-stderr", server: name, line: redactor.text(line) }),
       });
     }
-    return new StreamableHTTPClientTransport(new URL(spec.url), {
-      requestInit: { headers: spec.headers() },
-      fetch: fetchWithOwnSignal,
-      // Never follow a redirect off the configured origin: the credential headers would follow it.
-      redirectPolicy: "same-origin",
-    });
+    // node:http with keep-alive (http-transport.ts). It follows no redirect at all: the credential headers would
+    // follow it. A request that stays silent well past the call timeout is abandoned (the Client times out first).
+    return new NodeHttpClientTransport(new URL(spec.url), { headers: spec.headers(), idleTimeoutMs: options.idleTimeoutMs ?? options.connectTimeoutMs + 5_000 });
   };
 
   const connect = async (): Promise<void> => {
@@ -229,9 +220,10 @@ export function createUpstream(name: string, spec: UpstreamSpec, options: Upstre
           },
         )) as CallToolResult;
       } catch (error) {
-        // The server answered with a JSON-RPC error, or the caller went away: the connection is fine. Anything else
-        // (a dead child, a refused socket, an expired HTTP session) means reconnect.
-        if (!(error instanceof ProtocolError) && !callOptions.signal.aborted && !/timed? ?out/i.test(String((error as Error).message)) && current === connection) {
+        // The server answered with a JSON-RPC error, the answer was refused for its size, or the caller went away: the
+        // connection is fine. Anything else (a dead child, a refused socket, an expired HTTP session) means reconnect.
+        const connectionFine = error instanceof ProtocolError || error instanceof UpstreamAnswerTooLargeError || callOptions.signal.aborted || /timed? ?out/i.test(String((error as Error).message));
+        if (!connectionFine && current === connection) {
           dropConnection(describe(error));
         }
         throw error;
