@@ -43,8 +43,11 @@ const invalid = (detail: string): HeadParse => ({ kind: "invalid", detail });
 export function parseResponseHead(buffer: Buffer, maxBytes: number): HeadParse {
   const end = buffer.indexOf("\r\n\r\n", 0, "latin1");
   if (end === -1) {
-    // A bare LF anywhere in what we have is already fatal; so is a head past the limit without its end.
+    // A head past the limit without its end is already fatal; so is a bare LF or CR anywhere in what we have: a head
+    // written with bare LFs never contains CRLFCRLF, and waiting for one would turn a malformed response into a
+    // timeout (or, behind a body that happens to hold CRLFCRLF, into a much later refusal).
     if (buffer.length > maxBytes) return invalid(`response head longer than ${maxBytes} bytes`);
+    if (hasBareLineBreak(buffer)) return invalid("bare CR or LF in the response head");
     return NEED_MORE;
   }
   const length = end + 4;
@@ -67,7 +70,9 @@ export function parseResponseHead(buffer: Buffer, maxBytes: number): HeadParse {
     if (colon <= 0) return invalid(`malformed header line "${line.slice(0, 80)}"`);
     const name = line.slice(0, colon);
     if (!TOKEN.test(name)) return invalid(`invalid header name "${name.slice(0, 80)}"`);
-    const value = line.slice(colon + 1).trim();
+    // Only spaces and tabs around a value are optional whitespace; String.trim would also drop control characters
+    // (\v, \f) and latin1 NBSP, letting "Content-Length: \v5" pass the check below as "5".
+    const value = trimOptionalWhitespace(line.slice(colon + 1));
     if (!FIELD_VALUE.test(value)) return invalid(`control character in the ${name} header`);
     rawHeaders.push(name, value);
     const lower = name.toLowerCase();
@@ -104,6 +109,22 @@ export function parseResponseHead(buffer: Buffer, maxBytes: number): HeadParse {
   return { kind: "head", head: { minor, status, reason: statusMatch[3] ?? "", rawHeaders, length, framing, close, connectionTokens } };
 }
 
+/** An LF not preceded by CR, or a CR followed by anything but LF (a CR at the very end may still get its LF). */
+function hasBareLineBreak(buffer: Buffer): boolean {
+  for (let index = buffer.indexOf(10); index !== -1; index = buffer.indexOf(10, index + 1)) if (index === 0 || buffer[index - 1] !== 13) return true;
+  for (let index = buffer.indexOf(13); index !== -1; index = buffer.indexOf(13, index + 1)) if (index + 1 < buffer.length && buffer[index + 1] !== 10) return true;
+  return false;
+}
+
+/** Strips leading and trailing spaces and tabs (a loop, not a regular expression: no backtracking on long values). */
+function trimOptionalWhitespace(text: string): string {
+  let start = 0;
+  let end = text.length;
+  while (start < end && (text.charCodeAt(start) === 32 || text.charCodeAt(start) === 9)) start += 1;
+  while (end > start && (text.charCodeAt(end - 1) === 32 || text.charCodeAt(end - 1) === 9)) end -= 1;
+  return text.slice(start, end);
+}
+
 /** Whether a response to `method` with `status` carries a body at all (RFC 9112 §6.3). */
 export function responseHasBody(method: string, status: number): boolean {
   return method !== "HEAD" && status !== 204 && status !== 304 && !(status >= 100 && status < 200);
@@ -131,7 +152,7 @@ const MAX_CHUNK_LINE = 4096;
 const MAX_TRAILER_BYTES = 16 * 1024;
 
 /**
- * Decodes `Transfer-Encoding: chunked`: hex size (at most 15 digits, so it fits in a safe integer), optional
+ * Decodes `Transfer-Encoding: chunked`: hex size (at most 15 digits, and refused unless it is a safe integer), optional
  * extensions (ignored), CRLF, data, CRLF; a zero size ends the body, followed by trailers (read and dropped) and a
  * blank line. Only CRLF line ends are accepted.
  */
@@ -142,11 +163,12 @@ export function createChunkedDecoder(): ChunkedDecoder {
   let remaining = 0;
   let trailerBytes = 0;
 
-  function takeLine(chunk: Buffer, start: number, limit: number, what: string): { line: string; next: number } | number {
+  /** `before`: bytes of the same section in lines already complete (the trailer section's limit spans its lines). */
+  function takeLine(chunk: Buffer, start: number, limit: number, before: number, what: string): { line: string; next: number } | number {
     const newline = chunk.indexOf(10, start);
     const end = newline === -1 ? chunk.length : newline + 1;
     line += chunk.toString("latin1", start, end);
-    if (line.length > limit) throw new ChunkedError(`${what} longer than ${limit} bytes`);
+    if (before + line.length > limit) throw new ChunkedError(`${what} longer than ${limit} bytes`);
     if (newline === -1) return end;
     if (!line.endsWith("\r\n")) throw new ChunkedError(`bare LF in the ${what}`);
     const complete = line.slice(0, -2);
@@ -181,19 +203,22 @@ export function createChunkedDecoder(): ChunkedDecoder {
           continue;
         }
         const what = state === "size" ? "chunk-size line" : "trailer section";
-        const taken = takeLine(chunk, offset, state === "size" ? MAX_CHUNK_LINE : MAX_TRAILER_BYTES - trailerBytes, what);
+        const taken = state === "size" ? takeLine(chunk, offset, MAX_CHUNK_LINE, 0, what) : takeLine(chunk, offset, MAX_TRAILER_BYTES, trailerBytes, what);
         if (typeof taken === "number") {
-          if (state === "trailers") trailerBytes += taken - offset;
           offset = taken;
           continue;
         }
-        if (state === "trailers") trailerBytes += taken.next - offset;
+        // Counted once the line is complete: the partial line is already in `line` (counting both refused trailers
+        // split across reads at about half the limit).
+        if (state === "trailers") trailerBytes += taken.line.length + 2;
         offset = taken.next;
         if (state === "size") {
           const match = /^([0-9A-Fa-f]{1,15})(?:[\t ]*;.*)?$/.exec(taken.line);
           if (match === null) throw new ChunkedError(`invalid chunk size line "${taken.line.slice(0, 40)}"`);
           if (/[\x00-\x08\x0a-\x1f\x7f]/.test(taken.line)) throw new ChunkedError("control character in a chunk extension");
           remaining = Number.parseInt(match[1] as string, 16);
+          // 15 hex digits are 60 bits: past 2^53 the count would be inexact and the body's end misplaced.
+          if (!Number.isSafeInteger(remaining)) throw new ChunkedError(`chunk size ${match[1] as string} is larger than ${Number.MAX_SAFE_INTEGER}`);
           state = remaining === 0 ? "trailers" : "data";
         } else if (taken.line === "") {
           state = "done";
