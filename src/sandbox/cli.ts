@@ -397,12 +397,12 @@ async function serve(args: string[], io: CommandIo): Promise<number> {
     if (backendName === "kubernetes") {
       backend = await kubernetesBackend(limits, values.template, logger);
     } else {
-      if (networkAllow !== undefined) egress = await (await import("./egress.ts")).createSandboxEgress({ logger, audit: { append: (event) => audit.append(event) } });
+      if (networkAllow !== undefined) egress = await (await import("./egress.ts")).createSandboxEgress({ logger, audit });
       backend = await createBubblewrapBackend({ defaults: limits, logger, ...(io.env.PATH !== undefined ? { searchPath: io.env.PATH } : {}), ...(egress !== undefined ? { egressProxy: egress } : {}) });
     }
   } catch (error) {
-    audit.close();
     await egress?.close();
+    audit.close();
     if (error instanceof SandboxUnavailableError) {
       writeLine(io.stderr, `perimeter: serve sandbox: ${error.message}`);
       return EXIT_USAGE;
