@@ -5,7 +5,7 @@ import { ConfigError, MissingSecretError, loadConfig, normalizeHostname } from "
 import type { PerimeterConfig } from "../config/index.ts";
 import { EXIT_OK, UsageError, parseCommandArgs, writeLine } from "../cli/command.ts";
 import type { Command } from "../cli/command.ts";
-import { parseIpLiteral, systemResolver } from "../net/index.ts";
+import { cachingResolver, parseIpLiteral, systemResolver } from "../net/index.ts";
 import type { Resolver } from "../net/index.ts";
 import { createLogger } from "../shared/index.ts";
 import { createEgressProxy } from "./server.ts";
@@ -129,7 +129,7 @@ export const serveEgressProxy: Command = async (args, io) => {
 
   const pins = parsePins(values.resolve ?? []);
   const proxy = createEgressProxy(initial.policy, {
-    resolver: Object.keys(pins).length > 0 ? pinnedResolver(pins, systemResolver()) : systemResolver(),
+    resolver: Object.keys(pins).length > 0 ? pinnedResolver(pins, cachingResolver(systemResolver())) : cachingResolver(systemResolver()),
     logger,
     ...(auditLog !== undefined ? { audit: auditLog } : {}),
   });

@@ -13,7 +13,7 @@ import { randomBytes } from "node:crypto";
 import { lstatSync, unlinkSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import { normalizeHostname, splitHostPort } from "../config/index.ts";
-import { parseIpLiteral, resolveChecked, systemResolver } from "../net/index.ts";
+import { cachingResolver, parseIpLiteral, resolveChecked, systemResolver } from "../net/index.ts";
 import type { AddressFamily, Resolver } from "../net/index.ts";
 import { createGroupCommitter } from "../audit-log/group-commit.ts";
 import type { AuditLog } from "../audit-log/index.ts";
@@ -49,7 +49,7 @@ export interface AuditSink {
 export type Dialer = (target: { readonly host: string; readonly port: number; readonly family: AddressFamily; readonly onread?: net.OnReadOpts }) => net.Socket;
 
 export interface EgressProxyDependencies {
-  /** Name resolution; the proxy resolves each name once per request. @default systemResolver() */
+  /** Name resolution; the proxy resolves each name once per request. @default cachingResolver(systemResolver()) */
   readonly resolver?: Resolver;
   /** @default net.connect */
   readonly dial?: Dialer;
@@ -398,7 +398,7 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
   let configPolicy = compilePolicy(input);
   const runtimeClients = new Map<symbol, PolicyClient>();
   let effective: EgressPolicy = configPolicy;
-  const resolver = dependencies.resolver ?? systemResolver();
+  const resolver = dependencies.resolver ?? cachingResolver(systemResolver());
   const dial = dependencies.dial ?? defaultDial;
   const logger = dependencies.logger ?? silentLogger();
   const metrics = createEgressMetrics();

@@ -8,7 +8,7 @@ import { performance } from "node:perf_hooks";
 import type { AddressInfo } from "node:net";
 import { placeholdersIn, readSecret, secretValues } from "../config/index.ts";
 import type { Environment, PerimeterConfig } from "../config/index.ts";
-import { systemResolver } from "../net/index.ts";
+import { cachingResolver, systemResolver } from "../net/index.ts";
 import type { Resolver } from "../net/index.ts";
 import { silentLogger } from "../shared/index.ts";
 import type { Logger } from "../shared/index.ts";
@@ -281,7 +281,7 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
   const ledger: UsageLedger = createUsageLedger(keyStore, now);
   const auditGate: AuditGate = createAuditGate(dependencies.audit, logger, () => metrics.auditFailures.inc());
   const dialer: UpstreamDialer = createUpstreamDialer({
-    resolver: dependencies.resolver ?? systemResolver(),
+    resolver: dependencies.resolver ?? cachingResolver(systemResolver()),
     ...(dependencies.allowCidrs === undefined ? {} : { allowCidrs: dependencies.allowCidrs }),
     ...(dependencies.ca === undefined ? {} : { ca: dependencies.ca }),
   });

@@ -19,6 +19,57 @@ export function systemResolver(): Resolver {
   };
 }
 
+export interface CachingResolverOptions {
+  /** How long a successful answer is reused. getaddrinfo reports no TTL, so this is a fixed bound. @default 30000 */
+  readonly ttlMs?: number;
+  /** Names remembered at most; the oldest is forgotten first. @default 4096 */
+  readonly maxEntries?: number;
+  /** @default performance.now */
+  readonly now?: () => number;
+}
+
+/**
+ * Remembers successful answers of `inner` for a short time and shares one lookup among concurrent callers of the same
+ * name, as squid's ipcache does: without it every request through a proxy waits for a DNS round trip. Failures are
+ * not remembered. Safe against rebinding because callers check every returned address on each use and dial the
+ * address they checked, never the name.
+ */
+export function cachingResolver(inner: Resolver, options: CachingResolverOptions = {}): Resolver {
+  const ttlMs = options.ttlMs ?? 30_000;
+  const maxEntries = options.maxEntries ?? 4096;
+  const now = options.now ?? (() => performance.now());
+  const answers = new Map<string, { addresses: readonly string[]; expires: number }>();
+  const pending = new Map<string, Promise<string[]>>();
+  return {
+    lookup(host) {
+      const key = host.toLowerCase();
+      const cached = answers.get(key);
+      if (cached !== undefined) {
+        if (cached.expires > now()) return Promise.resolve([...cached.addresses]);
+        answers.delete(key);
+      }
+      const inFlight = pending.get(key);
+      if (inFlight !== undefined) return inFlight.then((addresses) => [...addresses]);
+      const lookup = inner.lookup(host).then(
+        (addresses) => {
+          pending.delete(key);
+          if (addresses.length > 0) {
+            if (answers.size >= maxEntries) answers.delete(answers.keys().next().value as string);
+            answers.set(key, { addresses: [...addresses], expires: now() + ttlMs });
+          }
+          return addresses;
+        },
+        (error: unknown) => {
+          pending.delete(key);
+          throw error;
+        },
+      );
+      pending.set(key, lookup);
+      return lookup.then((addresses) => [...addresses]);
+    },
+  };
+}
+
 /** A resolver from a fixed table, for tests and for pinning names in a config; unknown names fail to resolve. */
 export function staticResolver(table: Readonly<Record<string, readonly string[]>>): Resolver {
   return {
