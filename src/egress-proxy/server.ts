@@ -843,7 +843,8 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
     const decided: DecisionRecord = { ...record, address: admitted.address, rules: decision.allow ? decision.rules : [] };
 
     const limits = effective.limits;
-    const poolKey = `${decision.client}\0${admitted.address}\0${target.port}`;
+    // Unidentified clients are told apart by source address (as for rate limits): they must not share connections.
+    const poolKey = `${rateKey(decision, source)}\0${admitted.address}\0${target.port}`;
     const connectionTokens = new Set((request.headers.connection ?? "").toLowerCase().split(",").map((token) => token.trim()));
     // The request body as received: none, under its Content-Length, or (Node has de-chunked it) re-chunked by us.
     const contentLength = request.headers["content-length"];
@@ -860,6 +861,22 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
 
     let finished = false;
     let current: Exchange | undefined;
+    // The response head is written with the first body bytes or at the end (Node would not send it earlier anyway):
+    // until then a body that turns out malformed at once, or never comes, is still answered with a 502 or 504
+    // instead of a bare reset.
+    let pendingHead: ResponseHead | undefined;
+    const writePendingHead = (): boolean => {
+      if (pendingHead === undefined) return true;
+      const responseHead = pendingHead;
+      pendingHead = undefined;
+      try {
+        response.writeHead(responseHead.status, responseHead.reason, responseHeaders(responseHead));
+        return true;
+      } catch (error) {
+        fail("upstream-error", `${target.url.host} sent a response head this proxy cannot pass on: ${(error as Error).message}`, true);
+        return false;
+      }
+    };
     const fail = (reason: RefusalReason, message: string, recorded: boolean) => {
       if (finished) return;
       finished = true;
@@ -898,17 +915,24 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
           // 103 Early Hints is passed on; 100 was answered by us (checkContinue), 102 is obsolete.
           if (interim.status !== 103 || request.httpVersionMinor === 0) return;
           const links = headerValues(interim, "link");
-          if (links.length > 0) response.writeEarlyHints({ link: links });
-        },
-        onHead: (responseHead) => {
+          if (links.length === 0) return;
+          // Node refuses Link values it cannot validate (even a valid comma-separated list); thrown from here it would
+          // be uncaught in the upstream socket's data handler and end the process. Hints are optional: dropped.
           try {
-            response.writeHead(responseHead.status, responseHead.reason, responseHeaders(responseHead));
+            response.writeEarlyHints({ link: links });
           } catch (error) {
-            fail("upstream-error", `${target.url.host} sent a response head this proxy cannot pass on: ${(error as Error).message}`, true);
+            logger.debug({ err: error, host: target.url.host }, "103 Early Hints not passed on");
           }
         },
-        onData: (data) => response.write(data),
+        onHead: (responseHead) => {
+          pendingHead = responseHead;
+        },
+        onData: (data) => (writePendingHead() ? response.write(data) : true),
         onEnd: (reusable) => {
+          if (!writePendingHead()) {
+            upstream.destroy();
+            return;
+          }
           finished = true;
           clearTimeout(lifetimeTimer);
           if (reusable) upstreamPool.give(poolKey, upstream);
@@ -933,23 +957,27 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
       );
     };
 
-    // The decision is committed to the audit log before a byte reaches the origin; the connection is opened meanwhile.
-    const pooled = upstreamPool.take(poolKey);
-    const connecting = pooled === undefined ? dialChecked(admitted.address, target.port, admitted.family) : undefined;
+    // The decision is committed to the audit log before a byte reaches the origin; a new connection is opened
+    // meanwhile. An idle one is taken from the pool only after the commit: until the exchange listens on it, the pool
+    // must (a reset on a connection with no error listener would end the process, and stray bytes would be lost
+    // unseen and the connection reused).
+    const connecting = upstreamPool.has(poolKey) ? undefined : dialChecked(admitted.address, target.port, admitted.family);
     connecting?.catch(ignore);
     recordDecision(decided, { decision: "allow" }, (ok) => {
       setupTimers.http.observe((performance.now() - startedAt) / 1000);
       if (!ok) {
         finished = true;
         clearTimeout(lifetimeTimer);
-        if (pooled !== undefined) upstreamPool.give(poolKey, pooled);
         connecting?.then((socket) => socket.destroy(), ignore);
         respondRefusal(response, { reason: "audit-unavailable", message: "the audit log cannot be written, so nothing is let through; see the proxy's log" }, false);
         return;
       }
       if (expectsContinue && !response.destroyed) response.writeContinue();
-      if (pooled !== undefined) return send(pooled, true, false);
-      (connecting as Promise<net.Socket>).then(
+      if (connecting === undefined) {
+        const pooled = upstreamPool.take(poolKey);
+        return pooled !== undefined ? send(pooled, true, false) : connectAndSend(false);
+      }
+      connecting.then(
         (upstream) => send(upstream, false, false),
         (error: unknown) => fail(upstreamFailure(error), `could not connect to ${target.url.host} (${admitted.address}): ${(error as Error).message}`, true),
       );
@@ -1161,7 +1189,7 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
           if (!runtimeClients.delete(key)) return;
           rebuildEffective();
           for (const tunnel of [...tunnels]) if (tunnel.client === compiled.name) tunnel.finish("client-removed");
-          upstreamPool.clear((poolKey) => poolKey.startsWith(`${compiled.name}\0`));
+          upstreamPool.clear((poolKey) => poolKey.startsWith(`client:${compiled.name}\0`));
         },
       };
     },

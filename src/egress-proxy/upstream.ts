@@ -16,6 +16,8 @@ const MAX_IDLE_TOTAL = 1024;
 export interface UpstreamPool {
   /** An idle connection for `key`, or undefined. The connection is the caller's until it gives it back. */
   take(key: string): net.Socket | undefined;
+  /** Whether `key` has an idle connection now (it may still die before take). */
+  has(key: string): boolean;
   /** Keeps a connection whose last exchange ended cleanly; destroys it when the pool is full. */
   give(key: string, socket: net.Socket): void;
   idle(): number;
@@ -50,6 +52,7 @@ export function createUpstreamPool(): UpstreamPool {
       }
       return undefined;
     },
+    has: (key) => idle.has(key),
     give(key, socket) {
       if (socket.destroyed || !socket.readable || !socket.writable || total >= MAX_IDLE_TOTAL || (idle.get(key)?.size ?? 0) >= MAX_IDLE_PER_KEY) {
         socket.destroy();
@@ -93,6 +96,12 @@ export function createUpstreamPool(): UpstreamPool {
     },
   };
 }
+
+/**
+ * Methods a proxy may send again on its own (RFC 9110 section 9.2.2: "A proxy MUST NOT automatically retry
+ * non-idempotent requests"): a POST or PATCH the origin received just before closing may already have taken effect.
+ */
+const IDEMPOTENT_METHODS = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
 
 /** An upstream failure; `retryable` when a reused connection failed before any byte of the answer arrived. */
 export class UpstreamError extends Error {
@@ -146,6 +155,8 @@ export function exchange(options: ExchangeOptions): Exchange {
   let receivedAny = false;
   let requestDone = options.body === "none";
   let finished = false;
+  // A stale pooled connection may be tried again only when nothing is lost by sending the request twice.
+  const repeatable = options.reused && options.body === "none" && IDEMPOTENT_METHODS.has(options.method);
 
   function detach(): void {
     socket.off("data", onData);
@@ -263,12 +274,12 @@ export function exchange(options: ExchangeOptions): Exchange {
   }
 
   function closedEarly(): UpstreamError {
-    if (!receivedAny) return new UpstreamError("the origin closed the connection without answering", "ECONNRESET", options.reused && options.body === "none");
+    if (!receivedAny) return new UpstreamError("the origin closed the connection without answering", "ECONNRESET", repeatable);
     return new UpstreamError(head === undefined ? "the origin closed the connection in the middle of the response head" : "the origin closed the connection before the response was complete", "ECONNRESET");
   }
 
   function onSocketError(error: NodeJS.ErrnoException): void {
-    fail(new UpstreamError(error.message, error.code ?? "ERR_UPSTREAM", !receivedAny && options.reused && options.body === "none"));
+    fail(new UpstreamError(error.message, error.code ?? "ERR_UPSTREAM", !receivedAny && repeatable));
   }
 
   function onClose(): void {
