@@ -163,6 +163,23 @@ export function cidrContains(cidr: string, address: string): boolean {
   return contains({ name: cidr, family: parsedNetwork.family, network: parsedNetwork.value, bits: Number(bits) }, parsedAddress.family, parsedAddress.value);
 }
 
+const remembered = new Map<string, AddressDecision>();
+const REMEMBERED_MAX = 4096;
+
+/**
+ * checkAddress with its answers remembered (bounded): it is pure, so the same address under the same exceptions
+ * always gets the same decision, and a proxy sees the same few addresses over and over. The key holds every input.
+ */
+export function checkAddressRemembered(address: string, options: AddressPolicyOptions = {}): AddressDecision {
+  const key = `${address}\n${options.allowCidrs?.join(",") ?? ""}\n${options.selfAddresses?.join(",") ?? ""}`;
+  const known = remembered.get(key);
+  if (known !== undefined) return known;
+  const decision = checkAddress(address, options);
+  if (remembered.size >= REMEMBERED_MAX) remembered.clear();
+  remembered.set(key, Object.freeze(decision));
+  return decision;
+}
+
 /**
  * The decision for one resolved address. Pure: no DNS, no sockets. An address inside an explicit allow-cidr is
  * allowed even if private; the proxy's own addresses are denied even then.

@@ -73,3 +73,17 @@ test("a cached answer is checked against the deny set on every use: a private ad
   assert.equal(excepted.ok && excepted.address, "10.0.0.5");
   assert.equal(inner.calls.length, 1);
 });
+
+test("remembered address decisions equal fresh ones, and a change of exceptions or own addresses is never answered from memory", async () => {
+  const { checkAddress, checkAddressRemembered } = await import("./address-policy.ts");
+  const addresses = ["10.0.0.5", "127.0.0.1", "203.0.113.9", "93.184.216.34", "::ffff:10.0.0.5", "64:ff9b::a00:5", "fe80::1", "2606:4700::1111", "not-an-ip"];
+  const optionSets = [{}, { allowCidrs: ["10.0.0.0/24"] }, { allowCidrs: ["10.0.0.0/24"], selfAddresses: ["10.0.0.5"] }, { selfAddresses: ["93.184.216.34"] }, { allowCidrs: ["127.0.0.0/8", "fe80::/10"] }];
+  for (let pass = 0; pass < 2; pass++) {
+    for (const options of optionSets) {
+      for (const address of addresses) assert.deepEqual(checkAddressRemembered(address, options), checkAddress(address, options), `${address} ${JSON.stringify(options)} pass ${pass}`);
+    }
+  }
+  assert.equal(checkAddressRemembered("10.0.0.5", { allowCidrs: ["10.0.0.0/24"] }).allowed, true);
+  assert.equal(checkAddressRemembered("10.0.0.5", { allowCidrs: ["10.0.1.0/24"] }).allowed, false);
+  assert.equal(checkAddressRemembered("10.0.0.5", { allowCidrs: ["10.0.0.0/24"], selfAddresses: ["10.0.0.5"] }).allowed, false);
+});

@@ -1,7 +1,7 @@
 // Resolve once, check every address, hand back the one to dial. Callers must connect to `address` and never pass the
 // name to a socket API again: a second lookup is exactly what DNS rebinding exploits.
 import { promises as dns } from "node:dns";
-import { checkAddress, parseIpLiteral } from "./address-policy.ts";
+import { checkAddressRemembered, parseIpLiteral } from "./address-policy.ts";
 import type { AddressFamily, AddressPolicyOptions } from "./address-policy.ts";
 
 export interface Resolver {
@@ -118,7 +118,7 @@ export async function resolveChecked(host: string, options: ResolveOptions): Pro
     if (addresses.length === 0) return { ok: false, reason: "dns-failure", detail: `${host}: no addresses`, addresses: [] };
   }
   for (const address of addresses) {
-    const decision = checkAddress(address, options);
+    const decision = checkAddressRemembered(address, options);
     if (!decision.allowed) return { ok: false, reason: decision.reason, detail: `${host} resolves to ${address} (${decision.range})`, addresses };
   }
   const chosen = parseIpLiteral(addresses[0] as string) as { address: string; family: AddressFamily };
