@@ -863,6 +863,19 @@ describe("request bodies", { timeout: 30_000 }, () => {
     });
   });
 
+  test("a Connection header naming Content-Length cannot strip the body's framing (the body smuggled as a second request)", async () => {
+    const smuggled = "GET /smuggled HTTP/1.1\r\nHost: not-allowlisted.test\r\n\r\n";
+    await withProxy(echo, async (harness) => {
+      for (const connection of ["content-length", "keep-alive, Content-Length"]) {
+        const response = await once(harness, "POST", "/innocent", { headers: [`Connection: ${connection}`], body: smuggled });
+        assert.equal(response.status, 200);
+        assert.equal(text(response), `got ${smuggled.length}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.deepEqual(harness.origin.requests.map((request) => [request.target, request.body.toString()]), [["/innocent", smuggled], ["/innocent", smuggled]]);
+    });
+  });
+
   test("a chunked request body arrives re-chunked with identical bytes, no trailers or extensions passed on", async () => {
     const parts = [randomBytes(1000), Buffer.from("\r\n0\r\n\r\n"), randomBytes(70_000)];
     await withProxy(echo, async (harness) => {

@@ -853,11 +853,15 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
     for (let index = 0; index < request.rawHeaders.length; index += 2) {
       const name = request.rawHeaders[index] as string;
       const lower = name.toLowerCase();
-      // Expect is answered here (checkContinue), after the decision: the origin sees a plain request.
-      if (HOP_BY_HOP.has(lower) || connectionTokens.has(lower) || lower === "host" || lower === "expect") continue;
+      // Expect is answered here (checkContinue), after the decision: the origin sees a plain request. The body's
+      // framing is written below from what Node parsed, never left to the header loop: a client's "Connection:
+      // content-length" would otherwise strip it while the body is still sent, and the origin would read the body
+      // as a second request (to any virtual host, never decided or audited).
+      if (HOP_BY_HOP.has(lower) || connectionTokens.has(lower) || lower === "host" || lower === "expect" || lower === "content-length") continue;
       head += `${name}: ${request.rawHeaders[index + 1] as string}\r\n`;
     }
-    head += `Host: ${target.url.host}\r\nVia: ${request.httpVersion} ${viaToken}\r\n${body === "chunked" ? "Transfer-Encoding: chunked\r\n" : ""}\r\n`;
+    const framing = body === "chunked" ? "Transfer-Encoding: chunked\r\n" : contentLength !== undefined ? `Content-Length: ${contentLength}\r\n` : "";
+    head += `Host: ${target.url.host}\r\nVia: ${request.httpVersion} ${viaToken}\r\n${framing}\r\n`;
 
     let finished = false;
     let current: Exchange | undefined;
