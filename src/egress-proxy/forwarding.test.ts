@@ -384,7 +384,7 @@ describe("framing is passed on correctly", { timeout: 30_000 }, () => {
     const payload = Buffer.from(Array.from({ length: 100_003 }, (_, index) => (index * 131 + 7) % 256));
     await withProxy(
       (request) => {
-        const head = `HTTP/1.1 200 OK\r\nContent-Length: ${payload.length}\r\nConnection: X-Hop\r\nX-Hop: secret\r\nKeep-Alive: timeout=5\r\nX-End: kept\r\n\r\n`;
+        const head = `HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nContent-Length: ${payload.length}\r\nConnection: X-Hop\r\nX-Hop: secret\r\nKeep-Alive: timeout=5\r\nSet-Cookie: b=2\r\nX-End: kept\r\n\r\n`;
         reply(request.socket, request.target === "/binary" ? Buffer.concat([Buffer.from(head, "latin1"), payload]) : ok("second"));
       },
       async (harness) => {
@@ -398,6 +398,7 @@ describe("framing is passed on correctly", { timeout: 30_000 }, () => {
         assert.equal(get(response, "x-hop"), undefined, "a header the origin's Connection names is hop-by-hop");
         assert.notEqual(get(response, "keep-alive"), "timeout=5", "the origin's Keep-Alive is not passed on (Node's own may be there)");
         assert.equal(get(response, "x-end"), "kept");
+        assert.deepEqual(response.headers.filter(([name]) => name === "set-cookie").map(([, value]) => value), ["a=1", "b=2"], "repeated headers kept, in order");
         assert.match(get(response, "via") ?? "", /^1\.1 perimeter-egress-/);
         client.send(harness.request("GET", "/next"));
         assert.equal(text(await client.response()), "second");
@@ -721,6 +722,48 @@ describe("keep-alive", { timeout: 30_000 }, () => {
         }
         assert.equal(harness.origin.sockets.length, 1);
         assert.deepEqual(harness.origin.requests.map((request) => request.index), Array.from({ length: 20 }, (_, index) => index));
+      },
+    );
+  });
+
+  test("a connection is reused only when the origin's response allows it (Connection: close, HTTP/1.0)", async () => {
+    const answers: Record<string, string> = {
+      "/close": "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
+      "/http10": "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
+      "/http10-keep-alive": "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok",
+      "/plain": ok("ok"),
+    };
+    await withProxy(
+      (request) => reply(request.socket, answers[request.target.split("?")[0] as string] as string),
+      async (harness) => {
+        const client = await harness.client();
+        for (const path of ["/close", "/plain", "/http10", "/plain", "/http10-keep-alive", "/plain"]) {
+          client.send(harness.request("GET", `${path}?${harness.origin.requests.length}`));
+          assert.equal(text(await client.response()), "ok");
+        }
+        assert.deepEqual(
+          harness.origin.requests.map((request) => request.connection),
+          [0, 1, 1, 2, 2, 2],
+          "a new connection after Connection: close and after HTTP/1.0 without keep-alive only",
+        );
+        assert.equal(client.closed, false, "the client's own connection is not closed by the origin's Connection header");
+      },
+    );
+  });
+
+  test("removing a run-time client closes its idle origin connections at once", async () => {
+    await withProxy(
+      (request) => reply(request.socket, ok("ok")),
+      async (harness) => {
+        const task = harness.proxy.addClient({ name: "task-7", token: "task-seven-token-0123456789", allow: [`origin.test:${harness.origin.port}`], allowCidrs: [ORIGIN_CIDR] });
+        const client = await harness.client();
+        client.send(harness.request("GET", "/", { headers: ["Proxy-Authorization: Bearer task-seven-token-0123456789"] }));
+        assert.equal((await client.response()).status, 200);
+        client.destroy();
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        assert.equal(harness.origin.closed.has(0), false, "idle in the pool while the client exists");
+        task.remove();
+        await waitFor(() => harness.origin.closed.has(0), 1000, "the removed client's pooled connection to close");
       },
     );
   });
