@@ -392,7 +392,11 @@ export class NodeHttpClientTransport implements Transport {
       return;
     }
     if (isResponse(item)) pending.delete(item.id);
-    this.onmessage?.(item as JSONRPCMessage);
+    try {
+      this.onmessage?.(item as JSONRPCMessage);
+    } catch (error) {
+      this.onerror?.(error as Error);
+    }
   }
 
   /** 2025-11-25 cancellation: the notification went out; the cancelled request's stream is of no further use. */
@@ -510,6 +514,10 @@ export class NodeHttpClientTransport implements Transport {
   private consumeEvents(exchange: Exchange, pending: Set<RequestIdLike>): Promise<StreamOutcome> {
     const response = exchange.response as IncomingMessage;
     return new Promise((resolve) => {
+      // Messages are handed on one per microtask, in order: the Client runs a notification's handler (progress) a
+      // microtask after receiving it, and removes a request's progress handler as soon as its response arrives, so
+      // a progress event and the response read in one chunk would otherwise lose the progress.
+      let delivery = Promise.resolve();
       const parser = new SseParser({
         maxEventBytes: this.maxMessageBytes,
         onRetry: (milliseconds) => (this.serverRetryMs = Math.min(milliseconds, RECONNECT_MAX_MS)),
@@ -522,7 +530,7 @@ export class NodeHttpClientTransport implements Transport {
             this.onerror?.(new Error("the upstream sent an event whose data is not JSON"));
             return;
           }
-          this.deliver(parsed, pending);
+          delivery = delivery.then(() => this.deliver(parsed, pending));
         },
       });
       let settled = false;
@@ -530,7 +538,7 @@ export class NodeHttpClientTransport implements Transport {
         if (settled) return;
         settled = true;
         parser.end();
-        resolve({ lastEventId: parser.lastEventId, error: exchange.aborted ? undefined : error });
+        void delivery.then(() => resolve({ lastEventId: parser.lastEventId, error: exchange.aborted ? undefined : error }));
       };
       response.on("data", (chunk: Buffer) => {
         if (settled) return;
