@@ -17,6 +17,7 @@ import type { JSONRPCMessage } from "@modelcontextprotocol/client";
 import { NodeHttpClientTransport, UpstreamAnswerTooLargeError, UpstreamIdleTimeoutError } from "./http-transport.ts";
 import type { HttpTransportOptions } from "./http-transport.ts";
 import { eventually, startRecordingServer } from "./testing.ts";
+import { GuardClient } from "./upstream.ts";
 
 interface Seen {
   method: string;
@@ -476,6 +477,45 @@ describe("upstream Streamable HTTP transport (node:http)", { timeout: 60_000 }, 
       await client.close();
     } finally {
       rmSync(directory, { recursive: true, force: true });
+    }
+  });
+
+  test("the guard's Client (validator built once per era) refuses an invalid tools/call result exactly as the SDK Client does, on both revisions", async () => {
+    const invalid = { content: "not a list" };
+    const upstream = await startServer((seen, response) => {
+      const message = seen.message;
+      if (seen.method === "GET") return void response.writeHead(405).end();
+      if (message?.method === "server/discover") {
+        if (seen.headers["x-era"] === "legacy") return json(response, 400, { jsonrpc: "2.0", error: { code: -32601, message: "Method not found" }, id: null });
+        return json(response, 200, { jsonrpc: "2.0", id: message.id, result: { supportedVersions: ["2026-07-28"], capabilities: { tools: {} } } });
+      }
+      if (message?.method === "initialize") {
+        return json(response, 200, { jsonrpc: "2.0", id: message.id, result: { protocolVersion: "2025-11-25", capabilities: { tools: {} }, serverInfo: { name: "s", version: "1" } } });
+      }
+      if (message?.id === undefined) return void response.writeHead(202).end();
+      if (message.method === "tools/call") {
+        const good = (message.params?.arguments as { good?: boolean } | undefined)?.good === true;
+        const complete = seen.headers["x-era"] === "modern" ? { resultType: "complete" } : {};
+        return json(response, 200, { jsonrpc: "2.0", id: message.id, result: { ...(good ? { content: [{ type: "text", text: "fine" }] } : invalid), ...complete } });
+      }
+      return json(response, 200, { jsonrpc: "2.0", id: message.id, result: { tools: [] } });
+    });
+    for (const era of ["legacy", "modern"] as const) {
+      const messages: string[] = [];
+      for (const Kind of [Client, GuardClient]) {
+        const client = new Kind({ name: "c", version: "1" }, { capabilities: {}, versionNegotiation: { mode: "auto" } });
+        await client.connect(new NodeHttpClientTransport(new URL(upstream.url), { headers: { "x-era": era } }));
+        assert.equal(client.getNegotiatedProtocolVersion(), era === "legacy" ? "2025-11-25" : "2026-07-28");
+        assert.equal(textOf(await client.callTool({ name: "t", arguments: { good: true } })), "fine");
+        const error = await client.callTool({ name: "t", arguments: {} }).then(
+          () => assert.fail(`${Kind.name} accepted an invalid result`),
+          (rejection: unknown) => rejection as Error,
+        );
+        messages.push(error.message);
+        await client.close();
+      }
+      assert.match(messages[0] ?? "", /Invalid result for tools\/call/);
+      assert.equal(messages[1], messages[0], `${era}: the same refusal from both clients`);
     }
   });
 
