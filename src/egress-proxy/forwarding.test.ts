@@ -195,6 +195,8 @@ class RawClient {
   readonly transcript: Buffer[] = [];
   private buffer = Buffer.alloc(0);
   private ended = false;
+  /** The connection ended with a reset, not a clean close: a close-delimited body is then incomplete. */
+  private reset = false;
   private readonly wake = new Set<() => void>();
   private informational: Array<{ status: number; headers: Array<[string, string]> }> = [];
 
@@ -205,7 +207,9 @@ class RawClient {
       this.buffer = Buffer.concat([this.buffer, chunk]);
       for (const wake of [...this.wake]) wake();
     });
-    socket.on("error", () => {});
+    socket.on("error", (error: NodeJS.ErrnoException) => {
+      if (error.code === "ECONNRESET") this.reset = true;
+    });
     socket.on("close", () => {
       this.ended = true;
       for (const wake of [...this.wake]) wake();
@@ -303,7 +307,7 @@ class RawClient {
         if (rest.length >= Number(length)) return finish("length", rest.subarray(0, Number(length)), Number(length), true);
         return this.ended ? finish("length", rest, rest.length, false) : undefined;
       }
-      return this.ended ? finish("close", rest, rest.length, true) : undefined;
+      return this.ended ? finish("close", rest, rest.length, !this.reset) : undefined;
     }
   }
 
@@ -621,6 +625,25 @@ describe("malformed origin responses: 502 with X-Perimeter-Error, connection nev
         assert.ok(client.closed, "the client connection is closed: its framing cannot be completed");
       },
     );
+  });
+
+  test("an origin that fails mid-body: an HTTP/1.0 client (close-delimited) sees a reset, not a clean close that reads as complete", async () => {
+    for (const tail of ["", "zz\r\n"]) {
+      await withProxy(
+        (request) => {
+          reply(request.socket, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+          setTimeout(() => (tail === "" ? request.socket.end() : reply(request.socket, tail)), 50);
+        },
+        async (harness) => {
+          const client = await harness.client();
+          client.send(harness.request("GET", "/cut", { version: "1.0" }));
+          const response = await client.response();
+          assert.equal(response.status, 200);
+          assert.equal(response.framing, "close");
+          assert.equal(response.complete, false, `tail ${JSON.stringify(tail)}: the connection must end in a reset`);
+        },
+      );
+    }
   });
 
   test("an origin that closes mid-body (chunked) or sends a bad chunk after the first: truncated, never completed", async () => {

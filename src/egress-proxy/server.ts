@@ -888,7 +888,12 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
       if (state !== undefined) state.upstreamErrors += 1;
       if (!recorded) refuse({ reason, message }, { address: admitted.address });
       else if (!response.headersSent) respondRefusal(response, { reason, message }, false);
-      else response.destroy();
+      else {
+        // A response under way can only be cut short. Reset, not closed: a close-delimited response (to an
+        // HTTP/1.0 client) would otherwise end in a clean close and read as complete.
+        if (response.socket !== null && !response.socket.destroyed) response.socket.resetAndDestroy();
+        response.destroy();
+      }
     };
     const lifetimeTimer = setTimeout(() => fail("upstream-timeout", `the exchange with ${target.url.host} outlived ${limits.tunnelLifetimeSeconds} s`, true), limits.tunnelLifetimeSeconds * 1000);
     lifetimeTimer.unref();
