@@ -6,7 +6,7 @@ import { createServer } from "node:http";
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { DatabaseSync } from "node:sqlite";
-import { Server, createMcpHandler, isLegacyRequest, validateHostHeader, validateOriginHeader } from "@modelcontextprotocol/server";
+import { PROTOCOL_VERSION_META_KEY, Server, createMcpHandler, isLegacyRequest, validateHostHeader, validateOriginHeader } from "@modelcontextprotocol/server";
 import type { AuthInfo, CallToolResult, McpRequestContext } from "@modelcontextprotocol/server";
 import { createApprovalStore } from "../approvals/index.ts";
 import type { ApprovalStore, AuditAppender } from "../approvals/index.ts";
@@ -83,6 +83,19 @@ function jsonError(response: ServerResponse, status: number, message: string, he
   const body = JSON.stringify({ jsonrpc: "2.0", error: { code: -32000, message }, id: null });
   response.writeHead(status, { "content-type": "application/json", "content-length": String(Buffer.byteLength(body)), ...headers });
   response.end(body);
+}
+
+/**
+ * A single JSON-RPC request (not `initialize`) whose params carry the per-request envelope claim
+ * (`_meta["io.modelcontextprotocol/protocolVersion"]`, present with any value): the SDK never classifies one as legacy.
+ */
+function claimsModernEnvelope(body: unknown): boolean {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) return false;
+  const { jsonrpc, id, method, params } = body as { jsonrpc?: unknown; id?: unknown; method?: unknown; params?: unknown };
+  if (jsonrpc !== "2.0" || typeof method !== "string" || method === "initialize" || (typeof id !== "string" && typeof id !== "number")) return false;
+  if (typeof params !== "object" || params === null || Array.isArray(params)) return false;
+  const meta = (params as { _meta?: unknown })._meta;
+  return typeof meta === "object" && meta !== null && !Array.isArray(meta) && PROTOCOL_VERSION_META_KEY in meta;
 }
 
 function listenOn(server: HttpServer, listen: string): Promise<AddressInfo> {
@@ -210,7 +223,10 @@ export function createMcpGuard(config: PerimeterConfig, dependencies: McpGuardDe
   // The body arrives here read and parsed once (node-adapter.ts), bounded by maxRequestBytes; a body that is not JSON
   // comes as text so that the SDK answers it exactly as before.
   const routed = async (request: Request, fetchOptions: { authInfo: AuthInfo; parsedBody?: unknown }) => {
-    // Requests of an open 2025 session (2026-07-28 has no sessions) skip the classification.
+    // Requests of an open 2025 session (2026-07-28 has no sessions) skip the classification, and so do requests that
+    // carry the 2026-07-28 envelope claim: isLegacyRequest is false for every one of them (the modern entry answers
+    // them, or rejects a malformed one), and the entry classifies them again itself.
+    if (claimsModernEnvelope(fetchOptions.parsedBody)) return handler.fetch(request, fetchOptions);
     return legacy.owns(request) || (await isLegacyRequest(request, fetchOptions.parsedBody, { maxRequestBodySize: config.mcp.limits.maxRequestBytes }))
       ? legacy.fetch(request, fetchOptions)
       : handler.fetch(request, fetchOptions);
