@@ -107,13 +107,14 @@ test("compilePolicy rejects the whole policy and lists every problem", () => {
           { name: "b" },
           { name: "c", token: "same-token-0123456789" },
           { name: "c", token: "same-token-0123456789" },
+          { name: "unknown", token: "unknown-token-0123456789" },
         ],
         limits: { tunnelsTotal: 0 },
       }),
     (error: unknown) => {
       assert.ok(error instanceof PolicyError);
       const text = error.problems.join("\n");
-      for (const expected of [/"\*" is too broad/, /co\.uk is a public suffix/, /IP literal/, /not a CIDR/, /at least 16 characters/, /give it a token/, /defined twice/, /same token/, /tunnelsTotal/]) {
+      for (const expected of [/"\*" is too broad/, /co\.uk is a public suffix/, /IP literal/, /not a CIDR/, /at least 16 characters/, /give it a token/, /defined twice/, /same token/, /tunnelsTotal/, /"unknown" is what the proxy calls unidentified clients/]) {
         assert.match(text, expected);
       }
       return true;

@@ -585,6 +585,7 @@ describe("malformed origin responses: 502 with X-Perimeter-Error, connection nev
     { name: "an unrequested 101", response: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n" },
     { name: "a head larger than 64 KiB", response: `HTTP/1.1 200 OK\r\nX-Big: ${"b".repeat(66 * 1024)}\r\nContent-Length: 4\r\n\r\nbad!` },
     { name: "a head larger than 64 KiB that never ends", response: `HTTP/1.1 200 OK\r\nX-Big: ${"b".repeat(70 * 1024)}` },
+    { name: "an endless stream of informational responses", response: `${"HTTP/1.1 100 Continue\r\n\r\n".repeat(17)}HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbad!` },
   ];
 
   for (const { name, response: bad } of cases) {
@@ -1176,6 +1177,53 @@ describe("timeouts", { timeout: 30_000 }, () => {
         assert.ok(elapsed >= 900 && elapsed < 4000, `cut after ${Math.round(elapsed)} ms (lifetime 1 s)`);
       },
       { policy: { limits: { tunnelLifetimeSeconds: 1 } } },
+    );
+  });
+});
+
+describe("a response head dribbled in", { timeout: 30_000 }, () => {
+  test("a byte at a time, the end of the head split at every point: parsed once, delivered intact", async () => {
+    const body = "dribbled";
+    const response = `HTTP/1.1 200 OK\r\nX-Padding: ${"p".repeat(3000)}\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    await withProxy(
+      (request) => {
+        let index = 0;
+        const next = () => {
+          if (request.socket.destroyed) return;
+          request.socket.write(response.slice(index, index + 1), "latin1");
+          index += 1;
+          if (index < response.length) setImmediate(next);
+        };
+        next();
+      },
+      async (harness) => {
+        const answer = await once(harness, "GET", "/slow");
+        assert.equal(answer.status, 200);
+        assert.equal(text(answer), body);
+        assert.equal(get(answer, "x-padding")?.length, 3000);
+      },
+    );
+  });
+
+  test("a bare LF arriving on its own after a CR-less line is still refused at once", async () => {
+    const parts = ["HTTP/1.1 200 OK\r\nX-A: 1", "\n", "Content-Length: 2\r\n\r\nok"];
+    await withProxy(
+      (request) => {
+        let index = 0;
+        const next = () => {
+          if (request.socket.destroyed || index >= parts.length) return;
+          request.socket.write(parts[index] as string, "latin1");
+          index += 1;
+          setTimeout(next, 20);
+        };
+        next();
+      },
+      async (harness) => {
+        const answer = await once(harness, "GET", "/lf");
+        assert.equal(answer.status, 502);
+        assert.equal(get(answer, "x-perimeter-error"), "upstream-error");
+        assert.match(text(answer), /bare CR or LF/);
+      },
     );
   });
 });

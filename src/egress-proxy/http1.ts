@@ -40,14 +40,16 @@ const invalid = (detail: string): HeadParse => ({ kind: "invalid", detail });
  * Parses a response head at the start of `buffer`. "need-more" until the blank line has arrived; "invalid" when the
  * head is malformed or longer than `maxBytes`.
  */
-export function parseResponseHead(buffer: Buffer, maxBytes: number): HeadParse {
-  const end = buffer.indexOf("\r\n\r\n", 0, "latin1");
+export function parseResponseHead(buffer: Buffer, maxBytes: number, scannedBefore = 0): HeadParse {
+  // `scannedBefore`: bytes at the start already seen without a complete head, so that a head arriving a byte at a
+  // time is scanned once in all, not once per byte (the CR/LF/CR/LF and CR-then-other checks look back 3 and 1).
+  const end = buffer.indexOf("\r\n\r\n", Math.max(0, scannedBefore - 3), "latin1");
   if (end === -1) {
     // A head past the limit without its end is already fatal; so is a bare LF or CR anywhere in what we have: a head
     // written with bare LFs never contains CRLFCRLF, and waiting for one would turn a malformed response into a
     // timeout (or, behind a body that happens to hold CRLFCRLF, into a much later refusal).
     if (buffer.length > maxBytes) return invalid(`response head longer than ${maxBytes} bytes`);
-    if (hasBareLineBreak(buffer)) return invalid("bare CR or LF in the response head");
+    if (hasBareLineBreak(buffer, Math.max(0, scannedBefore - 1))) return invalid("bare CR or LF in the response head");
     return NEED_MORE;
   }
   const length = end + 4;
@@ -110,9 +112,9 @@ export function parseResponseHead(buffer: Buffer, maxBytes: number): HeadParse {
 }
 
 /** An LF not preceded by CR, or a CR followed by anything but LF (a CR at the very end may still get its LF). */
-function hasBareLineBreak(buffer: Buffer): boolean {
-  for (let index = buffer.indexOf(10); index !== -1; index = buffer.indexOf(10, index + 1)) if (index === 0 || buffer[index - 1] !== 13) return true;
-  for (let index = buffer.indexOf(13); index !== -1; index = buffer.indexOf(13, index + 1)) if (index + 1 < buffer.length && buffer[index + 1] !== 10) return true;
+function hasBareLineBreak(buffer: Buffer, from = 0): boolean {
+  for (let index = buffer.indexOf(10, from); index !== -1; index = buffer.indexOf(10, index + 1)) if (index === 0 || buffer[index - 1] !== 13) return true;
+  for (let index = buffer.indexOf(13, from); index !== -1; index = buffer.indexOf(13, index + 1)) if (index + 1 < buffer.length && buffer[index + 1] !== 10) return true;
   return false;
 }
 

@@ -173,6 +173,9 @@ export function compileClient(client: ClientInput, globalCidrs: readonly string[
   if (typeof client.name !== "string" || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(client.name)) {
     problems.push(`${where}: a client name is 1-100 letters, digits, '.', '_' or '-'`);
   }
+  if (client.name === "unknown") {
+    problems.push(`${where}: "unknown" is what the proxy calls unidentified clients in its records, limits and pools; choose another name`);
+  }
   if (client.token !== undefined && (typeof client.token !== "string" || client.token.length < 16)) {
     problems.push(`${where}: a token must be at least 16 characters (generate one with: openssl rand -hex 32)`);
   }

@@ -552,6 +552,9 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
       socket.once("connect", () => {
         clearTimeout(timer);
         socket.removeListener("error", onError);
+        // From here until its user listens (after the audit commit), an error must not be uncaught: it shows as
+        // `destroyed`, which every user checks before it starts.
+        socket.on("error", ignore);
         resolve(socket);
       });
       const onError = (error: Error) => {
@@ -614,7 +617,6 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
     if (!requireSni) {
       // Until the tunnel is relayed: nothing read from the client is lost, an upstream error is seen via `destroyed`.
       client.pause();
-      upstream.on("error", ignore);
       return recordDecision(decided, { decision: "allow" }, (ok) => {
         if (!ok || client.destroyed || upstream.destroyed || upstream.readableEnded) {
           upstream.destroy();
@@ -666,7 +668,6 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
       cleanup();
       // Until the tunnel is relayed: the client's next bytes wait in its socket, an upstream error shows as destroyed.
       client.pause();
-      upstream.on("error", ignore);
       recordDecision({ ...record, sni }, { decision: "allow" }, (ok) => {
         if (!ok || client.destroyed || upstream.destroyed || upstream.readableEnded) {
           upstream.destroy();
@@ -909,6 +910,12 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
     const send = (upstream: net.Socket, reused: boolean, retried: boolean) => {
       if (finished) {
         upstream.destroy();
+        return;
+      }
+      // A new connection the origin closed while the decision was being committed: its events are already past.
+      if (upstream.destroyed || !upstream.writable || upstream.readableEnded) {
+        upstream.destroy();
+        fail("upstream-reset", `${target.url.host} (${admitted.address}) closed the connection before the request was sent`, true);
         return;
       }
       current = exchange({

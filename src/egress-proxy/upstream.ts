@@ -12,6 +12,8 @@ import type { ChunkedDecoder, ResponseHead } from "./http1.ts";
 const POOL_IDLE_MS = 4000;
 const MAX_IDLE_PER_KEY = 256;
 const MAX_IDLE_TOTAL = 1024;
+/** Interim responses accepted before the final one: enough for 100 and 103s, not an endless stream of them. */
+const MAX_INFORMATIONAL = 16;
 
 export interface UpstreamPool {
   /** An idle connection for `key`, or undefined. The connection is the caller's until it gives it back. */
@@ -153,6 +155,22 @@ export function exchange(options: ExchangeOptions): Exchange {
   let remaining = 0;
   let decoder: ChunkedDecoder | undefined;
   let receivedAny = false;
+  let informational = 0;
+  /** Room for head bytes beyond `buffered` (see appendHeadBytes). */
+  let headStore: Buffer | undefined;
+
+  /** Appends to the head bytes read so far with a doubling store: linear in the head's size, however it is split. */
+  function appendHeadBytes(previous: Buffer | undefined, chunk: Buffer): Buffer {
+    if (previous === undefined) return chunk;
+    const length = previous.length + chunk.length;
+    if (headStore === undefined || headStore.buffer !== previous.buffer || headStore.byteOffset !== previous.byteOffset || headStore.length < length) {
+      const grown = Buffer.allocUnsafe(Math.max(length, 2 * (headStore?.length ?? 0), 4096));
+      previous.copy(grown, 0);
+      headStore = grown;
+    }
+    chunk.copy(headStore, previous.length);
+    return headStore.subarray(0, length);
+  }
   let requestDone = options.body === "none";
   let finished = false;
   // A stale pooled connection may be tried again only when nothing is lost by sending the request twice.
@@ -223,10 +241,11 @@ export function exchange(options: ExchangeOptions): Exchange {
       onBody(chunk);
       return;
     }
-    buffered = buffered === undefined ? chunk : Buffer.concat([buffered, chunk]);
+    const scannedBefore = buffered === undefined ? 0 : buffered.length;
+    buffered = appendHeadBytes(buffered, chunk);
     // Informational responses come before the final one, possibly in the same read.
-    for (;;) {
-      const parsed = parseResponseHead(buffered, options.maxHeadBytes);
+    for (let scanned = scannedBefore; ; scanned = 0) {
+      const parsed = parseResponseHead(buffered, options.maxHeadBytes, scanned);
       if (parsed.kind === "need-more") return;
       if (parsed.kind === "invalid") {
         fail(new UpstreamError(`malformed response: ${parsed.detail}`, "ERR_UPSTREAM_MALFORMED"));
@@ -238,6 +257,11 @@ export function exchange(options: ExchangeOptions): Exchange {
         return;
       }
       if (parsed.head.status < 200) {
+        informational += 1;
+        if (informational > MAX_INFORMATIONAL) {
+          fail(new UpstreamError(`the origin sent more than ${MAX_INFORMATIONAL} informational (1xx) responses`, "ERR_UPSTREAM_MALFORMED"));
+          return;
+        }
         options.onInformational(parsed.head);
         if (finished) return;
         buffered = rest;
