@@ -1,12 +1,14 @@
 // The egress proxy server: a thin adapter around the pure decision (decide.ts). Written by hand on node:http and
 // node:net rather than on a proxy library because it is the security boundary of every byte the agent sends out and
-// small enough to own: HTTP parsing is Node's strict llhttp (duplicate Content-Length, CL with TE, obs-fold and
-// invalid characters are rejected there, and we reject the rest below), and every request is re-framed, never
-// passed through raw, so a request smuggled past us cannot reach an origin.
+// small enough to own. Client requests are parsed by Node's strict llhttp (duplicate Content-Length, CL with TE,
+// obs-fold and invalid characters are rejected there, and we reject the rest below); every request is re-framed,
+// never passed through raw, so a request smuggled past us cannot reach an origin. The upstream leg of plain HTTP is
+// ours too (upstream.ts, http1.ts): a strict response parser and a keep-alive pool per client and address.
 //
 // Per request: identify the client and match rules (decide), rate and tunnel limits, resolve the name once and check
 // every address (src/net), dial exactly the checked address, for CONNECT to 443 read the ClientHello and compare its
-// SNI, record the decision in the audit log (refusing if that fails), then relay.
+// SNI, record the decision in the audit log (group commit; nothing goes on until it is committed, and nothing goes
+// on if it fails), then relay.
 import http from "node:http";
 import net from "node:net";
 import { randomBytes } from "node:crypto";
