@@ -1,6 +1,7 @@
 // Audit-log append cost vs its peer, a plain SQLite insert of the same event without the chain, in the same run.
 // Both use WAL and one transaction per event, as a service writes them, at the same synchronous setting (NORMAL, the
-// default, and FULL). Also: the cost of signing every record (checkpointEvery 1), and verify throughput.
+// default, and FULL). Also: the cost of signing every record (checkpointEvery 1), group commit (32 events per
+// transaction, as the proxies write under load, against plain inserts batched alike), and verify throughput.
 // Bounded: each scenario stops after ROUNDS appends or SCENARIO_MS, whichever comes first (< 30 s in all).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -73,8 +74,8 @@ function measure(scenarios: Scenario[]): Figures[] {
 
 const directory = mkdtempSync(join(tmpdir(), "perimeter-bench-audit-"));
 try {
-  const plainLog = (synchronous: "NORMAL" | "FULL") => {
-    const database = new DatabaseSync(join(directory, `plain-${synchronous}.db`));
+  const plainLog = (synchronous: "NORMAL" | "FULL", name = `plain-${synchronous}`) => {
+    const database = new DatabaseSync(join(directory, `${name}.db`));
     database.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = ${synchronous}; CREATE TABLE events (id INTEGER PRIMARY KEY, time TEXT, component TEXT, type TEXT, data TEXT)`);
     const insert = database.prepare("INSERT INTO events (time, component, type, data) VALUES (?, ?, ?, ?)");
     return {
@@ -119,6 +120,39 @@ try {
       `${(figures.p50 / peerOf(figures).p50).toFixed(2)}x`.padStart(12),
     );
   }
+
+  // Group commit (what the proxies do under load): BATCH events per transaction, against plain inserts batched alike.
+  const BATCH = 32;
+  const batchedChain = openAuditLog({ path: join(directory, "batched.db"), signingKeyFile: keyFile, checkpointEvery: 1000 });
+  const batchedPlain = plainLog("NORMAL", "plain-batched");
+  const plainBatch = (start: number) => {
+    batchedPlain.database.exec("BEGIN IMMEDIATE");
+    for (let index = start; index < start + BATCH; index += 1) batchedPlain.append(index);
+    batchedPlain.database.exec("COMMIT");
+  };
+  const chainBatch = (start: number) => batchedChain.appendMany(Array.from({ length: BATCH }, (_, offset) => event(start + offset)));
+  const batchTimes = { plain: 0, chain: 0, events: 0 };
+  for (let start = 0; start < WARMUP; start += BATCH) {
+    plainBatch(start);
+    chainBatch(start);
+  }
+  const batchStarted = performance.now();
+  for (let start = 0; start < ROUNDS && performance.now() - batchStarted < SCENARIO_MS; start += BATCH) {
+    let before = performance.now();
+    plainBatch(start);
+    batchTimes.plain += performance.now() - before;
+    before = performance.now();
+    chainBatch(start);
+    batchTimes.chain += performance.now() - before;
+    batchTimes.events += BATCH;
+  }
+  batchedPlain.database.close();
+  batchedChain.close();
+  const perEvent = (ms: number) => (ms * 1000) / batchTimes.events;
+  console.log(
+    `group commit, ${BATCH} events per transaction: audit log ${perEvent(batchTimes.chain).toFixed(1)} µs/event (${((batchTimes.events / batchTimes.chain) * 1000).toFixed(0)}/s), ` +
+      `plain insert ${perEvent(batchTimes.plain).toFixed(1)} µs/event → ${(batchTimes.chain / batchTimes.plain).toFixed(2)}x`,
+  );
 
   const verifyStarted = performance.now();
   const verification = verifyAuditLog(chainedPath);
