@@ -59,6 +59,12 @@ function readBody(request: IncomingMessage, limit: number): Promise<{ tooLarge: 
       done = true;
       reject(error);
     });
+    // An agent that goes away mid-body may end the stream with "close" alone.
+    request.once("close", () => {
+      if (done) return;
+      done = true;
+      reject(new Error("the agent closed the connection before its request body was complete"));
+    });
   });
 }
 
@@ -83,7 +89,14 @@ export function toNodeListener(handler: WebHandler, options: NodeAdapterOptions)
     let text: string | undefined;
     let parsedBody: unknown;
     if (method !== "GET" && method !== "HEAD") {
-      const read = await readBody(request, options.maxRequestBytes);
+      let read: Awaited<ReturnType<typeof readBody>>;
+      try {
+        read = await readBody(request, options.maxRequestBytes);
+      } catch {
+        // The agent went away before its request was complete: nobody is left to answer.
+        response.destroy();
+        return;
+      }
       if (read.tooLarge) {
         // The rest of the body is not read: close the connection after answering rather than drain it.
         jsonRpcError(response, 413, -32000, `Payload Too Large: the request body must not exceed ${options.maxRequestBytes} bytes (mcp.limits.maxRequestBytes)`, null, { connection: "close" });
