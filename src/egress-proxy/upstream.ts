@@ -156,6 +156,10 @@ export function exchange(options: ExchangeOptions): Exchange {
   let decoder: ChunkedDecoder | undefined;
   let receivedAny = false;
   let informational = 0;
+  let requestDone = options.body === "none";
+  let finished = false;
+  // A stale pooled connection may be tried again only when nothing is lost by sending the request twice.
+  const repeatable = options.reused && options.body === "none" && IDEMPOTENT_METHODS.has(options.method);
   /** Room for head bytes beyond `buffered` (see appendHeadBytes). */
   let headStore: Buffer | undefined;
 
@@ -171,10 +175,6 @@ export function exchange(options: ExchangeOptions): Exchange {
     chunk.copy(headStore, previous.length);
     return headStore.subarray(0, length);
   }
-  let requestDone = options.body === "none";
-  let finished = false;
-  // A stale pooled connection may be tried again only when nothing is lost by sending the request twice.
-  const repeatable = options.reused && options.body === "none" && IDEMPOTENT_METHODS.has(options.method);
 
   function detach(): void {
     socket.off("data", onData);
