@@ -6,6 +6,8 @@
 import { randomUUID } from "node:crypto";
 import type { CallToolResult, Progress } from "@modelcontextprotocol/client";
 import type { Approval, ApprovalStore, AuditAppender, CallBinding } from "../approvals/index.ts";
+import { createGroupCommitter } from "../audit-log/group-commit.ts";
+import type { AuditEventInput, AuditLog } from "../audit-log/index.ts";
 import type { McpServerConfig, PerimeterConfig } from "../config/index.ts";
 import type { Logger } from "../shared/index.ts";
 import { checkArguments } from "./arguments.ts";
@@ -29,6 +31,8 @@ export interface ToolCaller {
   call(params: { name: string; arguments?: Record<string, unknown> | undefined }, context: CallContext): Promise<CallToolResult>;
   /** Calls in flight per agent (for shutdown and tests). */
   inFlight(agent: string): number;
+  /** Writes the audit records still queued for this turn's commit (before the audit log is closed). */
+  flush(): void;
 }
 
 export interface ToolCallerOptions {
@@ -37,7 +41,8 @@ export interface ToolCallerOptions {
   upstreams: ReadonlyMap<string, Upstream>;
   constraints: ReadonlyMap<string, readonly CompiledConstraint[]>;
   approvals: ApprovalStore;
-  audit: AuditAppender;
+  /** With `prepare` and `appendPrepared` (the audit log has them) records are group-committed; otherwise appended one by one. */
+  audit: AuditAppender & Partial<Pick<AuditLog, "prepare" | "appendPrepared">>;
   redactor: Redactor;
   metrics: GuardMetrics;
   logger: Logger;
@@ -58,6 +63,29 @@ function errorResult(text: string): CallToolResult {
 export function createToolCaller(options: ToolCallerOptions): ToolCaller {
   const { config, catalog, upstreams, approvals, audit, redactor, metrics, logger } = options;
   const inFlight = new Map<string, number>();
+  // Group commit: the records of calls decided in one event-loop turn share a transaction. A call still waits for
+  // the commit holding its record before it goes upstream, and again before its result is returned.
+  const committer = audit.prepare !== undefined && audit.appendPrepared !== undefined ? createGroupCommitter({ prepare: audit.prepare, appendPrepared: audit.appendPrepared }) : undefined;
+  /** Resolves once the record is committed; rejects when it cannot be (the caller fails closed). */
+  const record = (event: AuditEventInput): Promise<void> => {
+    if (committer === undefined) {
+      audit.append(event);
+      return Promise.resolve();
+    }
+    return new Promise((resolve, reject) => committer.append(event, (error) => (error === null ? resolve() : reject(error))));
+  };
+  /** A record nothing waits for (a refusal, a cancellation): a failure is counted and logged, never silent. */
+  const recordQuietly = (event: AuditEventInput, what: string, callId: string): void => {
+    const failed = (error: unknown) => {
+      metrics.auditFailures.inc();
+      logger.error({ event: "audit-error", callId, error: (error as Error).message }, what);
+    };
+    try {
+      record(event).catch(failed);
+    } catch (error) {
+      failed(error);
+    }
+  };
   const progressInterval = options.progressIntervalMs ?? 10_000;
 
   // The config does not change while the guard runs, so each tool's policy (allowlist globs, approval globs) is worked
@@ -81,6 +109,7 @@ export function createToolCaller(options: ToolCallerOptions): ToolCaller {
 
   return {
     inFlight: (agent) => inFlight.get(agent) ?? 0,
+    flush: () => committer?.flush(),
     async call(params, context) {
       const started = performance.now();
       const callId = randomUUID();
@@ -88,7 +117,7 @@ export function createToolCaller(options: ToolCallerOptions): ToolCaller {
       const split = splitToolName(params.name);
       const serverName = split?.server ?? null;
       const base = {
-        component: "mcp-guard",
+        component: "mcp-guard" as const,
         type: "tool-call",
         callId,
         agent: context.agent,
@@ -109,12 +138,7 @@ export function createToolCaller(options: ToolCallerOptions): ToolCaller {
 
       /** A refusal: recorded, counted, and explained to the model in the result text. */
       const refuse = (reason: string, message: string, extra: Record<string, unknown> = {}): CallToolResult => {
-        try {
-          audit.append({ ...base, ...argumentsField(), decision: "deny", reason, latencyMs: latency(), ...extra });
-        } catch (error) {
-          metrics.auditFailures.inc();
-          logger.error({ event: "audit-error", callId, error: (error as Error).message }, "audit write failed for a refused call");
-        }
+        recordQuietly({ ...base, ...argumentsField(), decision: "deny", reason, latencyMs: latency(), ...extra }, "audit write failed for a refused call", callId);
         finish("deny");
         return errorResult(`perimeter: ${message}`);
       };
@@ -155,11 +179,11 @@ export function createToolCaller(options: ToolCallerOptions): ToolCaller {
           const outcome = await awaitApproval(binding, args, context);
           if (!outcome.ok) {
             if (outcome.cancelled) {
-              try {
-                audit.append({ ...base, ...argumentsField(), ...hashField, decision: "cancelled", reason: outcome.reason, approvalId: outcome.approvalId ?? null, latencyMs: latency() });
-              } catch {
-                metrics.auditFailures.inc();
-              }
+              recordQuietly(
+                { ...base, ...argumentsField(), ...hashField, decision: "cancelled", reason: outcome.reason, approvalId: outcome.approvalId ?? null, latencyMs: latency() },
+                "audit write failed for a cancelled call",
+                callId,
+              );
               finish("cancelled");
               return errorResult(`perimeter: ${outcome.message}`);
             }
@@ -170,7 +194,7 @@ export function createToolCaller(options: ToolCallerOptions): ToolCaller {
 
         const approvalFields = { approvalId: approval?.id ?? null, approver: approval?.approver ?? null };
         try {
-          audit.append({ ...base, type: "tool-dispatch", ...argumentsField(), ...hashField, ...approvalFields, decision: "allow" });
+          await record({ ...base, type: "tool-dispatch", ...argumentsField(), ...hashField, ...approvalFields, decision: "allow" });
         } catch (error) {
           metrics.auditFailures.inc();
           logger.error({ event: "audit-error", callId, error: (error as Error).message }, "audit write failed; call refused");
@@ -215,7 +239,7 @@ export function createToolCaller(options: ToolCallerOptions): ToolCaller {
           resultBytes = Buffer.byteLength(JSON.stringify(result));
         }
         try {
-          audit.append({
+          await record({
             ...base,
             ...argumentsField(),
             ...hashField,

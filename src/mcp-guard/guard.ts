@@ -10,6 +10,7 @@ import { PROTOCOL_VERSION_META_KEY, Server, createMcpHandler, isLegacyRequest, v
 import type { AuthInfo, CallToolResult, McpRequestContext } from "@modelcontextprotocol/server";
 import { createApprovalStore } from "../approvals/index.ts";
 import type { ApprovalStore, AuditAppender } from "../approvals/index.ts";
+import type { AuditLog } from "../audit-log/index.ts";
 import { createApprovalsApi } from "../approvals/api.ts";
 import type { Environment, PerimeterConfig } from "../config/index.ts";
 import { silentLogger } from "../shared/index.ts";
@@ -33,8 +34,11 @@ export const GUARD_VERSION = "0.1.0";
 
 export interface McpGuardDependencies {
   env: Environment;
-  /** The audit log (src/audit-log): append is synchronous and throws when it cannot write. */
-  audit: AuditAppender;
+  /**
+   * The audit log (src/audit-log): append is synchronous and throws when it cannot write; with prepare and
+   * appendPrepared (the AuditLog has both) tool-call records are group-committed.
+   */
+  audit: AuditAppender & Partial<Pick<AuditLog, "prepare" | "appendPrepared">>;
   /** SQLite connection on the audit database, for the pinning and approval tables. */
   database: DatabaseSync;
   logger?: Logger;
@@ -358,6 +362,7 @@ export function createMcpGuard(config: PerimeterConfig, dependencies: McpGuardDe
       );
       await Promise.all(closing);
       await Promise.all([...upstreams.values()].map((upstream) => upstream.close()));
+      calls.flush();
       approvals.close();
     },
   };
