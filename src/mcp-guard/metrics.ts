@@ -27,7 +27,7 @@ export function createGuardMetrics(collect: { approvalsPending: (kind: "tool-cal
     }),
     upstreamUp: new Gauge({ name: "perimeter_mcp_guard_upstream_up", help: "1 when the upstream is connected and its tools synced", labelNames: ["server"], registers: [registry] }),
     authFailures: new Counter({ name: "perimeter_mcp_guard_auth_failures_total", help: "Requests refused before MCP: bad token, Host or Origin", labelNames: ["reason"], registers: [registry] }),
-    auditFailures: new Counter({ name: "perimeter_mcp_guard_audit_failures_total", help: "Audit writes that failed (each refused the call it belonged to)", registers: [registry] }),
+    auditFailures: new Counter({ name: "perimeter_mcp_guard_audit_failures_total", help: "Audit writes that failed (a dispatch or result record refuses its call; a refusal or cancellation record is logged)", registers: [registry] }),
     approvalsPending: new Gauge({
       name: "perimeter_mcp_guard_approvals_pending",
       help: "Requests waiting for a human",
