@@ -135,3 +135,39 @@ test("appending to a closed log fails every queued caller instead of dropping th
   assert.ok(error instanceof AuditWriteError);
   assert.match(error.message, /closed; nothing was recorded/);
 });
+
+test("a record nothing waits for joins the next waited-for commit, or is committed within deferMs on its own", async () => {
+  const { path, log } = freshLog();
+  const committer = createGroupCommitter(log, { deferMs: 50 });
+  const order: string[] = [];
+  const soon = new Promise<void>((resolve) => committer.appendSoon({ component: "cli", type: "closed" }, () => (order.push("closed"), resolve())));
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.equal(committer.pending(), 1, "not written at the end of its own turn");
+  const urgent = new Promise<void>((resolve) => committer.append({ component: "cli", type: "decided" }, () => (order.push("decided"), resolve())));
+  await Promise.all([soon, urgent]);
+  assert.equal(committer.batches(), 1, "one transaction for both");
+  assert.deepEqual(order, ["closed", "decided"]);
+
+  const started = performance.now();
+  const alone = new Promise<AuditWriteError | null>((resolve) => committer.appendSoon({ component: "cli", type: "alone" }, resolve));
+  assert.equal(await alone, null);
+  const waited = performance.now() - started;
+  assert.ok(waited >= 45, `committed after the deferral (${waited.toFixed(1)} ms)`);
+  assert.equal(committer.batches(), 2);
+  log.close();
+  assert.deepEqual(
+    readAuditRecords(path, { limit: 10 }).map((record) => record.type),
+    ["closed", "decided", "alone"],
+  );
+});
+
+test("flush writes deferred records at once (a service closing its log loses none)", () => {
+  const { path, log } = freshLog();
+  const committer = createGroupCommitter(log, { deferMs: 60_000 });
+  let told = 0;
+  for (let index = 0; index < 3; index += 1) committer.appendSoon({ component: "cli", type: "closed", index }, (error) => (told += error === null ? 1 : 0));
+  committer.flush();
+  assert.equal(told, 3);
+  log.close();
+  assert.equal(readAuditRecords(path, { limit: 10 }).length, 3);
+});

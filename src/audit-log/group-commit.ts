@@ -15,6 +15,12 @@ export interface GroupCommitter {
    * throws AuditWriteError here, at once, and never joins a batch. `done` must not throw.
    */
   append(event: AuditEventInput, done: AuditCommitted): void;
+  /**
+   * Queues a record nothing waits for (a refusal already answered, a closed connection): it joins the next commit
+   * anyone waits for, or is committed within `deferMs` on its own, so that it adds no transaction to a quiet
+   * service's hot path. `done` as for append. Invalid events throw here.
+   */
+  appendSoon(event: AuditEventInput, done: AuditCommitted): void;
   /** Commits what is queued now, synchronously (before close, or when a caller needs the record at once). */
   flush(): void;
   /** Records waiting for the next commit. */
@@ -26,14 +32,18 @@ export interface GroupCommitter {
 /** Largest batch in one transaction: bounds the time the write lock is held for other processes. */
 const MAX_BATCH = 512;
 
-export function createGroupCommitter(log: Pick<AuditLog, "prepare" | "appendPrepared">): GroupCommitter {
+export function createGroupCommitter(log: Pick<AuditLog, "prepare" | "appendPrepared">, options: { deferMs?: number } = {}): GroupCommitter {
+  const deferMs = options.deferMs ?? 20;
   let queue: Array<{ event: PreparedAuditEvent; done: AuditCommitted }> = [];
   let scheduled: NodeJS.Immediate | undefined;
+  let deferred: NodeJS.Timeout | undefined;
   let batches = 0;
 
   function flush(): void {
     if (scheduled !== undefined) clearImmediate(scheduled);
     scheduled = undefined;
+    if (deferred !== undefined) clearTimeout(deferred);
+    deferred = undefined;
     while (queue.length > 0) {
       const batch = queue.length <= MAX_BATCH ? queue : queue.slice(0, MAX_BATCH);
       queue = queue.length <= MAX_BATCH ? [] : queue.slice(MAX_BATCH);
@@ -69,6 +79,11 @@ export function createGroupCommitter(log: Pick<AuditLog, "prepare" | "appendPrep
       const prepared = log.prepare(event);
       queue.push({ event: prepared, done });
       scheduled ??= setImmediate(flush);
+    },
+    appendSoon(event, done) {
+      const prepared = log.prepare(event);
+      queue.push({ event: prepared, done });
+      if (scheduled === undefined) deferred ??= setTimeout(flush, deferMs);
     },
     flush,
     pending: () => queue.length,

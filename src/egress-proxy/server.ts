@@ -446,7 +446,9 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
         then?.(true);
         return;
       }
-      committer.append(event, (error) => (error === null ? then?.(true) : failed(error)));
+      // A record nothing waits for (a refusal already sent, a closed connection) rides with the next commit.
+      if (then === undefined) committer.appendSoon(event, (error) => error !== null && failed(error));
+      else committer.append(event, (error) => (error === null ? then(true) : failed(error)));
     } catch (error) {
       failed(error);
     }

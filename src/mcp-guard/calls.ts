@@ -74,14 +74,18 @@ export function createToolCaller(options: ToolCallerOptions): ToolCaller {
     }
     return new Promise((resolve, reject) => committer.append(event, (error) => (error === null ? resolve() : reject(error))));
   };
-  /** A record nothing waits for (a refusal, a cancellation): a failure is counted and logged, never silent. */
+  /**
+   * A record nothing waits for (a refusal, a cancellation): it rides with the next commit (see appendSoon); a failure
+   * is counted and logged, never silent.
+   */
   const recordQuietly = (event: AuditEventInput, what: string, callId: string): void => {
     const failed = (error: unknown) => {
       metrics.auditFailures.inc();
       logger.error({ event: "audit-error", callId, error: (error as Error).message }, what);
     };
     try {
-      record(event).catch(failed);
+      if (committer === undefined) audit.append(event);
+      else committer.appendSoon(event, (error) => error !== null && failed(error));
     } catch (error) {
       failed(error);
     }
