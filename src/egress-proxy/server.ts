@@ -179,7 +179,6 @@ function upstreamFailure(error: unknown): "upstream-refused" | "upstream-reset" 
   if (code === "ECONNRESET" || code === "EPIPE" || code === "ECONNABORTED") return "upstream-reset";
   if (code === "EHOSTUNREACH" || code === "ENETUNREACH" || code === "EADDRNOTAVAIL") return "upstream-unreachable";
   if (code === "ETIMEDOUT" || code === "ERR_UPSTREAM_TIMEOUT") return "upstream-timeout";
-  if (code === "ERR_UPSTREAM_MALFORMED") return "upstream-error";
   return "upstream-error";
 }
 
@@ -970,12 +969,13 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
       });
     };
 
-    const connectAndSend = (retried: boolean) => {
-      dialChecked(admitted.address, target.port, admitted.family).then(
+    const sendWhenConnected = (connecting: Promise<net.Socket>, retried: boolean) => {
+      connecting.then(
         (upstream) => send(upstream, false, retried),
         (error: unknown) => fail(upstreamFailure(error), `could not connect to ${target.url.host} (${admitted.address}): ${(error as Error).message}`, true),
       );
     };
+    const connectAndSend = (retried: boolean) => sendWhenConnected(dialChecked(admitted.address, target.port, admitted.family), retried);
 
     // The decision is committed to the audit log before a byte reaches the origin; a new connection is opened
     // meanwhile. An idle one is taken from the pool only after the commit: until the exchange listens on it, the pool
@@ -997,10 +997,7 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
         const pooled = upstreamPool.take(poolKey);
         return pooled !== undefined ? send(pooled, true, false) : connectAndSend(false);
       }
-      connecting.then(
-        (upstream) => send(upstream, false, false),
-        (error: unknown) => fail(upstreamFailure(error), `could not connect to ${target.url.host} (${admitted.address}): ${(error as Error).message}`, true),
-      );
+      sendWhenConnected(connecting, false);
     });
   }
 
