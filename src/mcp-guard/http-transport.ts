@@ -61,6 +61,8 @@ const DELETE_TIMEOUT_MS = 2_000;
 const RECONNECT_INITIAL_MS = 1_000;
 const RECONNECT_GROWTH = 1.5;
 const RECONNECT_MAX_MS = 30_000;
+/** How long a request's event stream may stay open after the last answer it carries arrived. */
+const ANSWERED_STREAM_GRACE_MS = 1_000;
 /** Consecutive failed reopen attempts of one event stream before giving up on it. */
 const RECONNECT_MAX_FAILURES = 2;
 
@@ -391,7 +393,13 @@ export class NodeHttpClientTransport implements Transport {
       this.onerror?.(new Error("the upstream sent a JSON-RPC message that is not an object"));
       return;
     }
-    if (isResponse(item)) pending.delete(item.id);
+    // A stream carries the answers of its own requests only. A response for any other id (another call's, a
+    // duplicate, one on the standalone stream) would settle a request this stream does not carry, with an answer the
+    // upstream sent for something else: it is dropped, and only its id is reported (not its content).
+    if (isResponse(item) && !pending.delete(item.id)) {
+      this.onerror?.(new Error(`the upstream sent a response for request id ${JSON.stringify(item.id)} on a stream that does not carry that request; it was dropped`));
+      return;
+    }
     try {
       this.onmessage?.(item as JSONRPCMessage);
     } catch (error) {
@@ -530,13 +538,27 @@ export class NodeHttpClientTransport implements Transport {
             this.onerror?.(new Error("the upstream sent an event whose data is not JSON"));
             return;
           }
-          delivery = delivery.then(() => this.deliver(parsed, pending));
+          delivery = delivery.then(() => {
+            this.deliver(parsed, pending);
+            // Every answer this stream carries has arrived. A server SHOULD close the stream now; one that keeps it
+            // open (keep-alive comments forever) would otherwise hold a pooled socket per call until none are left.
+            // A short grace lets a well-behaved server end it cleanly, keeping the socket for reuse.
+            if (carriesAnswers && pending.size === 0 && !settled && answeredTimer === undefined) {
+              answeredTimer = setTimeout(() => {
+                response.destroy();
+                finish(undefined);
+              }, ANSWERED_STREAM_GRACE_MS);
+            }
+          });
         },
       });
+      const carriesAnswers = pending.size > 0;
+      let answeredTimer: NodeJS.Timeout | undefined;
       let settled = false;
       const finish = (error: Error | undefined) => {
         if (settled) return;
         settled = true;
+        if (answeredTimer !== undefined) clearTimeout(answeredTimer);
         parser.end();
         void delivery.then(() => resolve({ lastEventId: parser.lastEventId, error: exchange.aborted ? undefined : error }));
       };

@@ -1,0 +1,158 @@
+// Adversarial tests of the guard's hot path, written by a second engineer who does not trust the first: upstreams
+// that lie, stall, flood or break the wire format (against the node:http transport under the official SDK Client),
+// agents that send what no client should (against the whole guard on loopback), and an audit log that fails under
+// the group commit. Real servers on 127.0.0.1 only. Each test names the behaviour it proves.
+import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { after, describe, test } from "node:test";
+import { Client } from "@modelcontextprotocol/client";
+import type { JSONRPCMessage } from "@modelcontextprotocol/client";
+import { NodeHttpClientTransport } from "./http-transport.ts";
+import type { HttpTransportOptions } from "./http-transport.ts";
+import { eventually } from "./testing.ts";
+
+interface Seen {
+  method: string;
+  headers: IncomingHttpHeaders;
+  message: { id?: string | number; method?: string; params?: Record<string, unknown> } | undefined;
+}
+type Handle = (seen: Seen, response: ServerResponse, request: IncomingMessage) => void;
+
+const cleanups: Array<() => Promise<void> | void> = [];
+after(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup();
+});
+
+async function startServer(handle: Handle): Promise<{ url: string; seen: Seen[]; server: Server }> {
+  const seen: Seen[] = [];
+  const server = createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on("data", (chunk: Buffer) => chunks.push(chunk));
+    request.on("end", () => {
+      const body = Buffer.concat(chunks).toString("utf8");
+      let message: Seen["message"];
+      try {
+        message = body === "" ? undefined : (JSON.parse(body) as Seen["message"]);
+      } catch {
+        message = undefined;
+      }
+      const entry = { method: request.method ?? "", headers: request.headers, message };
+      seen.push(entry);
+      handle(entry, response, request);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  cleanups.push(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`, seen, server };
+}
+
+const json = (response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
+  const text = JSON.stringify(body);
+  response.writeHead(status, { "content-type": "application/json", "content-length": String(Buffer.byteLength(text)), ...headers });
+  response.end(text);
+};
+const event = (message: unknown, id?: string) => `${id === undefined ? "" : `id: ${id}\n`}event: message\ndata: ${JSON.stringify(message)}\n\n`;
+const textResult = (id: string | number | undefined, text: string): JSONRPCMessage => ({ jsonrpc: "2.0", id: id as number, result: { content: [{ type: "text", text }] } });
+const textOf = (result: unknown) => ((result as { content: Array<{ text?: string }> }).content[0]?.text ?? "") as string;
+
+/**
+ * A 2025-11-25 MCP server answering initialize and notifications itself; GET gets 405 unless `get` handles it; every
+ * other request goes to `call`.
+ */
+function upstream(call: Handle, options: { sessionId?: string; get?: Handle } = {}): Handle {
+  return (seen, response, request) => {
+    if (seen.method === "DELETE") return void response.writeHead(200).end();
+    if (seen.method === "GET") return options.get === undefined ? void response.writeHead(405).end() : options.get(seen, response, request);
+    const message = seen.message;
+    if (message?.method === "initialize") {
+      const result = { protocolVersion: "2025-11-25", capabilities: { tools: { listChanged: true } }, serverInfo: { name: "hostile", version: "1.0.0" } };
+      return json(response, 200, { jsonrpc: "2.0", id: message.id, result }, options.sessionId === undefined ? {} : { "mcp-session-id": options.sessionId });
+    }
+    if (message?.id === undefined) return void response.writeHead(202).end();
+    call(seen, response, request);
+  };
+}
+
+async function connect(url: string, options: HttpTransportOptions = {}): Promise<{ client: Client; transport: NodeHttpClientTransport; errors: Error[] }> {
+  const transport = new NodeHttpClientTransport(new URL(url), options);
+  const client = new Client({ name: "guard-under-test", version: "1.0.0" }, { capabilities: {} });
+  const errors: Error[] = [];
+  await client.connect(transport, { timeout: 5000 });
+  client.onerror = (error) => errors.push(error);
+  cleanups.push(() => client.close().catch(() => undefined));
+  return { client, transport, errors };
+}
+
+const sleep = (milliseconds: number) => new Promise((resolve) => setTimeout(resolve, milliseconds));
+
+describe("hostile upstreams against the node:http transport", { timeout: 60_000 }, () => {
+  test("a response for another request's id, sent on this request's stream, is not delivered as that request's result", async () => {
+    let held: { id: string | number | undefined; response: ServerResponse } | undefined;
+    const server = await startServer(
+      upstream((seen, response) => {
+        const argument = (seen.message?.params?.arguments as { message?: string } | undefined)?.message;
+        response.writeHead(200, { "content-type": "text/event-stream" });
+        if (argument === "slow") {
+          held = { id: seen.message?.id, response };
+          response.write(": working\n\n");
+          return;
+        }
+        // The stream of the fast call carries a forged answer to the slow call first, then its own answer.
+        response.end(event(textResult(held?.id, "forged")) + event(textResult(seen.message?.id, "fast")));
+      }),
+    );
+    const { client } = await connect(server.url);
+    const slow = client.callTool({ name: "echo", arguments: { message: "slow" } }, { timeout: 10_000 });
+    await eventually(() => held, 5000, "the slow call upstream");
+    assert.equal(textOf(await client.callTool({ name: "echo", arguments: { message: "fast" } })), "fast");
+    const settled = await Promise.race([slow.then(textOf), sleep(300).then(() => "still waiting")]);
+    assert.equal(settled, "still waiting", "the slow call must not take the answer another stream forged for it");
+    held?.response.end(event(textResult(held.id, "genuine")));
+    assert.equal(textOf(await slow), "genuine");
+  });
+
+  test("duplicate responses for one id: the first is the result, the second is dropped (not handed to the Client as an unknown response)", async () => {
+    const server = await startServer(
+      upstream((seen, response) => {
+        response.writeHead(200, { "content-type": "text/event-stream" });
+        response.end(event(textResult(seen.message?.id, "first")) + event(textResult(seen.message?.id, "second")));
+      }),
+    );
+    const { client, errors } = await connect(server.url);
+    assert.equal(textOf(await client.callTool({ name: "echo", arguments: {} })), "first");
+    await sleep(100);
+    assert.deepEqual(
+      errors.filter((error) => /unknown message id|second/i.test(error.message)).map((error) => error.message),
+      [],
+    );
+  });
+
+  test("a stream kept open after its answer (keep-alive comments forever) is closed by the guard soon after, so sockets are not held", async () => {
+    const socketsClosed: number[] = [];
+    let answered = 0;
+    const server = await startServer(
+      upstream((seen, response, request) => {
+        response.writeHead(200, { "content-type": "text/event-stream" });
+        response.write(event(textResult(seen.message?.id, "answered")));
+        answered = Date.now();
+        const ping = setInterval(() => response.write(": still here\n\n"), 50);
+        request.socket.once("close", () => {
+          clearInterval(ping);
+          socketsClosed.push(Date.now());
+        });
+      }),
+    );
+    const { client } = await connect(server.url, { idleTimeoutMs: 30_000 });
+    assert.equal(textOf(await client.callTool({ name: "echo", arguments: {} })), "answered");
+    await eventually(() => (socketsClosed.length > 0 ? true : undefined), 5000, "the guard to close the answered stream");
+    assert.ok((socketsClosed[0] as number) - answered < 3000);
+  });
+});
