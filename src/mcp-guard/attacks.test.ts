@@ -155,4 +155,31 @@ describe("hostile upstreams against the node:http transport", { timeout: 60_000 
     await eventually(() => (socketsClosed.length > 0 ? true : undefined), 5000, "the guard to close the answered stream");
     assert.ok((socketsClosed[0] as number) - answered < 3000);
   });
+
+  test("retry: 0 does not make the guard hammer its upstream: a standalone stream that ends at once, and a resumed stream that never answers, are reopened at a bounded rate", async () => {
+    let resumes = 0;
+    const server = await startServer(
+      upstream(
+        (_seen, response) => {
+          response.writeHead(200, { "content-type": "text/event-stream" });
+          response.end("id: e-1\nretry: 0\ndata:\n\n");
+        },
+        {
+          sessionId: "s-1",
+          get: (seen, response) => {
+            if (seen.headers["last-event-id"] !== undefined) resumes += 1;
+            response.writeHead(200, { "content-type": "text/event-stream" });
+            response.end(`id: e-${resumes + 1}\nretry: 0\ndata:\n\n`);
+          },
+        },
+      ),
+    );
+    const { client } = await connect(server.url);
+    const call = client.callTool({ name: "echo", arguments: {} }, { timeout: 1500 }).catch((error: unknown) => error);
+    await sleep(1000);
+    const gets = server.seen.filter((seen) => seen.method === "GET").length;
+    assert.ok(gets <= 12, `${gets} GET requests in one second`);
+    assert.ok(resumes <= 6, `${resumes} resumptions in one second`);
+    await call;
+  });
 });

@@ -61,6 +61,8 @@ const DELETE_TIMEOUT_MS = 2_000;
 const RECONNECT_INITIAL_MS = 1_000;
 const RECONNECT_GROWTH = 1.5;
 const RECONNECT_MAX_MS = 30_000;
+/** The shortest delay before reopening an event stream, whatever `retry:` the server sends. */
+const RECONNECT_MIN_MS = 250;
 /** How long a request's event stream may stay open after the last answer it carries arrived. */
 const ANSWERED_STREAM_GRACE_MS = 1_000;
 /** Consecutive failed reopen attempts of one event stream before giving up on it. */
@@ -528,7 +530,9 @@ export class NodeHttpClientTransport implements Transport {
       let delivery = Promise.resolve();
       const parser = new SseParser({
         maxEventBytes: this.maxMessageBytes,
-        onRetry: (milliseconds) => (this.serverRetryMs = Math.min(milliseconds, RECONNECT_MAX_MS)),
+        // The server's delay is honoured within bounds: `retry: 0` on a stream that ends at once would otherwise
+        // make the guard reopen it in a tight loop (a thousand GETs a second).
+        onRetry: (milliseconds) => (this.serverRetryMs = Math.min(Math.max(milliseconds, RECONNECT_MIN_MS), RECONNECT_MAX_MS)),
         onEvent: (event) => {
           if (event.event !== "message" || event.data === "") return;
           let parsed: unknown;
