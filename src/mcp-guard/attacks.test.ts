@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
+import { createServer as createNetServer } from "node:net";
 import { after, describe, test } from "node:test";
 import { Client } from "@modelcontextprotocol/client";
 import type { JSONRPCMessage } from "@modelcontextprotocol/client";
@@ -182,4 +183,180 @@ describe("hostile upstreams against the node:http transport", { timeout: 60_000 
     assert.ok(resumes <= 6, `${resumes} resumptions in one second`);
     await call;
   });
+
+  test("an event stream written one byte at a time, with lone CR line ends and a byte-order mark, delivers the answer intact", async () => {
+    const server = await startServer(
+      upstream((seen, response) => {
+        response.writeHead(200, { "content-type": "text/event-stream" });
+        const text = `\ufeff: hi\r${event(textResult(seen.message?.id, "byte by byte: \u00e9\u4e2d\ud83d\ude00")).replaceAll("\n", "\r")}`;
+        const bytes = Buffer.from(text, "utf8");
+        let index = 0;
+        const next = () => {
+          if (index === bytes.length) return void response.end();
+          response.write(bytes.subarray(index, index + 1));
+          index += 1;
+          setImmediate(next);
+        };
+        next();
+      }),
+    );
+    const { client } = await connect(server.url);
+    assert.equal(textOf(await client.callTool({ name: "echo", arguments: {} })), "byte by byte: \u00e9\u4e2d\ud83d\ude00");
+  });
+
+  test("an upstream that closes mid-answer fails that call clearly; the next call gets its own answer on a fresh connection", async () => {
+    let calls = 0;
+    const server = await startServer(
+      upstream((seen, response) => {
+        calls += 1;
+        if (calls === 1) {
+          // Promise a long JSON body, send half, then cut the connection.
+          response.writeHead(200, { "content-type": "application/json", "content-length": "400" });
+          response.write(JSON.stringify(textResult(seen.message?.id, "cut")).slice(0, 30));
+          setTimeout(() => response.socket?.destroy(), 20);
+          return;
+        }
+        json(response, 200, textResult(seen.message?.id, `answer ${calls}`));
+      }),
+    );
+    const { client } = await connect(server.url);
+    await assert.rejects(client.callTool({ name: "echo", arguments: {} }, { timeout: 5000 }), /closed the connection before its answer was complete/);
+    assert.equal(textOf(await client.callTool({ name: "echo", arguments: {} })), "answer 2");
+  });
+
+  test("a body that is not JSON (declared application/json) fails the call saying so (not JSON.parse's token message with a piece of the body), and the connection keeps serving", async () => {
+    let calls = 0;
+    const server = await startServer(
+      upstream((seen, response) => {
+        calls += 1;
+        if (calls === 1) {
+          response.writeHead(200, { "content-type": "application/json" });
+          response.end("<html>upstream-internal-detail-xyz</html>");
+          return;
+        }
+        json(response, 200, textResult(seen.message?.id, "fine"));
+      }),
+    );
+    const { client } = await connect(server.url);
+    await assert.rejects(client.callTool({ name: "echo", arguments: {} }, { timeout: 5000 }), (error: Error) => /not valid JSON/.test(error.message) && !error.message.includes("upstream-internal"));
+    assert.equal(textOf(await client.callTool({ name: "echo", arguments: {} })), "fine");
+  });
+
+  test("redirects on any path are not followed — 301/302/303/308 on POST and 302 on the standalone GET stream — and the credential never reaches the other host", async () => {
+    const elsewhere = await startServer((_seen, response) => json(response, 200, {}));
+    let status = 301;
+    const server = await startServer(
+      upstream(
+        (_seen, response) => {
+          response.writeHead(status, { location: `${elsewhere.url}?from=post` });
+          response.end("moved");
+        },
+        {
+          sessionId: "s-redirect",
+          get: (_seen, response) => {
+            response.writeHead(302, { location: `${elsewhere.url}?from=get` });
+            response.end();
+          },
+        },
+      ),
+    );
+    const { client } = await connect(server.url, { headers: { authorization: "Bearer upstream-credential-0123456789" } });
+    for (const code of [301, 302, 303, 308]) {
+      status = code;
+      await assert.rejects(client.callTool({ name: "echo", arguments: {} }, { timeout: 5000 }), new RegExp(`redirect \\(HTTP ${code}\\)`));
+    }
+    await eventually(() => (server.seen.some((seen) => seen.method === "GET") ? true : undefined), 5000, "the standalone GET");
+    await sleep(300);
+    assert.deepEqual(elsewhere.seen, []);
+    assert.ok(server.seen.every((seen) => seen.headers.authorization === "Bearer upstream-credential-0123456789"));
+  });
+
+  test("a 401 from the upstream fails the call naming the credentials to check, without retrying elsewhere or with other headers", async () => {
+    const server = await startServer(
+      upstream((_seen, response) => {
+        response.writeHead(401, { "www-authenticate": 'Bearer resource_metadata="http://127.0.0.1:9/.well-known/oauth-protected-resource"', "content-type": "text/plain" });
+        response.end("bad credential");
+      }),
+    );
+    const { client } = await connect(server.url, { headers: { authorization: "Bearer upstream-credential-0123456789" } });
+    await assert.rejects(client.callTool({ name: "echo", arguments: {} }, { timeout: 5000 }), /HTTP 401.*check the credentials in this server's headers/);
+    await sleep(100);
+    const calls = server.seen.filter((seen) => seen.message?.method === "tools/call");
+    assert.equal(calls.length, 1);
+  });
+
+  test("an Mcp-Session-Id that is not visible ASCII (folded header, spaces, control bytes) is refused: no later request carries it or anything smuggled with it", async () => {
+    for (const raw of ["abc\r\n X-Smuggled: yes", "abc def", "abc\x01"]) {
+      const heads: string[] = [];
+      const server = createNetServer((socket: Socket) => {
+        let buffer = Buffer.alloc(0);
+        socket.on("error", () => undefined);
+        socket.on("data", (chunk: Buffer) => {
+          buffer = Buffer.concat([buffer, chunk]);
+          for (;;) {
+            const end = buffer.indexOf("\r\n\r\n");
+            if (end === -1) return;
+            const head = buffer.subarray(0, end).toString("latin1");
+            const length = Number(/content-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+            if (buffer.length < end + 4 + length) return;
+            const body = buffer.subarray(end + 4, end + 4 + length).toString("utf8");
+            buffer = buffer.subarray(end + 4 + length);
+            heads.push(head);
+            const message = body === "" ? undefined : (JSON.parse(body) as { id?: number; method?: string });
+            if (message?.id === undefined) {
+              socket.write("HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n");
+              continue;
+            }
+            const result = message.method === "initialize" ? { protocolVersion: "2025-11-25", capabilities: { tools: {} }, serverInfo: { name: "raw", version: "1" } } : { content: [{ type: "text", text: "ok" }] };
+            const text = JSON.stringify({ jsonrpc: "2.0", id: message.id, result });
+            socket.write(`HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nMcp-Session-Id: ${raw}\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
+          }
+        });
+      });
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+      const transport = new NodeHttpClientTransport(new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`));
+      const client = new Client({ name: "guard-under-test", version: "1.0.0" }, { capabilities: {} });
+      const connected = await client.connect(transport, { timeout: 3000 }).then(
+        () => true,
+        () => false,
+      );
+      if (connected) {
+        await client.callTool({ name: "echo", arguments: {} }, { timeout: 3000 }).catch(() => undefined);
+        await client.close();
+      }
+      for (const head of heads.slice(1)) {
+        assert.doesNotMatch(head, /x-smuggled/i, JSON.stringify(raw));
+        assert.doesNotMatch(head, /mcp-session-id/i, JSON.stringify(raw));
+      }
+    }
+  });
+
+  test("an upstream streaming progress forever: the call ends at its timeout and the stream is closed (nothing is held)", async () => {
+    let closed = false;
+    const server = await startServer(
+      upstream((_seen, response, request) => {
+        response.writeHead(200, { "content-type": "text/event-stream" });
+        const token = (seen(_seen).params?._meta as { progressToken?: number } | undefined)?.progressToken;
+        let progress = 0;
+        const tick = setInterval(() => {
+          progress += 1;
+          response.write(event({ jsonrpc: "2.0", method: "notifications/progress", params: { progressToken: token, progress } }));
+        }, 5);
+        request.socket.once("close", () => {
+          clearInterval(tick);
+          closed = true;
+        });
+      }),
+    );
+    const { client } = await connect(server.url);
+    let progressSeen = 0;
+    await assert.rejects(client.callTool({ name: "echo", arguments: {} }, { timeout: 500, onprogress: () => (progressSeen += 1) }), /timed out/i);
+    assert.ok(progressSeen > 0);
+    await eventually(() => (closed ? true : undefined), 5000, "the endless stream to be closed");
+  });
 });
+
+function seen(entry: Seen): NonNullable<Seen["message"]> {
+  return entry.message ?? {};
+}

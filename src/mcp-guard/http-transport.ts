@@ -169,6 +169,11 @@ function headerValue(value: string): string {
   return plain ? value : `=?base64?${Buffer.from(value, "utf8").toString("base64")}?=`;
 }
 
+/** node:http reports a response cut short by the peer as the error "aborted" (ECONNRESET), before "close". */
+function isCutShort(error: Error): boolean {
+  return (error as NodeJS.ErrnoException).code === "ECONNRESET";
+}
+
 function closeReason(what: string): Error {
   return new SdkError(SdkErrorCode.ConnectionClosed, what);
 }
@@ -337,7 +342,13 @@ export class NodeHttpClientTransport implements Transport {
       const type = mediaType(response.headers["content-type"]);
       if (type === "application/json") {
         const text = await this.readBody(exchange, response, this.maxMessageBytes, false);
-        const parsed = JSON.parse(text) as unknown;
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(text);
+        } catch {
+          // Say what went wrong, not JSON.parse's "Unexpected token" with a piece of the body.
+          throw new SdkError(SdkErrorCode.ClientHttpUnexpectedContent, "the upstream answered with a body that is not valid JSON (its Content-Type said application/json)");
+        }
         for (const item of Array.isArray(parsed) ? parsed : [parsed]) this.deliver(item, context.pending);
         return;
       }
@@ -577,7 +588,7 @@ export class NodeHttpClientTransport implements Transport {
         }
       });
       response.once("end", () => finish(undefined));
-      response.once("error", (error) => finish(exchange.failure ?? error));
+      response.once("error", (error) => finish(exchange.failure ?? (isCutShort(error) ? new Error("the upstream's event stream broke off") : error)));
       response.once("close", () => finish(response.complete ? undefined : (exchange.failure ?? new Error("the upstream's event stream broke off"))));
     });
   }
@@ -619,7 +630,7 @@ export class NodeHttpClientTransport implements Transport {
         size += chunk.length;
       });
       response.once("end", () => finish(undefined));
-      response.once("error", (error) => finish(exchange.failure ?? error));
+      response.once("error", (error) => finish(exchange.failure ?? (isCutShort(error) ? closeReason("the upstream closed the connection before its answer was complete") : error)));
       response.once("close", () => finish(response.complete ? undefined : (exchange.failure ?? closeReason("the upstream closed the connection before its answer was complete"))));
     });
   }
