@@ -6,13 +6,13 @@ import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import { createServer as createNetServer } from "node:net";
-import { after, describe, test } from "node:test";
+import { connect as netConnect, createServer as createNetServer } from "node:net";
+import { after, before, describe, test } from "node:test";
 import { Client } from "@modelcontextprotocol/client";
 import type { JSONRPCMessage } from "@modelcontextprotocol/client";
 import { NodeHttpClientTransport } from "./http-transport.ts";
 import type { HttpTransportOptions } from "./http-transport.ts";
-import { eventually } from "./testing.ts";
+import { connectAgent, eventually, resultText, startGuard, startRecordingServer } from "./testing.ts";
 
 interface Seen {
   method: string;
@@ -360,3 +360,150 @@ describe("hostile upstreams against the node:http transport", { timeout: 60_000 
 function seen(entry: Seen): NonNullable<Seen["message"]> {
   return entry.message ?? {};
 }
+
+const ENV = {
+  PATH: process.env.PATH,
+  HOME: "/tmp",
+  PERIMETER_AGENT_TOKEN: "agent-token-hermes-0123456789",
+  PERIMETER_ADMIN_TOKEN: "admin-token-abcdefghijklmnop",
+  WEB_TOKEN: "upstream-web-credential-5f3a9c1d",
+};
+const AGENT = ENV.PERIMETER_AGENT_TOKEN;
+const MAX_REQUEST_BYTES = 4096;
+const guardConfig = (webUrl: string) => `
+version: 1
+name: t
+mcp:
+  agents: [{ name: hermes, tokenSecret: PERIMETER_AGENT_TOKEN }]
+  pinning: { trustOnFirstUse: true }
+  limits: { maxRequestBytes: ${MAX_REQUEST_BYTES} }
+  servers:
+    web:
+      url: ${webUrl}
+      headers: { Authorization: "Bearer \${WEB_TOKEN}" }
+      tools: { allow: [echo, echo-headers, slow] }
+audit: { path: AUDIT_PATH }
+`;
+const MCP_HEADERS = { "content-type": "application/json", accept: "application/json, text/event-stream" };
+const INITIALIZE = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } } });
+
+interface RawAnswer {
+  status: number;
+  head: string;
+  body: string;
+}
+
+/** Sends bytes exactly as given on a fresh socket (pieces written `gapMs` apart) and reads the first answer. */
+function rawExchange(port: number, pieces: Array<string | Buffer>, options: { gapMs?: number; endAfter?: boolean; timeoutMs?: number; headOnly?: boolean } = {}): Promise<RawAnswer & { closedBeforeAllSent: boolean }> {
+  return new Promise((resolve, reject) => {
+    const socket = netConnect(port, "127.0.0.1");
+    let received = Buffer.alloc(0);
+    let sent = 0;
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no answer within ${options.timeoutMs ?? 5000} ms`));
+    }, options.timeoutMs ?? 5000);
+    const settle = () => {
+      const text = received.toString("utf8");
+      const headEnd = text.indexOf("\r\n\r\n");
+      if (headEnd === -1) return false;
+      const head = text.slice(0, headEnd);
+      const length = Number(/content-length: *(\d+)/i.exec(head)?.[1] ?? -1);
+      const body = text.slice(headEnd + 4);
+      if (options.headOnly !== true && length >= 0 && Buffer.byteLength(body) < length) return false;
+      clearTimeout(timer);
+      resolve({ status: Number(head.split(" ")[1]), head, body, closedBeforeAllSent: sent < pieces.length });
+      socket.destroy();
+      return true;
+    };
+    socket.on("data", (chunk: Buffer) => {
+      received = Buffer.concat([received, chunk]);
+      settle();
+    });
+    socket.on("error", () => undefined);
+    socket.on("close", () => {
+      if (!settle()) {
+        clearTimeout(timer);
+        reject(new Error(`connection closed without a complete answer: ${JSON.stringify(received.toString("utf8").slice(0, 200))}`));
+      }
+    });
+    socket.once("connect", async () => {
+      for (const piece of pieces) {
+        if (socket.destroyed) return;
+        socket.write(piece);
+        sent += 1;
+        if (options.gapMs !== undefined) await sleep(options.gapMs);
+      }
+      if (options.endAfter === true) socket.end();
+    });
+  });
+}
+
+function requestHead(port: number, method: string, headers: Record<string, string>): string {
+  const lines = [`${method} /mcp HTTP/1.1`, `Host: 127.0.0.1:${port}`, ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`)];
+  return `${lines.join("\r\n")}\r\n\r\n`;
+}
+
+describe("hostile agents against the guard's endpoint", { timeout: 60_000 }, () => {
+  let web: Awaited<ReturnType<typeof startRecordingServer>>;
+  let started: Awaited<ReturnType<typeof startGuard>>;
+  let port: number;
+  before(async () => {
+    web = await startRecordingServer();
+    started = await startGuard(guardConfig(web.url), ENV);
+    port = Number(new URL(started.url).port);
+    await eventually(() => (started.guard.upstream("web")?.state().state === "ready" ? true : undefined), 20_000, "the upstream ready");
+  });
+  after(async () => {
+    await started.close();
+    await web.close();
+  });
+
+  test("every method without a token gets 401 with WWW-Authenticate; with a foreign Host or Origin 403, even with the token", async () => {
+    for (const method of ["POST", "GET", "DELETE", "OPTIONS", "PUT", "PATCH", "HEAD"]) {
+      const unauthenticated = await fetch(started.url, { method, headers: MCP_HEADERS, ...(["POST", "PUT", "PATCH"].includes(method) ? { body: INITIALIZE } : {}) });
+      assert.equal(unauthenticated.status, 401, method);
+      assert.match(unauthenticated.headers.get("www-authenticate") ?? "", /^Bearer realm=/, method);
+      const foreignOrigin = await fetch(started.url, { method, headers: { ...MCP_HEADERS, authorization: `Bearer ${AGENT}`, origin: "http://evil.example" } });
+      assert.equal(foreignOrigin.status, 403, method);
+      const foreignHost = await rawExchange(port, [requestHead(port, method, { Host: "evil.example", Authorization: `Bearer ${AGENT}`, "Content-Length": "0" }).replace(`Host: 127.0.0.1:${port}\r\n`, "")], { headOnly: method === "HEAD" });
+      assert.equal(foreignHost.status, 403, method);
+    }
+  });
+
+  test("wrong content type, malformed JSON, a JSON-RPC batch of junk: clean JSON-RPC errors with no stack trace, no token, no upstream credential", async () => {
+    const authorized = { ...MCP_HEADERS, authorization: `Bearer ${AGENT}` };
+    const answers = [
+      await fetch(started.url, { method: "POST", headers: { ...authorized, "content-type": "text/plain" }, body: INITIALIZE }),
+      await fetch(started.url, { method: "POST", headers: authorized, body: "{\"jsonrpc\": \"2.0\", " }),
+      await fetch(started.url, { method: "POST", headers: authorized, body: "[1, null, {}]" }),
+      await fetch(started.url, { method: "POST", headers: authorized, body: "\u0000\uffff" }),
+      await fetch(started.url, { method: "POST", headers: authorized, body: JSON.stringify({ jsonrpc: "2.0", id: { nested: true }, method: "tools/call", params: { name: 7 } }) }),
+    ];
+    for (const answer of answers) {
+      const text = await answer.text();
+      assert.ok(answer.status >= 400 && answer.status < 500, `${answer.status}: ${text}`);
+      assert.match(answer.headers.get("content-type") ?? "", /^application\/json/);
+      assert.doesNotMatch(text, /\n\s+at |node:internal|\.ts:\d+/);
+      for (const secret of [AGENT, ENV.WEB_TOKEN]) assert.ok(!text.includes(secret));
+      assert.equal((JSON.parse(text) as { jsonrpc: string }).jsonrpc, "2.0");
+    }
+  });
+
+  test("answers to an authenticated agent are marked not to be stored by any cache", async () => {
+    const client = await connectAgent(started.url, AGENT, "2026-07-28");
+    try {
+      const call = await fetch(started.url, {
+        method: "POST",
+        headers: { ...MCP_HEADERS, authorization: `Bearer ${AGENT}`, "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/list" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/list", params: { _meta: { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientInfo": { name: "raw", version: "1" }, "io.modelcontextprotocol/clientCapabilities": {} } } }),
+      });
+      assert.equal(call.status, 200, await call.clone().text());
+      assert.match(call.headers.get("cache-control") ?? "", /no-store/);
+      const refused = await fetch(started.url, { method: "POST", headers: { ...MCP_HEADERS, authorization: `Bearer ${AGENT}` }, body: "{bad" });
+      assert.match(refused.headers.get("cache-control") ?? "", /no-store/);
+    } finally {
+      await client.close();
+    }
+  });
+});

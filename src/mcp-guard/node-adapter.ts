@@ -18,7 +18,7 @@ export interface NodeAdapterOptions {
 
 function jsonRpcError(response: ServerResponse, status: number, code: number, message: string, id: string | number | null, headers: Record<string, string> = {}): void {
   const body = JSON.stringify({ jsonrpc: "2.0", error: { code, message }, id });
-  response.writeHead(status, { "content-type": "application/json", "content-length": String(Buffer.byteLength(body)), ...headers });
+  response.writeHead(status, { "content-type": "application/json", "content-length": String(Buffer.byteLength(body)), "cache-control": "no-store", ...headers });
   response.end(body);
 }
 
@@ -138,6 +138,9 @@ export function toNodeListener(handler: WebHandler, options: NodeAdapterOptions)
 
     const headers: Record<string, string> = {};
     for (const [name, value] of answer.headers) headers[name] = value;
+    // An answer to an authenticated agent (tool results, tool lists) is nobody else's: no cache may keep it. The SDK
+    // marks its event streams no-cache but its JSON answers not at all.
+    headers["cache-control"] ??= "no-store";
     const body = answer.body;
     if (body === null) {
       finished = true;
