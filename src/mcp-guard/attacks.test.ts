@@ -8,7 +8,17 @@ import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } fro
 import type { AddressInfo, Socket } from "node:net";
 import { connect as netConnect, createServer as createNetServer } from "node:net";
 import { after, before, describe, test } from "node:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
 import { Client } from "@modelcontextprotocol/client";
+import pino from "pino";
+import { AuditWriteError, openAuditLog, readAuditRecords } from "../audit-log/index.ts";
+import type { AuditLog, PreparedAuditEvent } from "../audit-log/index.ts";
+import { parseConfig } from "../config/index.ts";
+import { openGuardDatabase } from "./cli.ts";
+import { createMcpGuard } from "./guard.ts";
 import type { JSONRPCMessage } from "@modelcontextprotocol/client";
 import { NodeHttpClientTransport } from "./http-transport.ts";
 import type { HttpTransportOptions } from "./http-transport.ts";
@@ -506,4 +516,229 @@ describe("hostile agents against the guard's endpoint", { timeout: 60_000 }, () 
       await client.close();
     }
   });
+
+  test("an oversized body is refused while it is read: 413 arrives before the agent has sent the rest, for a declared length and for chunks", async () => {
+    const chunkOf = (bytes: number) => `${bytes.toString(16)}\r\n${"x".repeat(bytes)}\r\n`;
+    const declared = await rawExchange(port, [requestHead(port, "POST", { ...MCP_HEADERS, Authorization: `Bearer ${AGENT}`, "Content-Length": String(50 * MAX_REQUEST_BYTES) }), ...Array.from({ length: 50 }, () => "x".repeat(MAX_REQUEST_BYTES))], { gapMs: 20 });
+    assert.equal(declared.status, 413);
+    assert.ok(declared.closedBeforeAllSent, "the answer came before the body was complete");
+    const chunked = await rawExchange(port, [requestHead(port, "POST", { ...MCP_HEADERS, Authorization: `Bearer ${AGENT}`, "Transfer-Encoding": "chunked" }), ...Array.from({ length: 50 }, () => chunkOf(1024))], { gapMs: 20 });
+    assert.equal(chunked.status, 413);
+    assert.ok(chunked.closedBeforeAllSent, "the answer came before the body was complete");
+    assert.match(chunked.body, /must not exceed 4096 bytes/);
+  });
+
+  test("a body arriving in odd pieces (one byte at a time, chunk boundaries inside UTF-8) is read whole and answered", async () => {
+    const body = Buffer.from(INITIALIZE.replace('"raw"', '"r\u00e9\u4e2d\ud83d\ude00"'), "utf8");
+    const pieces: Buffer[] = [];
+    for (let index = 0; index < body.length; index += 1) pieces.push(body.subarray(index, index + 1));
+    const answer = await rawExchange(port, [requestHead(port, "POST", { ...MCP_HEADERS, Authorization: `Bearer ${AGENT}`, "Content-Length": String(body.length) }), ...pieces], { gapMs: 1, timeoutMs: 10_000 });
+    assert.equal(answer.status, 200, answer.body);
+    assert.match(answer.head, /mcp-session-id/i);
+  });
+
+  test("agents that go away mid-body or mid-answer leave the guard serving, with nothing logged as a guard error", async () => {
+    const errorsBefore = started.logLines.filter((line) => /"level":(50|60)/.test(line)).length;
+    for (let round = 0; round < 5; round += 1) {
+      const socket = netConnect(port, "127.0.0.1");
+      await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+      socket.write(requestHead(port, "POST", { ...MCP_HEADERS, Authorization: `Bearer ${AGENT}`, "Content-Length": "500" }) + INITIALIZE.slice(0, 40));
+      await sleep(20);
+      socket.destroy();
+    }
+    // Mid-answer: a slow call over 2025-11-25 (an event stream) whose agent disappears while it runs.
+    const client = await connectAgent(started.url, AGENT, "2025-11-25");
+    const call = client.callTool({ name: "web__slow", arguments: { ms: 400 } }).catch((error: unknown) => error);
+    await sleep(100);
+    await client.close();
+    await call;
+    const fresh = await connectAgent(started.url, AGENT, "2026-07-28");
+    try {
+      assert.equal(resultText(await fresh.callTool({ name: "web__echo", arguments: { message: "still here" } })), "web echo: still here");
+    } finally {
+      await fresh.close();
+    }
+    await sleep(600);
+    const errors = started.logLines.filter((line) => /"level":(50|60)/.test(line)).slice(errorsBefore);
+    assert.deepEqual(errors, []);
+  });
+
+  test("many sessions from one agent: the oldest are retired (their id gets 404), the guard keeps serving, and no upstream credential reaches the agent", async () => {
+    const authorized = { ...MCP_HEADERS, authorization: `Bearer ${AGENT}` };
+    const ids: string[] = [];
+    for (let index = 0; index < 40; index += 1) {
+      const answer = await fetch(started.url, { method: "POST", headers: authorized, body: INITIALIZE });
+      assert.equal(answer.status, 200);
+      await answer.text();
+      ids.push(answer.headers.get("mcp-session-id") ?? "");
+    }
+    assert.equal(new Set(ids).size, 40);
+    const list = (id: string) => fetch(started.url, { method: "POST", headers: { ...authorized, "mcp-session-id": id, "mcp-protocol-version": "2025-11-25" }, body: JSON.stringify({ jsonrpc: "2.0", id: 9, method: "tools/list" }) });
+    assert.equal((await list(ids[0] as string)).status, 404);
+    const newest = await list(ids[39] as string);
+    assert.equal(newest.status, 200);
+    assert.ok(!(await newest.text()).includes(ENV.WEB_TOKEN));
+  });
+});
+
+/** The real audit log behind a switch: while `failWhen` says so, a commit fails as a full disk would. */
+function failingAudit(log: AuditLog) {
+  const state: { failWhen: ((events: readonly PreparedAuditEvent[]) => boolean) | undefined; failedCommits: number } = { failWhen: undefined, failedCommits: 0 };
+  const refuse = () => {
+    state.failedCommits += 1;
+    throw new AuditWriteError("cannot write to the audit log: database or disk is full (test)");
+  };
+  const audit = {
+    append: (event: Parameters<AuditLog["append"]>[0]) => (state.failWhen?.([log.prepare(event)]) === true ? refuse() : log.append(event)),
+    prepare: (event: Parameters<AuditLog["prepare"]>[0]) => log.prepare(event),
+    appendPrepared: (events: readonly PreparedAuditEvent[]) => (state.failWhen?.(events) === true ? refuse() : log.appendPrepared(events)),
+  };
+  return { audit, state };
+}
+
+describe("tool-call records under group commit, with an audit log that fails", { timeout: 60_000 }, () => {
+  let web: Awaited<ReturnType<typeof startRecordingServer>>;
+  let directory: string;
+  let auditPath: string;
+  let log: AuditLog;
+  let database: ReturnType<typeof openGuardDatabase>;
+  let guard: ReturnType<typeof createMcpGuard>;
+  let url: string;
+  let adminUrl: string;
+  let failing: ReturnType<typeof failingAudit>;
+  const logLines: string[] = [];
+  let agent: Client;
+
+  before(async () => {
+    web = await startRecordingServer();
+    directory = mkdtempSync(join(tmpdir(), "mcp-guard-attacks-"));
+    auditPath = join(directory, "audit.db");
+    log = openAuditLog({ path: auditPath });
+    database = openGuardDatabase(auditPath);
+    failing = failingAudit(log);
+    const logger = pino(
+      { level: "debug" },
+      new Writable({
+        write(chunk: Buffer, _encoding, callback) {
+          logLines.push(chunk.toString("utf8"));
+          callback();
+        },
+      }),
+    );
+    guard = createMcpGuard(parseConfig(guardConfig(web.url).replaceAll("AUDIT_PATH", auditPath)), { env: ENV, audit: failing.audit, database, logger }, { listen: "127.0.0.1:0", adminListen: "127.0.0.1:0" });
+    const { agent: address, admin } = await guard.listen();
+    url = `http://127.0.0.1:${address.port}/mcp`;
+    adminUrl = `http://127.0.0.1:${admin.port}`;
+    await guard.ready(20_000);
+    await eventually(() => (guard.upstream("web")?.state().state === "ready" ? true : undefined), 20_000, "the upstream ready");
+    agent = await connectAgent(url, AGENT, "2026-07-28");
+  });
+  after(async () => {
+    await agent.close();
+    await guard.close();
+    database.close();
+    log.close();
+    await web.close();
+    rmSync(directory, { recursive: true, force: true });
+  });
+
+  const upstreamSaw = (marker: string) => web.requests.some((request) => request.body.includes(marker));
+  const auditFailures = async () => Number(/perimeter_mcp_guard_audit_failures_total (\d+)/.exec(await (await fetch(`${adminUrl}/metrics`)).text())?.[1] ?? "NaN");
+
+  test("the dispatch record cannot be committed: the call is refused and the upstream never sees it", async () => {
+    failing.state.failWhen = (events) => events.some((event) => event.type === "tool-dispatch");
+    try {
+      const result = await agent.callTool({ name: "web__echo", arguments: { message: "dispatch-unrecorded-1" } });
+      assert.equal(result.isError, true);
+      assert.match(resultText(result), /refused because the audit log cannot be written/);
+    } finally {
+      failing.state.failWhen = undefined;
+    }
+    await sleep(100);
+    assert.equal(upstreamSaw("dispatch-unrecorded-1"), false);
+  });
+
+  test("the result record cannot be committed: the upstream ran the call, but its result is withheld from the agent", async () => {
+    failing.state.failWhen = (events) => events.some((event) => event.type === "tool-call" && event.data.resultBytes !== undefined);
+    let result;
+    try {
+      result = await agent.callTool({ name: "web__echo", arguments: { message: "result-unrecorded-2" } });
+    } finally {
+      failing.state.failWhen = undefined;
+    }
+    assert.equal(result.isError, true);
+    assert.match(resultText(result), /result was withheld because the audit log cannot be written/);
+    assert.ok(!JSON.stringify(result).includes("web echo: result-unrecorded-2"));
+    assert.equal(upstreamSaw("result-unrecorded-2"), true);
+  });
+
+  test("a refused call's record (deferred, nothing waits for it) lands on its own within moments; one that cannot be written is counted and logged", async () => {
+    const before = readAuditRecords(auditPath).length;
+    const refused = await agent.callTool({ name: "web__not-allowed", arguments: { marker: "refused-3" } });
+    assert.equal(refused.isError, true);
+    const landed = await eventually(() => readAuditRecords(auditPath, { afterSeq: 0 }).slice(before).find((record) => record.type === "tool-call" && record.data.decision === "deny" && JSON.stringify(record.data).includes("refused-3")), 2000, "the refusal's record");
+    assert.equal(landed.data.agent, "hermes");
+
+    const failuresBefore = await auditFailures();
+    failing.state.failedCommits = 0;
+    failing.state.failWhen = (events) => events.some((event) => event.data.decision === "deny");
+    try {
+      const again = await agent.callTool({ name: "web__not-allowed", arguments: { marker: "refused-4" } });
+      assert.equal(again.isError, true);
+      await eventually(() => (failing.state.failedCommits > 0 ? true : undefined), 2000, "the deferred commit to be tried");
+    } finally {
+      failing.state.failWhen = undefined;
+    }
+    assert.equal(await auditFailures(), failuresBefore + 1);
+    assert.ok(logLines.some((line) => /"level":50/.test(line) && /audit write failed for a refused call/.test(line)));
+    assert.ok(!readAuditRecords(auditPath).some((record) => JSON.stringify(record.data).includes("refused-4")));
+  });
+});
+
+test("the agent's token never goes upstream on any path — POST, the GET stream, DELETE — across a session expiry and the reconnect it forces", { timeout: 60_000 }, async () => {
+  let session = 1;
+  const server = await startServer(
+    upstream(
+      (seen, response) => {
+        if (seen.headers["mcp-session-id"] !== `s-${session}`) return json(response, 404, { jsonrpc: "2.0", error: { code: -32001, message: "Session not found" }, id: null });
+        if (seen.message?.method === "tools/list") return json(response, 200, { jsonrpc: "2.0", id: seen.message.id, result: { tools: [{ name: "echo", inputSchema: { type: "object" } }] } });
+        json(response, 200, textResult(seen.message?.id, `session ${session}`));
+      },
+      {
+        get: (_seen, response) => {
+          response.writeHead(200, { "content-type": "text/event-stream" });
+          response.write(": open\n\n");
+        },
+      },
+    ),
+  );
+  // The initialize answer must carry the current session id: wrap the helper's answer.
+  server.server.prependListener("request", (_request: IncomingMessage, response: ServerResponse) => {
+    const writeHead = response.writeHead.bind(response) as (...parameters: unknown[]) => ServerResponse;
+    (response as unknown as { writeHead: (...parameters: unknown[]) => ServerResponse }).writeHead = (status: unknown, headers?: unknown) =>
+      writeHead(status, { ...(headers as Record<string, string>), ...(status === 200 ? { "mcp-session-id": `s-${session}` } : {}) });
+  });
+  const started = await startGuard(guardConfig(server.url).replace("allow: [echo, echo-headers, slow]", "allow: [echo]"), ENV, { backoff: { initialMs: 50, maxMs: 200 } });
+  try {
+    await eventually(() => (started.guard.upstream("web")?.state().state === "ready" ? true : undefined), 10_000, "the upstream ready");
+    const client = await connectAgent(started.url, AGENT, "2025-11-25");
+    assert.equal(resultText(await client.callTool({ name: "web__echo", arguments: {} })), "session 1");
+    session = 2; // the upstream forgets session 1: the next call fails, the guard reconnects with a new session
+    await client.callTool({ name: "web__echo", arguments: {} });
+    const answer = await eventually(async () => {
+      const result = await client.callTool({ name: "web__echo", arguments: {} });
+      return resultText(result) === "session 2" ? true : undefined;
+    }, 10_000, "a call on the new session");
+    assert.equal(answer, true);
+    await client.close();
+  } finally {
+    await started.close();
+  }
+  const methods = new Set(server.seen.map((seen) => seen.method));
+  assert.ok(methods.has("POST") && methods.has("GET") && methods.has("DELETE"), [...methods].join(","));
+  assert.ok(server.seen.filter((seen) => seen.message?.method === "initialize").length >= 2, "a reconnect happened");
+  for (const seen of server.seen) {
+    assert.equal(seen.headers.authorization, `Bearer ${ENV.WEB_TOKEN}`, `${seen.method} ${seen.message?.method ?? ""}`);
+    assert.ok(!JSON.stringify(seen.headers).includes(AGENT), `${seen.method} carried the agent's token`);
+  }
 });
