@@ -481,6 +481,32 @@ describe("hostile agents against the guard's endpoint", { timeout: 60_000 }, () 
     }
   });
 
+  test("an unauthenticated client streaming a huge body is cut off after its 401, not read to the end (no free CPU and bandwidth sink)", async () => {
+    const variants: Array<Record<string, string>> = [{}, { Host: "evil.example" }];
+    for (const extra of variants) {
+      const socket = netConnect({ host: "127.0.0.1", port });
+      await new Promise((resolve, reject) => socket.once("connect", resolve).once("error", reject));
+      let answer = "";
+      socket.on("data", (chunk: Buffer) => (answer += chunk.toString("latin1")));
+      const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+      socket.on("error", () => undefined);
+      const head = requestHead(port, "POST", { "Content-Type": "application/json", "Content-Length": String(1024 ** 3), ...extra });
+      socket.write(extra.Host === undefined ? head : head.replace(`Host: 127.0.0.1:${port}\r\n`, ""));
+      const chunk = Buffer.alloc(64 * 1024, 0x20);
+      let sent = 0;
+      const deadline = performance.now() + 3000;
+      while (!socket.destroyed && performance.now() < deadline && sent < 512 * 1024 * 1024) {
+        if (!socket.write(chunk)) await new Promise((resolve) => setTimeout(resolve, 5));
+        sent += chunk.length;
+      }
+      await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 2000))]);
+      assert.ok(socket.destroyed, `the guard kept reading (${(sent / 1024 / 1024).toFixed(0)} MiB sent)`);
+      assert.match(answer, extra.Host === undefined ? /^HTTP\/1\.1 401 / : /^HTTP\/1\.1 403 /);
+      assert.match(answer, /\r\nconnection: close\r\n/i);
+      assert.ok(sent < 256 * 1024 * 1024, `${(sent / 1024 / 1024).toFixed(0)} MiB accepted before the close`);
+    }
+  });
+
   test("wrong content type, malformed JSON, a JSON-RPC batch of junk: clean JSON-RPC errors with no stack trace, no token, no upstream credential", async () => {
     const authorized = { ...MCP_HEADERS, authorization: `Bearer ${AGENT}` };
     const answers = [

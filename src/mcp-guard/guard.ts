@@ -85,8 +85,19 @@ const LOOPBACK_NAMES = ["localhost", "127.0.0.1", "[::1]"];
 
 function jsonError(response: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
   const body = JSON.stringify({ jsonrpc: "2.0", error: { code: -32000, message }, id: null });
-  response.writeHead(status, { "content-type": "application/json", "content-length": String(Buffer.byteLength(body)), ...headers });
-  response.end(body);
+  // Refused before its body was read (wrong path, Host, token): the connection is closed rather than left for Node to
+  // read and discard whatever an unauthenticated client keeps sending (gigabytes a minute per socket otherwise).
+  const unread = !response.req.complete;
+  response.writeHead(status, {
+    "content-type": "application/json",
+    "content-length": String(Buffer.byteLength(body)),
+    "cache-control": "no-store",
+    ...(unread ? { connection: "close" } : {}),
+    ...headers,
+  });
+  response.end(body, () => {
+    if (unread) response.req.destroy();
+  });
 }
 
 /**
