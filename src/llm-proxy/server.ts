@@ -327,8 +327,13 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
     const mapped = errorResponse(error, exchange.flavor);
     const response = exchange.response;
     if (!response.headersSent && !response.destroyed) {
-      response.writeHead(mapped.status, { ...mapped.headers, "x-perimeter-request-id": exchange.id });
-      response.end(mapped.body);
+      // Refused before its body was read (no route, no key, a bad key...): the connection is closed rather than left
+      // for Node to read and discard whatever the client keeps sending.
+      const unread = !response.req.complete;
+      response.writeHead(mapped.status, { ...mapped.headers, "x-perimeter-request-id": exchange.id, ...(unread ? { connection: "close" } : {}) });
+      response.end(mapped.body, () => {
+        if (unread) response.req.destroy();
+      });
     }
     return mapped.status;
   };
