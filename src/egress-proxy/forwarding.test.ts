@@ -996,6 +996,26 @@ describe("request bodies", { timeout: 30_000 }, () => {
     });
   });
 
+  test("a refused upload is not read: the 403 arrives, the proxy reads little of the body and closes the connection", async () => {
+    await withProxy(echo, async (harness) => {
+      const client = await harness.client();
+      client.send(harness.request("POST", "/upload", { host: "denied.test", headers: [`Content-Length: ${1024 ** 3}`] }));
+      const chunk = Buffer.alloc(64 * 1024, 0x61);
+      const started = performance.now();
+      let sent = 0;
+      while (!client.closed && performance.now() - started < 2500 && sent < 256 * 1024 * 1024) {
+        if (!client.socket.write(chunk)) await new Promise((resolve) => setTimeout(resolve, 5));
+        sent += chunk.length;
+      }
+      const response = await client.response();
+      assert.equal(response.status, 403);
+      assert.equal(get(response, "x-perimeter-denied"), "not-allowlisted");
+      await client.waitClosed();
+      assert.ok(sent < 128 * 1024 * 1024, `${(sent / 1024 / 1024).toFixed(0)} MiB of a refused body accepted`);
+      assert.equal(harness.origin.sockets.length, 0);
+    });
+  });
+
   test("a client that disconnects mid-body: the origin sees the connection closed, never a complete request", async () => {
     for (const chunked of [false, true]) {
       await withProxy(echo, async (harness) => {

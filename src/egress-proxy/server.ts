@@ -19,7 +19,7 @@ import { cachingResolver, parseIpLiteral, resolveChecked, systemResolver } from 
 import type { AddressFamily, Resolver } from "../net/index.ts";
 import { createGroupCommitter } from "../audit-log/group-commit.ts";
 import type { AuditLog } from "../audit-log/index.ts";
-import { silentLogger } from "../shared/index.ts";
+import { closeAfterAnswerIfBodyUnread, silentLogger } from "../shared/index.ts";
 import type { Logger } from "../shared/index.ts";
 import { TLS_ACCESS_DENIED_ALERT, createClientHelloReader } from "./client-hello.ts";
 import { decide } from "./decide.ts";
@@ -776,7 +776,9 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
       return;
     }
     const body = refusalBody(refusal);
-    if (!keepAlive) response.shouldKeepAlive = false;
+    // A refused request's body is never read, and its connection is closed a moment after the answer (see
+    // src/shared/refusal.ts); otherwise the connection is kept only for a well-formed, fully understood request.
+    if (!closeAfterAnswerIfBodyUnread(response) && !keepAlive) response.shouldKeepAlive = false;
     response.writeHead(STATUS[refusal.reason], REASON_PHRASES[STATUS[refusal.reason]], refusalHeaders(refusal.reason, body).flat());
     response.end(body);
   }

@@ -10,7 +10,7 @@ import { placeholdersIn, readSecret, secretValues } from "../config/index.ts";
 import type { Environment, PerimeterConfig } from "../config/index.ts";
 import { cachingResolver, systemResolver } from "../net/index.ts";
 import type { Resolver } from "../net/index.ts";
-import { silentLogger } from "../shared/index.ts";
+import { closeAfterAnswerIfBodyUnread, silentLogger } from "../shared/index.ts";
 import type { Logger } from "../shared/index.ts";
 import { createAuditGate } from "./audit.ts";
 import type { AuditAppender, AuditGate, LlmRequestRecord } from "./audit.ts";
@@ -327,13 +327,10 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
     const mapped = errorResponse(error, exchange.flavor);
     const response = exchange.response;
     if (!response.headersSent && !response.destroyed) {
-      // Refused before its body was read (no route, no key, a bad key...): the connection is closed rather than left
-      // for Node to read and discard whatever the client keeps sending.
-      const unread = !response.req.complete;
-      response.writeHead(mapped.status, { ...mapped.headers, "x-perimeter-request-id": exchange.id, ...(unread ? { connection: "close" } : {}) });
-      response.end(mapped.body, () => {
-        if (unread) response.req.destroy();
-      });
+      // Refused before its body was read (no route, no key, a bad key...): the body is never read (src/shared/refusal.ts).
+      closeAfterAnswerIfBodyUnread(response);
+      response.writeHead(mapped.status, { ...mapped.headers, "x-perimeter-request-id": exchange.id });
+      response.end(mapped.body);
     }
     return mapped.status;
   };

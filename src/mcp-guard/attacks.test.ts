@@ -502,7 +502,6 @@ describe("hostile agents against the guard's endpoint", { timeout: 60_000 }, () 
       await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 2000))]);
       assert.ok(socket.destroyed, `the guard kept reading (${(sent / 1024 / 1024).toFixed(0)} MiB sent)`);
       assert.match(answer, extra.Host === undefined ? /^HTTP\/1\.1 401 / : /^HTTP\/1\.1 403 /);
-      assert.match(answer, /\r\nconnection: close\r\n/i);
       assert.ok(sent < 256 * 1024 * 1024, `${(sent / 1024 / 1024).toFixed(0)} MiB accepted before the close`);
     }
   });

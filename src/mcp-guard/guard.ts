@@ -13,7 +13,7 @@ import type { ApprovalStore, AuditAppender } from "../approvals/index.ts";
 import type { AuditLog } from "../audit-log/index.ts";
 import { createApprovalsApi } from "../approvals/api.ts";
 import type { Environment, PerimeterConfig } from "../config/index.ts";
-import { silentLogger } from "../shared/index.ts";
+import { closeAfterAnswerIfBodyUnread, silentLogger } from "../shared/index.ts";
 import type { Logger } from "../shared/index.ts";
 import { bearerToken, createTokenVerifier } from "./auth.ts";
 import { createToolCaller } from "./calls.ts";
@@ -85,19 +85,10 @@ const LOOPBACK_NAMES = ["localhost", "127.0.0.1", "[::1]"];
 
 function jsonError(response: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
   const body = JSON.stringify({ jsonrpc: "2.0", error: { code: -32000, message }, id: null });
-  // Refused before its body was read (wrong path, Host, token): the connection is closed rather than left for Node to
-  // read and discard whatever an unauthenticated client keeps sending (gigabytes a minute per socket otherwise).
-  const unread = !response.req.complete;
-  response.writeHead(status, {
-    "content-type": "application/json",
-    "content-length": String(Buffer.byteLength(body)),
-    "cache-control": "no-store",
-    ...(unread ? { connection: "close" } : {}),
-    ...headers,
-  });
-  response.end(body, () => {
-    if (unread) response.req.destroy();
-  });
+  // Refused before its body was read (wrong path, Host, token): the body is never read (see src/shared/refusal.ts).
+  closeAfterAnswerIfBodyUnread(response);
+  response.writeHead(status, { "content-type": "application/json", "content-length": String(Buffer.byteLength(body)), "cache-control": "no-store", ...headers });
+  response.end(body);
 }
 
 /**

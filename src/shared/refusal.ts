@@ -1,0 +1,35 @@
+// What a server does with a request body it refused before reading (wrong route, missing or bad credentials, a
+// forbidden destination). Left to Node, the body is either read and thrown away to keep the connection (gigabytes a
+// minute per socket: a free CPU and bandwidth sink for anyone who can connect) or, with `Connection: close`, the
+// socket is closed at once with the body unread, which makes the kernel send a reset that can destroy the answer
+// before the client has read it. Instead: the answer goes out, reading stops (TCP flow control holds the client
+// back, at no cost here), and the connection is closed a moment later, once the client has had time to read it.
+import type { IncomingMessage, ServerResponse } from "node:http";
+
+/** How long a client gets to read a refusal before its connection is closed. */
+export const REFUSAL_LINGER_MS = 1000;
+
+/** Whether `request` still has body bytes that nobody has read (none for a request without a body). */
+export function hasUnreadBody(request: IncomingMessage): boolean {
+  if (request.complete) return false;
+  const length = request.headers["content-length"];
+  return request.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0");
+}
+
+/**
+ * Call before ending a refusal: when the request body has not been read, the connection stops reading once the
+ * answer is sent and is closed REFUSAL_LINGER_MS later. Returns whether it will be closed.
+ */
+export function closeAfterAnswerIfBodyUnread(response: ServerResponse, lingerMs = REFUSAL_LINGER_MS): boolean {
+  const request = response.req;
+  if (!hasUnreadBody(request)) return false;
+  // A paused request that has been read from is not drained by Node when the answer finishes (it only dumps requests
+  // nobody consumed): its buffer fills to the high-water mark, the parser stops reading the socket, and the client's
+  // sends stall in TCP flow control.
+  request.pause();
+  request.read(0);
+  response.once("finish", () => {
+    setTimeout(() => request.socket.destroy(), lingerMs).unref();
+  });
+  return true;
+}
