@@ -525,6 +525,19 @@ describe("hostile agents against the guard's endpoint", { timeout: 60_000 }, () 
     }
   });
 
+  test("a tool result carries no protocol _meta of the upstream hop: the upstream's server info stays behind the guard", async () => {
+    for (const version of ["2026-07-28", "2025-11-25"] as const) {
+      const client = await connectAgent(started.url, AGENT, version);
+      try {
+        const result = await client.callTool({ name: "web__echo", arguments: { message: "who answered?" } });
+        assert.equal(resultText(result), "web echo: who answered?", version);
+        assert.ok(!JSON.stringify(result).includes("recording-upstream"), `${version}: ${JSON.stringify(result._meta)}`);
+      } finally {
+        await client.close();
+      }
+    }
+  });
+
   test("answers to an authenticated agent are marked not to be stored by any cache", async () => {
     const client = await connectAgent(started.url, AGENT, "2026-07-28");
     try {

@@ -56,6 +56,19 @@ const MAX_RECORDED_ARGUMENTS = 16 * 1024;
 export const MAX_RESULT_BYTES = 8 * 1024 * 1024;
 const MAX_CACHED_POLICIES = 4096;
 
+/**
+ * The upstream's protocol-level `_meta` keys (the reserved `io.modelcontextprotocol/` namespace: its server info,
+ * protocol version...) describe the guard↔upstream hop, not this one: the agent talks to the guard, and must not
+ * learn which upstream answered or take its identity for the guard's. Other `_meta` keys are the tool's and pass.
+ */
+function withoutProtocolMeta(result: CallToolResult): CallToolResult {
+  const meta = result._meta;
+  if (meta === undefined || meta === null || typeof meta !== "object") return result;
+  const kept = Object.fromEntries(Object.entries(meta).filter(([key]) => !key.startsWith("io.modelcontextprotocol/")));
+  const { _meta: _dropped, ...rest } = result;
+  return Object.keys(kept).length === 0 ? rest : { ...rest, _meta: kept };
+}
+
 function errorResult(text: string): CallToolResult {
   return { content: [{ type: "text", text }], isError: true };
 }
@@ -231,7 +244,7 @@ export function createToolCaller(options: ToolCallerOptions): ToolCaller {
             timeoutMs: serverConfig.timeoutSeconds * 1000,
             ...(relay === undefined ? {} : { onprogress: relay }),
           });
-          result = redactor.value(raw);
+          result = withoutProtocolMeta(redactor.value(raw));
         } catch (error) {
           failure = redactor.text((error as Error).message ?? String(error)).slice(0, 2000);
           result = errorResult(`perimeter: ${split.server}__${split.tool} failed: ${failure}`);

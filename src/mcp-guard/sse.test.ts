@@ -35,6 +35,15 @@ describe("SSE parser", () => {
     );
   });
 
+  test("an event id is kept for resumption only when it is short and printable (it goes back as a header)", () => {
+    const long = "x".repeat(1025);
+    const { events } = parse([`id: good-1\ndata: a\n\nid: ${long}\ndata: b\n\nid: caf\u00e9\ndata: c\n\nid: ok-2\ndata: d\n\n`]);
+    assert.deepEqual(
+      events.map((event) => event.lastEventId),
+      ["good-1", "good-1", "good-1", "ok-2"],
+    );
+  });
+
   test("CRLF, LF and lone CR all end lines (mixed in one stream)", () => {
     const { events } = parse(["data: a\r\n\r\ndata: b\n\ndata: c\r\rdata: d\r\n\n"]);
     assert.deepEqual(

@@ -5,6 +5,9 @@
 // bounded: one event (its data so far plus the line being read) larger than maxEventBytes is an error, not a buffer
 // that grows.
 
+/** Longest event id kept for resumption (it is sent back as the Last-Event-ID header). */
+const MAX_EVENT_ID_LENGTH = 1024;
+
 export interface ServerSentEvent {
   /** The event type; "message" when the event named none. */
   event: string;
@@ -130,7 +133,9 @@ export class SseParser {
         this.eventType = value;
         break;
       case "id":
-        if (!value.includes("\u0000")) this.lastId = value;
+        // It goes back to the upstream as a Last-Event-ID header: only a short, printable one is kept (anything else
+        // would be an oversized header or one Node refuses to send, and the stream simply cannot be resumed).
+        if (value.length <= MAX_EVENT_ID_LENGTH && /^[\x20-\x7e]*$/.test(value)) this.lastId = value;
         break;
       case "retry":
         if (/^[0-9]+$/.test(value)) this.options.onRetry?.(Number(value));
