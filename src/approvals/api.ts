@@ -7,6 +7,7 @@
 // Errors are JSON { error: { code, message } }: 401 no/bad token, 404 unknown id, 409 not pending, 400 bad body,
 // 503 when the decision cannot be audited (it is then not applied).
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { closeAfterAnswerIfBodyUnread } from "../shared/index.ts";
 import { ApprovalStateError } from "./store.ts";
 import type { ApprovalKind, ApprovalStatus, ApprovalStore } from "./store.ts";
 
@@ -23,6 +24,8 @@ const MAX_BODY = 16 * 1024;
 
 function send(response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
+  // An answer given before the request body was read (a refusal) never reads it (src/shared/refusal.ts).
+  closeAfterAnswerIfBodyUnread(response);
   response.writeHead(status, { "content-type": "application/json", "cache-control": "no-store", "content-length": String(Buffer.byteLength(text)), ...headers });
   response.end(text);
 }

@@ -1,5 +1,6 @@
 // The sandbox MCP server over real Streamable HTTP with the official MCP client, real bubblewrap sandboxes and the
 // real audit log (SQLite in a temp directory).
+import { uploadAfterRefusal } from "../shared/testing.ts";
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -82,6 +83,15 @@ test("the endpoint needs the bearer token: none or a wrong one gets 401 with WWW
   assert.equal(health.status, 200);
   const metrics = await fetch(url.replace(/\/mcp$/, "/metrics"));
   assert.equal(metrics.status, 401);
+});
+
+test("a client without the token streaming a huge body is cut off after its 401, not read to the end", async () => {
+  const target = new URL(url);
+  const head = `POST /mcp HTTP/1.1\r\nHost: ${target.host}\r\nContent-Type: application/json\r\nContent-Length: ${1024 ** 3}\r\n\r\n`;
+  const attempt = await uploadAfterRefusal({ host: target.hostname, port: Number(target.port) }, head);
+  assert.ok(attempt.closed, `the runner kept reading (${(attempt.sentBytes / 1024 / 1024).toFixed(0)} MiB sent)`);
+  assert.match(attempt.answer, /^HTTP\/1\.1 401 /);
+  assert.ok(attempt.sentBytes < 256 * 1024 * 1024, `${(attempt.sentBytes / 1024 / 1024).toFixed(0)} MiB accepted before the close`);
 });
 
 test("a foreign Host header is refused (DNS rebinding) even with the token", async () => {

@@ -16,7 +16,7 @@ import { toNodeHandler } from "@modelcontextprotocol/node";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { secretShapeIn, splitHostPort } from "../config/index.ts";
 import type { Logger } from "../shared/index.ts";
-import { silentLogger } from "../shared/index.ts";
+import { closeAfterAnswerIfBodyUnread, silentLogger } from "../shared/index.ts";
 import { SandboxTaskError, SandboxUnavailableError, workspacePathProblem } from "./task.ts";
 import type { SandboxBackend, SandboxHostRule, SandboxLimits, SandboxResult, SandboxTask } from "./task.ts";
 import { createWorkspaceStore, workspaceNameProblem } from "./workspaces.ts";
@@ -463,11 +463,14 @@ export function createSandboxServer(options: SandboxServerOptions): SandboxServe
       return;
     }
     if (path !== "/mcp" && path !== "/metrics") {
+      closeAfterAnswerIfBodyUnread(response);
       response.writeHead(404, { "content-type": "text/plain" }).end("not found: the MCP endpoint is /mcp\n");
       return;
     }
     if (!bearerMatches(request.headers.authorization, expectedToken)) {
       const presented = request.headers.authorization !== undefined;
+      // Refused before its body is read: the body never is (src/shared/refusal.ts).
+      closeAfterAnswerIfBodyUnread(response);
       response
         .writeHead(401, { "content-type": "application/json", "www-authenticate": `Bearer realm="perimeter-sandbox"${presented ? ', error="invalid_token"' : ""}` })
         .end(JSON.stringify({ error: presented ? "invalid_token" : "unauthorized", error_description: "present the sandbox runner's token as Authorization: Bearer TOKEN" }));
@@ -481,6 +484,7 @@ export function createSandboxServer(options: SandboxServerOptions): SandboxServe
     if (loopbackOnly) {
       const host = validateHostHeader(request.headers.host ?? null, ["localhost", "127.0.0.1", "[::1]"]);
       if (!host.ok) {
+        closeAfterAnswerIfBodyUnread(response);
         response.writeHead(403, { "content-type": "text/plain" }).end("forbidden host\n");
         return;
       }

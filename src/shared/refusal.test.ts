@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import net from "node:net";
 import { closeAfterAnswerIfBodyUnread } from "./index.ts";
+import { uploadAfterRefusal } from "./testing.ts";
 
 async function refusingServer(readBodyFirst: boolean): Promise<{ port: number; bytesRead: () => number; close: () => Promise<void> }> {
   const sockets = new Set<net.Socket>();
@@ -42,18 +43,9 @@ function rawClient(port: number): Promise<{ socket: net.Socket; answer: () => st
 test("an unread body is not read: the client gets the answer, stalls in flow control, and is closed after the linger", async () => {
   const server = await refusingServer(false);
   try {
-    const client = await rawClient(server.port);
-    client.socket.write(`POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: ${1024 ** 3}\r\n\r\n`);
-    const chunk = Buffer.alloc(64 * 1024, 0x61);
-    const started = performance.now();
-    let sent = 0;
-    while (!client.socket.destroyed && performance.now() - started < 2000 && sent < 256 * 1024 * 1024) {
-      if (!client.socket.write(chunk)) await new Promise((resolve) => setTimeout(resolve, 5));
-      sent += chunk.length;
-    }
-    await Promise.race([client.closed, new Promise((resolve) => setTimeout(resolve, 2000))]);
-    assert.ok(client.socket.destroyed, "closed after the linger");
-    assert.match(client.answer(), /^HTTP\/1\.1 403 [^]*\r\n\r\nrefused$/);
+    const attempt = await uploadAfterRefusal({ host: "127.0.0.1", port: server.port }, `POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: ${1024 ** 3}\r\n\r\n`, { forMs: 2000, maxBytes: 256 * 1024 * 1024 });
+    assert.ok(attempt.closed, "closed after the linger");
+    assert.match(attempt.answer, /^HTTP\/1\.1 403 [^]*\r\n\r\nrefused$/);
     assert.ok(server.bytesRead() < 4 * 1024 * 1024, `the server read ${server.bytesRead()} bytes of a body it refused`);
   } finally {
     await server.close();
