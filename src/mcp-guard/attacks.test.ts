@@ -4,33 +4,22 @@
 // the group commit. Real servers on 127.0.0.1 only. Each test names the behaviour it proves.
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
-import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { connect as netConnect, createServer as createNetServer } from "node:net";
 import { after, before, describe, test } from "node:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { Writable } from "node:stream";
 import { Client } from "@modelcontextprotocol/client";
-import pino from "pino";
-import { AuditWriteError, openAuditLog, readAuditRecords } from "../audit-log/index.ts";
+import { AuditWriteError, readAuditRecords } from "../audit-log/index.ts";
 import type { AuditLog, PreparedAuditEvent } from "../audit-log/index.ts";
-import { parseConfig } from "../config/index.ts";
-import { openGuardDatabase } from "./cli.ts";
-import { createMcpGuard } from "./guard.ts";
 import type { JSONRPCMessage } from "@modelcontextprotocol/client";
 import { NodeHttpClientTransport } from "./http-transport.ts";
 import type { HttpTransportOptions } from "./http-transport.ts";
-import { connectAgent, eventually, resultText, startGuard, startRecordingServer } from "./testing.ts";
+import { connectAgent, eventually, recordingHandler, resultText, startGuard, startRecordingServer } from "./testing.ts";
+import type { ScriptedHandler, SeenRequest } from "./testing.ts";
 import { uploadAfterRefusal } from "../shared/testing.ts";
 
-interface Seen {
-  method: string;
-  headers: IncomingHttpHeaders;
-  message: { id?: string | number; method?: string; params?: Record<string, unknown> } | undefined;
-}
-type Handle = (seen: Seen, response: ServerResponse, request: IncomingMessage) => void;
+type Seen = SeenRequest;
+type Handle = ScriptedHandler;
 
 const cleanups: Array<() => Promise<void> | void> = [];
 after(async () => {
@@ -39,22 +28,7 @@ after(async () => {
 
 async function startServer(handle: Handle): Promise<{ url: string; seen: Seen[]; server: Server }> {
   const seen: Seen[] = [];
-  const server = createServer((request, response) => {
-    const chunks: Buffer[] = [];
-    request.on("data", (chunk: Buffer) => chunks.push(chunk));
-    request.on("end", () => {
-      const body = Buffer.concat(chunks).toString("utf8");
-      let message: Seen["message"];
-      try {
-        message = body === "" ? undefined : (JSON.parse(body) as Seen["message"]);
-      } catch {
-        message = undefined;
-      }
-      const entry = { method: request.method ?? "", headers: request.headers, message };
-      seen.push(entry);
-      handle(entry, response, request);
-    });
-  });
+  const server = createServer(recordingHandler(handle, seen));
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   cleanups.push(
     () =>
@@ -623,52 +597,24 @@ function failingAudit(log: AuditLog) {
 
 describe("tool-call records under group commit, with an audit log that fails", { timeout: 60_000 }, () => {
   let web: Awaited<ReturnType<typeof startRecordingServer>>;
-  let directory: string;
-  let auditPath: string;
-  let log: AuditLog;
-  let database: ReturnType<typeof openGuardDatabase>;
-  let guard: ReturnType<typeof createMcpGuard>;
-  let url: string;
-  let adminUrl: string;
+  let started: Awaited<ReturnType<typeof startGuard>>;
   let failing: ReturnType<typeof failingAudit>;
-  const logLines: string[] = [];
   let agent: Client;
 
   before(async () => {
     web = await startRecordingServer();
-    directory = mkdtempSync(join(tmpdir(), "mcp-guard-attacks-"));
-    auditPath = join(directory, "audit.db");
-    log = openAuditLog({ path: auditPath });
-    database = openGuardDatabase(auditPath);
-    failing = failingAudit(log);
-    const logger = pino(
-      { level: "debug" },
-      new Writable({
-        write(chunk: Buffer, _encoding, callback) {
-          logLines.push(chunk.toString("utf8"));
-          callback();
-        },
-      }),
-    );
-    guard = createMcpGuard(parseConfig(guardConfig(web.url).replaceAll("AUDIT_PATH", auditPath)), { env: ENV, audit: failing.audit, database, logger }, { listen: "127.0.0.1:0", adminListen: "127.0.0.1:0" });
-    const { agent: address, admin } = await guard.listen();
-    url = `http://127.0.0.1:${address.port}/mcp`;
-    adminUrl = `http://127.0.0.1:${admin.port}`;
-    await guard.ready(20_000);
-    await eventually(() => (guard.upstream("web")?.state().state === "ready" ? true : undefined), 20_000, "the upstream ready");
-    agent = await connectAgent(url, AGENT, "2026-07-28");
+    started = await startGuard(guardConfig(web.url), ENV, { wrapAudit: (log) => (failing = failingAudit(log)).audit });
+    await eventually(() => (started.guard.upstream("web")?.state().state === "ready" ? true : undefined), 20_000, "the upstream ready");
+    agent = await connectAgent(started.url, AGENT, "2026-07-28");
   });
   after(async () => {
     await agent.close();
-    await guard.close();
-    database.close();
-    log.close();
+    await started.close();
     await web.close();
-    rmSync(directory, { recursive: true, force: true });
   });
 
   const upstreamSaw = (marker: string) => web.requests.some((request) => request.body.includes(marker));
-  const auditFailures = async () => Number(/perimeter_mcp_guard_audit_failures_total (\d+)/.exec(await (await fetch(`${adminUrl}/metrics`)).text())?.[1] ?? "NaN");
+  const auditFailures = async () => Number(/perimeter_mcp_guard_audit_failures_total (\d+)/.exec(await (await fetch(`${started.adminUrl}/metrics`)).text())?.[1] ?? "NaN");
 
   test("the dispatch record cannot be committed: the call is refused and the upstream never sees it", async () => {
     failing.state.failWhen = (events) => events.some((event) => event.type === "tool-dispatch");
@@ -698,10 +644,10 @@ describe("tool-call records under group commit, with an audit log that fails", {
   });
 
   test("a refused call's record (deferred, nothing waits for it) lands on its own within moments; one that cannot be written is counted and logged", async () => {
-    const before = readAuditRecords(auditPath).length;
+    const before = readAuditRecords(started.auditPath).length;
     const refused = await agent.callTool({ name: "web__not-allowed", arguments: { marker: "refused-3" } });
     assert.equal(refused.isError, true);
-    const landed = await eventually(() => readAuditRecords(auditPath, { afterSeq: 0 }).slice(before).find((record) => record.type === "tool-call" && record.data.decision === "deny" && JSON.stringify(record.data).includes("refused-3")), 2000, "the refusal's record");
+    const landed = await eventually(() => readAuditRecords(started.auditPath, { afterSeq: 0 }).slice(before).find((record) => record.type === "tool-call" && record.data.decision === "deny" && JSON.stringify(record.data).includes("refused-3")), 2000, "the refusal's record");
     assert.equal(landed.data.agent, "hermes");
 
     const failuresBefore = await auditFailures();
@@ -715,8 +661,8 @@ describe("tool-call records under group commit, with an audit log that fails", {
       failing.state.failWhen = undefined;
     }
     assert.equal(await auditFailures(), failuresBefore + 1);
-    assert.ok(logLines.some((line) => /"level":50/.test(line) && /audit write failed for a refused call/.test(line)));
-    assert.ok(!readAuditRecords(auditPath).some((record) => JSON.stringify(record.data).includes("refused-4")));
+    assert.ok(started.logLines.some((line) => /"level":50/.test(line) && /audit write failed for a refused call/.test(line)));
+    assert.ok(!readAuditRecords(started.auditPath).some((record) => JSON.stringify(record.data).includes("refused-4")));
   });
 });
 

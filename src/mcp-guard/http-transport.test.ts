@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
-import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -16,18 +16,12 @@ import { Client, ProtocolError } from "@modelcontextprotocol/client";
 import type { JSONRPCMessage } from "@modelcontextprotocol/client";
 import { NodeHttpClientTransport, UpstreamAnswerTooLargeError, UpstreamIdleTimeoutError } from "./http-transport.ts";
 import type { HttpTransportOptions } from "./http-transport.ts";
-import { eventually, startRecordingServer } from "./testing.ts";
+import { eventually, recordingHandler, startRecordingServer } from "./testing.ts";
+import type { ScriptedHandler, SeenRequest } from "./testing.ts";
 import { GuardClient } from "./upstream.ts";
 
-interface Seen {
-  method: string;
-  headers: IncomingHttpHeaders;
-  body: string;
-  /** The parsed JSON-RPC message of a POST. */
-  message: { id?: string | number; method?: string; params?: Record<string, unknown> } | undefined;
-}
-
-type Handle = (seen: Seen, response: ServerResponse, request: IncomingMessage) => void | Promise<void>;
+type Seen = SeenRequest;
+type Handle = ScriptedHandler;
 
 interface TestServer {
   url: string;
@@ -57,28 +51,9 @@ async function listen(server: Server, seen: Seen[], scheme: "http" | "https"): P
   return started;
 }
 
-function recorder(handle: Handle, seen: Seen[]) {
-  return (request: IncomingMessage, response: ServerResponse) => {
-    const chunks: Buffer[] = [];
-    request.on("data", (chunk: Buffer) => chunks.push(chunk));
-    request.on("end", () => {
-      const body = Buffer.concat(chunks).toString("utf8");
-      let message: Seen["message"];
-      try {
-        message = body === "" ? undefined : (JSON.parse(body) as Seen["message"]);
-      } catch {
-        message = undefined;
-      }
-      const entry = { method: request.method ?? "", headers: request.headers, body, message };
-      seen.push(entry);
-      void handle(entry, response, request);
-    });
-  };
-}
-
 async function startServer(handle: Handle): Promise<TestServer> {
   const seen: Seen[] = [];
-  return listen(createServer(recorder(handle, seen)), seen, "http");
+  return listen(createServer(recordingHandler(handle, seen)), seen, "http");
 }
 
 const json = (response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
@@ -469,7 +444,7 @@ describe("upstream Streamable HTTP transport (node:http)", { timeout: 60_000 }, 
       execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", join(directory, "key.pem"), "-out", join(directory, "cert.pem"), "-days", "1", "-subj", "/CN=upstream", "-addext", "subjectAltName=IP:127.0.0.1"], { stdio: "ignore" });
       const cert = readFileSync(join(directory, "cert.pem"));
       const seen: Seen[] = [];
-      const upstream = await listen(createHttpsServer({ key: readFileSync(join(directory, "key.pem")), cert }, recorder(legacyServer({ answer: "sse" }), seen)), seen, "https");
+      const upstream = await listen(createHttpsServer({ key: readFileSync(join(directory, "key.pem")), cert }, recordingHandler(legacyServer({ answer: "sse" }), seen)), seen, "https");
       await assert.rejects(connect(upstream.url), /self[- ]signed certificate/);
       assert.equal(seen.length, 0, "nothing was sent before the certificate was checked");
       const { client } = await connect(upstream.url, { ca: cert });

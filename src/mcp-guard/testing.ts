@@ -3,7 +3,7 @@
 // clients speaking either protocol revision.
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
-import type { IncomingMessage } from "node:http";
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,7 +19,7 @@ import { parseConfig } from "../config/index.ts";
 import type { Environment } from "../config/index.ts";
 import { openGuardDatabase } from "./cli.ts";
 import { createMcpGuard } from "./guard.ts";
-import type { McpGuard, McpGuardOptions } from "./guard.ts";
+import type { McpGuard, McpGuardDependencies, McpGuardOptions } from "./guard.ts";
 
 export const EVERYTHING_ENTRY = join(import.meta.dirname, "../../node_modules/@modelcontextprotocol/server-everything/dist/index.js");
 
@@ -147,7 +147,11 @@ export interface StartedGuard {
 }
 
 /** Starts a guard from YAML (parsed like perimeter.yaml) with a real audit log in a temporary directory. */
-export async function startGuard(yaml: string, env: Environment, options: McpGuardOptions & { directory?: string } = {}): Promise<StartedGuard> {
+export async function startGuard(
+  yaml: string,
+  env: Environment,
+  options: McpGuardOptions & { directory?: string; wrapAudit?: (log: AuditLog) => McpGuardDependencies["audit"] } = {},
+): Promise<StartedGuard> {
   const directory = options.directory ?? mkdtempSync(join(tmpdir(), "mcp-guard-test-"));
   const auditPath = join(directory, "audit.db");
   const config = parseConfig(yaml.replaceAll("AUDIT_PATH", auditPath));
@@ -165,7 +169,8 @@ export async function startGuard(yaml: string, env: Environment, options: McpGua
   );
   let guard: McpGuard;
   try {
-    guard = createMcpGuard(config, { env, audit, database, logger }, { listen: "127.0.0.1:0", adminListen: "127.0.0.1:0", backoff: { initialMs: 100, maxMs: 1000 }, ...options });
+    const { wrapAudit, directory: _directory, ...guardOptions } = options;
+    guard = createMcpGuard(config, { env, audit: wrapAudit?.(audit) ?? audit, database, logger }, { listen: "127.0.0.1:0", adminListen: "127.0.0.1:0", backoff: { initialMs: 100, maxMs: 1000 }, ...guardOptions });
   } catch (error) {
     database.close();
     audit.close();
@@ -216,4 +221,34 @@ export async function eventually<T>(check: () => T | undefined | Promise<T | und
 export function resultText(result: { content?: unknown }): string {
   const content = (result.content ?? []) as Array<{ type: string; text?: string }>;
   return content.map((block) => block.text ?? "").join("\n");
+}
+
+/** A request as a scripted upstream in a test saw it: the raw body and, for a POST, its parsed JSON-RPC message. */
+export interface SeenRequest {
+  method: string;
+  headers: IncomingHttpHeaders;
+  body: string;
+  message: { id?: string | number; method?: string; params?: Record<string, unknown> } | undefined;
+}
+
+export type ScriptedHandler = (seen: SeenRequest, response: ServerResponse, request: IncomingMessage) => void | Promise<void>;
+
+/** A node:http request listener that reads each request whole, records it in `seen`, then lets `handle` answer. */
+export function recordingHandler(handle: ScriptedHandler, seen: SeenRequest[]): (request: IncomingMessage, response: ServerResponse) => void {
+  return (request, response) => {
+    const chunks: Buffer[] = [];
+    request.on("data", (chunk: Buffer) => chunks.push(chunk));
+    request.on("end", () => {
+      const body = Buffer.concat(chunks).toString("utf8");
+      let message: SeenRequest["message"];
+      try {
+        message = body === "" ? undefined : (JSON.parse(body) as SeenRequest["message"]);
+      } catch {
+        message = undefined;
+      }
+      const entry = { method: request.method ?? "", headers: request.headers, body, message };
+      seen.push(entry);
+      void handle(entry, response, request);
+    });
+  };
 }
