@@ -20,6 +20,7 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { staticResolver } from "../net/index.ts";
 import { openAuditLog, readAuditRecords } from "../audit-log/index.ts";
+import type { AuditLog } from "../audit-log/index.ts";
 import { createEgressProxy } from "./index.ts";
 import type { EgressPolicyInput, EgressProxy, ListenAddress } from "./index.ts";
 import type { AuditSink } from "./server.ts";
@@ -1043,45 +1044,50 @@ describe("audit ordering with a real SQLite audit log", { timeout: 30_000 }, () 
   });
   after(() => rmSync(directory, { recursive: true, force: true }));
 
-  const allowRecords = (path: string) => readAuditRecords(path, { limit: 100_000 }).filter((record) => record.type === "egress-decision" && record.data.decision === "allow");
-
-  test("when the origin receives a request, its allow record is already committed (new and pooled connections)", async () => {
-    const path = join(directory, "ordering.sqlite");
+  /** withProxy with a real SQLite audit log of its own, closed afterwards (closing twice is harmless). */
+  const withAuditedProxy = async (name: string, handler: OriginHandler, run: (harness: Harness, log: AuditLog, path: string) => Promise<void>) => {
+    const path = join(directory, `${name}.sqlite`);
     const log = openAuditLog({ path });
-    const seenAtOrigin: number[] = [];
     try {
-      await withProxy(
-        (request) => {
-          seenAtOrigin.push(allowRecords(path).length);
-          reply(request.socket, ok("ok"));
-        },
-        async (harness) => {
-          const client = await harness.client();
-          for (let index = 0; index < 5; index++) {
-            client.send(harness.request("GET", `/r/${index}`));
-            assert.equal((await client.response()).status, 200);
-          }
-          const other = await harness.client();
-          other.send(harness.request("GET", "/other"));
-          assert.equal((await other.response()).status, 200);
-        },
-        { audit: log },
-      );
-      assert.deepEqual(seenAtOrigin, [1, 2, 3, 4, 5, 6], "the i-th request found i allow records");
-      const first = allowRecords(path)[0];
-      assert.equal(first?.data.host, "origin.test");
-      assert.equal(first?.data.address, ORIGIN_IP);
+      await withProxy(handler, (harness) => run(harness, log, path), { audit: log });
     } finally {
       log.close();
     }
+  };
+
+  const allowRecords = (path: string) => readAuditRecords(path, { limit: 100_000 }).filter((record) => record.type === "egress-decision" && record.data.decision === "allow");
+
+  test("when the origin receives a request, its allow record is already committed (new and pooled connections)", async () => {
+    const seenAtOrigin: number[] = [];
+    const path = join(directory, "ordering.sqlite");
+    await withAuditedProxy(
+      "ordering",
+      (request) => {
+        seenAtOrigin.push(allowRecords(path).length);
+        reply(request.socket, ok("ok"));
+      },
+      async (harness) => {
+        const client = await harness.client();
+        for (let index = 0; index < 5; index++) {
+          client.send(harness.request("GET", `/r/${index}`));
+          assert.equal((await client.response()).status, 200);
+        }
+        const other = await harness.client();
+        other.send(harness.request("GET", "/other"));
+        assert.equal((await other.response()).status, 200);
+      },
+    );
+    assert.deepEqual(seenAtOrigin, [1, 2, 3, 4, 5, 6], "the i-th request found i allow records");
+    const first = allowRecords(path)[0];
+    assert.equal(first?.data.host, "origin.test");
+    assert.equal(first?.data.address, ORIGIN_IP);
   });
 
   test("with a closed audit log: 503 audit-unavailable, and the origin receives nothing (neither on a new nor a pooled connection)", async () => {
-    const path = join(directory, "closed.sqlite");
-    const log = openAuditLog({ path });
-    await withProxy(
+    await withAuditedProxy(
+      "closed",
       (request) => reply(request.socket, ok("ok")),
-      async (harness) => {
+      async (harness, log) => {
         const client = await harness.client();
         client.send(harness.request("GET", "/before"));
         assert.equal((await client.response()).status, 200);
@@ -1098,56 +1104,33 @@ describe("audit ordering with a real SQLite audit log", { timeout: 30_000 }, () 
         for (let connection = 1; connection < harness.origin.sockets.length; connection++) assert.equal(harness.origin.received(connection).length, 0, "not a byte on a new connection");
         assert.deepEqual(harness.origin.requests.map((request) => request.target), ["/before"]);
       },
-      { audit: log },
     );
   });
 
+  // In both, the next request reaches the proxy first and the origin's mischief right after it: both are read in one
+  // turn of the loop, while the decision's record waits for the group commit.
+  const pooledConnectionMeddled = (name: string, meddle: (socket: net.Socket) => void) =>
+    withAuditedProxy(
+      name,
+      (request) => reply(request.socket, ok(`answer ${request.target}`)),
+      async (harness) => {
+        const client = await harness.client();
+        client.send(harness.request("GET", "/first"));
+        await client.response();
+        client.send(harness.request("GET", "/second"));
+        meddle(harness.origin.sockets[0] as net.Socket);
+        const response = await client.response();
+        assert.equal(text(response), "answer /second");
+        assert.equal(harness.origin.requests.find((request) => request.target === "/second")?.connection, 1, "the second request went out on a new connection");
+      },
+    );
+
   test("a reset on a pooled connection while the next request's record commits is survived: the GET goes out on a new connection", async () => {
-    const path = join(directory, "reset.sqlite");
-    const log = openAuditLog({ path });
-    try {
-      await withProxy(
-        (request) => reply(request.socket, ok(`answer ${request.target}`)),
-        async (harness) => {
-          const client = await harness.client();
-          client.send(harness.request("GET", "/first"));
-          await client.response();
-          // The request reaches the proxy first, the reset right after it: both are read in one turn of the loop,
-          // while the decision's record waits for the group commit.
-          client.send(harness.request("GET", "/second"));
-          harness.origin.sockets[0]?.resetAndDestroy();
-          const response = await client.response();
-          assert.equal(text(response), "answer /second");
-          assert.equal(harness.origin.requests.find((request) => request.target === "/second")?.connection, 1);
-        },
-        { audit: log },
-      );
-    } finally {
-      log.close();
-    }
+    await pooledConnectionMeddled("reset", (socket) => socket.resetAndDestroy());
   });
 
   test("stray bytes on a pooled connection while the next request's record commits: never the answer, connection dropped", async () => {
-    const path = join(directory, "stray.sqlite");
-    const log = openAuditLog({ path });
-    try {
-      await withProxy(
-        (request) => reply(request.socket, ok(`answer ${request.target}`)),
-        async (harness) => {
-          const client = await harness.client();
-          client.send(harness.request("GET", "/first"));
-          await client.response();
-          client.send(harness.request("GET", "/second"));
-          reply(harness.origin.sockets[0] as net.Socket, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\npoison");
-          const response = await client.response();
-          assert.equal(text(response), "answer /second");
-          assert.equal(harness.origin.requests.find((request) => request.target === "/second")?.connection, 1, "the connection that sent stray bytes was not reused");
-        },
-        { audit: log },
-      );
-    } finally {
-      log.close();
-    }
+    await pooledConnectionMeddled("stray", (socket) => reply(socket, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\npoison"));
   });
 });
 
