@@ -426,9 +426,10 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
 
   /**
    * Records an audit event; `then(true)` once it is committed, `then(false)` when it could not be (the caller must
-   * then refuse). With group commit `then` runs at the end of this event-loop turn, otherwise at once.
+   * then refuse). With group commit `then` runs at the end of this event-loop turn, otherwise at once; a `soon`
+   * record (a closed connection's) waits for the next commit instead (see appendSoon).
    */
-  function audit(record: Record<string, unknown> & { type: string }, then?: (ok: boolean) => void): void {
+  function audit(record: Record<string, unknown> & { type: string }, then?: (ok: boolean) => void, options: { soon?: boolean } = {}): void {
     const event = { component: "egress-proxy" as const, ...record };
     const failed = (error: unknown) => {
       logger.error({ err: error, type: record.type }, then === undefined ? "audit record could not be written" : "audit record could not be written; refusing the request");
@@ -445,9 +446,9 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
         then?.(true);
         return;
       }
-      // A record nothing waits for (a refusal already sent, a closed connection) rides with the next commit.
-      if (then === undefined) committer.appendSoon(event, (error) => error !== null && failed(error));
-      else committer.append(event, (error) => (error === null ? then(true) : failed(error)));
+      // A closed connection's record, which nothing waits for and no request depends on, rides with the next commit.
+      if (options.soon === true) committer.appendSoon(event, (error) => error !== null && failed(error));
+      else committer.append(event, (error) => (error === null ? then?.(true) : failed(error)));
     } catch (error) {
       failed(error);
     }
@@ -731,7 +732,7 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
         bytesToUpstream: toUpstream,
         bytesFromUpstream: fromUpstream,
         durationMs: Math.round(performance.now() - opened),
-      });
+      }, undefined, { soon: true });
     }
     client.setTimeout(limits.idleTimeoutSeconds * 1000, () => finish("idle-timeout"));
     upstream.setTimeout(limits.idleTimeoutSeconds * 1000, () => finish("idle-timeout"));
@@ -1077,7 +1078,7 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
         bytesToUpstream: socket.bytesRead,
         bytesFromUpstream: socket.bytesWritten,
         durationMs: Math.round(performance.now() - state.startedAt),
-      });
+      }, undefined, { soon: true });
     });
   }
 

@@ -88,19 +88,16 @@ export function createToolCaller(options: ToolCallerOptions): ToolCaller {
     return new Promise((resolve, reject) => committer.append(event, (error) => (error === null ? resolve() : reject(error))));
   };
   /**
-   * A record nothing waits for (a refusal, a cancellation): it rides with the next commit (see appendSoon); a failure
-   * is counted and logged, never silent.
+   * The record of a call that does not go upstream (a refusal, a cancellation): committed before the agent hears of
+   * it, like every other record, but a failure to write it cannot make the answer any more of a refusal than it is,
+   * so it is counted and logged instead of changing the answer.
    */
-  const recordQuietly = (event: AuditEventInput, what: string, callId: string): void => {
-    const failed = (error: unknown) => {
+  const recordRefusal = async (event: AuditEventInput, what: string, callId: string): Promise<void> => {
+    try {
+      await record(event);
+    } catch (error) {
       metrics.auditFailures.inc();
       logger.error({ event: "audit-error", callId, error: (error as Error).message }, what);
-    };
-    try {
-      if (committer === undefined) audit.append(event);
-      else committer.appendSoon(event, (error) => error !== null && failed(error));
-    } catch (error) {
-      failed(error);
     }
   };
   const progressInterval = options.progressIntervalMs ?? 10_000;
@@ -154,8 +151,8 @@ export function createToolCaller(options: ToolCallerOptions): ToolCaller {
       };
 
       /** A refusal: recorded, counted, and explained to the model in the result text. */
-      const refuse = (reason: string, message: string, extra: Record<string, unknown> = {}): CallToolResult => {
-        recordQuietly({ ...base, ...argumentsField(), decision: "deny", reason, latencyMs: latency(), ...extra }, "audit write failed for a refused call", callId);
+      const refuse = async (reason: string, message: string, extra: Record<string, unknown> = {}): Promise<CallToolResult> => {
+        await recordRefusal({ ...base, ...argumentsField(), decision: "deny", reason, latencyMs: latency(), ...extra }, "audit write failed for a refused call", callId);
         finish("deny");
         return errorResult(`perimeter: ${message}`);
       };
@@ -196,7 +193,7 @@ export function createToolCaller(options: ToolCallerOptions): ToolCaller {
           const outcome = await awaitApproval(binding, args, context);
           if (!outcome.ok) {
             if (outcome.cancelled) {
-              recordQuietly(
+              await recordRefusal(
                 { ...base, ...argumentsField(), ...hashField, decision: "cancelled", reason: outcome.reason, approvalId: outcome.approvalId ?? null, latencyMs: latency() },
                 "audit write failed for a cancelled call",
                 callId,
