@@ -307,7 +307,7 @@ function collectOutput(stream: Readable | null, limit: number, onOverflow: () =>
 }
 
 /** Pids of every descendant of `root`, from one scan of /proc (bounded by the host's process count). */
-function descendantsOf(root: number): number[] {
+export function descendantsOf(root: number): number[] {
   const children = new Map<number, number[]>();
   let entries: string[];
   try {

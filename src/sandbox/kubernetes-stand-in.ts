@@ -17,6 +17,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import type { IJob } from "kubernetes-models/batch/v1/Job";
 import type { IConfigMap } from "kubernetes-models/v1/ConfigMap";
 import type { IPod } from "kubernetes-models/v1/Pod";
+import { descendantsOf } from "./bubblewrap.ts";
 
 export const STAND_IN_TOKEN = "stand-in-token";
 
@@ -59,11 +60,21 @@ export interface StandInApiServer {
 
 const key = (namespace: string, name: string) => `${namespace}/${name}`;
 
+/**
+ * What a kubelet does to a deleted pod's cgroup: every process goes. The sandboxed command runs in a session of its
+ * own (bwrap --new-session), out of reach of a kill of bwrap's process group, and a pod deleted right after it
+ * started may not have armed --die-with-parent yet; so the descendants are collected first (once bwrap is dead they
+ * are no longer its descendants) and each is killed, then the group and bwrap itself.
+ */
 function killPod(pod: RunningPod): void {
-  try {
-    if (pod.process.pid !== undefined) process.kill(-pod.process.pid, "SIGKILL");
-  } catch {
-    // Already gone.
+  const pid = pod.process.pid;
+  if (pid === undefined) return;
+  for (const target of [...descendantsOf(pid), -pid, pid]) {
+    try {
+      process.kill(target, "SIGKILL");
+    } catch {
+      // Already gone, or no such group yet.
+    }
   }
 }
 
