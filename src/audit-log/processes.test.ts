@@ -21,8 +21,8 @@ interface Writer {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-function startWriter(path: string, keyFile: string, count: number, every: number, name: string): Writer {
-  const child = spawn(process.execPath, [writerScript, path, keyFile, String(count), String(every), name], { stdio: ["pipe", "pipe", "inherit"] });
+function startWriter(path: string, keyFile: string, count: number, every: number, name: string, batch = 1): Writer {
+  const child = spawn(process.execPath, [writerScript, path, keyFile, String(count), String(every), name, String(batch)], { stdio: ["pipe", "pipe", "inherit"] });
   const lines: string[] = [];
   const waiters = new Set<() => void>();
   let buffered = "";
@@ -134,6 +134,36 @@ test("two processes appending concurrently to one file (and racing to create its
   for (const name of ["left", "right"]) {
     const indexes = records.filter((record) => record.data.writer === name).map((record) => record.data.index);
     assert.deepEqual(indexes, Array.from({ length: perWriter }, (_, index) => index), `${name}'s records are all there, in its order`);
+  }
+  const switches = records.filter((record, index) => index > 0 && record.data.writer !== records[index - 1]?.data.writer).length;
+  assert.ok(switches >= 2, `the writers actually interleaved (${switches} switches)`);
+});
+
+test("a process appending batches (one transaction each) and one appending singly share one chain; each batch stays contiguous", { timeout: 120_000 }, async () => {
+  const directory = temporaryDirectory();
+  const path = join(directory, "audit.db");
+  const keyFile = join(directory, "audit.pem");
+  const perWriter = 400;
+  const writers = [startWriter(path, keyFile, perWriter, 25, "batches", 8), startWriter(path, keyFile, perWriter, 25, "singles")];
+  await Promise.all(writers.map((writer) => writer.waitFor((line) => line === "open", 20_000)));
+  for (const writer of writers) writer.child.stdin.write("go\n");
+  const exits = await Promise.all(writers.map((writer) => writer.exited));
+  assert.deepEqual(
+    exits.map((exit) => exit.code),
+    [0, 0],
+  );
+  const result = verifyAuditLog(path, { publicKey: readFileSync(`${keyFile}.pub`, "utf8") });
+  assert.ok(result.ok, JSON.stringify(result));
+  assert.equal(result.records, 2 * perWriter);
+  const records = readAuditRecords(path, { limit: 10_000 });
+  const batched = records.filter((record) => record.data.writer === "batches");
+  assert.deepEqual(
+    batched.map((record) => record.data.index),
+    Array.from({ length: perWriter }, (_, index) => index),
+  );
+  for (let start = 0; start < perWriter; start += 8) {
+    const seqs = batched.slice(start, start + 8).map((record) => record.seq);
+    assert.deepEqual(seqs, Array.from({ length: seqs.length }, (_, offset) => (seqs[0] as number) + offset), `batch at ${start} is contiguous`);
   }
   const switches = records.filter((record, index) => index > 0 && record.data.writer !== records[index - 1]?.data.writer).length;
   assert.ok(switches >= 2, `the writers actually interleaved (${switches} switches)`);
