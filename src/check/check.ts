@@ -17,7 +17,7 @@ import type { KubeObject } from "./kubernetes.ts";
 import { KUSTOMIZATION_FILES, buildKustomization, kustomizationFileIn } from "./kustomize.ts";
 import type { KustomizeMode } from "./kustomize.ts";
 import type { CheckError, CheckResult, InputKind, SourceLocation } from "./model.ts";
-import { parseBaseline, resolveFindings } from "./suppress.ts";
+import { lineDirectiveRange, parseBaseline, resolveFindings } from "./suppress.ts";
 import type { BaselineEntry, CommentRange } from "./suppress.ts";
 import { nodeAt, parseYamlFile } from "./yaml-source.ts";
 import type { Path, PositionMapper, YamlDocument, YamlFile } from "./yaml-source.ts";
@@ -205,7 +205,7 @@ function checkEnvInput(run: Run, full: string, agentEnv: boolean): EnvFile {
   run.inputs.push({ file: display, kind: "env" });
   const envFile = parseEnvText(display, readFileSync(full, "utf8"));
   run.errors.push(...envFile.errors);
-  for (const directive of envFile.directives) run.comments.push({ file: display, text: directive.text, location: { file: display, line: directive.line, column: directive.column }, fromLine: directive.covers, toLine: directive.covers });
+  for (const directive of envFile.directives) run.comments.push(lineDirectiveRange(display, directive));
   checkEnvFile(envFile, agentEnv, run.collector);
   const holdsSecrets = envFile.variables.some((variable) => isCredentialName(variable.name) && variable.value !== "");
   if ((agentEnv || holdsSecrets) && !EXAMPLE_ENV.test(full)) checkEnvMode(full, display, statSync(full), run.collector);
@@ -237,7 +237,7 @@ function checkFile(run: Run, full: string, explicit: boolean): void {
     run.inputs.push({ file: display, kind: "dockerfile" });
     const dockerfile = parseDockerfile(display, readFileSync(full, "utf8"));
     run.errors.push(...dockerfile.errors);
-    for (const directive of dockerfile.directives) run.comments.push({ file: display, text: directive.text, location: { file: display, line: directive.line, column: directive.column }, fromLine: directive.covers, toLine: directive.covers });
+    for (const directive of dockerfile.directives) run.comments.push(lineDirectiveRange(display, directive));
     if (dockerfile.errors.length === 0) checkDockerfile(dockerfile, run.collector);
     return;
   }

@@ -1,5 +1,6 @@
 // Dockerfiles: instructions joined across line continuations, stages tracked so that USER and FROM are judged on the
 // stage that ships. An unknown instruction is an error (docker build would refuse it too).
+import type { LineDirective } from "./suppress.ts";
 import { secretShapeIn } from "../config/index.ts";
 import type { Collector, Subject } from "./collector.ts";
 import { isAgentImage, isCredentialName } from "./hermes-facts.ts";
@@ -18,14 +19,14 @@ export interface Dockerfile {
   readonly file: string;
   readonly instructions: readonly Instruction[];
   readonly errors: readonly CheckError[];
-  readonly directives: ReadonlyArray<{ text: string; line: number; column: number; covers: number }>;
+  readonly directives: readonly LineDirective[];
 }
 
 export function parseDockerfile(file: string, text: string): Dockerfile {
   const lines = text.split(/\r?\n/);
   const instructions: Instruction[] = [];
   const errors: CheckError[] = [];
-  const directives: Array<{ text: string; line: number; column: number; covers: number }> = [];
+  const directives: LineDirective[] = [];
   let pending: { text: string; line: number; column: number } | undefined;
   const escape = /^#\s*escape\s*=\s*`/i.test(lines[0] ?? "") ? "`" : "\\";
   for (let index = 0; index < lines.length; index++) {

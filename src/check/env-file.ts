@@ -1,5 +1,6 @@
 // .env files as Hermes, Docker Compose and dotenv read them: KEY=VALUE lines, optional `export `, quotes, comments.
 // A line that is none of these is an error with its location, never skipped.
+import type { LineDirective } from "./suppress.ts";
 import type { Collector, Subject } from "./collector.ts";
 import { checkHermesEnvironment } from "./hermes-facts.ts";
 import type { EnvEntry } from "./hermes-facts.ts";
@@ -16,7 +17,7 @@ export interface EnvFile {
   readonly variables: readonly EnvVariable[];
   readonly errors: readonly CheckError[];
   /** Lines carrying `# perimeter:ignore`, with the line they cover. */
-  readonly directives: ReadonlyArray<{ text: string; line: number; column: number; covers: number }>;
+  readonly directives: readonly LineDirective[];
 }
 
 const LINE = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*(.*)$/;
@@ -24,7 +25,7 @@ const LINE = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*(.*)$/;
 export function parseEnvText(file: string, text: string): EnvFile {
   const variables: EnvVariable[] = [];
   const errors: CheckError[] = [];
-  const directives: Array<{ text: string; line: number; column: number; covers: number }> = [];
+  const directives: LineDirective[] = [];
   const lines = text.split(/\r?\n/);
   let pendingDirective: { text: string; line: number; column: number } | undefined;
   for (let index = 0; index < lines.length; index++) {

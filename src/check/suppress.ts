@@ -10,6 +10,19 @@ import type { CheckError, Finding, SourceLocation, Suppression } from "./model.t
 import { ruleById } from "./rules.ts";
 import { asArray, asRecord, asString, dottedPath, parseYamlFile } from "./yaml-source.ts";
 
+/** A `# perimeter:ignore` comment in a line-oriented file (Dockerfile, .env) and the line it covers. */
+export interface LineDirective {
+  readonly text: string;
+  readonly line: number;
+  readonly column: number;
+  readonly covers: number;
+}
+
+/** A line directive of `file` as the comment range suppressions are matched against. */
+export function lineDirectiveRange(file: string, directive: LineDirective): CommentRange {
+  return { file, text: directive.text, location: { file, line: directive.line, column: directive.column }, fromLine: directive.covers, toLine: directive.covers };
+}
+
 export interface CommentRange {
   readonly file: string;
   readonly text: string;
