@@ -258,8 +258,10 @@ for host in ["localhost", "example.com", "metadata.google.internal"]:
 test("attack: a fork bomb is stopped by the pids limit and the timeout, and leaves nothing behind", async () => {
   const marker = `forkbomb-${randomBytes(4).toString("hex")}`;
   const started = Date.now();
-  // The main shell keeps busy with builtins only (a fork would fail at the limit and end it early).
-  const result = await attack({ argv: ["/bin/sh", "-c", "b() { b | b & }; b; while :; do :; done", marker], limits: { timeoutMs: 3000, pids: 32 } });
+  // The main shell forks once, before any bomb process exists, then keeps busy with builtins only: a fork of its own
+  // would fail at the limit and end it early. (`b; ...` would not do: dash forks both sides of `b | b &` from the
+  // main shell, and on a fast machine the first side fills the limit before the second is forked.)
+  const result = await attack({ argv: ["/bin/sh", "-c", "b() { b | b & }; b & while :; do :; done", marker], limits: { timeoutMs: 3000, pids: 32 } });
   assert.equal(result.reason, "timeout");
   assert.ok(result.limitsHit.includes("pids"), `limits hit: ${result.limitsHit.join(", ")}`);
   assert.ok(Date.now() - started < 15_000);

@@ -257,7 +257,7 @@ test("per-caller quotas: a caller over its rate is refused while another caller 
 
 test("attacks through the server (fork bomb, output flood, timeout) are contained and the next call is served", async () => {
   const client = await connect(url, "attacker");
-  const bomb = await call(client, "run", { script: "b() { b | b & }; b; while :; do :; done", timeoutSeconds: 2 });
+  const bomb = await call(client, "run", { script: "b() { b | b & }; b & while :; do :; done", timeoutSeconds: 2 });
   assert.equal((bomb.structuredContent as { reason: string }).reason, "timeout");
   const flood = await call(client, "run", { command: ["yes"] });
   assert.equal((flood.structuredContent as { reason: string; stdoutTruncated: boolean }).reason, "output-limit");
