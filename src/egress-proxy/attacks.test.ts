@@ -13,7 +13,9 @@ import { DENIED_RANGES, staticResolver } from "../net/index.ts";
 import type { Resolver } from "../net/index.ts";
 import { createEgressProxy } from "./index.ts";
 import type { EgressPolicyInput, EgressProxy, ListenAddress } from "./index.ts";
+import { TLS_ACCESS_DENIED_ALERT } from "./client-hello.ts";
 import {
+  captureClientHello,
   guardedDial,
   httpThroughProxy,
   httpsOverTunnel,
@@ -657,6 +659,56 @@ describe("limits and identity", () => {
       await proxy.close();
     }
   });
+});
+
+test("by default a ClientHello goes out while its record commits; when the commit fails the client gets an alert, never the origin's answer, and nothing more goes out until the log works again", async () => {
+  const helloIp = `127.${octet()}.${octet()}.3`;
+  // A raw origin on 443 that answers whatever arrives: the bytes it got, per connection, show what went out.
+  const received: number[] = [];
+  const origin = net.createServer((socket) => {
+    const index = received.push(0) - 1;
+    socket.on("data", (chunk: Buffer) => {
+      received[index] = (received[index] ?? 0) + chunk.length;
+      socket.write("ORIGIN-ANSWER");
+    });
+    socket.on("error", () => {});
+  });
+  await new Promise<void>((resolve, reject) => {
+    origin.once("error", reject);
+    origin.listen(443, helloIp, resolve);
+  });
+  const harness = await startProxy({ allow: [{ host: "hello.test", allowCidr: [`${helloIp}/32`] }], unknownClients: "global" }, staticResolver({ "hello.test": [helloIp] }));
+  const hello = await captureClientHello("hello.test");
+  /** Opens a tunnel, sends the ClientHello and returns everything the client got back until the tunnel closed. */
+  const attempt = async (): Promise<Buffer> => {
+    const tunnel = await openTunnel(harness.address, "hello.test:443");
+    assert.equal(tunnel.status, 200);
+    const chunks: Buffer[] = [];
+    tunnel.socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+    const closed = new Promise<void>((resolve) => tunnel.socket.once("close", () => resolve()));
+    tunnel.socket.write(hello);
+    // The origin answers at once; a tunnel that works stays open, so stop reading once the answer came.
+    await Promise.race([closed, waitFor(() => Buffer.concat(chunks).includes("ORIGIN-ANSWER"), 3000, "the answer").catch(() => {})]);
+    tunnel.socket.destroy();
+    return Buffer.concat(chunks);
+  };
+  try {
+    harness.audit.failing = true;
+    const first = await attempt();
+    assert.deepEqual(first, TLS_ACCESS_DENIED_ALERT, "an access_denied alert, never the origin's answer");
+    assert.equal(received[0], hello.length, "the ClientHello went out while its record committed (and failed)");
+    const second = await attempt();
+    assert.deepEqual(second, TLS_ACCESS_DENIED_ALERT);
+    await waitFor(() => received.length === 2, 3000, "the second connection");
+    assert.equal(received[1], 0, "after a failed commit nothing goes out before a commit succeeds");
+    harness.audit.failing = false;
+    const third = await attempt();
+    assert.equal(third.toString(), "ORIGIN-ANSWER", "once the log accepts writes, tunnels work again");
+    assert.equal(harness.audit.records.filter((record) => record.type === "egress-decision" && record.decision === "allow").length, 1, "only the third tunnel's decision is in the log");
+  } finally {
+    await harness.proxy.close();
+    await new Promise<void>((resolve) => origin.close(() => resolve()));
+  }
 });
 
 describe("upstream failures are 502/504 with a reason", () => {

@@ -19,7 +19,7 @@ const HELP = `perimeter serve egress-proxy — the allowlisting, SSRF-proof forw
 Usage:
   perimeter serve egress-proxy [-c perimeter.yaml] [--listen 127.0.0.1:3128] [--allow HOST[:PORTS]]...
                                [--allow-cidr CIDR]... [--metrics 127.0.0.1:9810] [--audit FILE]
-                               [--resolve NAME=ADDRESS[,ADDRESS]]...
+                               [--audit-before-forwarding] [--resolve NAME=ADDRESS[,ADDRESS]]...
 
   -c, --config FILE     read the egress section of perimeter.yaml; reload on SIGHUP and when the file changes
   --listen ADDRESS      HOST:PORT ([::1]:3128 for IPv6) or a Unix socket path (default 127.0.0.1:3128)
@@ -29,6 +29,10 @@ Usage:
   --metrics ADDRESS     serve /metrics and /healthz on this separate listener
   --audit FILE          SQLite audit log (default with -c: egress.auditPath, else audit.path); without
                         either, audit records go to the JSON log on stderr
+  --audit-before-forwarding
+                        commit each decision before any byte of the request reaches the origin (adds one
+                        SQLite commit to every request); by default the request goes out while its record
+                        commits and the answer is held until it has (egress.auditBeforeForwarding)
   --resolve NAME=ADDR   pin a name to addresses instead of DNS (still checked against the deny set)
 
 Denials are HTTP 403 (407 for identity, 429 rate, 503 limits) with X-Perimeter-Denied: <reason>;
@@ -71,6 +75,7 @@ export const serveEgressProxy: Command = async (args, io) => {
     "allow-cidr": { type: "string", multiple: true },
     metrics: { type: "string" },
     audit: { type: "string" },
+    "audit-before-forwarding": { type: "boolean" },
     resolve: { type: "string", multiple: true },
     help: { type: "boolean", short: "h" },
   });
@@ -85,15 +90,16 @@ export const serveEgressProxy: Command = async (args, io) => {
     const parsed = normalizeCidr(cidr);
     if (!parsed.ok) throw new UsageError(`serve egress-proxy: --allow-cidr ${parsed.reason}`);
   }
+  const auditOrder = values["audit-before-forwarding"] === true ? { auditBeforeForwarding: true } : {};
   const configFile = values.config === undefined ? undefined : resolvePath(io.cwd, values.config);
 
   /** The policy from the config file (if any) and the flags. Throws ConfigError, MissingSecretError or PolicyError. */
   const load = (): { policy: EgressPolicyInput; config: PerimeterConfig | undefined; notes: string[] } => {
     if (configFile === undefined) {
-      return { policy: { allow: allowFlags, allowCidrs: cidrFlags, unknownClients: "global" }, config: undefined, notes: [] };
+      return { policy: { allow: allowFlags, allowCidrs: cidrFlags, unknownClients: "global", ...auditOrder }, config: undefined, notes: [] };
     }
     const config = loadConfig(configFile);
-    const { policy, notes } = policyFromConfig(config.egress, io.env, { allow: allowFlags, allowCidrs: cidrFlags });
+    const { policy, notes } = policyFromConfig(config.egress, io.env, { allow: allowFlags, allowCidrs: cidrFlags, ...auditOrder });
     return { policy, config, notes };
   };
 

@@ -3,36 +3,9 @@
 // and non-TLS bytes are refused rather than guessed at.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import net from "node:net";
-import tls from "node:tls";
 import { createClientHelloReader } from "./client-hello.ts";
 import type { ClientHelloResult } from "./client-hello.ts";
-
-/** The first flight of a real Node TLS client (OpenSSL), captured on a loopback socket. */
-async function captureClientHello(servername: string | undefined): Promise<Buffer> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  const captured = new Promise<Buffer>((resolve) => {
-    server.once("connection", (socket) => {
-      const chunks: Buffer[] = [];
-      socket.on("data", (chunk: Buffer) => {
-        chunks.push(chunk);
-        const all = Buffer.concat(chunks);
-        if (all.length >= 5 && all.length >= 5 + all.readUInt16BE(3)) {
-          socket.destroy();
-          resolve(all.subarray(0, 5 + all.readUInt16BE(3)));
-        }
-      });
-    });
-  });
-  const client = tls.connect({ host: "127.0.0.1", port, ...(servername !== undefined ? { servername } : {}), rejectUnauthorized: false });
-  client.on("error", () => {});
-  const hello = await captured;
-  client.destroy();
-  server.close();
-  return hello;
-}
+import { captureClientHello } from "./test-support.ts";
 
 /** Re-records a single-record ClientHello into records of `size` handshake bytes each. */
 function rerecord(hello: Buffer, size: number): Buffer {

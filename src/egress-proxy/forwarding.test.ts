@@ -1041,11 +1041,11 @@ describe("audit ordering with a real SQLite audit log", { timeout: 30_000 }, () 
   after(() => rmSync(directory, { recursive: true, force: true }));
 
   /** withProxy with a real SQLite audit log of its own, closed afterwards (closing twice is harmless). */
-  const withAuditedProxy = async (name: string, handler: OriginHandler, run: (harness: Harness, log: AuditLog, path: string) => Promise<void>) => {
+  const withAuditedProxy = async (name: string, handler: OriginHandler, run: (harness: Harness, log: AuditLog, path: string) => Promise<void>, policy: Partial<EgressPolicyInput> = {}) => {
     const path = join(directory, `${name}.sqlite`);
     const log = openAuditLog({ path });
     try {
-      await withProxy(handler, (harness) => run(harness, log, path), { audit: log });
+      await withProxy(handler, (harness) => run(harness, log, path), { audit: log, policy });
     } finally {
       log.close();
     }
@@ -1053,7 +1053,7 @@ describe("audit ordering with a real SQLite audit log", { timeout: 30_000 }, () 
 
   const allowRecords = (path: string) => readAuditRecords(path, { limit: 100_000 }).filter((record) => record.type === "egress-decision" && record.data.decision === "allow");
 
-  test("when the origin receives a request, its allow record is already committed (new and pooled connections)", async () => {
+  test("auditBeforeForwarding: when the origin receives a request, its allow record is already committed (new and pooled connections)", async () => {
     const seenAtOrigin: number[] = [];
     const path = join(directory, "ordering.sqlite");
     await withAuditedProxy(
@@ -1072,6 +1072,7 @@ describe("audit ordering with a real SQLite audit log", { timeout: 30_000 }, () 
         other.send(harness.request("GET", "/other"));
         assert.equal((await other.response()).status, 200);
       },
+      { auditBeforeForwarding: true },
     );
     assert.deepEqual(seenAtOrigin, [1, 2, 3, 4, 5, 6], "the i-th request found i allow records");
     const first = allowRecords(path)[0];
@@ -1079,7 +1080,7 @@ describe("audit ordering with a real SQLite audit log", { timeout: 30_000 }, () 
     assert.equal(first?.data.address, ORIGIN_IP);
   });
 
-  test("with a closed audit log: 503 audit-unavailable, and the origin receives nothing (neither on a new nor a pooled connection)", async () => {
+  test("auditBeforeForwarding, with a closed audit log: 503 audit-unavailable, and the origin receives nothing (neither on a new nor a pooled connection)", async () => {
     await withAuditedProxy(
       "closed",
       (request) => reply(request.socket, ok("ok")),
@@ -1099,6 +1100,43 @@ describe("audit ordering with a real SQLite audit log", { timeout: 30_000 }, () 
         assert.equal(harness.origin.received(0).length, received, "not a byte on the pooled connection");
         for (let connection = 1; connection < harness.origin.sockets.length; connection++) assert.equal(harness.origin.received(connection).length, 0, "not a byte on a new connection");
         assert.deepEqual(harness.origin.requests.map((request) => request.target), ["/before"]);
+      },
+      { auditBeforeForwarding: true },
+    );
+  });
+
+  test("by default, with a closed audit log: the request in flight may reach the origin but its answer never reaches the client (503); from then on nothing reaches the origin", async () => {
+    await withAuditedProxy(
+      "closed-default",
+      (request) => reply(request.socket, ok(`answer ${request.target}`)),
+      async (harness, log) => {
+        // Two requests at once leave two idle connections to the origin in the pool.
+        const first = await harness.client();
+        const second = await harness.client();
+        first.send(harness.request("GET", "/one"));
+        second.send(harness.request("GET", "/two"));
+        assert.equal(text(await first.response()), "answer /one");
+        assert.equal(text(await second.response()), "answer /two");
+        assert.equal(harness.origin.sockets.length, 2);
+        log.close();
+        // Sent while its record commits (and fails): the origin got it, the client gets the refusal instead.
+        first.send(harness.request("GET", "/in-flight"));
+        const refused = await first.response();
+        assert.equal(refused.status, 503);
+        assert.equal(get(refused, "x-perimeter-error"), "audit-unavailable");
+        assert.doesNotMatch(text(refused), /answer/);
+        assert.ok(harness.origin.requests.some((request) => request.target === "/in-flight"), "the request went out while its record committed");
+        // The failure switched the proxy to commit first: nothing goes out any more, on the other pooled connection
+        // or a new one, with a body or without.
+        const received = harness.origin.received(0).length + harness.origin.received(1).length;
+        second.send(harness.request("GET", "/pooled"));
+        assert.equal((await second.response()).status, 503);
+        const fresh = await once(harness, "POST", "/fresh", { body: "secret" });
+        assert.equal(fresh.status, 503);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        assert.equal(harness.origin.received(0).length + harness.origin.received(1).length, received, "not a byte on a pooled connection");
+        for (let connection = 2; connection < harness.origin.sockets.length; connection++) assert.equal(harness.origin.received(connection).length, 0, "not a byte on a new connection");
+        assert.deepEqual(harness.origin.requests.map((request) => request.target).sort(), ["/in-flight", "/one", "/two"]);
       },
     );
   });

@@ -65,6 +65,12 @@ export interface EgressPolicyInput {
   /** What a client that no entry identifies gets: nothing, or the global list. @default "deny" */
   readonly unknownClients?: "deny" | "global";
   readonly limits?: Partial<EgressLimits>;
+  /**
+   * Commit each decision to the audit log before anything of the request reaches the origin. Otherwise the request
+   * goes out while its record commits (in the same event-loop turn) and the answer is held until it has.
+   * @default false
+   */
+  readonly auditBeforeForwarding?: boolean;
 }
 
 /** A host rule with everything the proxy needs to act on it. */
@@ -88,6 +94,7 @@ export interface EgressPolicy {
   readonly clients: readonly PolicyClient[];
   readonly unknownClients: "deny" | "global";
   readonly limits: EgressLimits;
+  readonly auditBeforeForwarding: boolean;
 }
 
 export class PolicyError extends Error {
@@ -229,8 +236,10 @@ export function compilePolicy(input: EgressPolicyInput): EgressPolicy {
   const unknownClients = input.unknownClients ?? "deny";
   if (unknownClients !== "deny" && unknownClients !== "global") problems.push(`unknownClients must be "deny" or "global"`);
   const limits = compileLimits(input.limits, problems);
+  const auditBeforeForwarding = input.auditBeforeForwarding ?? false;
+  if (typeof auditBeforeForwarding !== "boolean") problems.push("auditBeforeForwarding must be true or false");
   if (problems.length > 0) throw new PolicyError(problems);
-  return { rules, clients, unknownClients, limits };
+  return { rules, clients, unknownClients, limits, auditBeforeForwarding };
 }
 
 function ruleFromConfig(rule: HostRuleInput): RuleInput {
@@ -249,7 +258,7 @@ function ruleFromConfig(rule: HostRuleInput): RuleInput {
 export function policyFromConfig(
   egress: EgressConfig,
   environment: Environment,
-  extra: { allow?: readonly string[]; allowCidrs?: readonly string[] } = {},
+  extra: { allow?: readonly string[]; allowCidrs?: readonly string[]; auditBeforeForwarding?: boolean } = {},
 ): { policy: EgressPolicyInput; notes: string[] } {
   const notes: string[] = [];
   const clients: ClientInput[] = egress.clients.map((client) => ({
@@ -270,6 +279,7 @@ export function policyFromConfig(
       clients,
       unknownClients,
       limits: { ...egress.limits },
+      auditBeforeForwarding: extra.auditBeforeForwarding ?? egress.auditBeforeForwarding,
     },
     notes,
   };

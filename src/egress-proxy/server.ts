@@ -7,8 +7,8 @@
 //
 // Per request: identify the client and match rules (decide), rate and tunnel limits, resolve the name once and check
 // every address (src/net), dial exactly the checked address, for CONNECT to 443 read the ClientHello and compare its
-// SNI, record the decision in the audit log (group commit; nothing goes on until it is committed, and nothing goes
-// on if it fails), then relay.
+// SNI, record the decision in the audit log (group commit: the request goes out while its record commits, or after
+// with auditBeforeForwarding; nothing comes back before the commit, and nothing more goes out if it fails), relay.
 import http from "node:http";
 import net from "node:net";
 import { randomBytes } from "node:crypto";
@@ -33,10 +33,12 @@ import type { ResponseHead } from "./http1.ts";
 import { createUpstreamPool, exchange } from "./upstream.ts";
 import type { Exchange } from "./upstream.ts";
 
+const EMPTY = Buffer.alloc(0);
+
 /**
  * Where the audit records go: the audit-log module's AuditLog satisfies this. `append` throws when it cannot record.
  * A sink that also offers `prepare` and `appendPrepared` (the AuditLog does) gets group commit: the records of one
- * event-loop turn are written in one transaction, and nothing proceeds before its record is committed.
+ * event-loop turn are written in one transaction, and no answer reaches a client before its record is committed.
  */
 export interface AuditSink {
   append(event: { component: "egress-proxy"; type: string; [field: string]: unknown }): unknown;
@@ -419,6 +421,20 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
   const firstReadBuffer = Buffer.allocUnsafe(16 * 1024);
   const sink = dependencies.audit;
   const committer = sink?.prepare !== undefined && sink.appendPrepared !== undefined ? createGroupCommitter({ prepare: sink.prepare, appendPrepared: sink.appendPrepared }) : undefined;
+  // False from a failed commit until the next one succeeds: meanwhile every request waits for its record's commit
+  // before anything of it goes out, whatever auditBeforeForwarding says (see mayForwardWhileCommitting).
+  let auditHealthy = true;
+
+  /**
+   * Whether an allowed request may go to the origin while its decision record is being committed. The record is
+   * queued first and commits at the end of this event-loop turn, before any answer from the origin can be read (that
+   * needs a later turn), and the answer is held until the commit anyway: what is traded is only that the request's
+   * bytes may have left when a commit fails. That failure is loud (the record goes to the operational log, the answer
+   * is withheld) and switches the proxy to commit-first until the log accepts writes again.
+   */
+  function mayForwardWhileCommitting(): boolean {
+    return committer !== undefined && !effective.auditBeforeForwarding && auditHealthy;
+  }
 
   function rebuildEffective(): void {
     effective = { ...configPolicy, clients: [...configPolicy.clients, ...runtimeClients.values()] };
@@ -432,7 +448,9 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
   function audit(record: Record<string, unknown> & { type: string }, then?: (ok: boolean) => void, options: { soon?: boolean } = {}): void {
     const event = { component: "egress-proxy" as const, ...record };
     const failed = (error: unknown) => {
-      logger.error({ err: error, type: record.type }, then === undefined ? "audit record could not be written" : "audit record could not be written; refusing the request");
+      auditHealthy = false;
+      // The whole record goes to the operational log: kept out of the chain, it is still not lost unseen.
+      logger.error({ err: error, audit: event }, then === undefined ? "audit record could not be written" : "audit record could not be written; refusing the request");
       then?.(false);
     };
     if (sink === undefined) {
@@ -447,8 +465,14 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
         return;
       }
       // A closed connection's record, which nothing waits for and no request depends on, rides with the next commit.
-      if (options.soon === true) committer.appendSoon(event, (error) => error !== null && failed(error));
-      else committer.append(event, (error) => (error === null ? then?.(true) : failed(error)));
+      if (options.soon === true) committer.appendSoon(event, (error) => (error === null ? (auditHealthy = true) : failed(error)));
+      else {
+        committer.append(event, (error) => {
+          if (error !== null) return failed(error);
+          auditHealthy = true;
+          then?.(true);
+        });
+      }
     } catch (error) {
       failed(error);
     }
@@ -670,8 +694,12 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
       if (sni !== record.host) return refuseTls("sni-mismatch", `TLS SNI "${result.serverName}" differs from the CONNECT host ${record.host}`, result.serverName);
       settled = true;
       cleanup();
-      // Until the tunnel is relayed: the client's next bytes wait in its socket, an upstream error shows as destroyed.
+      // Until the tunnel is relayed: the client's next bytes wait in its socket, the origin's in upstreamReader's
+      // pending list; an upstream error shows as destroyed. The ClientHello may go ahead while the decision commits
+      // (see mayForwardWhileCommitting): nothing comes back before the commit.
       client.pause();
+      const helloSent = mayForwardWhileCommitting() && !upstream.destroyed;
+      if (helloSent) upstream.write(reader.buffered());
       recordDecision({ ...record, sni }, { decision: "allow" }, (ok) => {
         if (!ok || client.destroyed || upstream.destroyed || upstream.readableEnded) {
           upstream.destroy();
@@ -679,7 +707,7 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
           if (!client.destroyed) client.end(TLS_ACCESS_DENIED_ALERT);
           return;
         }
-        relay(client, upstream, upstreamReader, reader.buffered(), { ...record, sni }, release);
+        relay(client, upstream, upstreamReader, helloSent ? EMPTY : reader.buffered(), { ...record, sni }, release);
       });
     };
     function cleanup() {
@@ -888,19 +916,26 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
         return false;
       }
     };
+    // Whether the decision record has committed; until then nothing reaches the client (see mayForwardWhileCommitting).
+    let committed = false;
+    let answerAfterCommit: (() => void) | undefined;
     const fail = (reason: RefusalReason, message: string, recorded: boolean) => {
       if (finished) return;
       finished = true;
       current?.abort();
       if (state !== undefined) state.upstreamErrors += 1;
-      if (!recorded) refuse({ reason, message }, { address: admitted.address });
-      else if (!response.headersSent) respondRefusal(response, { reason, message }, false);
-      else {
-        // A response under way can only be cut short. Reset, not closed: a close-delimited response (to an
-        // HTTP/1.0 client) would otherwise end in a clean close and read as complete.
-        if (response.socket !== null && !response.socket.destroyed) response.socket.resetAndDestroy();
-        response.destroy();
-      }
+      const answer = () => {
+        if (!recorded) refuse({ reason, message }, { address: admitted.address });
+        else if (!response.headersSent) respondRefusal(response, { reason, message }, false);
+        else {
+          // A response under way can only be cut short. Reset, not closed: a close-delimited response (to an
+          // HTTP/1.0 client) would otherwise end in a clean close and read as complete.
+          if (response.socket !== null && !response.socket.destroyed) response.socket.resetAndDestroy();
+          response.destroy();
+        }
+      };
+      if (committed) answer();
+      else answerAfterCommit = answer;
     };
     const lifetimeTimer = setTimeout(() => fail("upstream-timeout", `the exchange with ${target.url.host} outlived ${limits.tunnelLifetimeSeconds} s`, true), limits.tunnelLifetimeSeconds * 1000);
     lifetimeTimer.unref();
@@ -924,7 +959,7 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
         fail("upstream-reset", `${target.url.host} (${admitted.address}) closed the connection before the request was sent`, true);
         return;
       }
-      current = exchange({
+      const started = exchange({
         socket: upstream,
         reused,
         method: request.method ?? "GET",
@@ -970,6 +1005,9 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
           fail(upstreamFailure(error), `${target.url.host} (${admitted.address}): ${error.message}`, true);
         },
       });
+      // The answer is read only once the decision is committed.
+      if (!committed) started.pause();
+      current = started;
     };
 
     const sendWhenConnected = (connecting: Promise<net.Socket>, retried: boolean) => {
@@ -980,27 +1018,39 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
     };
     const connectAndSend = (retried: boolean) => sendWhenConnected(dialChecked(admitted.address, target.port, admitted.family), retried);
 
-    // The decision is committed to the audit log before a byte reaches the origin; a new connection is opened
-    // meanwhile. An idle one is taken from the pool only after the commit: until the exchange listens on it, the pool
-    // must (a reset on a connection with no error listener would end the process, and stray bytes would be lost
-    // unseen and the connection reused).
+    // Either the request goes out while its decision record commits (the answer is read only after the commit), or
+    // (auditBeforeForwarding, a failing log, or a client waiting for 100 Continue) the decision is committed before
+    // a byte reaches the origin; a new connection is opened meanwhile.
+    // An idle connection is taken from the pool only when the request is sent on it, and never in the turn that read
+    // the request: bytes an origin sent unasked on it in that turn have then been seen by the pool, which drops the
+    // connection, instead of being read as this request's answer. (Until the exchange listens on it, the pool must:
+    // a reset with no error listener would end the process.)
+    const overlap = !expectsContinue && mayForwardWhileCommitting();
     const connecting = upstreamPool.has(poolKey) ? undefined : dialChecked(admitted.address, target.port, admitted.family);
     connecting?.catch(ignore);
+    const sendRequest = () => {
+      if (connecting !== undefined) return sendWhenConnected(connecting, false);
+      if (finished) return;
+      const idle = upstreamPool.take(poolKey);
+      return idle !== undefined ? send(idle, true, false) : connectAndSend(false);
+    };
+    // Queued before the record: at the end of this turn the request goes out first, then the record commits.
+    if (overlap) setImmediate(sendRequest);
     recordDecision(decided, { decision: "allow" }, (ok) => {
+      committed = true;
       setupTimers.http.observe((performance.now() - startedAt) / 1000);
       if (!ok) {
         finished = true;
         clearTimeout(lifetimeTimer);
+        current?.abort();
         connecting?.then((socket) => socket.destroy(), ignore);
         respondRefusal(response, { reason: "audit-unavailable", message: "the audit log cannot be written, so nothing is let through; see the proxy's log" }, false);
         return;
       }
+      if (answerAfterCommit !== undefined) return answerAfterCommit();
+      if (overlap) return current?.resume();
       if (expectsContinue && !response.destroyed) response.writeContinue();
-      if (connecting === undefined) {
-        const pooled = upstreamPool.take(poolKey);
-        return pooled !== undefined ? send(pooled, true, false) : connectAndSend(false);
-      }
-      sendWhenConnected(connecting, false);
+      sendRequest();
     });
   }
 

@@ -10,6 +10,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import tls from "node:tls";
 import type { Dialer, ListenAddress } from "./server.ts";
+import { AuditWriteError } from "../audit-log/types.ts";
+import type { AuditEventInput, AuditRecord, PreparedAuditEvent } from "../audit-log/types.ts";
 
 export interface Certificate {
   readonly cert: string;
@@ -289,14 +291,43 @@ export function httpThroughProxy(
 }
 
 /** An audit sink that keeps records in memory, for assertions. */
-export function memoryAudit(): { append(event: Record<string, unknown>): void; records: Array<Record<string, unknown>> } {
-  const records: Array<Record<string, unknown>> = [];
-  return {
-    records,
+/**
+ * An in-memory audit sink with the AuditLog's group-commit interface, so that tests take the path production takes
+ * (records queued and committed at the end of the turn). Set `failing` to make every commit throw, as a full disk
+ * would; `commits` counts the transactions written.
+ */
+export interface MemoryAudit {
+  readonly records: Array<Record<string, unknown>>;
+  failing: boolean;
+  commits: number;
+  append(event: Record<string, unknown>): void;
+  prepare(event: AuditEventInput): PreparedAuditEvent;
+  appendPrepared(events: readonly PreparedAuditEvent[]): AuditRecord[];
+}
+
+export function memoryAudit(): MemoryAudit {
+  const queued = new WeakMap<PreparedAuditEvent, Record<string, unknown>>();
+  const audit: MemoryAudit = {
+    records: [],
+    failing: false,
+    commits: 0,
     append(event) {
-      records.push(event);
+      if (audit.failing) throw new AuditWriteError("cannot write to the audit log: disk full (test)");
+      audit.records.push(event);
+    },
+    prepare(event) {
+      const prepared: PreparedAuditEvent = { component: event.component, type: event.type, data: event, dataText: "" };
+      queued.set(prepared, { ...event });
+      return prepared;
+    },
+    appendPrepared(events) {
+      if (audit.failing) throw new AuditWriteError("cannot write to the audit log: disk full (test)");
+      audit.commits += 1;
+      for (const event of events) audit.records.push(queued.get(event) as Record<string, unknown>);
+      return [];
     },
   };
+  return audit;
 }
 
 export async function waitFor(condition: () => boolean, timeoutMs = 3000, what = "condition"): Promise<void> {
@@ -305,4 +336,30 @@ export async function waitFor(condition: () => boolean, timeoutMs = 3000, what =
     if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+/** The first flight of a real Node TLS client (OpenSSL), captured on a loopback socket. */
+export async function captureClientHello(servername: string | undefined): Promise<Buffer> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  const captured = new Promise<Buffer>((resolve) => {
+    server.once("connection", (socket) => {
+      const chunks: Buffer[] = [];
+      socket.on("data", (chunk: Buffer) => {
+        chunks.push(chunk);
+        const all = Buffer.concat(chunks);
+        if (all.length >= 5 && all.length >= 5 + all.readUInt16BE(3)) {
+          socket.destroy();
+          resolve(all.subarray(0, 5 + all.readUInt16BE(3)));
+        }
+      });
+    });
+  });
+  const client = tls.connect({ host: "127.0.0.1", port, ...(servername !== undefined ? { servername } : {}), rejectUnauthorized: false });
+  client.on("error", () => {});
+  const hello = await captured;
+  client.destroy();
+  server.close();
+  return hello;
 }

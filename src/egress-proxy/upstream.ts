@@ -142,6 +142,8 @@ export interface ExchangeOptions {
 }
 
 export interface Exchange {
+  /** Stops reading the answer: nothing is delivered until `resume()` (errors still end the exchange). */
+  pause(): void;
   resume(): void;
   /** Destroys the connection; no callback follows. */
   abort(): void;
@@ -362,6 +364,9 @@ export function exchange(options: ExchangeOptions): Exchange {
   }
 
   return {
+    pause() {
+      if (!finished) socket.pause();
+    },
     resume() {
       if (!finished) socket.resume();
     },
