@@ -125,6 +125,32 @@ test("flags alone: --allow with --allow-cidr, --resolve, --metrics and --audit; 
   assert.equal(verifyAuditLog(auditFile).ok, true, "the hash chain verifies");
 });
 
+test("--audit-before-forwarding: each request's allow record is committed before the origin receives it (new and kept-alive connections)", async () => {
+  const auditFile = join(directory, "strict-audit.db");
+  const seenAtOrigin: number[] = [];
+  const allowRecords = () => readAuditRecords(auditFile, { limit: 100_000 }).filter((record) => record.type === "egress-decision" && record.data.decision === "allow").length;
+  const origin = http.createServer((request, response) => {
+    seenAtOrigin.push(allowRecords());
+    response.end("ok");
+  });
+  await new Promise<void>((resolve) => origin.listen(0, ORIGIN_IP, resolve));
+  const port = (origin.address() as { port: number }).port;
+  const running = await startCli(["--listen", "127.0.0.1:0", "--allow", `allowed.test:${port}`, "--allow-cidr", `${ORIGIN_IP}/32`, "--resolve", `allowed.test=${ORIGIN_IP}`, "--audit", auditFile, "--audit-before-forwarding"]);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    for (let index = 0; index < 10; index++) {
+      const response = await httpThroughProxy(running.proxy, `http://allowed.test:${port}/r${index}`, index % 2 === 0 ? { agent } : {});
+      assert.equal(response.status, 200);
+    }
+  } finally {
+    agent.destroy();
+    running.child.kill("SIGTERM");
+    origin.close();
+  }
+  assert.equal(await running.exited, 0);
+  assert.deepEqual(seenAtOrigin, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], "the i-th request found i allow records");
+});
+
 test("config: client tokens from env; file change and SIGHUP reload without dropping a tunnel; an invalid file keeps the old policy and logs why", async () => {
   const configFile = join(directory, "perimeter.yaml");
   const config = (hosts: string[]) => `version: 1

@@ -1125,7 +1125,7 @@ describe("audit ordering with a real SQLite audit log", { timeout: 30_000 }, () 
         assert.equal(refused.status, 503);
         assert.equal(get(refused, "x-perimeter-error"), "audit-unavailable");
         assert.doesNotMatch(text(refused), /answer/);
-        assert.ok(harness.origin.requests.some((request) => request.target === "/in-flight"), "the request went out while its record committed");
+        await waitFor(() => harness.origin.requests.some((request) => request.target === "/in-flight"), WAIT_MS, "the request, sent while its record committed, at the origin");
         // The failure switched the proxy to commit first: nothing goes out any more, on the other pooled connection
         // or a new one, with a body or without.
         const received = harness.origin.received(0).length + harness.origin.received(1).length;

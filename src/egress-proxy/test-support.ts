@@ -290,7 +290,6 @@ export function httpThroughProxy(
   });
 }
 
-/** An audit sink that keeps records in memory, for assertions. */
 /**
  * An in-memory audit sink with the AuditLog's group-commit interface, so that tests take the path production takes
  * (records queued and committed at the end of the turn). Set `failing` to make every commit throw, as a full disk
