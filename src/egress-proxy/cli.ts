@@ -60,6 +60,9 @@ function pinnedResolver(pins: Record<string, string[]>, fallback: Resolver): Res
       const pinned = pins[normalizeHostname(host) ?? host];
       return pinned !== undefined ? [...pinned] : fallback.lookup(host);
     },
+    cached(host) {
+      return pins[normalizeHostname(host) ?? host] ?? fallback.cached?.(host);
+    },
   };
 }
 

@@ -42,6 +42,27 @@ test("concurrent lookups of one name share one query; each caller gets its own c
   assert.deepEqual(await resolver.lookup("a.test"), ["198.51.100.1", "198.51.100.2"], "a caller's change does not reach the cache");
 });
 
+test("cached() gives a known answer at once (frozen: no caller can change the cache) and nothing for an unknown or expired name", async () => {
+  let clock = 0;
+  const inner = countingResolver({ "api.example.test": ["203.0.113.7"] });
+  const resolver = cachingResolver(inner, { ttlMs: 1000, now: () => clock });
+  assert.equal(resolver.cached?.("api.example.test"), undefined);
+  await resolver.lookup("api.example.test");
+  const known = resolver.cached?.("API.example.test");
+  assert.deepEqual(known, ["203.0.113.7"]);
+  assert.throws(() => (known as string[]).push("127.0.0.1"));
+  clock = 1000;
+  assert.equal(resolver.cached?.("api.example.test"), undefined, "expired");
+  assert.equal(inner.calls.length, 1, "cached() never starts a lookup");
+  // resolveChecked takes a cached answer without a lookup, and still checks it.
+  clock = 500;
+  const checked = await resolveChecked("api.example.test", { resolver, allowCidrs: ["203.0.113.0/24"] });
+  assert.equal(checked.ok && checked.address, "203.0.113.7");
+  const denied = await resolveChecked("api.example.test", { resolver });
+  assert.equal(!denied.ok && denied.reason, "private-address", "203.0.113.0/24 is in the deny set (documentation range)");
+  assert.equal(inner.calls.length, 1);
+});
+
 test("failures are not remembered: the next request asks again", async () => {
   const answers: Record<string, string[] | Error> = { "flaky.test": new Error("SERVFAIL") };
   const inner = countingResolver(answers);

@@ -7,6 +7,8 @@ import type { AddressFamily, AddressPolicyOptions } from "./address-policy.ts";
 export interface Resolver {
   /** Every A and AAAA address of `host`. Rejects (or returns []) when the name does not resolve. */
   lookup(host: string): Promise<string[]>;
+  /** The answer `lookup` would give at once, when it is already known (a cache hit); undefined otherwise. */
+  cached?(host: string): readonly string[] | undefined;
 }
 
 /** getaddrinfo through Node (honours /etc/hosts and the system resolver), all families, in resolver order. */
@@ -41,6 +43,11 @@ export function cachingResolver(inner: Resolver, options: CachingResolverOptions
   const answers = new Map<string, { addresses: readonly string[]; expires: number }>();
   const pending = new Map<string, Promise<string[]>>();
   return {
+    cached(host) {
+      const key = host.toLowerCase();
+      const cached = answers.get(key);
+      return cached !== undefined && cached.expires > now() ? cached.addresses : undefined;
+    },
     lookup(host) {
       const key = host.toLowerCase();
       const cached = answers.get(key);
@@ -55,7 +62,7 @@ export function cachingResolver(inner: Resolver, options: CachingResolverOptions
           pending.delete(key);
           if (addresses.length > 0) {
             if (answers.size >= maxEntries) answers.delete(answers.keys().next().value as string);
-            answers.set(key, { addresses: [...addresses], expires: now() + ttlMs });
+            answers.set(key, { addresses: Object.freeze([...addresses]), expires: now() + ttlMs });
           }
           return addresses;
         },
@@ -98,8 +105,12 @@ export interface ResolveOptions extends AddressPolicyOptions {
 export async function resolveChecked(host: string, options: ResolveOptions): Promise<ResolveResult> {
   const literal = parseIpLiteral(host);
   let addresses: string[];
+  // A cached answer needs no lookup, so no timeout either (the common case: every request of a client to its API).
+  const known = literal === undefined ? options.resolver.cached?.(host) : undefined;
   if (literal !== undefined) {
     addresses = [literal.address];
+  } else if (known !== undefined && known.length > 0) {
+    addresses = [...known];
   } else {
     const timeoutMs = options.timeoutMs ?? 5000;
     let timer: NodeJS.Timeout | undefined;
