@@ -11,6 +11,7 @@ import { join } from "node:path";
 import tls from "node:tls";
 import type { Dialer, ListenAddress } from "./server.ts";
 import { AuditWriteError } from "../audit-log/types.ts";
+import { eventually } from "../shared/testing.ts";
 import type { AuditEventInput, AuditRecord, PreparedAuditEvent } from "../audit-log/types.ts";
 
 export interface Certificate {
@@ -330,11 +331,7 @@ export function memoryAudit(): MemoryAudit {
 }
 
 export async function waitFor(condition: () => boolean, timeoutMs = 3000, what = "condition"): Promise<void> {
-  const started = Date.now();
-  while (!condition()) {
-    if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  await eventually(() => (condition() ? true : undefined), timeoutMs, what, 10);
 }
 
 /** The first flight of a real Node TLS client (OpenSSL), captured on a loopback socket. */

@@ -16,6 +16,7 @@ import type { LlmKeyStore } from "./keys.ts";
 import { createLlmProxy } from "./server.ts";
 import type { LlmProxy, LlmProxyDependencies } from "./server.ts";
 import type { AuditAppender } from "./audit.ts";
+import { eventually as pollUntil } from "../shared/testing.ts";
 
 export function temporaryDirectory(): string {
   return mkdtempSync(join(tmpdir(), "perimeter-llm-"));
@@ -198,9 +199,5 @@ export async function runPerimeter(args: string[], environment: Environment = {}
 
 /** Waits until `check` holds, polling; bounded. */
 export async function eventually(check: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  await pollUntil(() => (check() ? true : undefined), timeoutMs, "the condition", 10);
 }

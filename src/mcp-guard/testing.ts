@@ -20,6 +20,7 @@ import type { Environment } from "../config/index.ts";
 import { openGuardDatabase } from "./cli.ts";
 import { createMcpGuard } from "./guard.ts";
 import type { McpGuard, McpGuardDependencies, McpGuardOptions } from "./guard.ts";
+import { eventually } from "../shared/testing.ts";
 
 export const EVERYTHING_ENTRY = join(import.meta.dirname, "../../node_modules/@modelcontextprotocol/server-everything/dist/index.js");
 
@@ -206,16 +207,7 @@ export async function connectAgent(url: string, token: string, version: Protocol
   return client;
 }
 
-/** Polls until `check` returns a value other than undefined, or fails after `timeoutMs`. */
-export async function eventually<T>(check: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000, what = "condition"): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+export { eventually };
 
 /** All text of a tool result, for assertions. */
 export function resultText(result: { content?: unknown }): string {

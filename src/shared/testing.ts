@@ -32,3 +32,17 @@ export async function uploadAfterRefusal(
   socket.destroy();
   return result;
 }
+
+/**
+ * Polls `check` every `intervalMs` until it returns a value other than undefined, and resolves with it; fails after
+ * `timeoutMs` naming what it waited for.
+ */
+export async function eventually<T>(check: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000, what = "condition", intervalMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
