@@ -36,7 +36,7 @@ const MAX_DEPTH = 64;
  * what the caller meant. Throws TypeError naming the offending path.
  */
 export function toJsonValue(value: unknown, path: string): JsonValue {
-  return convert(value, path, [], new Set(), { indexKeys: false }, 0);
+  return convert(value, path, [], new Set(), { indexKeys: false, omit: undefined }, 0);
 }
 
 /**
@@ -44,8 +44,8 @@ export function toJsonValue(value: unknown, path: string): JsonValue {
  * JSON.stringify (several times faster than canonicalJson) already writes the canonical text, except when a key looks
  * like an array index: JavaScript orders those first, numerically, whatever the insertion order.
  */
-export function toCanonicalJson(value: unknown, path: string): { value: JsonValue; text: string } {
-  const flags = { indexKeys: false };
+export function toCanonicalJson(value: unknown, path: string, omit?: ReadonlySet<string>): { value: JsonValue; text: string } {
+  const flags: Flags = { indexKeys: false, omit };
   const converted = convert(value, path, [], new Set(), flags, 0);
   return { value: converted, text: flags.indexKeys ? canonicalJson(converted) : JSON.stringify(converted) };
 }
@@ -58,7 +58,14 @@ function pathOf(root: string, keys: ReadonlyArray<string | number>): string {
   return keys.reduce<string>((text, key) => (typeof key === "number" ? `${text}[${key}]` : `${text}.${key}`), root);
 }
 
-function convert(value: unknown, root: string, keys: Array<string | number>, seen: Set<object>, flags: { indexKeys: boolean }, depth: number): JsonValue {
+interface Flags {
+  /** Set when a key looks like an array index (see toCanonicalJson). */
+  indexKeys: boolean;
+  /** Keys of the outermost object left out of the copy (an event's component and type, kept in their own columns). */
+  readonly omit: ReadonlySet<string> | undefined;
+}
+
+function convert(value: unknown, root: string, keys: Array<string | number>, seen: Set<object>, flags: Flags, depth: number): JsonValue {
   if (value === null || typeof value === "string" || typeof value === "boolean") return value;
   if (typeof value === "number") {
     if (!Number.isFinite(value)) throw new TypeError(`${pathOf(root, keys)} is ${String(value)}, which JSON cannot represent; record it as a string or null`);
@@ -92,11 +99,17 @@ function convert(value: unknown, root: string, keys: Array<string | number>, see
     const result: { [key: string]: JsonValue } = {};
     for (const key of Object.keys(value).sort()) {
       const item = (value as Record<string, unknown>)[key];
-      if (item === undefined) continue;
-      if (!flags.indexKeys && INDEX_KEY.test(key) && Number(key) < 2 ** 32 - 1) flags.indexKeys = true;
-      keys.push(key);
-      const converted = convert(item, root, keys, seen, flags, depth + 1);
-      keys.pop();
+      if (item === undefined || (depth === 0 && flags.omit?.has(key) === true)) continue;
+      const first = key.charCodeAt(0);
+      if (!flags.indexKeys && first >= 48 && first <= 57 && INDEX_KEY.test(key) && Number(key) < 2 ** 32 - 1) flags.indexKeys = true;
+      let converted: JsonValue;
+      // Strings, booleans, null and safe numbers are taken as they are, without a call per field (appends are hot).
+      if (typeof item === "string" || typeof item === "boolean" || item === null || (typeof item === "number" && Number.isFinite(item) && !Object.is(item, -0))) converted = item;
+      else {
+        keys.push(key);
+        converted = convert(item, root, keys, seen, flags, depth + 1);
+        keys.pop();
+      }
       // A "__proto__" key (tool arguments are agent-controlled) must stay a field: assignment would set the prototype.
       // Every other key is a plain own data property on assignment, which is much cheaper than defineProperty.
       if (key === "__proto__") Object.defineProperty(result, key, { value: converted, enumerable: true, writable: true, configurable: true });

@@ -278,3 +278,12 @@ test("the fast canonical text (sorted insertion + JSON.stringify) equals canonic
     assert.deepEqual(JSON.parse(text), JSON.parse(JSON.stringify(value)));
   }
 });
+
+test("an event's component and type are left out of its data at the top level only", async () => {
+  const { toCanonicalJson } = await import("./canonical.ts");
+  const omit = new Set(["component", "type"]);
+  const { value, text } = toCanonicalJson({ type: "t", component: "c", zero: -0, inner: { type: "kept", component: "kept" }, n: 1.5 }, "event", omit);
+  assert.equal(text, '{"inner":{"component":"kept","type":"kept"},"n":1.5,"zero":0}');
+  assert.deepEqual(Object.keys(value as object), ["inner", "n", "zero"]);
+  assert.throws(() => toCanonicalJson({ type: "t", big: -Infinity }, "event", omit), /event.big is -Infinity/);
+});

@@ -19,6 +19,8 @@ const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 /** Large enough for redacted tool arguments; a caller with more should record sizes and hashes, not contents. */
 export const MAX_RECORD_BYTES = 1024 * 1024;
 const EVENT_TYPE = /^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/;
+/** An event's fields that have their own columns; the rest is its data. */
+const EVENT_COLUMNS: ReadonlySet<string> = new Set(["component", "type"]);
 
 function describe(error: unknown): string {
   const code = (error as { code?: unknown; errcode?: unknown }).code;
@@ -28,14 +30,14 @@ function describe(error: unknown): string {
 
 function validateEvent(event: AuditEventInput): { component: AuditComponent; type: string; data: { [key: string]: JsonValue }; dataText: string } {
   if (typeof event !== "object" || event === null) throw new TypeError("an audit event must be an object with component and type");
-  const { component, type, ...fields } = event;
+  const { component, type } = event;
   if (!(AUDIT_COMPONENTS as readonly unknown[]).includes(component)) {
     throw new TypeError(`unknown audit component ${JSON.stringify(component)}; use one of ${AUDIT_COMPONENTS.join(", ")}`);
   }
   if (typeof type !== "string" || type.length > 64 || !EVENT_TYPE.test(type)) {
     throw new TypeError(`audit event type ${JSON.stringify(type)} must be a lowercase noun-verb name such as "tool-call" or "egress-decision"`);
   }
-  const { value, text } = toCanonicalJson(fields, "event");
+  const { value, text } = toCanonicalJson(event, "event", EVENT_COLUMNS);
   return { component, type, data: value as { [key: string]: JsonValue }, dataText: text };
 }
 

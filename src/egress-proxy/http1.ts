@@ -33,6 +33,8 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9][0-9]{2})(?: ([\t\x20-\x7e\x80-\xff]*))?$/;
 const MAX_CONTENT_LENGTH = Number.MAX_SAFE_INTEGER;
+/** Shared by every response without a Connection header; read-only by type (nothing adds to a head's tokens). */
+const NO_TOKENS: ReadonlySet<string> = new Set<string>();
 
 const invalid = (detail: string): HeadParse => ({ kind: "invalid", detail });
 
@@ -89,7 +91,7 @@ export function parseResponseHead(buffer: Buffer, maxBytes: number, scannedBefor
       connection = connection === "" ? value : `${connection},${value}`;
     }
   }
-  const connectionTokens = new Set(
+  const connectionTokens: ReadonlySet<string> = connection === "" ? NO_TOKENS : new Set(
     connection
       .toLowerCase()
       .split(",")

@@ -89,6 +89,8 @@ export const DENIED_RANGES: readonly Range[] = [
   range("multicast", "ff00::/8"),
 ];
 
+const NOT_IPV4_NOTATION = /[^0-9a-fA-FxX.\[\]\s]/;
+
 /**
  * Parses what a user or a URL might put where an address goes, the way inet_aton and browsers do: `0x7f.1`,
  * `2130706433`, `0177.0.0.1`, `127.1`, bracketed IPv6. Returns the canonical address, or undefined when the text
@@ -98,6 +100,9 @@ export function parseIpLiteral(text: string): { address: string; family: Address
   // Fast path, same answer: a canonical dotted quad (no leading zeros, each part <= 255) is already itself. This runs
   // several times per proxied request.
   if (isIPv4(text)) return { address: text, family: 4 };
+  // Fast path, same answer: without a colon only IPv4 notations remain, and they are made of hex digits, x, dots (and
+  // the brackets and blanks trimmed below); any other character makes the text a name.
+  if (!text.includes(":") && NOT_IPV4_NOTATION.test(text)) return undefined;
   let host = text.trim();
   if (host.startsWith("[") && host.endsWith("]")) host = host.slice(1, -1);
   if (host.endsWith(".")) host = host.slice(0, -1);
