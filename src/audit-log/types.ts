@@ -41,6 +41,14 @@ export interface AuditLogOptions {
    * @default "normal"
    */
   synchronous?: "normal" | "full";
+  /**
+   * Who folds SQLite's write-ahead log back into the database file (a WAL checkpoint, unrelated to the signed ones).
+   * "inline": SQLite, inside an append every ~1,000 pages, stalling that append ~5 ms. "background": a worker thread
+   * every 200 ms, with appends falling back to SQLite's own only past 10,000 pages (or when the worker stops): for
+   * long-running services, whose requests would otherwise wait out the stall.
+   * @default "inline"
+   */
+  walCheckpoints?: "inline" | "background";
 }
 
 /** An event this log validated and canonicalised (`AuditLog.prepare`), ready to append. */

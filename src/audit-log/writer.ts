@@ -10,6 +10,8 @@ import type { JsonValue } from "./canonical.ts";
 import { FORMAT, GENESIS_HASH, SCHEMA_SQL, checkpointMessage, recordHashOfCanonicalData } from "./format.ts";
 import type { CheckpointReason } from "./format.ts";
 import { loadOrCreateSigningKey, signCheckpoint } from "./signing.ts";
+import { BACKSTOP_PAGES, SQLITE_DEFAULT_PAGES, startWalCheckpointer } from "./wal-checkpointer.ts";
+import type { WalCheckpointer } from "./wal-checkpointer.ts";
 import type { SigningKey } from "./signing.ts";
 import { AUDIT_COMPONENTS, AuditWriteError } from "./types.ts";
 import type { AuditComponent, AuditEventInput, AuditLog, AuditLogOptions, AuditRecord, PreparedAuditEvent } from "./types.ts";
@@ -64,7 +66,7 @@ function retryWhileBusy<T>(work: () => T, timeoutMs: number, pause: Int32Array):
   }
 }
 
-function checkOptions(options: AuditLogOptions): { every: number; busyTimeoutMs: number; synchronous: "NORMAL" | "FULL" } {
+function checkOptions(options: AuditLogOptions): { every: number; busyTimeoutMs: number; synchronous: "NORMAL" | "FULL"; backgroundWal: boolean } {
   if (typeof options?.path !== "string" || options.path.trim() === "") {
     throw new AuditWriteError("openAuditLog needs a path to the audit database (audit.path in perimeter.yaml)");
   }
@@ -74,7 +76,9 @@ function checkOptions(options: AuditLogOptions): { every: number; busyTimeoutMs:
   if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) throw new AuditWriteError(`busyTimeoutMs must be a non-negative integer, not ${String(busyTimeoutMs)}`);
   const synchronous = options.synchronous ?? "normal";
   if (synchronous !== "normal" && synchronous !== "full") throw new AuditWriteError(`synchronous must be "normal" or "full", not ${JSON.stringify(synchronous)}`);
-  return { every, busyTimeoutMs, synchronous: synchronous === "full" ? "FULL" : "NORMAL" };
+  const walCheckpoints = options.walCheckpoints ?? "inline";
+  if (walCheckpoints !== "inline" && walCheckpoints !== "background") throw new AuditWriteError(`walCheckpoints must be "inline" or "background", not ${JSON.stringify(walCheckpoints)}`);
+  return { every, busyTimeoutMs, synchronous: synchronous === "full" ? "FULL" : "NORMAL", backgroundWal: walCheckpoints === "background" };
 }
 
 /** Creates the directories (0700) and an empty file (0600) before SQLite does, so SQLite never picks the mode. */
@@ -100,7 +104,7 @@ function createFile(path: string): void {
  * request.
  */
 export function openAuditLog(options: AuditLogOptions): AuditLog {
-  const { every, busyTimeoutMs, synchronous } = checkOptions(options);
+  const { every, busyTimeoutMs, synchronous, backgroundWal } = checkOptions(options);
   const path = resolve(options.path);
   const now = options.now ?? (() => new Date());
   createFile(path);
@@ -207,6 +211,21 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
   let closed = false;
   const prepared = new WeakSet<PreparedAuditEvent>();
 
+  let walCheckpointer: WalCheckpointer | undefined;
+  if (backgroundWal) {
+    // Events run between appends, never inside one: handing checkpoints back to SQLite here cannot split a transaction.
+    const handBack = () => {
+      walCheckpointer = undefined;
+      if (!closed) database.exec(`PRAGMA wal_autocheckpoint = ${SQLITE_DEFAULT_PAGES}`);
+    };
+    try {
+      database.exec(`PRAGMA wal_autocheckpoint = ${BACKSTOP_PAGES}`);
+      walCheckpointer = startWalCheckpointer(path, synchronous, handBack);
+    } catch {
+      handBack();
+    }
+  }
+
   function prepare(event: AuditEventInput): PreparedAuditEvent {
     let validated: ReturnType<typeof validateEvent>;
     try {
@@ -277,6 +296,7 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
       } catch (error) {
         throw new AuditWriteError(`cannot write the closing checkpoint of ${path}: ${describe(error)}`, { cause: error });
       } finally {
+        walCheckpointer?.stop();
         database.close();
       }
     },

@@ -128,6 +128,7 @@ export const serveEgressProxy: Command = async (args, io) => {
         path: resolvePath(io.cwd, auditPath),
         ...(initial.config?.audit.signingKeyFile !== undefined ? { signingKeyFile: resolvePath(io.cwd, initial.config.audit.signingKeyFile) } : {}),
         ...(initial.config !== undefined ? { checkpointEvery: initial.config.audit.checkpointEvery } : {}),
+        walCheckpoints: "background",
       });
     } catch (error) {
       throw new UsageError(`serve egress-proxy: ${(error as Error).message}`);

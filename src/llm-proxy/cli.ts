@@ -52,11 +52,13 @@ function storePath(config: PerimeterConfig, io: CommandIo): string {
   return resolve(io.cwd, config.llm.keysPath ?? config.audit.path);
 }
 
-function openAudit(config: PerimeterConfig, io: CommandIo): AuditLog {
+/** `service`: a long-running server, whose SQLite WAL checkpoints run off its event loop (see AuditLogOptions). */
+function openAudit(config: PerimeterConfig, io: CommandIo, service = false): AuditLog {
   return openAuditLog({
     path: resolve(io.cwd, config.audit.path),
     ...(config.audit.signingKeyFile === undefined ? {} : { signingKeyFile: resolve(io.cwd, config.audit.signingKeyFile) }),
     checkpointEvery: config.audit.checkpointEvery,
+    ...(service ? { walCheckpoints: "background" as const } : {}),
   });
 }
 
@@ -84,7 +86,7 @@ export const serveLlmProxy: Command = async (args, io) => {
     throw error;
   }
   const logger = createLogger("llm-proxy");
-  const audit = openAudit(config, io);
+  const audit = openAudit(config, io, true);
   let keyStore: LlmKeyStore | undefined;
   try {
     keyStore = openLlmKeyStore(storePath(config, io), { onError: (error) => logger.error({ err: error.message }, "llm-usage write failed; retrying (budgets in this process stay exact)") });

@@ -51,6 +51,7 @@ export const serveMcpGuard: Command = async (args, io) => {
     path: auditPath,
     ...(config.audit.signingKeyFile === undefined ? {} : { signingKeyFile: resolve(io.cwd, config.audit.signingKeyFile) }),
     checkpointEvery: config.audit.checkpointEvery,
+    walCheckpoints: "background",
   });
   const database = openGuardDatabase(auditPath);
   let guard;

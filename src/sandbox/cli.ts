@@ -386,7 +386,7 @@ async function serve(args: string[], io: CommandIo): Promise<number> {
   let audit;
   const auditPath = values["audit-db"] ?? config.audit.path;
   try {
-    audit = openAuditLog({ path: auditPath, ...(config.audit.signingKeyFile !== undefined ? { signingKeyFile: config.audit.signingKeyFile } : {}), checkpointEvery: config.audit.checkpointEvery });
+    audit = openAuditLog({ path: auditPath, ...(config.audit.signingKeyFile !== undefined ? { signingKeyFile: config.audit.signingKeyFile } : {}), checkpointEvery: config.audit.checkpointEvery, walCheckpoints: "background" });
   } catch (error) {
     throw new UsageError(`serve sandbox: cannot open the audit log ${auditPath}: ${(error as Error).message} (pass --audit-db FILE or set audit.path)`);
   }

@@ -1,0 +1,37 @@
+// SQLite WAL checkpoints in a worker thread: the write-ahead log reaches the database file without any append doing it.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { eventually } from "../shared/testing.ts";
+import { openAuditLog, verifyAuditLog } from "./index.ts";
+import { temporaryDirectory } from "./test-helpers.ts";
+
+function appendSome(log: ReturnType<typeof openAuditLog>, count: number): void {
+  for (let index = 0; index < count; index += 1) log.append({ component: "egress-proxy", type: "egress-decision", index, host: "api.example.com" });
+}
+
+test("background WAL checkpoints fold the log into the database file while appends never run one", async () => {
+  const directory = temporaryDirectory();
+  const background = openAuditLog({ path: join(directory, "background.db"), walCheckpoints: "background" });
+  const inline = openAuditLog({ path: join(directory, "inline.db") });
+  // 300 single-record appends write ~300 WAL pages: below SQLite's own threshold (1,000), so with inline checkpoints
+  // nothing reaches the database file yet, and whatever does in the background log was the worker's doing.
+  appendSome(background, 300);
+  appendSome(inline, 300);
+  await eventually(() => statSync(background.path).size > 4096 || undefined, 5000, "the worker's checkpoint to reach the database file");
+  assert.ok(statSync(inline.path).size <= 4096, "with inline checkpoints nothing was folded in yet (the control)");
+  // Appends go on while the worker checkpoints; the chain is whole.
+  appendSome(background, 200);
+  background.close();
+  inline.close();
+  // Stopped with the log, the worker closes its connection; the last connection to close folds in the rest.
+  await eventually(() => !existsSync(`${background.path}-wal`) || undefined, 5000, "the worker's connection to close");
+  const verified = verifyAuditLog(background.path);
+  assert.equal(verified.ok, true, JSON.stringify(verified));
+  assert.equal(verified.records, 500);
+});
+
+test("an unknown walCheckpoints value is refused with the values it takes", () => {
+  assert.throws(() => openAuditLog({ path: join(temporaryDirectory(), "audit.db"), walCheckpoints: "worker" as never }), /walCheckpoints must be "inline" or "background", not "worker"/);
+});
