@@ -331,6 +331,25 @@ interface OpenTunnel {
 
 const ignore = () => {};
 
+/** A checked address of the name being dialled (resolveChecked's candidates). */
+type Candidate = { readonly address: string; readonly family: AddressFamily };
+
+/** How long a connection attempt runs alone before the next address is tried too (RFC 8305's 250 ms). */
+const ATTEMPT_DELAY_MS = 250;
+
+/** The order to try checked addresses in: the resolver's first, then alternating address families (RFC 8305 §4). */
+export function dialOrder(candidates: readonly Candidate[]): Candidate[] {
+  const firstFamily = candidates[0]?.family;
+  const same = candidates.filter((candidate) => candidate.family === firstFamily);
+  const other = candidates.filter((candidate) => candidate.family !== firstFamily);
+  const order: Candidate[] = [];
+  for (let index = 0; index < Math.max(same.length, other.length); index++) {
+    if (index < same.length) order.push(same[index] as Candidate);
+    if (index < other.length) order.push(other[index] as Candidate);
+  }
+  return order;
+}
+
 const defaultDial: Dialer = ({ host, port, family, onread }) => net.connect({ host, port, family, noDelay: true, ...(onread !== undefined ? { onread } : {}) });
 
 /** Largest response head accepted from an origin (Node's own client allows 16 KiB). */
@@ -489,6 +508,8 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
     readonly host: string;
     readonly port: number;
     readonly address?: string | undefined;
+    /** Every checked address of the name, when there is more than one: the proxy dials the first that answers. */
+    readonly addresses?: readonly string[] | undefined;
     readonly sni?: string | undefined;
     readonly rules?: readonly string[];
     readonly startedAt: number;
@@ -514,6 +535,7 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
       host: record.host,
       port: record.port,
       address: record.address ?? null,
+      ...(record.addresses !== undefined ? { addresses: record.addresses } : {}),
       decision: outcome.decision,
       reason,
       status: outcome.decision === "allow" ? (record.method === "CONNECT" ? 200 : null) : STATUS[outcome.reason],
@@ -529,7 +551,7 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
     decision: Decision,
     source: string,
     kind: "connect" | "http",
-  ): Promise<{ ok: false; refusal: Refusal; address?: string } | { ok: true; address: string; family: AddressFamily; release?: () => void }> {
+  ): Promise<{ ok: false; refusal: Refusal; address?: string } | { ok: true; address: string; candidates: readonly Candidate[]; release?: () => void }> {
     const limits = effective.limits;
     if (!rateLimiter.take(rateKey(decision, source), limits.requestsPerSecondPerClient, performance.now())) {
       if (!decision.allow) return { ok: false, refusal: { reason: decision.reason, message: decision.message } };
@@ -560,36 +582,83 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
       const reason: RefusalReason = resolved.reason === "invalid-address" ? "private-address" : resolved.reason;
       return { ok: false, refusal: { reason, message }, address: resolved.addresses[0] };
     }
-    return { ok: true, address: resolved.address, family: resolved.family, ...(release !== undefined ? { release } : {}) };
+    return { ok: true, address: resolved.address, candidates: resolved.candidates, ...(release !== undefined ? { release } : {}) };
   }
 
-  /** Dials the checked address with a connect timeout. */
-  function dialChecked(address: string, port: number, family: AddressFamily, onread?: net.OnReadOpts): Promise<net.Socket> {
+  /**
+   * Connects to one of the checked addresses, within one connect timeout for the whole attempt. Several addresses (a
+   * name with A and AAAA records, or several of one family) are tried as RFC 8305 says: alternating families from the
+   * resolver's first, the next one as soon as an attempt fails or after ATTEMPT_DELAY_MS without an answer (the
+   * earlier ones keep trying); the first to connect wins and the others are destroyed before anything is read from
+   * them. Only addresses that passed the deny-set check are ever dialled; the name never reaches a socket.
+   */
+  function dialChecked(candidates: readonly Candidate[], port: number, onread?: net.OnReadOpts): Promise<{ socket: net.Socket; address: string }> {
     return new Promise((resolve, reject) => {
-      let socket: net.Socket;
-      try {
-        socket = dial({ host: address, port, family, ...(onread !== undefined ? { onread } : {}) });
-      } catch (error) {
-        reject(error);
-        return;
-      }
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(Object.assign(new Error(`connecting to ${formatAuthority(address, port)} timed out`), { code: "ERR_UPSTREAM_TIMEOUT" }));
-      }, effective.limits.connectTimeoutSeconds * 1000);
-      socket.once("connect", () => {
-        clearTimeout(timer);
-        socket.removeListener("error", onError);
-        // From here until its user listens (after the audit commit), an error must not be uncaught: it shows as
-        // `destroyed`, which every user checks before it starts.
-        socket.on("error", ignore);
-        resolve(socket);
-      });
-      const onError = (error: Error) => {
-        clearTimeout(timer);
+      const order = dialOrder(candidates);
+      const attempts = new Set<net.Socket>();
+      let next = 0;
+      let settled = false;
+      let lastError: unknown;
+      let stagger: NodeJS.Timeout | undefined;
+      const finish = (error: unknown) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(deadline);
+        clearTimeout(stagger);
+        for (const socket of attempts) socket.destroy();
+        attempts.clear();
         reject(error);
       };
-      socket.once("error", onError);
+      const deadline = setTimeout(() => {
+        const targets = order.map((candidate) => formatAuthority(candidate.address, port)).join(", ");
+        finish(Object.assign(new Error(`connecting to ${targets} timed out`), { code: "ERR_UPSTREAM_TIMEOUT" }));
+      }, effective.limits.connectTimeoutSeconds * 1000);
+      const attempt = (): void => {
+        clearTimeout(stagger);
+        stagger = undefined;
+        if (settled) return;
+        const candidate = order[next];
+        if (candidate === undefined) {
+          // Nothing left to start: an attempt still running decides, or, with none left, the last error does.
+          if (attempts.size === 0) finish(lastError ?? new Error("no address to connect to"));
+          return;
+        }
+        next += 1;
+        let socket: net.Socket;
+        try {
+          socket = dial({ host: candidate.address, port, family: candidate.family, ...(onread !== undefined ? { onread } : {}) });
+        } catch (error) {
+          lastError = error;
+          attempt();
+          return;
+        }
+        attempts.add(socket);
+        const onError = (error: Error) => {
+          attempts.delete(socket);
+          lastError = error;
+          attempt();
+        };
+        socket.once("error", onError);
+        socket.once("connect", () => {
+          attempts.delete(socket);
+          if (settled) {
+            socket.destroy();
+            return;
+          }
+          settled = true;
+          clearTimeout(deadline);
+          clearTimeout(stagger);
+          for (const other of attempts) other.destroy();
+          attempts.clear();
+          socket.removeListener("error", onError);
+          // From here until its user listens (after the audit commit), an error must not be uncaught: it shows as
+          // `destroyed`, which every user checks before it starts.
+          socket.on("error", ignore);
+          resolve({ socket, address: candidate.address });
+        });
+        if (next < order.length) stagger = setTimeout(attempt, ATTEMPT_DELAY_MS);
+      };
+      attempt();
     });
   }
 
@@ -625,17 +694,20 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
     if (!admitted.ok) return refuse(admitted.refusal, { address: admitted.address });
     const release = admitted.release ?? (() => {});
     if (client.destroyed) return release();
-    const decided = { ...record, address: admitted.address, rules: decision.allow ? decision.rules : [] };
+    const addresses = admitted.candidates.length > 1 ? admitted.candidates.map((candidate) => candidate.address) : undefined;
 
     let upstream: net.Socket;
+    let dialled: string;
     const reader = createUpstreamReader(firstReadBuffer);
     try {
-      upstream = await dialChecked(admitted.address, target.port, admitted.family, reader.onread);
+      ({ socket: upstream, address: dialled } = await dialChecked(admitted.candidates, target.port, reader.onread));
     } catch (error) {
       release();
       const reason = upstreamFailure(error);
-      return refuse({ reason, message: `could not connect to ${decision.host}:${target.port} (${admitted.address}): ${(error as Error).message}` }, { address: admitted.address });
+      return refuse({ reason, message: `could not connect to ${decision.host}:${target.port} (${(addresses ?? [admitted.address]).join(", ")}): ${(error as Error).message}` }, { address: admitted.address, addresses });
     }
+    // The tunnel's records name the address it was actually opened to.
+    const decided = { ...record, address: dialled, addresses, rules: decision.allow ? decision.rules : [] };
     setupTimers.connect.observe((performance.now() - startedAt) / 1000);
     if (client.destroyed) {
       upstream.destroy();
@@ -875,11 +947,16 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
     const admitted = await admit(decision, source, "http");
     if (!admitted.ok) return refuse(admitted.refusal, { address: admitted.address });
     if (response.destroyed) return;
-    const decided: DecisionRecord = { ...record, address: admitted.address, rules: decision.allow ? decision.rules : [] };
+    const addresses = admitted.candidates.length > 1 ? admitted.candidates.map((candidate) => candidate.address) : undefined;
+    const decided: DecisionRecord = { ...record, address: admitted.address, addresses, rules: decision.allow ? decision.rules : [] };
+    const targets = (addresses ?? [admitted.address]).join(", ");
 
     const limits = effective.limits;
-    // Unidentified clients are told apart by source address (as for rate limits): they must not share connections.
-    const poolKey = `${rateKey(decision, source)}\0${admitted.address}\0${target.port}`;
+    // Unidentified clients are told apart by source address (as for rate limits): they must not share connections. A
+    // connection is pooled under the address it is open to, and taken for any address the name checks out to now.
+    const poolPrefix = `${rateKey(decision, source)}\0`;
+    const poolKeyOf = (address: string) => `${poolPrefix}${address}\0${target.port}`;
+    const pooledAddress = (): string | undefined => admitted.candidates.find((candidate) => upstreamPool.has(poolKeyOf(candidate.address)))?.address;
     const connectionTokens = new Set((request.headers.connection ?? "").toLowerCase().split(",").map((token) => token.trim()));
     // The request body as received: none, under its Content-Length, or (Node has de-chunked it) re-chunked by us.
     const contentLength = request.headers["content-length"];
@@ -948,7 +1025,7 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
     });
     response.on("drain", () => current?.resume());
 
-    const send = (upstream: net.Socket, reused: boolean, retried: boolean) => {
+    const send = (upstream: net.Socket, address: string, reused: boolean, retried: boolean) => {
       if (finished) {
         upstream.destroy();
         return;
@@ -956,7 +1033,7 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
       // A new connection the origin closed while the decision was being committed: its events are already past.
       if (upstream.destroyed || !upstream.writable || upstream.readableEnded) {
         upstream.destroy();
-        fail("upstream-reset", `${target.url.host} (${admitted.address}) closed the connection before the request was sent`, true);
+        fail("upstream-reset", `${target.url.host} (${address}) closed the connection before the request was sent`, true);
         return;
       }
       const started = exchange({
@@ -992,7 +1069,7 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
           }
           finished = true;
           clearTimeout(lifetimeTimer);
-          if (reusable) upstreamPool.give(poolKey, upstream);
+          if (reusable) upstreamPool.give(poolKeyOf(address), upstream);
           response.end();
         },
         onError: (error, responseStarted) => {
@@ -1002,7 +1079,7 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
             connectAndSend(true);
             return;
           }
-          fail(upstreamFailure(error), `${target.url.host} (${admitted.address}): ${error.message}`, true);
+          fail(upstreamFailure(error), `${target.url.host} (${address}): ${error.message}`, true);
         },
       });
       // The answer is read only once the decision is committed.
@@ -1010,13 +1087,13 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
       current = started;
     };
 
-    const sendWhenConnected = (connecting: Promise<net.Socket>, retried: boolean) => {
+    const sendWhenConnected = (connecting: Promise<{ socket: net.Socket; address: string }>, retried: boolean) => {
       connecting.then(
-        (upstream) => send(upstream, false, retried),
-        (error: unknown) => fail(upstreamFailure(error), `could not connect to ${target.url.host} (${admitted.address}): ${(error as Error).message}`, true),
+        (connected) => send(connected.socket, connected.address, false, retried),
+        (error: unknown) => fail(upstreamFailure(error), `could not connect to ${target.url.host} (${targets}): ${(error as Error).message}`, true),
       );
     };
-    const connectAndSend = (retried: boolean) => sendWhenConnected(dialChecked(admitted.address, target.port, admitted.family), retried);
+    const connectAndSend = (retried: boolean) => sendWhenConnected(dialChecked(admitted.candidates, target.port), retried);
 
     // Either the request goes out while its decision record commits (the answer is read only after the commit), or
     // (auditBeforeForwarding, a failing log, or a client waiting for 100 Continue) the decision is committed before
@@ -1026,13 +1103,14 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
     // connection, instead of being read as this request's answer. (Until the exchange listens on it, the pool must:
     // a reset with no error listener would end the process.)
     const overlap = !expectsContinue && mayForwardWhileCommitting();
-    const connecting = upstreamPool.has(poolKey) ? undefined : dialChecked(admitted.address, target.port, admitted.family);
+    const connecting = pooledAddress() !== undefined ? undefined : dialChecked(admitted.candidates, target.port);
     connecting?.catch(ignore);
     const sendRequest = () => {
       if (connecting !== undefined) return sendWhenConnected(connecting, false);
       if (finished) return;
-      const idle = upstreamPool.take(poolKey);
-      return idle !== undefined ? send(idle, true, false) : connectAndSend(false);
+      const address = pooledAddress();
+      const idle = address === undefined ? undefined : upstreamPool.take(poolKeyOf(address));
+      return idle !== undefined && address !== undefined ? send(idle, address, true, false) : connectAndSend(false);
     };
     // Queued before the record: at the end of this turn the request goes out first, then the record commits.
     if (overlap) setImmediate(sendRequest);
@@ -1043,7 +1121,7 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
         finished = true;
         clearTimeout(lifetimeTimer);
         current?.abort();
-        connecting?.then((socket) => socket.destroy(), ignore);
+        connecting?.then((connected) => connected.socket.destroy(), ignore);
         respondRefusal(response, { reason: "audit-unavailable", message: "the audit log cannot be written, so nothing is let through; see the proxy's log" }, false);
         return;
       }

@@ -72,7 +72,13 @@ test("resolveChecked: one private address among public ones denies the name; fai
   assert.equal(mixed.ok, false);
   assert.equal(!mixed.ok && mixed.reason, "private-address");
   const good = await resolveChecked("public.test", { resolver });
-  assert.deepEqual(good, { ok: true, address: "93.184.215.14", family: 4, addresses: ["93.184.215.14"] });
+  assert.deepEqual(good, { ok: true, address: "93.184.215.14", family: 4, addresses: ["93.184.215.14"], candidates: [{ address: "93.184.215.14", family: 4 }] });
+  // Every address comes back checked and in canonical form, in resolver order: the ones a caller may dial.
+  const dual = await resolveChecked("dual.test", { resolver: staticResolver({ "dual.test": ["2606:2800:21f:cb07:6820:80da:af6b:8b2c", "93.184.215.14"] }) });
+  assert.deepEqual(dual.ok && dual.candidates, [
+    { address: "2606:2800:21f:cb07:6820:80da:af6b:8b2c", family: 6 },
+    { address: "93.184.215.14", family: 4 },
+  ]);
   assert.equal((await resolveChecked("missing.test", { resolver })).ok, false);
   assert.equal((await resolveChecked("empty.test", { resolver })).ok, false);
   const literal = await resolveChecked("0x7f.1", { resolver });

@@ -89,7 +89,15 @@ export function staticResolver(table: Readonly<Record<string, readonly string[]>
 }
 
 export type ResolveResult =
-  | { ok: true; address: string; family: AddressFamily; addresses: string[] }
+  | {
+      ok: true;
+      /** The first of `candidates`: the resolver's preferred address. */
+      address: string;
+      family: AddressFamily;
+      addresses: string[];
+      /** Every address of the name, each checked, in canonical form and resolver order: the only ones to dial. */
+      candidates: Array<{ address: string; family: AddressFamily }>;
+    }
   | { ok: false; reason: "private-address" | "proxy-address" | "dns-failure" | "invalid-address"; detail: string; addresses: string[] };
 
 export interface ResolveOptions extends AddressPolicyOptions {
@@ -132,6 +140,7 @@ export async function resolveChecked(host: string, options: ResolveOptions): Pro
     const decision = checkAddressRemembered(address, options);
     if (!decision.allowed) return { ok: false, reason: decision.reason, detail: `${host} resolves to ${address} (${decision.range})`, addresses };
   }
-  const chosen = parseIpLiteral(addresses[0] as string) as { address: string; family: AddressFamily };
-  return { ok: true, address: chosen.address, family: chosen.family, addresses };
+  const candidates = addresses.map((address) => parseIpLiteral(address) as { address: string; family: AddressFamily });
+  const chosen = candidates[0] as { address: string; family: AddressFamily };
+  return { ok: true, address: chosen.address, family: chosen.family, addresses, candidates };
 }
