@@ -129,6 +129,26 @@ describe("provider addresses and TLS (stand-in provider over HTTPS on loopback)"
     }
   });
 
+  test("a provider name with several checked addresses: a refused first one falls over to the next (Happy Eyeballs)", async () => {
+    const dead = `127.${2 + Math.floor(Math.random() * 250)}.${2 + Math.floor(Math.random() * 250)}.${2 + Math.floor(Math.random() * 250)}`;
+    const resolver = countingResolver({ "provider.test": [dead, "127.0.0.1"] });
+    const harness = await startProxy(`providers:\n  remote: { baseUrl: "https://provider.test:${port}/v1", models: [gpt-test] }\n${clients}`, { AGENT_KEY }, {
+      resolver,
+      allowCidrs: ["127.0.0.0/8"],
+      ca: tls.cert,
+    });
+    try {
+      const before = provider.requests.length;
+      const response = await post(harness.url, "/v1/chat/completions", body, AGENT_KEY);
+      assert.equal(response.status, 200, JSON.stringify(response.json));
+      assert.equal(provider.requests.length, before + 1);
+      assert.equal(provider.requests.at(-1)?.servername, "provider.test");
+      assert.equal(resolver.calls(), 1, "resolved once, by us");
+    } finally {
+      await harness.close();
+    }
+  });
+
   test("a certificate for another name is rejected (verification is on, against the provider's name)", async () => {
     const harness = await startProxy(`providers:\n  remote: { baseUrl: "https://provider.test:${wrongPort}/v1", models: [gpt-test] }\n${clients}`, { AGENT_KEY }, {
       resolver: staticResolver({ "provider.test": ["127.0.0.1"] }),

@@ -67,10 +67,18 @@ function parseBase(baseUrl: string): ParsedBase {
   return { secure, host, port: url.port === "" ? (secure ? 443 : 80) : Number(url.port), basePath: url.pathname.replace(/\/+$/, "") };
 }
 
-function pinnedLookup(address: string, family: AddressFamily): LookupFunction {
+type Candidate = { address: string; family: AddressFamily };
+
+/**
+ * A lookup that answers with the checked addresses only, so that Node never resolves the name itself. Given several
+ * (A and AAAA, or several of one family), Node's own Happy Eyeballs (`autoSelectFamily`, on by default) asks for all
+ * of them and falls over from one that fails or stays silent for 250 ms to the next.
+ */
+function pinnedLookup(candidates: readonly Candidate[]): LookupFunction {
+  const first = candidates[0] as Candidate;
   return (_hostname, options, callback) => {
-    if (options.all === true) callback(null, [{ address, family }]);
-    else callback(null, address, family);
+    if (options.all === true) callback(null, candidates.map((candidate) => ({ ...candidate })));
+    else callback(null, first.address, first.family);
   };
 }
 
@@ -90,7 +98,7 @@ export function createUpstreamDialer(options: UpstreamDialerOptions): UpstreamDi
   const now = options.now ?? Date.now;
   const ttl = options.resolveTtlMs ?? 30_000;
   const agents = new Map<string, http.Agent>();
-  const resolutions = new Map<string, { address: string; family: AddressFamily; expiresAt: number }>();
+  const resolutions = new Map<string, { candidates: readonly Candidate[]; expiresAt: number }>();
   const bases = new Map<string, ParsedBase>();
 
   const agentFor = (provider: UpstreamProvider, base: ParsedBase): http.Agent => {
@@ -104,10 +112,10 @@ export function createUpstreamDialer(options: UpstreamDialerOptions): UpstreamDi
     return agent;
   };
 
-  const checkedAddress = async (provider: UpstreamProvider, host: string): Promise<{ ok: true; address: string; family: AddressFamily } | { ok: false; error: ProxyError; retryable: boolean }> => {
+  const checkedAddresses = async (provider: UpstreamProvider, host: string): Promise<{ ok: true; candidates: readonly Candidate[] } | { ok: false; error: ProxyError; retryable: boolean }> => {
     const cacheKey = `${host}|${provider.config.allowPrivateAddress}`;
     const cached = resolutions.get(cacheKey);
-    if (cached !== undefined && cached.expiresAt > now()) return { ok: true, address: cached.address, family: cached.family };
+    if (cached !== undefined && cached.expiresAt > now()) return { ok: true, candidates: cached.candidates };
     const allowCidrs = provider.config.allowPrivateAddress ? EVERY_ADDRESS : (options.allowCidrs ?? []);
     const result = await resolveChecked(host, { resolver: options.resolver, allowCidrs });
     if (!result.ok) {
@@ -118,8 +126,8 @@ export function createUpstreamDialer(options: UpstreamDialerOptions): UpstreamDi
         retryable: true,
       };
     }
-    resolutions.set(cacheKey, { address: result.address, family: result.family, expiresAt: now() + ttl });
-    return { ok: true, address: result.address, family: result.family };
+    resolutions.set(cacheKey, { candidates: result.candidates, expiresAt: now() + ttl });
+    return { ok: true, candidates: result.candidates };
   };
 
   return {
@@ -129,7 +137,7 @@ export function createUpstreamDialer(options: UpstreamDialerOptions): UpstreamDi
         base = parseBase(provider.config.baseUrl);
         bases.set(provider.config.baseUrl, base);
       }
-      const checked = await checkedAddress(provider, base.host);
+      const checked = await checkedAddresses(provider, base.host);
       if (!checked.ok) return checked;
       const timeoutSeconds = provider.config.timeoutSeconds;
       const requestOptions: https.RequestOptions = {
@@ -139,7 +147,7 @@ export function createUpstreamDialer(options: UpstreamDialerOptions): UpstreamDi
         path: `${base.basePath}${path}`,
         headers,
         agent: agentFor(provider, base),
-        lookup: pinnedLookup(checked.address, checked.family),
+        lookup: pinnedLookup(checked.candidates),
         // SNI and certificate verification use the provider's name, not the address we dial.
         ...(base.secure && isIP(base.host) === 0 ? { servername: base.host } : {}),
       };
