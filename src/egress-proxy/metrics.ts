@@ -12,6 +12,8 @@ export interface EgressMetrics {
   /** From a request head to the upstream connection being ready (decision, DNS, SSRF check, dial). */
   readonly setupSeconds: Histogram<"kind">;
   readonly policyReloads: Counter<"result">;
+  /** Audit records that could not be written (each one also went to the operational log at error level). */
+  readonly auditFailures: Counter;
 }
 
 export function createEgressMetrics(): EgressMetrics {
@@ -42,6 +44,11 @@ export function createEgressMetrics(): EgressMetrics {
       name: "perimeter_egress_policy_reloads_total",
       help: "Policy reloads by result (applied, rejected).",
       labelNames: ["result"],
+      registers: [registry],
+    }),
+    auditFailures: new Counter({
+      name: "perimeter_egress_audit_failures_total",
+      help: "Audit records that could not be written; while the log fails, every request is refused (audit-unavailable).",
       registers: [registry],
     }),
   };

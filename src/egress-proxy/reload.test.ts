@@ -7,7 +7,7 @@ import http from "node:http";
 import { staticResolver } from "../net/index.ts";
 import { createEgressProxy } from "./index.ts";
 import type { EgressProxy, ListenAddress } from "./index.ts";
-import { guardedDial, httpThroughProxy, makeCertificate, openTunnel, rawExchange, startHttpOrigin, startTlsOrigin, waitFor } from "./test-support.ts";
+import { guardedDial, httpThroughProxy, makeCertificate, memoryAudit, openTunnel, rawExchange, startHttpOrigin, startTlsOrigin, waitFor } from "./test-support.ts";
 import type { Certificate, Origin } from "./test-support.ts";
 import tls from "node:tls";
 
@@ -130,6 +130,27 @@ test("/metrics exposes decisions by reason, open tunnels, bytes and the setup la
   const health = await get(`${metricsAddress.url}/healthz`);
   assert.deepEqual([health.status, health.body], [200, "ok\n"]);
   assert.equal((await get(`${metricsAddress.url}/other`)).status, 404);
+});
+
+test("/healthz is 503 while the audit log refuses writes (every request is refused then) and ok once a commit succeeds", async () => {
+  const audit = memoryAudit();
+  const failing = createEgressProxy({ allow: [rule("first.test")], unknownClients: "global" }, { resolver: staticResolver({ "first.test": [ORIGIN_IP] }), dial: guardedDial(), audit });
+  const proxyAddress = (await failing.listen("127.0.0.1:0")) as ListenAddress & { kind: "tcp" };
+  const health = (await failing.listenMetrics("127.0.0.1:0")) as ListenAddress & { kind: "tcp" };
+  try {
+    assert.equal((await get(`${health.url}/healthz`)).status, 200);
+    audit.failing = true;
+    assert.equal((await httpThroughProxy(proxyAddress, `http://first.test:${httpOrigin.port}/`)).status, 503);
+    const down = await get(`${health.url}/healthz`);
+    assert.equal(down.status, 503);
+    assert.match(down.body, /audit log failing/);
+    assert.match((await get(`${health.url}/metrics`)).body, /perimeter_egress_audit_failures_total 1\b/);
+    audit.failing = false;
+    assert.equal((await httpThroughProxy(proxyAddress, `http://first.test:${httpOrigin.port}/`)).status, 200);
+    assert.deepEqual(await get(`${health.url}/healthz`).then((response) => [response.status, response.body]), [200, "ok\n"]);
+  } finally {
+    await failing.close();
+  }
 });
 
 test("the proxy port does not serve metrics (origin-form requests are refused)", async () => {

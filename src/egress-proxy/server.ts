@@ -468,6 +468,7 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
     const event = { component: "egress-proxy" as const, ...record };
     const failed = (error: unknown) => {
       auditHealthy = false;
+      metrics.auditFailures.inc();
       // The whole record goes to the operational log: kept out of the chain, it is still not lost unseen.
       logger.error({ err: error, audit: event }, then === undefined ? "audit record could not be written" : "audit record could not be written; refusing the request");
       then?.(false);
@@ -1266,8 +1267,10 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
       return;
     }
     if (path === "/healthz") {
-      const healthy = !closing && servers.length > 0;
-      response.writeHead(healthy ? 200 : 503, { "Content-Type": "text/plain; charset=utf-8" }).end(healthy ? "ok\n" : "not listening\n");
+      // Unhealthy while the audit log refuses writes: every request is refused then, and a probe should say so. The
+      // next successful commit (any request's) makes it healthy again.
+      const problem = closing || servers.length === 0 ? "not listening" : !auditHealthy ? "audit log failing: every request is refused (audit-unavailable); see the proxy's log" : undefined;
+      response.writeHead(problem === undefined ? 200 : 503, { "Content-Type": "text/plain; charset=utf-8" }).end(problem === undefined ? "ok\n" : `${problem}\n`);
       return;
     }
     if (path === "/metrics") {
