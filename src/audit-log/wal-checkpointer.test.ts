@@ -35,3 +35,14 @@ test("background WAL checkpoints fold the log into the database file while appen
 test("an unknown walCheckpoints value is refused with the values it takes", () => {
   assert.throws(() => openAuditLog({ path: join(temporaryDirectory(), "audit.db"), walCheckpoints: "worker" as never }), /walCheckpoints must be "inline" or "background", not "worker"/);
 });
+
+test("a worker that cannot do its job reports it once, so that the writer hands checkpoints back to SQLite", async () => {
+  const { startWalCheckpointer } = await import("./wal-checkpointer.ts");
+  const reasons: unknown[] = [];
+  // A database under a directory that does not exist: the worker's own connection fails to open.
+  startWalCheckpointer(join(temporaryDirectory(), "missing", "audit.db"), "NORMAL", (error) => reasons.push(error));
+  await eventually(() => reasons.length > 0 || undefined, 5000, "the worker's failure to be reported");
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.equal(reasons.length, 1, "reported once (error and exit together)");
+  assert.match(String((reasons[0] as Error).message), /unable to open|cannot open|exited/i);
+});

@@ -216,7 +216,11 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
     // Events run between appends, never inside one: handing checkpoints back to SQLite here cannot split a transaction.
     const handBack = () => {
       walCheckpointer = undefined;
-      if (!closed) database.exec(`PRAGMA wal_autocheckpoint = ${SQLITE_DEFAULT_PAGES}`);
+      try {
+        if (!closed) database.exec(`PRAGMA wal_autocheckpoint = ${SQLITE_DEFAULT_PAGES}`);
+      } catch {
+        // The backstop (BACKSTOP_PAGES) stays: SQLite still checkpoints, only later. Appends report their own errors.
+      }
     };
     try {
       database.exec(`PRAGMA wal_autocheckpoint = ${BACKSTOP_PAGES}`);

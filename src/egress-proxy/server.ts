@@ -950,7 +950,7 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
     if (response.destroyed) return;
     const addresses = admitted.candidates.length > 1 ? admitted.candidates.map((candidate) => candidate.address) : undefined;
     const decided: DecisionRecord = { ...record, address: admitted.address, addresses, rules: decision.allow ? decision.rules : [] };
-    const targets = (addresses ?? [admitted.address]).join(", ");
+    const targets = () => (addresses ?? [admitted.address]).join(", ");
 
     const limits = effective.limits;
     // Unidentified clients are told apart by source address (as for rate limits): they must not share connections. A
@@ -1091,7 +1091,7 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
     const sendWhenConnected = (connecting: Promise<{ socket: net.Socket; address: string }>, retried: boolean) => {
       connecting.then(
         (connected) => send(connected.socket, connected.address, false, retried),
-        (error: unknown) => fail(upstreamFailure(error), `could not connect to ${target.url.host} (${targets}): ${(error as Error).message}`, true),
+        (error: unknown) => fail(upstreamFailure(error), `could not connect to ${target.url.host} (${targets()}): ${(error as Error).message}`, true),
       );
     };
     const connectAndSend = (retried: boolean) => sendWhenConnected(dialChecked(admitted.candidates, target.port), retried);
