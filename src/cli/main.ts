@@ -85,6 +85,11 @@ export async function runCli(argv: string[], io: CommandIo): Promise<number> {
   }
 }
 
+/** Set when stdout or stderr lost its reader (see processIo): the command ends with EXIT_BROKEN_PIPE. */
+let brokenPipe = false;
+/** 128 + SIGPIPE, what a shell reports for a process killed by a broken pipe. */
+const EXIT_BROKEN_PIPE = 141;
+
 function processIo(): CommandIo {
   const controller = new AbortController();
   const reloadListeners: Array<() => void> = [];
@@ -100,6 +105,17 @@ function processIo(): CommandIo {
   process.on("SIGHUP", () => {
     for (const listener of reloadListeners) listener();
   });
+  // Whoever read our output has gone (`perimeter ... | head`, a log shipper that died): nothing more can be said
+  // there. Node would make it an uncaught exception and drop open connections mid-way; instead stop as a Unix tool
+  // stopped by SIGPIPE would, but cleanly (a service closes its listeners and its audit log), exiting 141 as a shell
+  // reports a SIGPIPE death. Any other error on these streams stays fatal.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on("error", (error: NodeJS.ErrnoException) => {
+      if (error.code !== "EPIPE") throw error;
+      brokenPipe = true;
+      controller.abort(new Error(`${stream === process.stdout ? "stdout" : "stderr"} closed (EPIPE)`));
+    });
+  }
   return {
     stdout: process.stdout,
     stderr: process.stderr,
@@ -113,7 +129,8 @@ function processIo(): CommandIo {
 
 /** Runs the command line of this process and ends it with the command's exit code. */
 export async function main(): Promise<void> {
-  const code = await runCli(process.argv.slice(2), processIo());
+  const ran = await runCli(process.argv.slice(2), processIo());
+  const code = brokenPipe && ran === 0 ? EXIT_BROKEN_PIPE : ran;
   process.exitCode = code;
   // Services close their own handles; for everything else, do not let a stray timer keep the process alive.
   setImmediate(() => process.exit(code));

@@ -223,3 +223,26 @@ test("usage errors exit 2 with a message saying how to fix it", async () => {
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /MISSING_EGRESS_TOKEN/);
 });
+
+test("when its output pipe loses its reader the proxy shuts down cleanly with 141 (as after SIGPIPE), never hangs", async () => {
+  for (const closed of [["stdout"], ["stdout", "stderr"]] as const) {
+    const child = spawn(process.execPath, [join(ROOT, "bin", "perimeter.js"), "serve", "egress-proxy", "--allow", "allowed.test", "--listen", "127.0.0.1:0"], {
+      cwd: directory,
+      env: { PATH: process.env.PATH ?? "" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stderr = "";
+    child.stderr?.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    // The reader goes away before the proxy says it is listening: that line meets a broken pipe.
+    for (const name of closed) child[name]?.destroy();
+    const code = await Promise.race([
+      new Promise<number | null>((resolve) => child.once("exit", (exitCode) => resolve(exitCode))),
+      new Promise<"hung">((resolve) => setTimeout(() => resolve("hung"), 15_000)),
+    ]);
+    if (code === "hung") child.kill("SIGKILL");
+    assert.equal(code, 141, `${closed.join(" and ")} closed`);
+    if (!closed.includes("stderr" as never)) assert.match(stderr, /shutting down/, "the service's own shutdown ran");
+  }
+});
