@@ -391,6 +391,9 @@ async function main(): Promise<void> {
   const embeddedPort = await freePort();
   const embedded = start(process.execPath, [join(import.meta.dirname, "embedded.ts"), String(embeddedPort), ORIGIN_IP, [ports.http, ports.tls, ports.stream, ports.idle].join(","), join(directory, "embedded-audit.jsonl")]);
   await until(() => embedded.output().includes("listening"), `embedded egress proxy (${embedded.output()})`);
+  const unauditedPort = await freePort();
+  const unaudited = start(process.execPath, [join(import.meta.dirname, "embedded.ts"), String(unauditedPort), ORIGIN_IP, [ports.http, ports.tls, ports.stream, ports.idle].join(","), "none"]);
+  await until(() => unaudited.output().includes("listening"), `unaudited egress proxy (${unaudited.output()})`);
 
   const targets: Target[] = [
     { name: "direct", proxyPort: undefined },
@@ -398,6 +401,7 @@ async function main(): Promise<void> {
     { name: "perimeter", proxyPort: ourPort, pid: ours.child.pid as number },
     { name: "perimeter, JSONL audit", proxyPort: embeddedPort, pid: embedded.child.pid as number },
     { name: "perimeter, audit before forwarding", proxyPort: strictPort, pid: strict.child.pid as number, latencyOnly: true },
+    { name: "perimeter engine, no audit (measurement only)", proxyPort: unauditedPort, pid: unaudited.child.pid as number, latencyOnly: true },
   ];
   const results: Record<string, Record<string, number>> = Object.fromEntries(targets.map((target) => [target.name, {}]));
   // Idle tunnels first, while each proxy's heap is still small: RSS growth is then the tunnels' own, not garbage
@@ -484,7 +488,8 @@ async function main(): Promise<void> {
   const both = (key: string) => `${ratio(ourRow[key] as number, squidRow[key] as number)} (JSONL audit ${ratio(embeddedRow[key] as number, squidRow[key] as number)})`;
   console.log(`perimeter = the CLI with its hash-chained SQLite audit log (group commit, one transaction per event-loop turn; a request goes out while its record commits, its answer is read after the commit);`);
   console.log(`perimeter, JSONL audit = the same proxy embedded, audit records to a buffered file like squid's access.log;`);
-  console.log(`perimeter, audit before forwarding = the CLI with --audit-before-forwarding (nothing goes out before its record is committed)`);
+  console.log(`perimeter, audit before forwarding = the CLI with --audit-before-forwarding (nothing goes out before its record is committed);`);
+  console.log(`perimeter engine, no audit = the same proxy embedded with its records dropped: what the audit record costs, by difference`);
   console.log("");
   console.log(`keep-alive HTTP overhead over direct, p50: perimeter ${format(ourOverhead)} ms (JSONL audit ${format(embeddedOverhead)} ms), squid ${format(squidOverhead)} ms → ${ratio(ourOverhead, squidOverhead)} (JSONL ${ratio(embeddedOverhead, squidOverhead)}) of squid's (target ≤ 1.00x)`);
   // The TLS handshake dominates this one and direct runs first, so overheads can come out negative on a busy machine:
@@ -492,6 +497,9 @@ async function main(): Promise<void> {
   console.log(`new CONNECT+TLS latency, p50: perimeter ${format(ourRow.tlsP50)} ms (JSONL audit ${format(embeddedRow.tlsP50)} ms), squid ${format(squidRow.tlsP50)} ms, direct ${format(direct.tlsP50)} ms → ${both("tlsP50")} of squid's`);
   const strictRow = results["perimeter, audit before forwarding"] as Record<string, number>;
   console.log(`  with --audit-before-forwarding: ${format((strictRow.kaP50 as number) - (direct.kaP50 as number))} ms → ${ratio((strictRow.kaP50 as number) - (direct.kaP50 as number), squidOverhead)} of squid's; CONNECT+TLS ${ratio(strictRow.tlsP50 as number, squidRow.tlsP50 as number)}; req/s at 32 ${ratio(strictRow.rps32 as number, squidRow.rps32 as number)}`);
+  const unauditedRow = results["perimeter engine, no audit (measurement only)"] as Record<string, number>;
+  const unauditedOverhead = (unauditedRow.kaP50 as number) - (direct.kaP50 as number);
+  console.log(`  the proxy engine with no audit record at all (measurement only): ${format(unauditedOverhead)} ms → ${ratio(unauditedOverhead, squidOverhead)} of squid's; req/s at 32 ${ratio(unauditedRow.rps32 as number, squidRow.rps32 as number)}`);
   console.log(`requests/s at 32 clients: perimeter/squid ${both("rps32")}`);
   console.log(`tunnel throughput: perimeter/squid ${both("mibps")} (target ≥ 1.00x)`);
   console.log(`proxy CPU per keep-alive request: perimeter/squid ${both("cpuPerRequest")}; per GiB tunnelled: ${both("cpuPerGiB")}`);
