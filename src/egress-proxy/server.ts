@@ -16,7 +16,7 @@ import { lstatSync, unlinkSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import { normalizeHostname, splitHostPort } from "../config/index.ts";
 import { cachingResolver, parseIpLiteral, resolveChecked, systemResolver } from "../net/index.ts";
-import type { AddressFamily, Resolver } from "../net/index.ts";
+import type { AddressFamily, CheckedAddress, Resolver } from "../net/index.ts";
 import { createGroupCommitter } from "../audit-log/group-commit.ts";
 import type { AuditLog } from "../audit-log/index.ts";
 import { closeAfterAnswerIfBodyUnread, silentLogger } from "../shared/index.ts";
@@ -331,21 +331,18 @@ interface OpenTunnel {
 
 const ignore = () => {};
 
-/** A checked address of the name being dialled (resolveChecked's candidates). */
-type Candidate = { readonly address: string; readonly family: AddressFamily };
-
 /** How long a connection attempt runs alone before the next address is tried too (RFC 8305's 250 ms). */
 const ATTEMPT_DELAY_MS = 250;
 
 /** The order to try checked addresses in: the resolver's first, then alternating address families (RFC 8305 §4). */
-export function dialOrder(candidates: readonly Candidate[]): Candidate[] {
+export function dialOrder(candidates: readonly CheckedAddress[]): CheckedAddress[] {
   const firstFamily = candidates[0]?.family;
   const same = candidates.filter((candidate) => candidate.family === firstFamily);
   const other = candidates.filter((candidate) => candidate.family !== firstFamily);
-  const order: Candidate[] = [];
+  const order: CheckedAddress[] = [];
   for (let index = 0; index < Math.max(same.length, other.length); index++) {
-    if (index < same.length) order.push(same[index] as Candidate);
-    if (index < other.length) order.push(other[index] as Candidate);
+    if (index < same.length) order.push(same[index] as CheckedAddress);
+    if (index < other.length) order.push(other[index] as CheckedAddress);
   }
   return order;
 }
@@ -552,7 +549,7 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
     decision: Decision,
     source: string,
     kind: "connect" | "http",
-  ): Promise<{ ok: false; refusal: Refusal; address?: string } | { ok: true; address: string; candidates: readonly Candidate[]; release?: () => void }> {
+  ): Promise<{ ok: false; refusal: Refusal; address?: string } | { ok: true; address: string; candidates: readonly CheckedAddress[]; release?: () => void }> {
     const limits = effective.limits;
     if (!rateLimiter.take(rateKey(decision, source), limits.requestsPerSecondPerClient, performance.now())) {
       if (!decision.allow) return { ok: false, refusal: { reason: decision.reason, message: decision.message } };
@@ -593,7 +590,7 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
    * earlier ones keep trying); the first to connect wins and the others are destroyed before anything is read from
    * them. Only addresses that passed the deny-set check are ever dialled; the name never reaches a socket.
    */
-  function dialChecked(candidates: readonly Candidate[], port: number, onread?: net.OnReadOpts): Promise<{ socket: net.Socket; address: string }> {
+  function dialChecked(candidates: readonly CheckedAddress[], port: number, onread?: net.OnReadOpts): Promise<{ socket: net.Socket; address: string }> {
     return new Promise((resolve, reject) => {
       const order = dialOrder(candidates);
       const attempts = new Set<net.Socket>();

@@ -9,7 +9,7 @@ import { isIP } from "node:net";
 import type { LookupFunction } from "node:net";
 import type { ClientRequest, IncomingMessage, OutgoingHttpHeaders } from "node:http";
 import { resolveChecked } from "../net/index.ts";
-import type { AddressFamily, Resolver } from "../net/index.ts";
+import type { CheckedAddress, Resolver } from "../net/index.ts";
 import type { LlmProviderConfig } from "../config/index.ts";
 import type { ProxyError } from "./errors.ts";
 
@@ -67,15 +67,13 @@ function parseBase(baseUrl: string): ParsedBase {
   return { secure, host, port: url.port === "" ? (secure ? 443 : 80) : Number(url.port), basePath: url.pathname.replace(/\/+$/, "") };
 }
 
-type Candidate = { address: string; family: AddressFamily };
-
 /**
  * A lookup that answers with the checked addresses only, so that Node never resolves the name itself. Given several
  * (A and AAAA, or several of one family), Node's own Happy Eyeballs (`autoSelectFamily`, on by default) asks for all
  * of them and falls over from one that fails or stays silent for 250 ms to the next.
  */
-function pinnedLookup(candidates: readonly Candidate[]): LookupFunction {
-  const first = candidates[0] as Candidate;
+function pinnedLookup(candidates: readonly CheckedAddress[]): LookupFunction {
+  const first = candidates[0] as CheckedAddress;
   return (_hostname, options, callback) => {
     if (options.all === true) callback(null, candidates.map((candidate) => ({ ...candidate })));
     else callback(null, first.address, first.family);
@@ -98,7 +96,7 @@ export function createUpstreamDialer(options: UpstreamDialerOptions): UpstreamDi
   const now = options.now ?? Date.now;
   const ttl = options.resolveTtlMs ?? 30_000;
   const agents = new Map<string, http.Agent>();
-  const resolutions = new Map<string, { candidates: readonly Candidate[]; expiresAt: number }>();
+  const resolutions = new Map<string, { candidates: readonly CheckedAddress[]; expiresAt: number }>();
   const bases = new Map<string, ParsedBase>();
 
   const agentFor = (provider: UpstreamProvider, base: ParsedBase): http.Agent => {
@@ -112,7 +110,7 @@ export function createUpstreamDialer(options: UpstreamDialerOptions): UpstreamDi
     return agent;
   };
 
-  const checkedAddresses = async (provider: UpstreamProvider, host: string): Promise<{ ok: true; candidates: readonly Candidate[] } | { ok: false; error: ProxyError; retryable: boolean }> => {
+  const checkedAddresses = async (provider: UpstreamProvider, host: string): Promise<{ ok: true; candidates: readonly CheckedAddress[] } | { ok: false; error: ProxyError; retryable: boolean }> => {
     const cacheKey = `${host}|${provider.config.allowPrivateAddress}`;
     const cached = resolutions.get(cacheKey);
     if (cached !== undefined && cached.expiresAt > now()) return { ok: true, candidates: cached.candidates };

@@ -2,4 +2,4 @@
 export { checkAddress, parseIpLiteral, embeddedIpv4, cidrContains, DENIED_RANGES } from "./address-policy.ts";
 export type { AddressDecision, AddressPolicyOptions, AddressFamily } from "./address-policy.ts";
 export { cachingResolver, resolveChecked, systemResolver, staticResolver } from "./resolve.ts";
-export type { CachingResolverOptions, Resolver, ResolveResult, ResolveOptions } from "./resolve.ts";
+export type { CachingResolverOptions, CheckedAddress, Resolver, ResolveResult, ResolveOptions } from "./resolve.ts";

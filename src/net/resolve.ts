@@ -88,6 +88,12 @@ export function staticResolver(table: Readonly<Record<string, readonly string[]>
   };
 }
 
+/** An address of a name that passed the deny-set check, in canonical form: the only kind a service may dial. */
+export interface CheckedAddress {
+  readonly address: string;
+  readonly family: AddressFamily;
+}
+
 export type ResolveResult =
   | {
       ok: true;
@@ -96,7 +102,7 @@ export type ResolveResult =
       family: AddressFamily;
       addresses: string[];
       /** Every address of the name, each checked, in canonical form and resolver order: the only ones to dial. */
-      candidates: Array<{ address: string; family: AddressFamily }>;
+      candidates: CheckedAddress[];
     }
   | { ok: false; reason: "private-address" | "proxy-address" | "dns-failure" | "invalid-address"; detail: string; addresses: string[] };
 
@@ -140,7 +146,7 @@ export async function resolveChecked(host: string, options: ResolveOptions): Pro
     const decision = checkAddressRemembered(address, options);
     if (!decision.allowed) return { ok: false, reason: decision.reason, detail: `${host} resolves to ${address} (${decision.range})`, addresses };
   }
-  const candidates = addresses.map((address) => parseIpLiteral(address) as { address: string; family: AddressFamily });
-  const chosen = candidates[0] as { address: string; family: AddressFamily };
+  const candidates = addresses.map((address) => parseIpLiteral(address) as CheckedAddress);
+  const chosen = candidates[0] as CheckedAddress;
   return { ok: true, address: chosen.address, family: chosen.family, addresses, candidates };
 }
