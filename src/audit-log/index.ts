@@ -4,9 +4,11 @@
 export { openAuditLog } from "./writer.ts";
 export { createGroupCommitter } from "./group-commit.ts";
 export type { AuditCommitted, GroupCommitter } from "./group-commit.ts";
+export { createAuditRecorder, recordableEvent } from "./recorder.ts";
+export type { AuditRecorder, AuditRecorderOptions, RecorderEvent, RecorderLog, UnrecordableField } from "./recorder.ts";
 export { verifyAuditLog } from "./verify.ts";
 export type { AuditVerification, VerifyAuditLogOptions } from "./verify.ts";
 export { readAuditRecords } from "./read.ts";
 export type { ReadAuditRecordsOptions } from "./read.ts";
-export { AUDIT_COMPONENTS, AuditWriteError, AuditReadError } from "./types.ts";
+export { AUDIT_COMPONENTS, AuditEventInvalidError, AuditWriteError, AuditReadError } from "./types.ts";
 export type { AuditComponent, AuditEventInput, AuditRecord, AuditLog, AuditLogOptions, PreparedAuditEvent } from "./types.ts";

@@ -83,6 +83,18 @@ export class AuditWriteError extends Error {
   }
 }
 
+/**
+ * The event itself cannot be recorded as given (not JSON, nested too deep, too large): no write was attempted, so the
+ * log is healthy. A recorder that must record the decision anyway stores the offending fields as placeholders
+ * (src/audit-log/recorder.ts) instead of dropping the record.
+ */
+export class AuditEventInvalidError extends AuditWriteError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "AuditEventInvalidError";
+  }
+}
+
 /** The file is missing, unreadable or not a Perimeter audit log (as opposed to a log whose records were tampered with). */
 export class AuditReadError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {

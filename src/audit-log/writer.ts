@@ -13,7 +13,7 @@ import { loadOrCreateSigningKey, signCheckpoint } from "./signing.ts";
 import { BACKSTOP_PAGES, SQLITE_DEFAULT_PAGES, startWalCheckpointer } from "./wal-checkpointer.ts";
 import type { WalCheckpointer } from "./wal-checkpointer.ts";
 import type { SigningKey } from "./signing.ts";
-import { AUDIT_COMPONENTS, AuditWriteError } from "./types.ts";
+import { AUDIT_COMPONENTS, AuditEventInvalidError, AuditWriteError } from "./types.ts";
 import type { AuditComponent, AuditEventInput, AuditLog, AuditLogOptions, AuditRecord, PreparedAuditEvent } from "./types.ts";
 
 const DEFAULT_CHECKPOINT_EVERY = 1000;
@@ -235,11 +235,11 @@ export function openAuditLog(options: AuditLogOptions): AuditLog {
     try {
       validated = validateEvent(event);
     } catch (error) {
-      throw new AuditWriteError(`invalid audit event: ${describe(error)}`, { cause: error });
+      throw new AuditEventInvalidError(`invalid audit event: ${describe(error)}`, { cause: error });
     }
     const { dataText } = validated;
     if (dataText.length * 3 > MAX_RECORD_BYTES && Buffer.byteLength(dataText) > MAX_RECORD_BYTES) {
-      throw new AuditWriteError(
+      throw new AuditEventInvalidError(
         `audit event ${validated.type} is ${Buffer.byteLength(dataText)} bytes; the limit is ${MAX_RECORD_BYTES}: record sizes or hashes of large values, not the values`,
       );
     }
