@@ -1,8 +1,10 @@
-// The SSRF deny set (DESIGN.md "Facts from the field") and the parsing that must happen before deciding.
-// Written by hand on purpose: it is small, it is the security boundary of every outbound connection we make or
-// allow, and it must handle the odd notations (octal, hex, integer IPv4; IPv4 embedded in IPv6) that libraries and
+// The SSRF deny set (DESIGN.md "Facts from the field", derived from the IANA special-purpose registries) and the
+// parsing that must happen before deciding. Written by hand on purpose: it is small, it is the security boundary of
+// every outbound connection we make or allow, and it must handle the odd notations (octal, hex, integer IPv4; IPv4 embedded in IPv6) that libraries and
 // resolvers disagree on. The decision is a pure function; dialling is the caller's job (dial the checked address).
 import { isIP, isIPv4 } from "node:net";
+import { IPV4_SPECIAL_PURPOSE, IPV6_SPECIAL_PURPOSE } from "./special-purpose-registries.ts";
+import type { SpecialPurposeBlock } from "./special-purpose-registries.ts";
 
 export type AddressFamily = 4 | 6;
 
@@ -55,39 +57,32 @@ function contains(entry: Range, family: AddressFamily, value: bigint): boolean {
   return value >> shift === entry.network >> shift;
 }
 
-/** Every range no outbound connection may reach unless a rule explicitly excepts it. */
-export const DENIED_RANGES: readonly Range[] = [
-  range("this-network", "0.0.0.0/8"),
-  range("private", "10.0.0.0/8"),
-  range("carrier-grade-nat", "100.64.0.0/10"),
-  range("loopback", "127.0.0.0/8"),
-  range("link-local (cloud metadata)", "169.254.0.0/16"),
-  range("private", "172.16.0.0/12"),
-  range("ietf-protocol-assignments", "192.0.0.0/24"),
-  range("documentation", "192.0.2.0/24"),
-  range("private", "192.168.0.0/16"),
-  range("benchmarking", "198.18.0.0/15"),
-  range("documentation", "198.51.100.0/24"),
-  range("documentation", "203.0.113.0/24"),
-  range("multicast", "224.0.0.0/4"),
-  range("reserved", "240.0.0.0/4"),
-  range("unspecified", "::/128"),
-  range("loopback", "::1/128"),
-  range("ipv4-mapped", "::ffff:0:0/96"),
-  range("ipv4-translated (SIIT)", "::ffff:0:0:0/96"),
-  range("ipv4-compatible (deprecated)", "::/96"),
-  range("nat64", "64:ff9b::/96"),
-  range("nat64-local", "64:ff9b:1::/48"),
-  range("discard-only", "100::/64"),
-  range("teredo", "2001::/32"),
-  range("ietf-protocol-assignments", "2001::/23"),
-  range("documentation", "2001:db8::/32"),
-  range("6to4", "2002::/16"),
-  range("unique-local", "fc00::/7"),
-  range("link-local", "fe80::/10"),
-  range("site-local (deprecated)", "fec0::/10"),
-  range("multicast", "ff00::/8"),
+/** The registry rows the deny set takes: every block not marked globally reachable (False, N/A, or terminated). */
+function notGloballyReachable(rows: readonly SpecialPurposeBlock[]): Range[] {
+  return rows.filter((row) => row.globallyReachable !== true).map((row) => range(`${row.name} (${row.rfc})`, row.block));
+}
+
+/**
+ * Denied beyond what the special-purpose registries mark: multicast lives in other registries; the NAT64 well-known
+ * prefix is globally reachable by the registry but carries an IPv4 address, so it is denied as a whole and only an
+ * allowCidr covering the embedded address opens it; the deprecated IPv4-compatible, SIIT and site-local forms are
+ * gone from the registries but still parse, and a resolver may still hand them out.
+ */
+const BEYOND_REGISTRIES: readonly Range[] = [
+  range("multicast (RFC 5771)", "224.0.0.0/4"),
+  range("multicast (RFC 4291)", "ff00::/8"),
+  range("IPv4-IPv6 translation, embedded IPv4 (RFC 6052)", "64:ff9b::/96"),
+  range("IPv4-compatible, deprecated (RFC 4291)", "::/96"),
+  range("IPv4-translated, SIIT (RFC 2765)", "::ffff:0:0:0/96"),
+  range("site-local, deprecated (RFC 3879)", "fec0::/10"),
 ];
+
+/**
+ * Every range no outbound connection may reach unless a rule explicitly excepts it: derived from the IANA
+ * special-purpose registries (special-purpose-registries.ts), plus BEYOND_REGISTRIES. Nested rows stay listed; the
+ * first match names the refusal, so the registry's order (wider block first) gives the wider name.
+ */
+export const DENIED_RANGES: readonly Range[] = [...notGloballyReachable(IPV4_SPECIAL_PURPOSE), ...notGloballyReachable(IPV6_SPECIAL_PURPOSE), ...BEYOND_REGISTRIES];
 
 const NOT_IPV4_NOTATION = /[^0-9a-fA-FxX.\[\]\s]/;
 
@@ -185,31 +180,82 @@ export function checkAddressRemembered(address: string, options: AddressPolicyOp
   return decision;
 }
 
+/** An own address or range, IPv4-mapped ones as the IPv4 they are. */
+interface OwnRange {
+  readonly family: AddressFamily;
+  readonly network: bigint;
+  readonly bits: number;
+}
+
+const LOOPBACK_V4 = { family: 4, value: 0x7f000001n } as const;
+const LOOPBACK_V6 = { family: 6, value: 1n } as const;
+
+function ownRange(entry: string): OwnRange {
+  const [text = "", bits, extra] = entry.split("/");
+  const literal = parseIpLiteral(text);
+  const parsed = literal === undefined ? undefined : toBigInt(literal.address);
+  const width = parsed?.family === 4 ? 32 : 128;
+  const prefix = bits === undefined ? width : /^\d{1,3}$/.test(bits) ? Number(bits) : Number.NaN;
+  if (parsed === undefined || extra !== undefined || !(prefix >= 0 && prefix <= width)) {
+    // Own addresses come from the listeners and the interface table, never from a user: a bad one is a bug here.
+    throw new TypeError(`selfAddresses: "${entry}" is not an address or CIDR`);
+  }
+  if (parsed.family === 6 && parsed.value >> 32n === 0xffffn && prefix >= 96) return { family: 4, network: parsed.value & 0xffffffffn, bits: prefix - 96 };
+  return { family: parsed.family, network: parsed.value, bits: prefix };
+}
+
+/**
+ * Every value under which a destination can reach a local socket: itself, the IPv4 address it embeds (an IPv4-mapped
+ * address reaches an IPv4 listener through a dual-stack socket; the other embedding forms are taken as well, to stay
+ * on the safe side), and for an unspecified address (0.0.0.0, ::) the loopback address the kernel connects it to.
+ */
+function destinationIdentities(address: string, parsed: { family: AddressFamily; value: bigint }): Array<{ family: AddressFamily; value: bigint }> {
+  const identities: Array<{ family: AddressFamily; value: bigint }> = [parsed];
+  const inner = embeddedIpv4(address);
+  if (inner !== undefined) identities.push(toBigInt(inner) as { family: AddressFamily; value: bigint });
+  for (const identity of [...identities]) {
+    if (identity.value === 0n) identities.push(LOOPBACK_V4, LOOPBACK_V6);
+  }
+  return identities;
+}
+
+/**
+ * Whether a destination is one of the perimeter service's own addresses. Values are compared, never their text:
+ * `::ffff:127.0.0.1`, `::ffff:7f00:1`, `0:0:0:0:0:ffff:7f00:1` and `127.0.0.1` are one address.
+ */
+function isOwnAddress(address: string, parsed: { family: AddressFamily; value: bigint }, selfAddresses: readonly string[]): boolean {
+  if (selfAddresses.length === 0) return false;
+  const own = selfAddresses.map(ownRange);
+  return destinationIdentities(address, parsed).some((identity) => own.some((entry) => contains({ name: "own", ...entry }, identity.family, identity.value)));
+}
+
 /**
  * The decision for one resolved address. Pure: no DNS, no sockets. An address inside an explicit allow-cidr is
- * allowed even if private; the proxy's own addresses are denied even then.
+ * allowed even if private; the proxy's own addresses (`selfAddresses`: addresses or CIDRs) are denied even then.
  */
 export function checkAddress(address: string, options: AddressPolicyOptions = {}): AddressDecision {
   const literal = parseIpLiteral(address);
   if (literal === undefined) return { allowed: false, reason: "invalid-address", range: "not an IP address" };
-  for (const self of options.selfAddresses ?? []) {
-    const own = parseIpLiteral(self);
-    if (own !== undefined && own.address === literal.address) return { allowed: false, reason: "proxy-address", range: "the proxy's own address" };
-  }
-  if ((options.allowCidrs ?? []).some((cidr) => cidrContains(cidr, literal.address))) return { allowed: true };
   const parsed = toBigInt(literal.address) as { family: AddressFamily; value: bigint };
+  const decision = checkDenySet(literal.address, parsed, options.allowCidrs ?? []);
+  // Checked only for what the deny set lets through: a private own address is refused as private already, and an
+  // allowCidr or a public own address (a wildcard listener on a public interface) must not reach the proxy either.
+  if (decision.allowed && isOwnAddress(literal.address, parsed, options.selfAddresses ?? [])) {
+    return { allowed: false, reason: "proxy-address", range: "the proxy's own address" };
+  }
+  return decision;
+}
+
+function checkDenySet(address: string, parsed: { family: AddressFamily; value: bigint }, allowCidrs: readonly string[]): AddressDecision {
+  if (allowCidrs.some((cidr) => cidrContains(cidr, address))) return { allowed: true };
+  const inner = embeddedIpv4(address);
   for (const entry of DENIED_RANGES) {
     if (contains(entry, parsed.family, parsed.value)) {
       // An embedded IPv4 that an exception allows is still allowed (e.g. ::ffff:10.43.0.10 with 10.43.0.0/16).
-      const inner = embeddedIpv4(literal.address);
-      if (inner !== undefined && (options.allowCidrs ?? []).some((cidr) => cidrContains(cidr, inner))) return { allowed: true };
+      if (inner !== undefined && allowCidrs.some((cidr) => cidrContains(cidr, inner))) return { allowed: true };
       return { allowed: false, reason: "private-address", range: entry.name };
     }
   }
-  const inner = embeddedIpv4(literal.address);
-  if (inner !== undefined) {
-    const decision = checkAddress(inner, options);
-    if (!decision.allowed) return decision;
-  }
+  if (inner !== undefined) return checkDenySet(inner, toBigInt(inner) as { family: AddressFamily; value: bigint }, allowCidrs);
   return { allowed: true };
 }
