@@ -1,7 +1,7 @@
 // `perimeter sandbox exec` (one task from the shell) and `perimeter serve sandbox` (the MCP server).
 import { closeSync, constants, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { loadConfig, parseConfig, readSecret } from "../config/index.ts";
+// Config (zod, yaml: most of a short command's start-up) loads only when a command reads one; see configFrom.
 import type { PerimeterConfig } from "../config/index.ts";
 import { EXIT_OK, EXIT_USAGE, UsageError, parseCommandArgs, writeLine } from "../cli/command.ts";
 import type { Command, CommandIo } from "../cli/command.ts";
@@ -58,13 +58,14 @@ Usage:
 Tools: run, write_file, read_file, list_files. Health: GET /healthz. Metrics (token required): GET /metrics.
 `;
 
-function configFrom(file: string | undefined): PerimeterConfig {
+async function configFrom(file: string | undefined): Promise<PerimeterConfig> {
+  const { loadConfig, parseConfig } = await import("../config/index.ts");
   return file === undefined ? parseConfig("version: 1\nname: perimeter\n", "(defaults)") : loadConfig(file);
 }
 
-function sandboxLimits(config: PerimeterConfig, flags: { timeout?: string; memory?: string; pids?: string; disk?: string; cpu?: string }, useConfig: boolean): SandboxLimits {
+function sandboxLimits(config: PerimeterConfig | undefined, flags: { timeout?: string; memory?: string; pids?: string; disk?: string; cpu?: string }): SandboxLimits {
   // Without -c the command's own defaults apply: a shell command should not run for the service default of 5 min.
-  const base = limitsFromConfig(useConfig ? config.sandbox.limits : { cpu: "1", memory: "512Mi", pids: 128, disk: "256Mi", timeoutSeconds: 30 });
+  const base = limitsFromConfig(config !== undefined ? config.sandbox.limits : { cpu: "1", memory: "512Mi", pids: 128, disk: "256Mi", timeoutSeconds: 30 });
   const seconds = flags.timeout === undefined ? undefined : parseSeconds(flags.timeout, "--timeout");
   const pids = flags.pids === undefined ? undefined : Number(flags.pids);
   if (pids !== undefined && !(Number.isInteger(pids) && pids >= 8 && pids <= 32768)) throw new UsageError(`--pids "${flags.pids}" must be a whole number from 8 to 32768`);
@@ -208,15 +209,16 @@ async function exec(args: string[], io: CommandIo): Promise<number> {
     return EXIT_OK;
   }
   if (positionals.length === 0) throw new UsageError("sandbox exec: name the command after --, e.g. perimeter sandbox exec -- python3 -c 'print(1)'");
-  const config = configFrom(values.config);
-  const backendName = values.backend ?? (values.config !== undefined ? config.sandbox.backend : "bubblewrap");
+  // Without -c nothing of the config is used, so none is parsed (or loaded: see configFrom).
+  const config = values.config === undefined ? undefined : await configFrom(values.config);
+  const backendName = values.backend ?? config?.sandbox.backend ?? "bubblewrap";
   if (backendName !== "bubblewrap" && backendName !== "kubernetes") throw new UsageError(`sandbox exec: --backend must be bubblewrap or kubernetes (not "${backendName}")`);
   const allow: SandboxHostRule[] = [...(values.allow ?? [])];
   const network = values.network ?? (allow.length > 0 ? "proxy" : "none");
   if (network !== "none" && network !== "proxy") throw new UsageError(`sandbox exec: --network must be none or proxy (not "${network}")`);
   if (network === "proxy" && allow.length === 0) throw new UsageError("sandbox exec: --network proxy needs at least one --allow HOST (e.g. --allow pypi.org)");
   if (network === "none" && allow.length > 0) throw new UsageError("sandbox exec: --allow needs --network proxy (or leave --network out)");
-  const limits = sandboxLimits(config, values, values.config !== undefined);
+  const limits = sandboxLimits(config, values);
 
   const env: Record<string, string> = {};
   for (const entry of values.env ?? []) {
@@ -353,7 +355,7 @@ async function serve(args: string[], io: CommandIo): Promise<number> {
     io.stdout.write(SERVE_HELP);
     return EXIT_OK;
   }
-  const config = configFrom(values.config);
+  const config = await configFrom(values.config);
   const positive = (text: string | undefined, flag: string, fallback: number) => {
     if (text === undefined) return fallback;
     const value = Number(text);
@@ -376,6 +378,7 @@ async function serve(args: string[], io: CommandIo): Promise<number> {
     }
     if (token.length < 16) throw new UsageError(`serve sandbox: the token in ${values["token-file"]} is shorter than 16 characters; use a random one (openssl rand -hex 32)`);
   } else {
+    const { readSecret } = await import("../config/index.ts");
     token = readSecret(io.env, config.sandbox.tokenSecret, "the sandbox runner's bearer token (or pass --token-file FILE)");
   }
 
