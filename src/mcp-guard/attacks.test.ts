@@ -643,7 +643,12 @@ describe("tool-call records under group commit, with an audit log that fails", {
     assert.equal(upstreamSaw("result-unrecorded-2"), true);
   });
 
-  test("a refused call's record is committed before the agent hears of the refusal; one that cannot be written is counted and logged, and the answer stays a refusal", async () => {
+  const health = async () => {
+    const answer = await fetch(`${started.adminUrl}/healthz`);
+    return { status: answer.status, body: (await answer.json()) as { status?: string } };
+  };
+
+  test("a refused call's record is committed before the agent hears of the refusal; one that cannot be written is counted and logged, the answer stays a refusal and says so, and /healthz is 503 until a record is written again", async () => {
     const before = readAuditRecords(started.auditPath).length;
     const refused = await agent.callTool({ name: "web__not-allowed", arguments: { marker: "refused-3" } });
     assert.equal(refused.isError, true);
@@ -653,9 +658,11 @@ describe("tool-call records under group commit, with an audit log that fails", {
     const failuresBefore = await auditFailures();
     failing.state.failedCommits = 0;
     failing.state.failWhen = (events) => events.some((event) => event.data.decision === "deny");
+    assert.equal((await health()).status, 200);
     try {
       const again = await agent.callTool({ name: "web__not-allowed", arguments: { marker: "refused-4" } });
       assert.equal(again.isError, true);
+      assert.match(resultText(again), /could not be written to the audit log/);
       assert.ok(failing.state.failedCommits > 0, "the commit was tried before the answer");
     } finally {
       failing.state.failWhen = undefined;
@@ -663,6 +670,12 @@ describe("tool-call records under group commit, with an audit log that fails", {
     assert.equal(await auditFailures(), failuresBefore + 1);
     assert.ok(started.logLines.some((line) => /"level":50/.test(line) && /audit write failed for a refused call/.test(line)));
     assert.ok(!readAuditRecords(started.auditPath).some((record) => JSON.stringify(record.data).includes("refused-4")));
+    const down = await health();
+    assert.equal(down.status, 503, "a lost record makes the guard unhealthy");
+    assert.equal(down.body.status, "audit-failing");
+
+    assert.equal(resultText(await agent.callTool({ name: "web__echo", arguments: { message: "recorded-again-5" } })), "web echo: recorded-again-5");
+    assert.equal((await health()).status, 200, "healthy again once a record is written");
   });
 });
 

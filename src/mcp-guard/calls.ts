@@ -12,7 +12,8 @@ import type { McpServerConfig, PerimeterConfig } from "../config/index.ts";
 import type { Logger } from "../shared/index.ts";
 import { checkArguments } from "./arguments.ts";
 import type { CompiledConstraint } from "./arguments.ts";
-import { canonicalJson, sha256Hex } from "./canonical.ts";
+import { measureArguments, recordedArguments, reviewableArguments } from "./call-arguments.ts";
+import type { MeasuredArguments, RecordedArgumentsFields } from "./call-arguments.ts";
 import type { Catalog } from "./catalog.ts";
 import type { GuardMetrics } from "./metrics.ts";
 import { approvalRequired, splitToolName, toolAllowed } from "./policy.ts";
@@ -50,8 +51,8 @@ export interface ToolCallerOptions {
   progressIntervalMs?: number;
 }
 
-/** Largest redacted-arguments JSON kept in an audit record or shown to a reviewer; the hash covers the whole. */
-const MAX_RECORDED_ARGUMENTS = 16 * 1024;
+/** Agent-chosen names and reasons are kept in records up to this many characters (after redaction). */
+const MAX_RECORDED_TEXT = 300;
 /** Largest result handed to the agent: a runaway upstream must not make the guard buffer and relay without bound. */
 export const MAX_RESULT_BYTES = 8 * 1024 * 1024;
 const MAX_CACHED_POLICIES = 4096;
@@ -89,16 +90,24 @@ export function createToolCaller(options: ToolCallerOptions): ToolCaller {
   };
   /**
    * The record of a call that does not go upstream (a refusal, a cancellation): committed before the agent hears of
-   * it, like every other record, but a failure to write it cannot make the answer any more of a refusal than it is,
-   * so it is counted and logged instead of changing the answer.
+   * it, like every other record. A failure to write it cannot make the answer any more of a refusal than it is; it is
+   * logged (the audit log's wrapper in guard.ts counts it and turns /healthz unhealthy) and the answer says so.
+   * Resolves with whether the record was written.
    */
-  const recordRefusal = async (event: AuditEventInput, what: string, callId: string): Promise<void> => {
+  const recordRefusal = async (event: AuditEventInput, what: string, callId: string): Promise<boolean> => {
     try {
       await record(event);
+      return true;
     } catch (error) {
-      metrics.auditFailures.inc();
       logger.error({ event: "audit-error", callId, error: (error as Error).message }, what);
+      return false;
     }
+  };
+  const unrecordedNote = " (this refusal could not be written to the audit log; tell the operator)";
+  /** Agent-chosen text (a tool name, a reason quoting it) as a record holds it: redacted, then bounded. */
+  const bounded = (text: string) => {
+    const redacted = redactor.text(text);
+    return redacted.length <= MAX_RECORDED_TEXT ? redacted : `${redacted.slice(0, MAX_RECORDED_TEXT)}… (${redacted.length} characters)`;
   };
   const progressInterval = options.progressIntervalMs ?? 10_000;
 
@@ -114,13 +123,6 @@ export function createToolCaller(options: ToolCallerOptions): ToolCaller {
     return policy;
   };
 
-  const recordedArguments = (args: Record<string, unknown>): { value: unknown; truncated: boolean } => {
-    const redacted = redactor.value(args);
-    const text = JSON.stringify(redacted);
-    if (text.length <= MAX_RECORDED_ARGUMENTS) return { value: redacted, truncated: false };
-    return { value: `${text.slice(0, MAX_RECORDED_ARGUMENTS)}…`, truncated: true };
-  };
-
   return {
     inFlight: (agent) => inFlight.get(agent) ?? 0,
     flush: () => committer?.flush(),
@@ -130,31 +132,35 @@ export function createToolCaller(options: ToolCallerOptions): ToolCaller {
       const args = params.arguments ?? {};
       const split = splitToolName(params.name);
       const serverName = split?.server ?? null;
+      // Metrics are labelled by configured servers only: any other name is the agent's choice, and a label per name
+      // would let it grow the registry without bound.
+      const metricServer = serverName !== null && Object.hasOwn(config.mcp.servers, serverName) ? serverName : "";
       const base = {
         component: "mcp-guard" as const,
         type: "tool-call",
         callId,
         agent: context.agent,
-        server: serverName,
-        tool: split?.tool ?? null,
-        name: redactor.text(params.name).slice(0, 300),
+        server: serverName === null ? null : bounded(serverName),
+        tool: split === undefined ? null : bounded(split.tool),
+        name: bounded(params.name),
       };
-      let recorded: { value: unknown; truncated: boolean } | undefined;
-      const argumentsField = () => {
-        recorded ??= recordedArguments(args);
-        return { arguments: recorded.value as never, argumentsTruncated: recorded.truncated };
-      };
+      let measured: MeasuredArguments | undefined;
+      const measure = () => (measured ??= measureArguments(args));
+      let recorded: RecordedArgumentsFields | undefined;
+      // The one place a record's arguments are decided (every record type of the call uses it): as they are, or a
+      // placeholder with their size and sha256 when the log could not hold them.
+      const argumentsField = () => (recorded ??= recordedArguments(args, measure(), redactor));
       const latency = () => Math.round((performance.now() - started) * 1000) / 1000;
       const finish = (decision: string) => {
-        metrics.toolCalls.inc({ server: serverName ?? "", decision });
-        metrics.toolCallSeconds.observe({ server: serverName ?? "" }, (performance.now() - started) / 1000);
+        metrics.toolCalls.inc({ server: metricServer, decision });
+        metrics.toolCallSeconds.observe({ server: metricServer }, (performance.now() - started) / 1000);
       };
 
       /** A refusal: recorded, counted, and explained to the model in the result text. */
       const refuse = async (reason: string, message: string, extra: Record<string, unknown> = {}): Promise<CallToolResult> => {
-        await recordRefusal({ ...base, ...argumentsField(), decision: "deny", reason, latencyMs: latency(), ...extra }, "audit write failed for a refused call", callId);
+        const written = await recordRefusal({ ...base, ...argumentsField(), decision: "deny", reason: bounded(reason), latencyMs: latency(), ...extra }, "audit write failed for a refused call", callId);
         finish("deny");
-        return errorResult(`perimeter: ${message}`);
+        return errorResult(`perimeter: ${message}${written ? "" : unrecordedNote}`);
       };
 
       const agentCalls = inFlight.get(context.agent) ?? 0;
@@ -189,12 +195,19 @@ export function createToolCaller(options: ToolCallerOptions): ToolCaller {
 
         let approval: Approval | undefined;
         if (policy.approval) {
-          const binding: CallBinding = { agent: context.agent, server: split.server, tool: split.tool, definitionHash: entry.hash, argumentsHash: sha256Hex(canonicalJson(args)) };
-          const outcome = await awaitApproval(binding, args, context);
+          const wire = measure();
+          if (wire.sha256 === null) {
+            const unreviewable = reviewableArguments(args, wire, redactor, config.approvals.maxReviewBytes);
+            return refuse(unreviewable.reviewable ? "the arguments are not JSON" : unreviewable.reason, unreviewable.reviewable ? "the arguments are not JSON" : unreviewable.message, hashField);
+          }
+          // The approval binds the sha256 of the exact bytes the upstream will receive: the dispatch record carries the
+          // same hash and the approval's id, so anyone can check that what ran is what was approved.
+          const binding: CallBinding = { agent: context.agent, server: split.server, tool: split.tool, definitionHash: entry.hash, argumentsHash: wire.sha256 };
+          const outcome = await awaitApproval(binding, args, wire, context);
           if (!outcome.ok) {
             if (outcome.cancelled) {
               await recordRefusal(
-                { ...base, ...argumentsField(), ...hashField, decision: "cancelled", reason: outcome.reason, approvalId: outcome.approvalId ?? null, latencyMs: latency() },
+                { ...base, ...argumentsField(), ...hashField, decision: "cancelled", reason: bounded(outcome.reason), approvalId: outcome.approvalId ?? null, latencyMs: latency() },
                 "audit write failed for a cancelled call",
                 callId,
               );
@@ -210,7 +223,6 @@ export function createToolCaller(options: ToolCallerOptions): ToolCaller {
         try {
           await record({ ...base, type: "tool-dispatch", ...argumentsField(), ...hashField, ...approvalFields, decision: "allow" });
         } catch (error) {
-          metrics.auditFailures.inc();
           logger.error({ event: "audit-error", callId, error: (error as Error).message }, "audit write failed; call refused");
           finish("error");
           return errorResult("perimeter: the call was refused because the audit log cannot be written (fail closed); tell the operator");
@@ -266,7 +278,6 @@ export function createToolCaller(options: ToolCallerOptions): ToolCaller {
             error: failure ?? null,
           });
         } catch (error) {
-          metrics.auditFailures.inc();
           logger.error({ event: "audit-error", callId, error: (error as Error).message }, "audit write failed; result withheld");
           finish("error");
           return errorResult("perimeter: the result was withheld because the audit log cannot be written (fail closed); tell the operator");
@@ -274,9 +285,12 @@ export function createToolCaller(options: ToolCallerOptions): ToolCaller {
         finish(failure === undefined ? "allow" : "error");
         return result;
       } catch (error) {
-        logger.error({ event: "call-error", callId, error: redactor.text((error as Error).message) }, "tool call failed inside the guard");
+        // A bug or a failing store (the approval table, the audit log under it): the call is refused, and recorded.
+        const message = bounded((error as Error).message ?? String(error));
+        logger.error({ event: "call-error", callId, error: message }, "tool call failed inside the guard");
+        const written = await recordRefusal({ ...base, ...argumentsField(), decision: "error", reason: `internal error: ${message}`, latencyMs: latency() }, "audit write failed for a call that failed inside the guard", callId);
         finish("error");
-        return errorResult(`perimeter: internal error while handling the call (${redactor.text((error as Error).message).slice(0, 300)})`);
+        return errorResult(`perimeter: internal error while handling the call (${message})${written ? "" : unrecordedNote}`);
       } finally {
         const remaining = (inFlight.get(context.agent) ?? 1) - 1;
         if (remaining <= 0) inFlight.delete(context.agent);
@@ -289,7 +303,7 @@ export function createToolCaller(options: ToolCallerOptions): ToolCaller {
     | { ok: true; approval: Approval }
     | { ok: false; cancelled: boolean; reason: string; message: string; approvalId?: string; approver?: string };
 
-  async function awaitApproval(binding: CallBinding, args: Record<string, unknown>, context: CallContext): Promise<ApprovalOutcome> {
+  async function awaitApproval(binding: CallBinding, args: Record<string, unknown>, wire: MeasuredArguments, context: CallContext): Promise<ApprovalOutcome> {
     // An approval given after the agent gave up waiting is honoured once, for exactly the same call.
     const grant = approvals.findGrant(binding);
     if (grant !== undefined && approvals.consume(grant.id)) return { ok: true, approval: { ...grant, status: "used" } };
@@ -299,7 +313,8 @@ export function createToolCaller(options: ToolCallerOptions): ToolCaller {
       if (approvals.countPending({ kind: "tool-call", agent: binding.agent }) >= config.mcp.limits.pendingApprovalsPerAgent) {
         return { ok: false, cancelled: false, reason: `more than ${config.mcp.limits.pendingApprovalsPerAgent} calls waiting for approval`, message: `too many calls are already waiting for human approval (limit ${config.mcp.limits.pendingApprovalsPerAgent}); this one was denied` };
       }
-      const shown = recordedArguments(args);
+      const review = reviewableArguments(args, wire, redactor, config.approvals.maxReviewBytes);
+      if (!review.reviewable) return { ok: false, cancelled: false, reason: review.reason, message: review.message };
       request = approvals.open({
         kind: "tool-call",
         agent: binding.agent,
@@ -307,7 +322,14 @@ export function createToolCaller(options: ToolCallerOptions): ToolCaller {
         tool: binding.tool,
         definitionHash: binding.definitionHash,
         argumentsHash: binding.argumentsHash,
-        detail: { exposedName: `${binding.server}__${binding.tool}`, arguments: shown.value as never, argumentsTruncated: shown.truncated },
+        // The whole redacted arguments, and where they were redacted: what the human approves is what runs.
+        detail: {
+          exposedName: `${binding.server}__${binding.tool}`,
+          arguments: review.shown.value,
+          argumentsBytes: wire.bytes,
+          argumentsSha256: binding.argumentsHash,
+          redactions: review.shown.redactions,
+        },
         timeoutMs: config.approvals.timeoutSeconds * 1000,
       });
       logger.info({ event: "approval-request", id: request.id, agent: binding.agent, server: binding.server, tool: binding.tool }, "call held for human approval");

@@ -15,6 +15,7 @@ import { createApprovalsApi } from "../approvals/api.ts";
 import type { Environment, PerimeterConfig } from "../config/index.ts";
 import { closeAfterAnswerIfBodyUnread, silentLogger } from "../shared/index.ts";
 import type { Logger } from "../shared/index.ts";
+import { trackAuditHealth } from "./audit-health.ts";
 import { bearerToken, createTokenVerifier } from "./auth.ts";
 import { createToolCaller } from "./calls.ts";
 import type { ToolCaller } from "./calls.ts";
@@ -117,7 +118,7 @@ function listenOn(server: HttpServer, listen: string): Promise<AddressInfo> {
 
 export function createMcpGuard(config: PerimeterConfig, dependencies: McpGuardDependencies, options: McpGuardOptions = {}): McpGuard {
   const logger = dependencies.logger ?? silentLogger();
-  const { audit, database } = dependencies;
+  const { database } = dependencies;
   const prepared = prepareGuard(config, dependencies.env);
   const { redactor } = prepared;
   const agentListen = options.listen ?? config.mcp.listen;
@@ -128,6 +129,10 @@ export function createMcpGuard(config: PerimeterConfig, dependencies: McpGuardDe
     throw new GuardSetupError(`mcp.listen (${agentListen}) and mcp.admin.listen (${adminListen}) must be different addresses: the admin API must not be served where the agent connects`);
   }
 
+  // Every record the guard writes goes through one wrapper that counts failures and drives /healthz.
+  let countAuditFailure: () => void = () => undefined;
+  const auditHealth = trackAuditHealth(dependencies.audit, () => countAuditFailure());
+  const audit = auditHealth.audit;
   const approvals = createApprovalStore({ database, audit });
   approvals.expireHeldCalls("the guard restarted while the call was waiting");
   const pins = createPinStore(database);
@@ -135,6 +140,7 @@ export function createMcpGuard(config: PerimeterConfig, dependencies: McpGuardDe
     approvalsPending: (kind) => approvals.countPending({ kind }),
     definitions: () => pins.counts(),
   });
+  countAuditFailure = () => metrics.auditFailures.inc();
   const catalog = createCatalog({ servers: config.mcp.servers, pins, approvals, audit, logger, trustOnFirstUse: config.mcp.pinning.trustOnFirstUse });
   const agents = createTokenVerifier(prepared.agents);
   const admins = createTokenVerifier([prepared.admin]);
@@ -305,8 +311,10 @@ export function createMcpGuard(config: PerimeterConfig, dependencies: McpGuardDe
       const path = (request.url ?? "/").split("?")[0];
       if (path === "/healthz") {
         const upstreamStates = Object.fromEntries([...upstreams].map(([name, upstream]) => [name, upstream.state().state]));
-        const body = JSON.stringify({ status: "ok", upstreams: upstreamStates });
-        response.writeHead(200, { "content-type": "application/json" });
+        // 503 while records are being lost: refusals are still answered then, but nothing would show them.
+        const status = auditHealth.healthy() ? "ok" : "audit-failing";
+        const body = JSON.stringify({ status, upstreams: upstreamStates });
+        response.writeHead(status === "ok" ? 200 : 503, { "content-type": "application/json", "cache-control": "no-store" });
         response.end(body);
         return;
       }
