@@ -17,15 +17,26 @@ export interface Subject {
   readonly ignoreAnnotations?: readonly IgnoreAnnotation[];
 }
 
+/** A spot a finding was derived from (the role rule behind a binding's grant). */
+export interface Origin {
+  readonly subject: Subject;
+  readonly path: Path;
+}
+
 export interface RawFinding {
   readonly ruleId: string;
   readonly subject: Subject;
   readonly path: Path;
   readonly message: string;
+  /**
+   * Where the finding comes from, when that is elsewhere: a suppression of the same rule at every one of these spots
+   * accepts this finding too, so accepting a Role's grant once also accepts it on each binding that hands it out.
+   */
+  readonly origins?: readonly Origin[];
 }
 
 export interface Collector {
-  add(ruleId: string, subject: Subject, path: Path, message: string): void;
+  add(ruleId: string, subject: Subject, path: Path, message: string, origins?: readonly Origin[]): void;
   readonly findings: RawFinding[];
 }
 
@@ -34,12 +45,12 @@ export function createCollector(): Collector {
   const seen = new Set<string>();
   return {
     findings,
-    add(ruleId, subject, path, message) {
+    add(ruleId, subject, path, message, origins) {
       // The same rule on the same spot is reported once, however many routes lead to it.
       const key = `${ruleId}\u0000${subject.file}\u0000${subject.name}\u0000${path.join(".")}\u0000${message}`;
       if (seen.has(key)) return;
       seen.add(key);
-      findings.push({ ruleId, subject, path, message });
+      findings.push(origins === undefined || origins.length === 0 ? { ruleId, subject, path, message } : { ruleId, subject, path, message, origins });
     },
   };
 }

@@ -23,7 +23,8 @@ kind: ${kind}
 metadata:
   name: tool${kind === "Role" ? "\n  namespace: apps" : ""}${extraMetadata}
 rules:
-${rules}`;
+${rules}
+`;
 }
 
 function binding(kind: "RoleBinding" | "ClusterRoleBinding", roleKind: "Role" | "ClusterRole", roleName: string, name = "tool"): string {
@@ -72,7 +73,7 @@ const RBAC_CASES: readonly Case[] = [
   { name: "watch on pods/attach grants nothing", yaml: role(`- apiGroups: [""]\n  resources: [pods/attach]\n  verbs: [watch]`), fires: [], quiet: [EXEC] },
   { name: "create on pods/portforward reaches every port of the pod", yaml: role(`- apiGroups: [""]\n  resources: [pods/portforward]\n  verbs: [create]`), fires: [EXEC], quiet: [] },
   { name: "patch on pods/ephemeralcontainers adds a debug container (kubectl debug)", yaml: role(`- apiGroups: [""]\n  resources: [pods/ephemeralcontainers]\n  verbs: [patch]`), fires: [EXEC], quiet: [] },
-  { name: "'*' verbs on pods/exec", yaml: role(`- apiGroups: [""]\n  resources: [pods/exec]\n  verbs: ["*"]`), fires: [EXEC], quiet: [WILDCARD] },
+  { name: "'*' verbs on pods/exec", yaml: role(`- apiGroups: [""]\n  resources: [pods/exec]\n  verbs: ["*"]`), fires: [EXEC, WILDCARD], quiet: [] },
   { name: "resourceNames narrow exec to named pods but it is still exec", yaml: role(`- apiGroups: [""]\n  resources: [pods/exec]\n  resourceNames: [web-0]\n  verbs: [create]`), fires: [EXEC], quiet: [] },
   { name: "pods/exec in the apps group does not exist", yaml: role(`- apiGroups: [apps]\n  resources: [pods/exec]\n  verbs: [create]`), fires: [], quiet: [EXEC] },
   { name: "get on every core resource is exec too (and Secrets)", yaml: role(`- apiGroups: [""]\n  resources: ["*"]\n  verbs: [get]`), fires: [EXEC, SECRETS, WILDCARD], quiet: [CREATE_PODS, TOKEN] },

@@ -3,10 +3,12 @@
 // the kubelet does it. Cross-object rules look at the whole set of inputs: NetworkPolicies against the pods they
 // select, RBAC, Services and Ingresses in front of the agent, Secrets shared between the agent and other workloads.
 import { closest } from "../config/index.ts";
-import type { Collector, IgnoreAnnotation, Subject } from "./collector.ts";
+import type { Collector, IgnoreAnnotation, Origin, Subject } from "./collector.ts";
 import type { CheckError, SourceLocation } from "./model.ts";
 import { UNKNOWN_VALUE, checkHermesEnvironment, commandWords, exposedDashboardHost, hasAgentLabels, isAgentImage, isProviderKey, runsGateway } from "./hermes-facts.ts";
 import type { EnvEntry } from "./hermes-facts.ts";
+import { builtInClusterRoles, clusterRoleView, effectiveClusterRoleSources, grantField, grantsEverything, grantsOf, policyRuleOf, powersOfRule, subjectsOf, wildcardField } from "./rbac.ts";
+import type { ClusterRoleView, PolicyRule, RuleSource } from "./rbac.ts";
 import { asArray, asRecord, asString } from "./yaml-source.ts";
 import type { Path, YamlDocument } from "./yaml-source.ts";
 
@@ -218,6 +220,7 @@ function checkWorkload(workload: Workload, context: KubeContext, collector: Coll
     }
   });
 
+  checkRootGroup(workload, podSecurity, collector);
   for (const container of workload.containers) checkContainer(workload, container, podSecurity, collector);
   checkUnknownKeys(object, spec, specPath, collector);
 }
@@ -313,6 +316,21 @@ function checkContainer(workload: Workload, container: Container, podSecurity: R
     });
     const dashboardHost = exposedDashboardHost([...commandWords(value.command), ...commandWords(value.args)]);
     if (dashboardHost !== undefined) collector.add("HERMES-DASHBOARD-EXPOSED", object, [...path, "args"], `agent ${label} serves the dashboard on ${dashboardHost}`);
+  }
+}
+
+/** Group 0 wherever a pod or container sets it; an unset group is the image's choice and not judged. */
+function checkRootGroup(workload: Workload, podSecurity: Record<string, unknown>, collector: Collector): void {
+  const { object, specPath } = workload;
+  const podPath = [...specPath, "securityContext"];
+  if (podSecurity.runAsGroup === 0) {
+    const inheriting = workload.containers.filter((container) => asRecord(container.value.securityContext)?.runAsGroup === undefined).map((container) => container.name);
+    if (inheriting.length > 0) collector.add("K8S-ROOT-GROUP", object, [...podPath, "runAsGroup"], `runAsGroup: 0 on the pod runs ${inheriting.join(", ")} in the root group`);
+  }
+  if (podSecurity.fsGroup === 0) collector.add("K8S-ROOT-GROUP", object, [...podPath, "fsGroup"], "fsGroup: 0 makes every volume of the pod root-group owned and adds group 0 to every container");
+  if (asArray(podSecurity.supplementalGroups).some((group) => group === 0)) collector.add("K8S-ROOT-GROUP", object, [...podPath, "supplementalGroups"], "supplementalGroups holds 0: every container joins the root group");
+  for (const container of workload.containers) {
+    if (asRecord(container.value.securityContext)?.runAsGroup === 0) collector.add("K8S-ROOT-GROUP", object, [...container.path, "securityContext", "runAsGroup"], `container "${container.name}" sets runAsGroup: 0`);
   }
 }
 
@@ -734,47 +752,77 @@ function checkPodSecurityLabels(objects: readonly KubeObject[], collector: Colle
 
 // --- RBAC ---------------------------------------------------------------------------------------------------------
 
-const WORKLOAD_RESOURCES = new Set(["pods", "deployments", "replicasets", "statefulsets", "daemonsets", "jobs", "cronjobs", "replicationcontrollers", "podtemplates"]);
-const WRITE_VERBS = new Set(["create", "update", "patch"]);
-
+/**
+ * Each Role and ClusterRole is judged rule by rule on what it grants (rbac.ts), where the fix goes; each binding is
+ * judged on what the role it references grants — local, aggregated or built-in — and names who receives it. A binding's
+ * finding carries the suppressions of the role rules it comes from.
+ */
 function checkRbac(objects: readonly KubeObject[], collector: Collector): void {
+  const byKey = new Map<string, KubeObject>();
+  const clusterRoles = new Map<string, ClusterRoleView>(builtInClusterRoles().map((role) => [role.name, role]));
+  const roles = new Map<string, RuleSource[]>();
   for (const object of objects) {
-    if (object.kind === "Role" || object.kind === "ClusterRole") {
-      asArray(object.value.rules).forEach((item, index) => checkRbacRule(object, asRecord(item) ?? {}, ["rules", index], collector));
+    if (object.kind !== "Role" && object.kind !== "ClusterRole") continue;
+    const key = `${object.kind}/${object.namespace}/${object.objectName}`;
+    byKey.set(key, object);
+    asArray(object.value.rules).forEach((item, index) => checkRbacRule(object, policyRuleOf(item), ["rules", index], object.kind === "ClusterRole", collector));
+    // An input that defines a ClusterRole by a built-in's name is what gets applied: it replaces the built-in here.
+    if (object.kind === "ClusterRole") clusterRoles.set(object.objectName, clusterRoleView(object.objectName, object.value, key));
+    else roles.set(`${object.namespace}/${object.objectName}`, asArray(object.value.rules).map((item, index) => ({ rule: policyRuleOf(item), origin: { objectKey: key, path: ["rules", index] }, roleName: `Role ${object.namespace}/${object.objectName}` })));
+  }
+  for (const object of objects) {
+    if (object.kind !== "RoleBinding" && object.kind !== "ClusterRoleBinding") continue;
+    const roleRef = asRecord(object.value.roleRef);
+    const kind = asString(roleRef?.kind);
+    const name = asString(roleRef?.name);
+    if (name === undefined) continue;
+    let sources: RuleSource[] | undefined;
+    let boundName: string;
+    if (kind === "Role" && object.kind === "RoleBinding") {
+      sources = roles.get(`${object.namespace}/${name}`);
+      boundName = `Role ${object.namespace}/${name}`;
+    } else if (kind === "ClusterRole") {
+      sources = clusterRoles.has(name) ? effectiveClusterRoleSources(name, clusterRoles, selectorMatches) : undefined;
+      boundName = `ClusterRole ${name}${byKey.has(`ClusterRole//${name}`) ? "" : " (built-in)"}`;
+    } else {
+      continue;
     }
-    if (object.kind === "RoleBinding" || object.kind === "ClusterRoleBinding") {
-      const roleRef = asRecord(object.value.roleRef);
-      const name = asString(roleRef?.name);
-      if (asString(roleRef?.kind) === "ClusterRole" && (name === "cluster-admin" || name === "admin" || name === "edit")) {
-        collector.add("K8S-RBAC-CLUSTER-ADMIN", object, ["roleRef", "name"], name === "cluster-admin" ? "binds cluster-admin" : `binds the built-in ClusterRole "${name}", which reads Secrets and execs into pods`);
-      }
-    }
+    // A role that is neither among the inputs nor built in cannot be judged here.
+    if (sources === undefined) continue;
+    checkBinding(object, sources, boundName, byKey, collector);
   }
 }
 
-function checkRbacRule(object: KubeObject, ruleValue: Record<string, unknown>, path: Path, collector: Collector): void {
-  const verbs = asArray(ruleValue.verbs).map(String);
-  const resources = asArray(ruleValue.resources).map(String);
-  const groups = asArray(ruleValue.apiGroups).map(String);
-  const wildcard = (["verbs", "resources", "apiGroups"] as const).find((field) => asArray(ruleValue[field]).map(String).includes("*"));
-  if (wildcard !== undefined) {
-    collector.add("K8S-RBAC-WILDCARD", object, [...path, wildcard], `"*" in ${wildcard} grants everything, Secrets and pods/exec included`);
+function checkBinding(binding: KubeObject, sources: readonly RuleSource[], boundName: string, roleObjects: ReadonlyMap<string, KubeObject>, collector: Collector): void {
+  const subjects = subjectsOf(binding.value, binding.namespace);
+  const clusterScope = binding.kind === "ClusterRoleBinding";
+  const through = (granting: readonly RuleSource[]) => {
+    const others = [...new Set(granting.map((source) => source.roleName.replace(/ \(built-in\)$/, "")))].filter((roleName) => roleName !== boundName.replace(/ \(built-in\)$/, ""));
+    return `through ${boundName}${others.length > 0 ? ` (aggregated from ${others.join(", ")})` : ""}`;
+  };
+  // Suppressions carry only when every granting rule is among the inputs; a built-in grant has nowhere to accept it.
+  const originsOf = (granting: readonly RuleSource[], field: string): Origin[] | undefined => {
+    const origins = granting.map((source) => {
+      const subject = source.origin === undefined ? undefined : roleObjects.get(source.origin.objectKey);
+      return subject === undefined || source.origin === undefined ? undefined : { subject, path: [...source.origin.path, field] };
+    });
+    return origins.every((origin) => origin !== undefined) ? (origins as Origin[]) : undefined;
+  };
+  const everything = sources.filter((source) => grantsEverything(source.rule));
+  if (everything.length > 0) {
+    const scope = clusterScope ? "in every namespace and on the cluster" : `in namespace "${binding.namespace}"`;
+    collector.add("K8S-RBAC-CLUSTER-ADMIN", binding, ["roleRef", "name"], `gives ${subjects} every verb on every resource ${scope} ${through(everything)}: cluster-admin`, originsOf(everything, "verbs"));
     return;
   }
-  for (const verb of verbs) {
-    if (verb === "escalate" || verb === "bind" || verb === "impersonate") collector.add("K8S-RBAC-ESCALATE", object, [...path, "verbs"], `grants ${verb} on ${resources.join(", ") || "(no resources)"}`);
+  for (const grant of grantsOf(sources, clusterScope)) {
+    collector.add(grant.ruleId, binding, ["roleRef", "name"], `gives ${subjects} ${grant.what} ${through(grant.sources)}`, originsOf(grant.sources, grantField(grant.ruleId)));
   }
-  const core = groups.includes("") || groups.length === 0;
-  for (const resource of resources) {
-    if (resource === "secrets" && core) collector.add("K8S-RBAC-SECRETS", object, [...path, "resources"], `grants ${verbs.join(", ")} on secrets`);
-    if ((resource === "pods/exec" || resource === "pods/attach" || resource === "pods/portforward") && core) collector.add("K8S-RBAC-EXEC", object, [...path, "resources"], `grants ${verbs.join(", ")} on ${resource}`);
-    if (resource === "serviceaccounts/token" && core) collector.add("K8S-RBAC-TOKEN", object, [...path, "resources"], `grants ${verbs.join(", ")} on serviceaccounts/token`);
-    if (resource === "nodes/proxy" && core) collector.add("K8S-RBAC-NODES-PROXY", object, [...path, "resources"], `grants ${verbs.join(", ")} on nodes/proxy`);
-    if (WORKLOAD_RESOURCES.has(resource)) {
-      const writes = verbs.filter((verb) => WRITE_VERBS.has(verb));
-      if (writes.length > 0) collector.add("K8S-RBAC-CREATE-PODS", object, [...path, "verbs"], `grants ${writes.join(", ")} on ${resource}`);
-    }
-  }
+}
+
+function checkRbacRule(object: KubeObject, rule: PolicyRule, path: Path, clusterScope: boolean, collector: Collector): void {
+  const wildcard = wildcardField(rule);
+  if (wildcard !== undefined) collector.add("K8S-RBAC-WILDCARD", object, [...path, wildcard], `"*" in ${wildcard} grants everything it covers now and whatever is added later`);
+  for (const [ruleId, what] of powersOfRule(rule, clusterScope)) collector.add(ruleId, object, [...path, grantField(ruleId)], `grants ${what.join("; ")}`);
 }
 
 // --- Exposure -----------------------------------------------------------------------------------------------------

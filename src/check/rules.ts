@@ -118,6 +118,18 @@ spec:
 `,
   ),
   rule(
+    "K8S-ROOT-GROUP", "medium",
+    "Container runs with group 0 (root)",
+    "runAsGroup: 0, fsGroup: 0 or a 0 in supplementalGroups puts the processes in the root group: they read and write every file group-owned by root in the image and on mounted volumes (images built for arbitrary UIDs make their directories root-group writable), and fsGroup: 0 makes every volume of the pod root-group owned. Nothing needs it, the agent included: seed 003 runs Hermes with fsGroup 10000.",
+    "Set runAsGroup and fsGroup to the program's own non-zero group and keep 0 out of supplementalGroups (pod level; a container's runAsGroup overrides the pod's).",
+    `
+spec:
+  securityContext:
+    runAsGroup: 10000
+    fsGroup: 10000
+`,
+  ),
+  rule(
     "K8S-READONLY-ROOTFS", "low",
     "Container root filesystem is writable",
     "A writable root filesystem lets an attacker drop tools and persistence into the container. Seed 000 sets readOnlyRootFilesystem: true with emptyDir for /tmp. The Hermes agent container is exempt: a self-improving agent installs dependencies for the skills it writes, which a read-only root breaks (seed 003).",

@@ -163,6 +163,33 @@ export function resolveFindings(collector: Collector, sources: SuppressionSource
   return collector.findings.map((raw) => resolveOne(raw, annotationDirectives, comments, sources));
 }
 
+/** Every suppression of `ruleId` written for this spot: on the subject, in a comment covering the line, in the baseline. */
+function suppressionsAt(
+  ruleId: string,
+  subject: Subject,
+  location: SourceLocation,
+  fingerprint: string,
+  annotations: ReadonlyMap<Subject, Array<{ directive: ParsedDirective; location: SourceLocation }>>,
+  comments: ReadonlyArray<{ range: CommentRange; directive: ParsedDirective }>,
+  sources: SuppressionSources,
+): Suppression[] {
+  const candidates: Suppression[] = [];
+  for (const { directive, location: where } of annotations.get(subject) ?? []) {
+    if (directive.rule === ruleId) candidates.push({ kind: "annotation", reason: directive.reason, until: directive.until, location: where });
+  }
+  for (const { range, directive } of comments) {
+    if (directive.rule === ruleId && range.file === location.file && location.line >= range.fromLine && location.line <= range.toLine) {
+      candidates.push({ kind: "comment", reason: directive.reason, until: directive.until, location: range.location });
+    }
+  }
+  for (const entry of sources.baseline) {
+    if (entry.rule !== ruleId) continue;
+    const matches = entry.fingerprint !== undefined ? entry.fingerprint === fingerprint : (entry.file === undefined || entry.file === location.file || entry.file === subject.file) && (entry.subject === undefined || entry.subject === subject.name);
+    if (matches) candidates.push({ kind: "baseline", reason: entry.reason, until: entry.until, location: entry.location });
+  }
+  return candidates;
+}
+
 function resolveOne(
   raw: RawFinding,
   annotations: ReadonlyMap<Subject, Array<{ directive: ParsedDirective; location: SourceLocation }>>,
@@ -174,21 +201,15 @@ function resolveOne(
   const location = raw.subject.locate(raw.path);
   const path = dottedPath(raw.path);
   const fingerprint = fingerprintOf(raw.ruleId, raw.subject.file, raw.subject.name, path);
-  const candidates: Suppression[] = [];
-  if (raw.ruleId !== "CHECK-SUPPRESSION-INVALID") {
-    for (const { directive, location: where } of annotations.get(raw.subject) ?? []) {
-      if (directive.rule === raw.ruleId) candidates.push({ kind: "annotation", reason: directive.reason, until: directive.until, location: where });
-    }
-    for (const { range, directive } of comments) {
-      if (directive.rule === raw.ruleId && range.file === location.file && location.line >= range.fromLine && location.line <= range.toLine) {
-        candidates.push({ kind: "comment", reason: directive.reason, until: directive.until, location: range.location });
-      }
-    }
-    for (const entry of sources.baseline) {
-      if (entry.rule !== raw.ruleId) continue;
-      const matches = entry.fingerprint !== undefined ? entry.fingerprint === fingerprint : (entry.file === undefined || entry.file === location.file || entry.file === raw.subject.file) && (entry.subject === undefined || entry.subject === raw.subject.name);
-      if (matches) candidates.push({ kind: "baseline", reason: entry.reason, until: entry.until, location: entry.location });
-    }
+  let candidates = raw.ruleId === "CHECK-SUPPRESSION-INVALID" ? [] : suppressionsAt(raw.ruleId, raw.subject, location, fingerprint, annotations, comments, sources);
+  if (!candidates.some((candidate) => !expired(candidate.until, sources.today)) && raw.origins !== undefined && raw.origins.length > 0) {
+    // Derived findings are accepted only when every spot they come from is accepted (fail closed).
+    const perOrigin = raw.origins.map((origin) => {
+      const originLocation = origin.subject.locate(origin.path);
+      const originFingerprint = fingerprintOf(raw.ruleId, origin.subject.file, origin.subject.name, dottedPath(origin.path));
+      return suppressionsAt(raw.ruleId, origin.subject, originLocation, originFingerprint, annotations, comments, sources).filter((candidate) => !expired(candidate.until, sources.today));
+    });
+    if (perOrigin.every((list) => list.length > 0)) candidates = [...candidates, ...(perOrigin[0] as Suppression[])];
   }
   const active = candidates.find((candidate) => !expired(candidate.until, sources.today));
   const lapsed = active === undefined ? candidates.find((candidate) => expired(candidate.until, sources.today)) : undefined;
