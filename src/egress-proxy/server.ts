@@ -15,7 +15,7 @@ import { randomBytes } from "node:crypto";
 import { lstatSync, unlinkSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import { normalizeHostname, splitHostPort } from "../config/index.ts";
-import { cachingResolver, parseIpLiteral, resolveChecked, systemResolver } from "../net/index.ts";
+import { cachingResolver, isUnspecifiedAddress, parseIpLiteral, resolveChecked, systemResolver } from "../net/index.ts";
 import type { AddressFamily, CheckedAddress, Resolver } from "../net/index.ts";
 import { createGroupCommitter } from "../audit-log/group-commit.ts";
 import type { AuditLog } from "../audit-log/index.ts";
@@ -295,14 +295,21 @@ async function listenOn(server: net.Server, target: ListenTarget): Promise<Liste
   return { kind: "tcp", host: address.address, port: address.port, family, url: `http://${hostText}:${address.port}` };
 }
 
-/** Addresses that reach this process: a listener on 0.0.0.0 or :: answers on every interface's address. */
+/**
+ * Addresses (and ranges) that reach this process; the address policy compares them as values, in every notation. A
+ * wildcard listener answers on every local address: each interface's, and on a loopback interface its whole network
+ * (Linux delivers all of 127.0.0.0/8 locally, not only 127.0.0.1).
+ */
 function selfAddressesOf(addresses: readonly ListenAddress[]): string[] {
   const result = new Set<string>();
   for (const address of addresses) {
     if (address.kind !== "tcp") continue;
-    if (address.host === "0.0.0.0" || address.host === "::") {
-      for (const entries of Object.values(networkInterfaces())) for (const entry of entries ?? []) result.add(entry.address);
-      result.add(address.host === "::" ? "::" : "0.0.0.0");
+    if (isUnspecifiedAddress(address.host)) {
+      for (const entries of Object.values(networkInterfaces())) {
+        for (const entry of entries ?? []) result.add(entry.internal && entry.cidr !== null ? entry.cidr : entry.address);
+      }
+      result.add("0.0.0.0");
+      result.add("::");
     } else {
       result.add(address.host);
     }

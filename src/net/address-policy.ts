@@ -180,6 +180,17 @@ export function checkAddressRemembered(address: string, options: AddressPolicyOp
   return decision;
 }
 
+/**
+ * Whether a listener's address is a wildcard (0.0.0.0, ::, ::ffff:0.0.0.0 in any notation): such a listener answers
+ * on every local address, so all of them are the service's own.
+ */
+export function isUnspecifiedAddress(address: string): boolean {
+  const literal = parseIpLiteral(address);
+  if (literal === undefined) return false;
+  const parsed = toBigInt(literal.address) as { family: AddressFamily; value: bigint };
+  return parsed.value === 0n || (parsed.family === 6 && parsed.value === 0xffff00000000n);
+}
+
 /** An own address or range, IPv4-mapped ones as the IPv4 they are. */
 interface OwnRange {
   readonly family: AddressFamily;

@@ -4,7 +4,7 @@
 // address in it, and the unspecified address counts as the loopback address the kernel connects it to.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { checkAddress, resolveChecked, staticResolver } from "./index.ts";
+import { checkAddress, isUnspecifiedAddress, resolveChecked, staticResolver } from "./index.ts";
 
 const loopbackException = { allowCidrs: ["127.0.0.0/8", "0.0.0.0/8", "::/128", "::1/128"], selfAddresses: ["127.0.0.1"] };
 
@@ -78,4 +78,9 @@ test("own address through resolveChecked: a name resolving to ::ffff:127.0.0.1 i
   assert.equal(!mapped.ok && mapped.reason, "proxy-address");
   const other = await resolveChecked("other.test", { resolver, ...loopbackException });
   assert.equal(other.ok, true, "another loopback address is not the proxy's");
+});
+
+test("a wildcard listener is recognised in any notation (its every local address is then the proxy's own)", () => {
+  for (const wildcard of ["0.0.0.0", "::", "0:0:0:0:0:0:0:0", "::ffff:0.0.0.0", "::ffff:0:0", "[::]"]) assert.equal(isUnspecifiedAddress(wildcard), true, wildcard);
+  for (const specific of ["127.0.0.1", "::1", "::ffff:127.0.0.1", "0.0.0.1", "localhost"]) assert.equal(isUnspecifiedAddress(specific), false, specific);
 });
