@@ -105,6 +105,17 @@ function dotted(path: readonly PropertyKey[]): string {
   return path.map((step) => (typeof step === "number" ? `[${step}]` : String(step))).join(".").replace(/\.\[/g, "[");
 }
 
+/** The path of the first own "__proto__" key in parsed YAML, if any. */
+function prototypeKeyIn(value: unknown, path: PropertyKey[]): PropertyKey[] | undefined {
+  if (value === null || typeof value !== "object") return undefined;
+  for (const [key, child] of Object.entries(value)) {
+    if (key === "__proto__") return [...path, key];
+    const found = prototypeKeyIn(child, [...path, Array.isArray(value) ? Number(key) : key]);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
 /** Validates already-read text. `file` is used in messages only. */
 export function parseConfig(text: string, file = "perimeter.yaml"): PerimeterConfig {
   const lines = new LineCounter();
@@ -120,6 +131,13 @@ export function parseConfig(text: string, file = "perimeter.yaml"): PerimeterCon
   const data: unknown = document.toJS({ maxAliasCount: 100 });
   if (data === null || typeof data !== "object" || Array.isArray(data)) {
     throw new ConfigError([{ file, line: 1, column: 1, path: "", message: "the file must be a YAML mapping starting with `version: 1` and `name: ...`" }]);
+  }
+  // zod drops a "__proto__" key without a word (assigning it would replace a prototype), so a constraint or rule
+  // written under that name would be ignored in silence: refuse it instead.
+  const prototypeKey = prototypeKeyIn(data, []);
+  if (prototypeKey !== undefined) {
+    const location = locate(document, lines, prototypeKey.slice(0, -1), "__proto__");
+    throw new ConfigError([{ file, ...location, path: dotted(prototypeKey), message: 'a key cannot be named "__proto__" (it would be ignored); rename it' }]);
   }
   const result = perimeterConfigSchema.safeParse(data);
   if (result.success) return result.data;

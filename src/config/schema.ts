@@ -2,6 +2,7 @@
 // names of environment variables, and each refinement says why the rule exists. Defaults are the secure choice and
 // carry the reason in a comment, so `perimeter schema` and the README show them.
 import { z } from "zod";
+import { RE2 } from "re2-wasm";
 import { isIP } from "node:net";
 import { SECRET_NAME, literalCredentialIn, secretShapeIn } from "./secrets.ts";
 import { parseHostRule } from "./hosts.ts";
@@ -234,11 +235,23 @@ const llm = z.strictObject({
 // ---------------------------------------------------------------------------------------------------------------
 // mcp
 
+// Roots of the `path` constraint: "." or an absolute path spelled one way only, so a prefix test on segments is exact.
+const argumentPathRoot = z.string().refine(
+  (root) =>
+    root === "." ||
+    (root.startsWith("/") && !/[\\%\p{Cc}\p{Cf}]/u.test(root) && (root === "/" || root.split("/").slice(1).every((segment) => segment !== "" && segment !== "." && segment !== ".."))),
+  { message: 'a path root (under) is "." (relative to the upstream\'s own directory) or a clean absolute path such as /work: no trailing /, no //, . or .. segments, backslashes or %' },
+);
+
 const argumentConstraint = z
   .strictObject({
-    enum: z.array(z.union([z.string(), z.number(), z.boolean()])).min(1).optional(),
-    pattern: z.string().optional().describe("Anchored regular expression the value must match."),
-    glob: z.array(z.string()).min(1).optional().describe("Glob patterns (* and ?) one of which the value must match."),
+    enum: z.array(z.union([z.string(), z.number(), z.boolean(), z.null()])).min(1).optional().describe("Values allowed, compared strictly (no type coercion); list null to allow null."),
+    pattern: z.string().optional().describe("Anchored regular expression (RE2 syntax, linear time) the value must match; a pattern with a / also gets the path checks."),
+    glob: z.array(z.string()).min(1).optional().describe("Globs one of which the value must match: * and ? within one path segment, ** for whole segments."),
+    path: z
+      .strictObject({ under: z.union([argumentPathRoot, z.array(argumentPathRoot).min(1)]).describe('Absolute roots, or "." for a path relative to the upstream\'s own directory.') })
+      .optional()
+      .describe("The value is a path at or below one of the roots, with no . or .. segment, //, backslash or percent-encoding."),
     min: z.number().optional(),
     max: z.number().optional(),
     maxLength: z.number().int().min(0).optional(),
@@ -247,9 +260,19 @@ const argumentConstraint = z
   .superRefine((value, context) => {
     if (value.pattern !== undefined) {
       try {
-        new RegExp(value.pattern, "u");
+        new RE2(value.pattern, "u");
       } catch (error) {
-        context.addIssue({ code: "custom", path: ["pattern"], message: `invalid regular expression: ${(error as Error).message}` });
+        const reason = (error as Error).message.replace(/^Invalid regular expression: /, "");
+        context.addIssue({
+          code: "custom",
+          path: ["pattern"],
+          message: `RE2 cannot compile it (${reason}); patterns run in linear time so that no argument can make the guard backtrack for minutes, so backreferences and lookaround are not available: rewrite it without them, or use glob, enum or path`,
+        });
+      }
+    }
+    for (const [index, glob] of (value.glob ?? []).entries()) {
+      if (glob.split("/").some((segment) => segment !== "**" && segment.includes("**"))) {
+        context.addIssue({ code: "custom", path: ["glob", index], message: `"**" must be a whole path segment (write "a/**/b" for any depth, "a/*b" within one segment)` });
       }
     }
   });
