@@ -143,3 +143,25 @@ test("the README's config reference is generated from the current schema", async
   const block = readme.slice(readme.indexOf(REFERENCE_START) + REFERENCE_START.length, readme.indexOf(REFERENCE_END)).trim();
   assert.equal(block, configReferenceMarkdown(), "README is stale: run node_modules/.bin/node scripts/config-reference.ts --write");
 });
+
+test("a listen address in the config file with port 0 is refused, for every service, saying why and what to do", () => {
+  // Issue 12: llm.listen 127.0.0.1:0 passed the schema and then failed at start; another component must reach each
+  // of these addresses, so a port picked at each start is refused here and left to --listen HOST:0 in tests.
+  const cases = [
+    ["llm", "llm:\n  listen: 127.0.0.1:0\n"],
+    ["mcp", "mcp:\n  listen: 127.0.0.1:0\n"],
+    ["mcp.admin", "mcp:\n  admin: { listen: \"[::1]:0\" }\n"],
+    ["sandbox", "sandbox:\n  listen: 0.0.0.0:0\n"],
+    ["egress", "egress:\n  listen: 127.0.0.1:0\n"],
+    ["egress.metrics", "egress:\n  metrics: 127.0.0.1:0\n"],
+  ];
+  for (const [where, yaml] of cases) {
+    const problems = problemsOf(`${minimal}${yaml}`);
+    assert.equal(problems.length, 1, where);
+    assert.match(problems[0]!.message, /port 0 \(a free port picked at each start\) cannot be reached/, where);
+    assert.match(problems[0]!.message, /--listen (127\.0\.0\.1|\[::1\]|0\.0\.0\.0):0 on the command line/, where);
+  }
+  const fixed = parseConfig(`${minimal}llm:\n  listen: 127.0.0.1:8702\negress:\n  metrics: "[::1]:9090"\n`);
+  assert.equal(fixed.llm.listen, "127.0.0.1:8702");
+  assert.equal(fixed.egress.metrics, "[::1]:9090");
+});

@@ -27,4 +27,6 @@ export {
 } from "./secrets.ts";
 export type { Environment } from "./secrets.ts";
 export { parseHostRule, ruleMatchesHost, normalizeHostname, splitHostPort, DEFAULT_PORTS } from "./hosts.ts";
+export { aliasTargetOf, ownersOfModel, modelsGrantedBy, unpricedProvidersFor, describeUnpriced, pricingFix } from "./llm-models.ts";
+export type { LlmModelSection, GrantedModel, UnpricedProvider } from "./llm-models.ts";
 export type { HostRule, HostRuleResult, HostMatch } from "./hosts.ts";

@@ -6,6 +6,7 @@ import { RE2 } from "re2-wasm";
 import { isIP } from "node:net";
 import { SECRET_NAME, literalCredentialIn, secretShapeIn } from "./secrets.ts";
 import { parseHostRule } from "./hosts.ts";
+import { describeUnpriced, pricingFix, unpricedProvidersFor } from "./llm-models.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Scalars
@@ -59,9 +60,13 @@ const hostPort = z
     const port = match === null ? NaN : Number(match[3]);
     if (match === null || !(port >= 0 && port <= 65535)) {
       context.addIssue({ code: "custom", message: `"${value}" is not HOST:PORT (write 127.0.0.1:8700, or [::1]:8700 for IPv6)` });
+    } else if (port === 0) {
+      // Another component (the agent, mcp-guard, the approvals CLI, Prometheus) is configured to reach this address,
+      // so a port the kernel picks at each start could never be found. Tests pass --listen HOST:0 instead.
+      context.addIssue({ code: "custom", message: `"${value}": port 0 (a free port picked at each start) cannot be reached by the components configured to call this service; choose a fixed port, or pass --listen ${match[1] === undefined ? match[2] : `[${match[1]}]`}:0 on the command line for a test` });
     }
   })
-  .describe("Listen address HOST:PORT; IPv6 in brackets.");
+  .describe("Listen address HOST:PORT with a fixed port (not 0); IPv6 in brackets.");
 
 const cidr = z.string().superRefine((value, context) => {
   const [address, bits, extra] = value.split("/");
@@ -179,7 +184,10 @@ const provider = z
       .describe("Allow a private/in-cluster address (local vLLM/Ollama). The only way past the SSRF deny set. @default false"),
     failoverTo: componentName.optional().describe("Provider to retry on 5xx or timeout."),
     timeoutSeconds: z.number().int().min(1).max(3600).default(300),
-    costPer1kTokens: z.strictObject({ input: z.number().min(0), output: z.number().min(0) }).optional(),
+    costPer1kTokens: z
+      .strictObject({ input: z.number().min(0), output: z.number().min(0) })
+      .optional()
+      .describe("Price per 1,000 input and output tokens, in the currency of the budgets. Without it, requests here cost 0, so a key with a cost budget (costPerDay, costTotal) that may use this provider is refused."),
     serve: z
       .strictObject({
         engine: z.enum(["vllm", "ollama"]),
@@ -486,6 +494,18 @@ const config = z
         context.addIssue({ code: "custom", path: ["llm", "providers", name, "failoverTo"], message: `failover provider "${entry.failoverTo}" is not in llm.providers` });
       }
     }
+    value.llm.clients.forEach((client, index) => {
+      // A cost budget counts only priced requests: over an unpriced provider it would silently never trip.
+      const costBudgets = (["costPerDay", "costTotal"] as const).filter((budget) => client.budget[budget] !== undefined);
+      const unpriced = costBudgets.length === 0 ? [] : unpricedProvidersFor(value.llm, client.models);
+      if (unpriced.length > 0) {
+        context.addIssue({
+          code: "custom",
+          path: ["llm", "clients", index, "budget"],
+          message: `client ${client.name} has a cost budget (${costBudgets.join(", ")}) but may use models whose spending cannot be counted: ${describeUnpriced(unpriced)}; ${pricingFix(unpriced)}, or restrict the client's models to priced providers`,
+        });
+      }
+    });
     const servers = Object.keys(value.mcp.servers);
     value.approvals.tools.forEach((tool, index) => {
       const server = tool.split("__")[0] ?? "";

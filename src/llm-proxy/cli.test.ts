@@ -80,3 +80,30 @@ test("serve llm-proxy refuses to start without a provider key or a canary value:
   assert.equal(badListen.code, 2);
   assert.match(badListen.stderr, /not HOST:PORT/);
 });
+
+test("serve llm-proxy --listen 127.0.0.1:0 listens on a free port and logs it (issue 12: it was refused as not HOST:PORT)", async () => {
+  const provider = createStandInProvider({ expectedKey: PROVIDER_KEY });
+  const { baseUrl } = await provider.listen();
+  const file = writeConfig(temporaryDirectory(), baseUrl);
+  const child = spawn(process.execPath, [join(root, "bin", "perimeter.js"), "serve", "llm-proxy", "-c", file, "--listen", "127.0.0.1:0"], {
+    env: { PATH: process.env.PATH, PROVIDER_KEY, AGENT_KEY, CANARY_TOKEN: "canary-value-for-the-cli-test-0123456789" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  try {
+    await eventually(() => stderr.includes("llm-proxy listening") || child.exitCode !== null, 15_000);
+    const line = stderr.split("\n").find((entry) => entry.includes("llm-proxy listening"));
+    assert.ok(line !== undefined, `the proxy did not start: ${stderr}`);
+    const { port } = JSON.parse(line) as { port: number };
+    assert.ok(Number.isInteger(port) && port > 0, `the log names the port picked: ${line}`);
+    const response = await post(`http://127.0.0.1:${port}`, "/v1/chat/completions", { model: "default", max_tokens: 3, messages: [{ role: "user", content: "hi" }] }, AGENT_KEY);
+    assert.equal(response.status, 200);
+    child.kill("SIGTERM");
+    assert.equal(await exited, 0);
+  } finally {
+    child.kill("SIGKILL");
+    await provider.close();
+  }
+});

@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { EXIT_FINDINGS, EXIT_INTERNAL, EXIT_OK, UsageError, parseCommandArgs, writeLine } from "../cli/command.ts";
 import type { Command, CommandIo } from "../cli/command.ts";
-import { loadConfig, splitHostPort } from "../config/index.ts";
+import { describeUnpriced, loadConfig, ownersOfModel, pricingFix, unpricedProvidersFor } from "../config/index.ts";
 import type { PerimeterConfig } from "../config/index.ts";
 import { openAuditLog } from "../audit-log/index.ts";
 import type { AuditLog } from "../audit-log/index.ts";
@@ -11,7 +11,7 @@ import { createLogger } from "../shared/index.ts";
 import { openLlmKeyStore } from "./keys.ts";
 import type { KeyBudget, KeyLimits, LlmKeyStore, VirtualKey } from "./keys.ts";
 import { buildRuntime, createLlmProxy, LlmProxySetupError } from "./server.ts";
-import { patternMatchesSomething } from "./routing.ts";
+import { listModelIds, patternMatchesSomething } from "./routing.ts";
 import { utcDay } from "./limits.ts";
 
 const SERVE_HELP = `perimeter serve llm-proxy — the OpenAI/Anthropic-compatible proxy that holds the provider keys
@@ -75,7 +75,7 @@ export const serveLlmProxy: Command = async (args, io) => {
   const file = configPath(values.config, io, "serve llm-proxy");
   const config = loadConfig(file);
   const listenText = values.listen ?? config.llm.listen;
-  const listen = splitHostPort(listenText);
+  const listen = listenAddress(listenText);
   if (listen === undefined) throw new UsageError(`serve llm-proxy: --listen "${listenText}" is not HOST:PORT (e.g. 127.0.0.1:8702, [::1]:8702)`);
 
   // Check the secrets and routing before creating any file, so a misconfigured start leaves nothing behind.
@@ -98,9 +98,12 @@ export const serveLlmProxy: Command = async (args, io) => {
       throw error;
     }
     await proxy.listen(listen.host, listen.port);
+    warnUnpricedKeys(config, keyStore, logger);
     io.onReload(() => {
       try {
-        proxy.reload(loadConfig(file));
+        const next = loadConfig(file);
+        proxy.reload(next);
+        if (keyStore !== undefined) warnUnpricedKeys(next, keyStore, logger);
       } catch (error) {
         logger.error({ err: (error as Error).message }, "llm-proxy reload refused; the previous configuration stays in force");
       }
@@ -113,6 +116,31 @@ export const serveLlmProxy: Command = async (args, io) => {
     audit.close();
   }
 };
+
+/**
+ * HOST:PORT to listen on. Port 0 (a free port, logged at start) is for --listen in tests; the schema refuses it in
+ * llm.listen, where the agent's configuration must name the port.
+ */
+function listenAddress(text: string): { host: string; port: number } | undefined {
+  const found = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
+  const port = found === null ? NaN : Number(found[3]);
+  if (found === null || !(port >= 0 && port <= 65535)) return undefined;
+  return { host: (found[1] ?? found[2] ?? "").toLowerCase(), port };
+}
+
+/**
+ * Keys created earlier (with another configuration) may have a cost budget over a provider that is now unpriced.
+ * Their requests there are refused (limits.ts); say so at start and on reload, so it is found before the agent is.
+ */
+function warnUnpricedKeys(config: PerimeterConfig, keyStore: LlmKeyStore, logger: ReturnType<typeof createLogger>): void {
+  for (const key of keyStore.list()) {
+    if (key.revokedAt !== undefined || (key.budget.costPerDay === undefined && key.budget.costTotal === undefined)) continue;
+    const unpriced = unpricedProvidersFor(config.llm, key.models);
+    if (unpriced.length > 0) {
+      logger.warn({ keyId: key.id, client: key.client, unpriced: unpriced.map(({ provider }) => provider) }, `virtual key ${key.id} has a cost budget but ${describeUnpriced(unpriced)}: its requests there are refused; ${pricingFix(unpriced)}, or revoke the key and create one with --models restricted to priced providers`);
+    }
+  }
+}
 
 function parseNumber(flag: string, text: string | undefined, integer: boolean): number | undefined {
   if (text === undefined) return undefined;
@@ -155,9 +183,10 @@ async function createKey(args: string[], io: CommandIo): Promise<number> {
   const models = values.models === undefined ? (declared?.models ?? ["*"]) : values.models.split(",").map((model) => model.trim()).filter((model) => model !== "");
   if (models.length === 0) throw new UsageError("llm-keys create: --models is empty; list provider/model globs or aliases, e.g. --models default,minimax/*");
   for (const pattern of models) {
-    if (!patternMatchesSomething(config.llm, pattern)) {
-      throw new UsageError(`llm-keys create: --models entry "${pattern}" matches no configured model or alias; configured: ${Object.entries(config.llm.providers).flatMap(([name, provider]) => provider.models.map((model) => `${name}/${model}`)).join(", ") || "none"}`);
-    }
+    if (patternMatchesSomething(config.llm, pattern)) continue;
+    const owners = pattern.includes("/") ? [] : ownersOfModel(config.llm, pattern);
+    if (owners.length > 1) throw new UsageError(`llm-keys create: --models entry "${pattern}" is served by several providers (${owners.join(", ")}): write provider/model`);
+    throw new UsageError(`llm-keys create: --models entry "${pattern}" matches no configured model or alias; configured: ${listModelIds(config.llm).join(", ") || "none"}`);
   }
   const limits: KeyLimits = compact({
     requestsPerMinute: parseNumber("requests-per-minute", values["requests-per-minute"], false) ?? declared?.limits.requestsPerMinute,
@@ -169,6 +198,13 @@ async function createKey(args: string[], io: CommandIo): Promise<number> {
     costPerDay: parseNumber("cost-per-day", values["cost-per-day"], false) ?? declared?.budget.costPerDay,
     costTotal: parseNumber("cost-total", values["cost-total"], false) ?? declared?.budget.costTotal,
   });
+  // A cost budget counts priced requests only: over an unpriced provider it would never trip. Refuse it here, as the
+  // schema does for llm.clients; the proxy refuses such requests too, should prices be removed later.
+  const costFlags = ([["costPerDay", "--cost-per-day"], ["costTotal", "--cost-total"]] as const).filter(([name]) => budget[name] !== undefined).map(([, flag]) => flag);
+  const unpriced = costFlags.length === 0 ? [] : unpricedProvidersFor(config.llm, models);
+  if (unpriced.length > 0) {
+    throw new UsageError(`llm-keys create: ${costFlags.join(" and ")} cannot be counted for every model this key may use (${models.join(", ")}): ${describeUnpriced(unpriced)}; ${pricingFix(unpriced)}, or restrict the key with --models to priced providers`);
+  }
   const audit = openAudit(config, io);
   const store = openLlmKeyStore(storePath(config, io));
   try {

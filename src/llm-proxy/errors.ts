@@ -18,6 +18,7 @@ export type ProxyError =
   | { kind: "dlp-blocked"; kinds: readonly string[] }
   | { kind: "rate-limited"; limit: RateLimitName; retryAfterSeconds: number; detail: string }
   | { kind: "budget-exhausted"; budget: BudgetName; detail: string }
+  | { kind: "budget-unpriced"; budget: BudgetName; providers: readonly string[] }
   | { kind: "upstream-refused"; provider: string; detail: string }
   | { kind: "upstream-unavailable"; provider: string; detail: string }
   | { kind: "upstream-timeout"; provider: string; timeoutSeconds: number }
@@ -68,6 +69,15 @@ function shapeOf(error: ProxyError): Shape {
       };
     case "budget-exhausted":
       return { status: 429, message: error.detail, openaiType: "insufficient_quota", openaiCode: "insufficient_quota", anthropicType: "rate_limit_error" };
+    case "budget-unpriced":
+      // Not 429: waiting does not help, the operator has to set a price (so SDKs must not retry it).
+      return {
+        status: 403,
+        message: `this key has a ${error.budget} budget, but the request could be served by ${error.providers.join(", ")} with no price set, so its cost could not be counted; the operator must set ${error.providers.map((provider) => `llm.providers.${provider}.costPer1kTokens`).join(" and ")}`,
+        openaiType: "permission_error",
+        openaiCode: "budget_unpriced",
+        anthropicType: "permission_error",
+      };
     case "upstream-refused":
       return { status: 502, message: `provider ${error.provider} is refused by the address policy: ${error.detail}`, openaiType: "server_error", openaiCode: "upstream_address_refused", anthropicType: "api_error" };
     case "upstream-unavailable":
@@ -115,6 +125,8 @@ export function errorReason(error: ProxyError): string {
       return `rate-limited:${error.limit}`;
     case "budget-exhausted":
       return `budget-exhausted:${error.budget}`;
+    case "budget-unpriced":
+      return `budget-unpriced:${error.budget}`;
     case "upstream-error":
       return `upstream-error:${error.status}`;
     default:

@@ -11,6 +11,8 @@ export interface WorstCase {
   readonly tokens: number;
   /** The same at the most expensive provider of the failover chain. */
   readonly cost: number;
+  /** Providers of the failover chain without a price: what is spent there cannot be counted against a cost budget. */
+  readonly unpricedProviders?: readonly string[];
 }
 
 export interface Reservation {
@@ -95,6 +97,13 @@ export function createUsageLedger(store: Pick<LlmKeyStore, "usageTotals" | "addU
   };
 
   const budgetError = (budget: KeyBudget, state: KeyState, worst: WorstCase): ProxyError | undefined => {
+    // Fail closed: a cost budget that cannot see what a request costs must not wave it through as free. The schema
+    // and `llm-keys create` refuse such keys; this catches one created before a price was removed.
+    const unpriced = worst.unpricedProviders ?? [];
+    if (unpriced.length > 0) {
+      const costBudget = budget.costPerDay !== undefined ? "costPerDay" : budget.costTotal !== undefined ? "costTotal" : undefined;
+      if (costBudget !== undefined) return { kind: "budget-unpriced", budget: costBudget, providers: unpriced };
+    }
     const today = state.inFlight.get(state.day) ?? { tokens: 0, cost: 0 };
     const everywhere = inFlightTotal(state);
     const checks: Array<{ name: BudgetName; limit: number | undefined; used: number; reserved: number; needed: number; cost: boolean }> = [

@@ -1,5 +1,6 @@
 // Which provider and model a request goes to, and whether a virtual key may use it. Pure functions over the `llm`
 // section: no I/O, so every rule is tested directly.
+import { modelsGrantedBy, ownersOfModel } from "../config/index.ts";
 import type { PerimeterConfig } from "../config/index.ts";
 
 export type LlmSection = PerimeterConfig["llm"];
@@ -107,15 +108,18 @@ export function modelAllowed(llm: LlmSection, patterns: readonly string[], resol
       continue;
     }
     if (globMatches(pattern, id)) return true;
+    // A bare model name grants what a request naming it resolves to: the one provider listing it (none if several).
+    if (pattern === resolution.target.model && !pattern.includes("/")) {
+      const owners = ownersOfModel(llm, pattern);
+      if (owners.length === 1 && owners[0] === resolution.target.provider) return true;
+    }
   }
   return false;
 }
 
 /** Whether an allowlist entry names anything at all (for `llm-keys create --models`). */
 export function patternMatchesSomething(llm: LlmSection, pattern: string): boolean {
-  if (aliasTarget(llm, pattern) !== undefined) return true;
-  const globMatches = createGlobMatcher();
-  return listModelIds(llm).some((id) => globMatches(pattern, id));
+  return modelsGrantedBy(llm, pattern).length > 0;
 }
 
 /**

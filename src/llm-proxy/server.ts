@@ -735,10 +735,13 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
     const promptTokens = estimatePromptTokens(body);
     const outputTokens = maxOutputTokens(routeInfo.route, body);
     let worstCost = 0;
+    const unpricedProviders: string[] = [];
     for (const target of chain) {
-      worstCost = Math.max(worstCost, costOf({ input: promptTokens, output: outputTokens }, llm.providers[target.provider]?.costPer1kTokens));
+      const pricing = llm.providers[target.provider]?.costPer1kTokens;
+      if (pricing === undefined) unpricedProviders.push(target.provider);
+      worstCost = Math.max(worstCost, costOf({ input: promptTokens, output: outputTokens }, pricing));
     }
-    const admission = ledger.admit(authentication.key, { tokens: promptTokens + outputTokens, cost: worstCost });
+    const admission = ledger.admit(authentication.key, { tokens: promptTokens + outputTokens, cost: worstCost, unpricedProviders });
     if (!admission.ok) {
       deny(exchange, admission.error);
       return;
