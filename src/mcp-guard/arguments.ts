@@ -152,10 +152,14 @@ export function compileArgumentGlob(pattern: string): CompiledGlob {
     const first = index === 0;
     const last = index === segments.length - 1;
     if (segment === "**") {
+      // Right after the root of an absolute glob ("/**", "/**/x") the root's own "/" must stay: "/**" is not "".
+      const afterRoot = index === 1 && segments[0] === "";
       if (first && last) expression += `${SEGMENT_CHARACTER}+(?:/${SEGMENT_CHARACTER}+)*`;
       else if (first) expression += `(?:${SEGMENT_CHARACTER}+/)*`;
+      else if (afterRoot && last) expression += `/(?:${SEGMENT_CHARACTER}+(?:/${SEGMENT_CHARACTER}+)*)?`;
+      else if (afterRoot) expression += `/(?:${SEGMENT_CHARACTER}+/)*`;
       else expression += `(?:/${SEGMENT_CHARACTER}+)*`;
-      needSlash = !first;
+      needSlash = !first && !afterRoot;
       continue;
     }
     if (segment.includes("**")) throw new ArgumentGlobError(pattern, `"**" must be a whole path segment (write "a/**/b" or "a/*b")`);

@@ -202,6 +202,13 @@ describe("the constraint language itself fails closed at load", () => {
       assert.match(refusalOf(`        "*": { p: { path: { under: "${root}" } } }`), /under/, root);
     }
   });
+  test("** spans zero or more whole segments, never part of one, and keeps an absolute glob's root", () => {
+    const constraints = constraintsOf(`        "*": { a: { glob: ["a/**/b"] }, r: { glob: ["/**"] }, d: { glob: ["docs/**"] } }`);
+    for (const args of [{ a: "a/b" }, { a: "a/x/y/b" }, { r: "/" }, { r: "/etc/x" }, { d: "docs" }, { d: "docs/x/y.md" }]) {
+      assert.deepEqual(checkArguments(constraints, "t", args), { allow: true }, JSON.stringify(args));
+    }
+    for (const args of [{ a: "a/xb" }, { a: "ab/b" }, { r: "" }, { r: "etc/x" }, { d: "docsx" }, { d: "docs/" }]) denied(constraints, "t", args, /\(glob\)/);
+  });
   test("** in a glob must be a whole path segment", () => {
     assert.match(refusalOf(`        "*": { p: { glob: ["docs/a**"] } }`), /\*\*/);
   });
