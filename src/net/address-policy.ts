@@ -236,9 +236,17 @@ function destinationIdentities(address: string, parsed: { family: AddressFamily;
  */
 function isOwnAddress(address: string, parsed: { family: AddressFamily; value: bigint }, selfAddresses: readonly string[]): boolean {
   if (selfAddresses.length === 0) return false;
-  const own = selfAddresses.map(ownRange);
-  return destinationIdentities(address, parsed).some((identity) => own.some((entry) => contains({ name: "own", ...entry }, identity.family, identity.value)));
+  let own = parsedOwnAddresses.get(selfAddresses);
+  if (own === undefined) {
+    own = selfAddresses.map((entry) => ({ name: "the proxy's own address", ...ownRange(entry) }));
+    parsedOwnAddresses.set(selfAddresses, own);
+  }
+  const ranges = own;
+  return destinationIdentities(address, parsed).some((identity) => ranges.some((entry) => contains(entry, identity.family, identity.value)));
 }
+
+// A service hands the same list to every check until its listeners change, so each list is parsed once.
+const parsedOwnAddresses = new WeakMap<readonly string[], Range[]>();
 
 /**
  * The decision for one resolved address. Pure: no DNS, no sockets. An address inside an explicit allow-cidr is
