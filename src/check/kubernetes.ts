@@ -770,6 +770,8 @@ function checkRbac(objects: readonly KubeObject[], collector: Collector): void {
     if (object.kind === "ClusterRole") clusterRoles.set(object.objectName, clusterRoleView(object.objectName, object.value, key));
     else roles.set(`${object.namespace}/${object.objectName}`, asArray(object.value.rules).map((item, index) => ({ rule: policyRuleOf(item), origin: { objectKey: key, path: ["rules", index] }, roleName: `Role ${object.namespace}/${object.objectName}` })));
   }
+  // Aggregation resolved once per ClusterRole, however many bindings reference it.
+  const effective = new Map<string, RuleSource[]>();
   for (const object of objects) {
     if (object.kind !== "RoleBinding" && object.kind !== "ClusterRoleBinding") continue;
     const roleRef = asRecord(object.value.roleRef);
@@ -782,7 +784,8 @@ function checkRbac(objects: readonly KubeObject[], collector: Collector): void {
       sources = roles.get(`${object.namespace}/${name}`);
       boundName = `Role ${object.namespace}/${name}`;
     } else if (kind === "ClusterRole") {
-      sources = clusterRoles.has(name) ? effectiveClusterRoleSources(name, clusterRoles, selectorMatches) : undefined;
+      if (clusterRoles.has(name) && !effective.has(name)) effective.set(name, effectiveClusterRoleSources(name, clusterRoles, selectorMatches));
+      sources = effective.get(name);
       boundName = `ClusterRole ${name}${byKey.has(`ClusterRole//${name}`) ? "" : " (built-in)"}`;
     } else {
       continue;

@@ -350,7 +350,7 @@ metadata:
   rule(
     "K8S-RBAC-WILDCARD", "high",
     "RBAC rule uses a wildcard",
-    "\"*\" in verbs, resources or apiGroups grants everything now and everything added later, secrets and pods/exec included: \"避免 wildcard 權限\".",
+    "\"*\" in verbs, resources, apiGroups or nonResourceURLs grants everything now and everything added later, secrets and pods/exec included: \"避免 wildcard 權限\". What a wildcard reaches is also reported under the rule for that power (K8S-RBAC-EXEC, K8S-RBAC-SECRETS, ...).",
     "List the exact apiGroups, resources and verbs.",
     `
 rules:
@@ -362,7 +362,7 @@ rules:
   rule(
     "K8S-RBAC-SECRETS", "high",
     "RBAC grants access to Secrets",
-    "get/list/watch on secrets reveals their contents: \"list/watch secrets 實際上會讓使用者看到 Secret 內容\". An agent that can read Secrets can read every token in the namespace.",
+    "get/list/watch on secrets reveals their contents: \"list/watch secrets 實際上會讓使用者看到 Secret 內容\". patch does too (the answer is the whole patched Secret). An agent that can read Secrets can read every token in the namespace. Judged on what the rule grants: \"*\" verbs or resources count, delete and update do not, and a binding to a role that grants it (the built-in edit and admin do) is reported on the binding.",
     "Remove secrets from the rule; give each component only its own Secret through its pod spec.",
     `
 rules:
@@ -374,8 +374,8 @@ rules:
   rule(
     "K8S-RBAC-EXEC", "critical",
     "RBAC grants pods/exec, pods/attach or pods/portforward",
-    "exec into a pod is running arbitrary commands with that pod's identity and secrets; an agent with it escapes every boundary you built.",
-    "Remove pods/exec, pods/attach and pods/portforward.",
+    "exec into a pod is running arbitrary commands with that pod's identity and secrets; an agent with it escapes every boundary you built. Exec and attach are create (SPDY) or get (the WebSocket upgrade kubectl uses since 1.30; before 1.35, or with AuthorizePodWebsocketUpgradeCreatePermission off, get alone is enough). port-forward reaches every port of the pod past any NetworkPolicy; patch on pods/ephemeralcontainers adds a debug container to a running pod. list and watch on these subresources grant nothing and are not reported.",
+    "Remove create, get and \"*\" on pods/exec, pods/attach and pods/portforward (and update/patch on pods/ephemeralcontainers), including through \"*\" resources or \"*/exec\".",
     `
 rules:
   - apiGroups: [""]
@@ -386,8 +386,8 @@ rules:
   rule(
     "K8S-RBAC-TOKEN", "high",
     "RBAC can mint ServiceAccount tokens",
-    "create on serviceaccounts/token issues credentials for any ServiceAccount in scope, including more privileged ones.",
-    "Remove serviceaccounts/token.",
+    "create on serviceaccounts/token issues credentials for any ServiceAccount in scope, including more privileged ones; create on secrets does too, through a Secret of type kubernetes.io/service-account-token that the token controller fills in.",
+    "Remove create on serviceaccounts/token and on secrets.",
     `
 # no serviceaccounts/token in any rule bound to the agent or a tool server
 `,
@@ -395,7 +395,7 @@ rules:
   rule(
     "K8S-RBAC-NODES-PROXY", "critical",
     "RBAC grants nodes/proxy",
-    "nodes/proxy reaches the kubelet API directly, which can exec into any pod on the node and bypasses admission and audit.",
+    "nodes/proxy reaches the kubelet API directly, which can exec into any pod on the node and bypasses admission and audit; get alone is enough (the kubelet's exec is a WebSocket, a GET). Nodes are cluster-scoped: only a ClusterRole bound by a ClusterRoleBinding grants it, so a Role or a RoleBinding naming it is not reported.",
     "Remove nodes/proxy.",
     `
 # no nodes/proxy in any rule
@@ -405,7 +405,7 @@ rules:
     "K8S-RBAC-CREATE-PODS", "high",
     "RBAC can create pods or workloads",
     "Whoever can create workloads can mount any Secret, ConfigMap or ServiceAccount of the namespace into a pod they control: \"能建立 workload 的權限也可能間接取得 namespace 內的 Secret\".",
-    "Remove create/update/patch on pods and workload kinds. Where a component must create Jobs (a sandbox runner), scope its Role to a namespace that holds no Secret and no PVC, and suppress this finding there with the reason.",
+    "Remove create/update/patch on pods and workload kinds (update or patch on a pod swaps a running container's image). Where a component must create Jobs (a sandbox runner), scope its Role to a namespace that holds no Secret and no PVC, and suppress this finding there with the reason.",
     `
 rules:
   - apiGroups: ["apps"]
@@ -416,7 +416,7 @@ rules:
   rule(
     "K8S-RBAC-ESCALATE", "critical",
     "RBAC grants escalate, bind or impersonate",
-    "escalate and bind let the holder grant itself any permission; impersonate lets it act as any user or ServiceAccount.",
+    "escalate and bind on roles or clusterroles let the holder grant itself any permission; impersonate (and the constrained impersonate:* verbs) on users, groups or ServiceAccounts lets it act as them. The built-in edit and admin impersonate every ServiceAccount of their namespace.",
     "Remove escalate, bind and impersonate.",
     `
 # no escalate, bind or impersonate verbs
@@ -425,7 +425,7 @@ rules:
   rule(
     "K8S-RBAC-CLUSTER-ADMIN", "critical",
     "A binding grants cluster-admin",
-    "cluster-admin is everything, everywhere. \"不要給 cluster-admin\".",
+    "cluster-admin is everything, everywhere. \"不要給 cluster-admin\". A role among the inputs with \"*\" verbs on \"*\" resources in \"*\" apiGroups is the same thing under another name, and its bindings are reported as such (everything in the namespace for a RoleBinding).",
     "Bind a namespaced Role with the verbs the subject needs.",
     `
 kind: RoleBinding
