@@ -65,7 +65,7 @@ const PATHS = `
 
 function denied(constraints: readonly CompiledConstraint[], tool: string, args: unknown, reason: RegExp): void {
   const decision = checkArguments(constraints, tool, args);
-  assert.equal(decision.allow, false, `allowed: ${JSON.stringify(args)}`);
+  assert.equal(decision.allow, false, `allowed: ${JSON.stringify(args).slice(0, 200)}`);
   assert.match((decision as { reason: string }).reason, reason);
 }
 
@@ -224,6 +224,16 @@ describe("patterns cannot be made to backtrack (the operator writes them, the ag
       assert.equal(decision.allow, false);
       assert.ok(milliseconds < 1000, `${length} characters took ${Math.round(milliseconds)} ms`);
     }
+  });
+  test("a [*] path over a huge array is refused instead of blocking the guard for every agent", () => {
+    const constraints = constraintsOf(`        "*": { "names[*]": { pattern: "[a-z0-9]+" }, "pairs[*][*]": { glob: ["area/*"] } }`);
+    // About 1 MiB of request body, the default mcp.limits.maxRequestBytes.
+    const names = Array.from({ length: 150_000 }, (_, index) => `n${index}`);
+    const started = performance.now();
+    denied(constraints, "t", { names }, /names\[\*\] names more than 1000 values.*\(shape\)/);
+    assert.ok(performance.now() - started < 200, `took ${Math.round(performance.now() - started)} ms`);
+    denied(constraints, "t", { pairs: Array.from({ length: 40 }, () => Array.from({ length: 40 }, () => "area/x")) }, /pairs\[\*\]\[\*\] names more than 1000 values/);
+    assert.deepEqual(checkArguments(constraints, "t", { names: names.slice(0, 1000) }), { allow: true });
   });
   test("anchoring holds whatever the pattern says: ^a against a\\nb, an inline multiline group, an alternation", () => {
     const constraints = constraintsOf(`        "*": { a: { pattern: "^a" }, m: { pattern: "(?m:^a$)" }, o: { pattern: "a|b" } }`);
