@@ -30,8 +30,8 @@ export type {
   TaskPolicy,
 } from "./task.ts";
 export { buildSeccompProgram, seccompProgramBytes, DENIED_SYSCALLS } from "./seccomp.ts";
-export { createKubernetesBackend, loadJobTemplate, taskJob, TASK_CONTAINER } from "./kubernetes.ts";
-export type { KubernetesBackendOptions } from "./kubernetes.ts";
+export { createKubernetesBackend, DEFAULT_MAX_RETURN_BYTES, loadJobTemplate, RUNNER_LABEL, taskJob, TASK_CONTAINER } from "./kubernetes.ts";
+export type { KubernetesBackend, KubernetesBackendOptions } from "./kubernetes.ts";
 export { createSandboxEgress } from "./egress.ts";
 export type { SandboxEgress, SandboxEgressOptions } from "./egress.ts";
 export { createSandboxServer, bearerMatches } from "./server.ts";

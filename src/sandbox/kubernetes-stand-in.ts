@@ -3,14 +3,16 @@
 // newline-delimited JSON events over a chunked response, core/v1 ConfigMaps, Pods by labelSelector, pods/{name}/log)
 // and plays the kubelet: when a Job's ConfigMap volumes exist it "runs" the pod by executing the container's command
 // in a real bubblewrap sandbox with the ConfigMap mounted read-only at its mountPath, serves the combined output as
-// the pod log, and honours activeDeadlineSeconds. Deleting a Job with propagationPolicy Background removes its pods
+// the pod log, and honours activeDeadlineSeconds. Like the kubelet it expands `$(VAR)` references in env values,
+// command and args (expandKubernetesReferences). Deleting a Job with propagationPolicy Background removes its pods
 // and the objects it owns, as the garbage collector would. Test support only; never part of the product.
 import { createServer } from "node:https";
 import type { Server } from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { spawn, spawnSync } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, constants, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes, randomUUID } from "node:crypto";
@@ -76,6 +78,58 @@ function killPod(pod: RunningPod): void {
       // Already gone, or no such group yet.
     }
   }
+}
+
+/**
+ * The kubelet's `$(VAR)` expansion of a container's env values, command and args, rule for rule as Kubernetes'
+ * third_party/forked/golang/expansion/expand.go (Expand, tryReadVariableName, MappingFuncFor): `$$` is one `$`;
+ * `$(NAME)` up to the first `)` becomes NAME's value when NAME is defined and stays as written when not; `$(`
+ * without a `)` and a `$` before any other character or at the end stay as they are. The stand-in applies it where
+ * the kubelet does (makeEnvironmentVariables, ExpandContainerCommandAndArgs), so a runner that forgets to escape
+ * is caught here.
+ */
+export function expandKubernetesReferences(input: string, defined: ReadonlyMap<string, string>): string {
+  let output = "";
+  let checkpoint = 0;
+  for (let cursor = 0; cursor < input.length; cursor++) {
+    if (input[cursor] !== "$" || cursor + 1 >= input.length) continue;
+    output += input.slice(checkpoint, cursor);
+    const next = input[cursor + 1];
+    if (next === "$") {
+      output += "$";
+      cursor += 1;
+    } else if (next === "(") {
+      const close = input.indexOf(")", cursor + 2);
+      if (close < 0) {
+        output += "$(";
+        cursor += 1;
+      } else {
+        const name = input.slice(cursor + 2, close);
+        output += defined.get(name) ?? `$(${name})`;
+        cursor = close;
+      }
+    } else {
+      // The operator and the code point after it pass through (a surrogate pair is one code point, as Go's rune).
+      const codePoint = String.fromCodePoint(input.codePointAt(cursor + 1) as number);
+      output += `$${codePoint}`;
+      cursor += codePoint.length;
+    }
+    checkpoint = cursor + 1;
+  }
+  return output + input.slice(checkpoint);
+}
+
+/** The environment and argv the kubelet would give the container: env values in order, each seeing those before it. */
+function kubeletExpansion(container: { env?: readonly { name: string; value?: string }[]; command?: readonly string[]; args?: readonly string[] }): { env: [string, string][]; argv: string[] } {
+  const defined = new Map<string, string>();
+  const env: [string, string][] = [];
+  for (const variable of container.env ?? []) {
+    const value = variable.value === undefined || variable.value === "" ? "" : expandKubernetesReferences(variable.value, defined);
+    defined.set(variable.name, value);
+    env.push([variable.name, value]);
+  }
+  const argv = [...(container.command ?? []), ...(container.args ?? [])].map((argument) => expandKubernetesReferences(argument, defined));
+  return { env, argv };
 }
 
 function status(response: ServerResponse, code: number, reason: string, message: string): void {
@@ -234,22 +288,48 @@ export async function startStandInApiServer(): Promise<StandInApiServer> {
         args.push("--perms", "1777", "--tmpfs", mount.mountPath);
       }
     }
-    for (const variable of container.env ?? []) args.push("--setenv", variable.name, variable.value ?? "");
+    const expanded = kubeletExpansion(container);
+    for (const [name, value] of expanded.env) args.push("--setenv", name, value);
     args.push("--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin");
     if (container.workingDir !== undefined) args.push("--chdir", container.workingDir);
-    args.push("--", ...(container.command ?? []), ...(container.args ?? []));
+    args.push("--", ...expanded.argv);
     // Its own process group: killing a pod kills bwrap and, should bwrap die mid-setup, its not-yet-orphan-proof child.
-    const child = spawn("bwrap", args, { stdio: ["ignore", "pipe", "pipe"], detached: true });
+    // The container's stdout and stderr are one FIFO, as a container runtime's are (containerd's shim reads FIFOs):
+    // the log interleaves both streams, and a process in the pod that can open /proc/1/fd/1 can write into it,
+    // which is what a hostile task does in a real cluster. (Node's own stdio pipes are sockets, which cannot be
+    // reopened through /proc.)
+    const fifo = join(directory, "log.fifo");
+    const made = spawnSync("mkfifo", ["-m", "600", fifo]);
+    if (made.status !== 0) throw new Error(`mkfifo failed: ${made.stderr.toString()}`);
+    const reader = new Socket({ fd: openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK), readable: true, writable: false });
+    const writer = openSync(fifo, constants.O_WRONLY);
+    let child: ChildProcess;
+    try {
+      child = spawn("bwrap", args, { stdio: ["ignore", writer, writer], detached: true });
+    } finally {
+      closeSync(writer);
+    }
     const entry: RunningPod = { process: child, directory, killedForDeadline: false };
     running.set(podKey, entry);
-    // The container log interleaves stdout and stderr, as the kubelet's does.
-    child.stdout?.on("data", (chunk: Buffer) => logs.get(podKey)?.push(chunk));
-    child.stderr?.on("data", (chunk: Buffer) => logs.get(podKey)?.push(chunk));
-    child.on("close", (code, signal) => {
+    reader.on("data", (chunk: Buffer) => logs.get(podKey)?.push(chunk));
+    reader.on("error", () => undefined);
+    // The pod is done when its process has exited and every writer of its log is gone.
+    let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+    let logClosed = false;
+    const done = () => {
+      if (exit === undefined || !logClosed) return;
       running.delete(podKey);
       rmSync(directory, { recursive: true, force: true });
       const current = jobs.get(key(namespace, jobName));
-      if (current !== undefined) finishJob(current, podKey, code ?? (signal !== null ? 137 : 1), entry.killedForDeadline);
+      if (current !== undefined) finishJob(current, podKey, exit.code ?? (exit.signal !== null ? 137 : 1), entry.killedForDeadline);
+    };
+    reader.on("close", () => {
+      logClosed = true;
+      done();
+    });
+    child.on("exit", (code, signal) => {
+      exit = { code, signal };
+      done();
     });
   }
 
@@ -319,6 +399,10 @@ export async function startStandInApiServer(): Promise<StandInApiServer> {
         }
         return;
       }
+      if (request.method === "GET" && name === undefined) {
+        const items = [...jobs.values()].filter((job) => job.metadata?.namespace === namespace && matchesLabels(job.metadata?.labels, query.labelSelector));
+        return json(response, 200, { apiVersion: "batch/v1", kind: "JobList", metadata: { resourceVersion: String(version) }, items });
+      }
       if (request.method === "GET" && name !== undefined) {
         const job = jobs.get(key(namespace, name));
         return job === undefined ? status(response, 404, "NotFound", `jobs.batch "${name}" not found`) : json(response, 200, job);
@@ -341,6 +425,10 @@ export async function startStandInApiServer(): Promise<StandInApiServer> {
         configMap.metadata = { ...configMap.metadata, namespace, uid: randomUUID(), resourceVersion: nextVersion() };
         configMaps.set(key(namespace, configMapName), configMap);
         return json(response, 201, configMap);
+      }
+      if (request.method === "GET" && name === undefined) {
+        const items = [...configMaps.values()].filter((configMap) => configMap.metadata?.namespace === namespace && matchesLabels(configMap.metadata?.labels, query.labelSelector));
+        return json(response, 200, { apiVersion: "v1", kind: "ConfigMapList", metadata: { resourceVersion: String(version) }, items });
       }
       if (request.method === "DELETE" && name !== undefined) {
         const configMap = configMaps.get(key(namespace, name));

@@ -11,10 +11,14 @@ import { parse as parseYaml } from "yaml";
 import type { IJob } from "kubernetes-models/batch/v1/Job";
 import type { IConfigMap } from "kubernetes-models/v1/ConfigMap";
 import type { IContainer } from "kubernetes-models/v1/Container";
+import { request as httpsRequest } from "node:https";
+import type { RequestOptions as HttpsRequestOptions } from "node:https";
+import type { IncomingMessage } from "node:http";
 import type { BatchV1Api, CoreV1Api, KubeConfig, V1ConfigMap, V1Job, Watch } from "@kubernetes/client-node";
 import type { Logger } from "../shared/index.ts";
 import { silentLogger } from "../shared/index.ts";
-import { INPUTS_DIRECTORY, decodeLog, wrapperScript } from "./framing.ts";
+import { INPUTS_DIRECTORY, createLogDecoder, wrapperScript } from "./framing.ts";
+import type { DecodedLog } from "./framing.ts";
 import { readTar } from "./tar.ts";
 import { checkTask, SandboxTaskError, SandboxUnavailableError, signalOfStatus } from "./task.ts";
 import type { CheckedTask, ReturnedFile, RunOptions, SandboxBackend, SandboxEndReason, SandboxLimits, SandboxResult, SandboxTask, TaskPolicy } from "./task.ts";
@@ -23,6 +27,19 @@ import type { CheckedTask, ReturnedFile, RunOptions, SandboxBackend, SandboxEndR
 export const TASK_CONTAINER = "task";
 /** ConfigMaps hold at most 1 MiB; leave room for keys and metadata. */
 const CONFIG_MAP_BUDGET = 900 * 1024;
+/**
+ * The label on every Job and ConfigMap a runner makes, naming the runner: at start it deletes what a previous run of
+ * itself left (a crash or a kill mid-task), selected by this label, and nothing else in the namespace.
+ */
+export const RUNNER_LABEL = "perimeter.dev/sandbox-runner";
+/**
+ * The most a task returns in files (the tar stream, headers included), unless configured. Results travel through
+ * the pod log, base64 in framed lines (about 2 bytes of log per byte), and the kubelet rotates a container log past
+ * containerLogMaxSize (10 MiB by default) and serves only the newest part: 1 MiB each of stdout and stderr plus
+ * 3 MiB of files come to about 9.8 MiB of log. It also bounds what the runner holds per task.
+ * @default 3 MiB
+ */
+export const DEFAULT_MAX_RETURN_BYTES = 3 * 1024 * 1024;
 
 export interface KubernetesClients {
   /** `@kubernetes/client-node`'s KubeConfig: in-cluster credentials in production, a stand-in server in tests. */
@@ -37,6 +54,14 @@ export interface KubernetesBackendOptions extends KubernetesClients {
   readonly defaults: SandboxLimits;
   readonly ceiling?: SandboxLimits;
   readonly maxFiles?: number;
+  /** The most a task returns in files (see DEFAULT_MAX_RETURN_BYTES). @default 3 MiB */
+  readonly maxReturnBytes?: number;
+  /**
+   * Names this runner in the RUNNER_LABEL of what it creates; the Jobs and ConfigMaps carrying it are deleted at
+   * start. One runner per name and namespace (render deploys one replica, Recreate).
+   * @default the template's app.kubernetes.io/instance label, else "perimeter"
+   */
+  readonly runnerName?: string;
   readonly logger?: Logger;
 }
 
@@ -85,15 +110,29 @@ function jobOutcome(job: IJob | undefined): JobOutcome | undefined {
   return undefined;
 }
 
+/**
+ * The kubelet expands `$(NAME)` in a container's command, args and env values and turns `$$` into `$`
+ * (Kubernetes' third_party/forked/golang/expansion). Doubling every `$` makes its expansion the identity, so what
+ * runs is byte for byte the argv and environment the audit log records.
+ */
+export function escapeKubernetesReferences(value: string): string {
+  return value.replaceAll("$", "$$$$");
+}
+
 /** The Job for one task: the template with only the per-task fields set. Exported so tests can show exactly that. */
-export function taskJob(template: IJob, options: { name: string; namespace: string; argv: readonly string[]; env: Readonly<Record<string, string>>; configMapName: string }): IJob {
+export function taskJob(template: IJob, options: { name: string; namespace: string; argv: readonly string[]; env: Readonly<Record<string, string>>; configMapName: string; runnerName?: string }): IJob {
   const job = structuredClone(template);
-  job.metadata = { ...job.metadata, name: options.name, namespace: options.namespace };
+  job.metadata = {
+    ...job.metadata,
+    name: options.name,
+    namespace: options.namespace,
+    ...(options.runnerName === undefined ? {} : { labels: { ...job.metadata?.labels, [RUNNER_LABEL]: options.runnerName } }),
+  };
   const podSpec = job.spec?.template?.spec;
   if (podSpec === undefined) throw new SandboxUnavailableError("the Job template has no pod spec");
   const container = podSpec.containers.find((candidate) => candidate.name === TASK_CONTAINER) as IContainer;
   container.command = ["/bin/sh", `${INPUTS_DIRECTORY}/run.sh`];
-  container.args = [...options.argv];
+  container.args = options.argv.map(escapeKubernetesReferences);
   // The template's own entries (the proxy settings, when the sandbox has an allowlist) come first and cannot be
   // overridden by a task; ours and the task's are appended.
   const templateEnvironment = container.env ?? [];
@@ -105,7 +144,9 @@ export function taskJob(template: IJob, options: { name: string; namespace: stri
       { name: "TMPDIR", value: "/tmp" },
       { name: "LANG", value: "C.UTF-8" },
       ...Object.entries(options.env).map(([name, value]) => ({ name, value })),
-    ].filter((variable) => !fixed.has(variable.name)),
+    ]
+      .filter((variable) => !fixed.has(variable.name))
+      .map((variable) => ({ name: variable.name, value: escapeKubernetesReferences(variable.value) })),
   ];
   container.volumeMounts = [...(container.volumeMounts ?? []), { name: "inputs", mountPath: INPUTS_DIRECTORY, readOnly: true }];
   podSpec.volumes = [...(podSpec.volumes ?? []), { name: "inputs", configMap: { name: options.configMapName, defaultMode: 0o444 } }];
@@ -113,7 +154,7 @@ export function taskJob(template: IJob, options: { name: string; namespace: stri
 }
 
 /** The inputs ConfigMap: the wrapper, the input files, stdin and the manifest that says where each file goes. */
-function inputsConfigMap(task: CheckedTask, options: { name: string; namespace: string; labels: Record<string, string>; nonce: string }): IConfigMap {
+function inputsConfigMap(task: CheckedTask, options: { name: string; namespace: string; labels: Record<string, string>; nonce: string; returnBytes: number }): IConfigMap {
   const binaryData: Record<string, string> = {};
   const manifest: string[] = [];
   task.files.forEach((file, index) => {
@@ -122,15 +163,28 @@ function inputsConfigMap(task: CheckedTask, options: { name: string; namespace: 
   });
   if (task.stdin !== undefined) binaryData.stdin = task.stdin.toString("base64");
   const data: Record<string, string> = {
-    "run.sh": wrapperScript({ nonce: options.nonce, outputBytes: task.limits.outputBytes, collect: task.collect, hasStdin: task.stdin !== undefined }),
+    "run.sh": wrapperScript({ nonce: options.nonce, outputBytes: task.limits.outputBytes, returnBytes: options.returnBytes, collect: task.collect, hasStdin: task.stdin !== undefined }),
     manifest: manifest.length === 0 ? "" : `${manifest.join("\n")}\n`,
   };
   return { apiVersion: "v1", kind: "ConfigMap", metadata: { name: options.name, namespace: options.namespace, labels: options.labels }, data, binaryData };
 }
 
-export function createKubernetesBackend(options: KubernetesBackendOptions): SandboxBackend {
+/** A label value (63 characters at most, alphanumeric at both ends). */
+const LABEL_VALUE = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/;
+
+export interface KubernetesBackend extends SandboxBackend {
+  /** Settles once what an earlier run of this runner left behind is deleted (tasks wait for it); the count deleted. */
+  readonly leftoversRemoved: Promise<number>;
+}
+
+export function createKubernetesBackend(options: KubernetesBackendOptions): KubernetesBackend {
   checkTemplate(options.template, "the sandbox Job template");
   const logger = options.logger ?? silentLogger();
+  const maxReturnBytes = options.maxReturnBytes ?? DEFAULT_MAX_RETURN_BYTES;
+  if (!Number.isSafeInteger(maxReturnBytes) || maxReturnBytes < 0) throw new SandboxUnavailableError(`maxReturnBytes must be a whole number of bytes (not ${maxReturnBytes})`);
+  const runnerName = options.runnerName ?? options.template.metadata?.labels?.["app.kubernetes.io/instance"] ?? "perimeter";
+  if (!LABEL_VALUE.test(runnerName)) throw new SandboxUnavailableError(`the runner name "${runnerName}" is not a Kubernetes label value (letters, digits, . _ -, at most 63, alphanumeric at both ends)`);
+  const runnerSelector = `${RUNNER_LABEL}=${runnerName}`;
   const namespace = options.namespace ?? options.template.metadata?.namespace;
   if (namespace === undefined || namespace === "") throw new SandboxUnavailableError("the sandbox Job template names no namespace; pass one");
   // In a cluster the network is the rendered NetworkPolicies' business, the same for every task: none, or (when the
@@ -218,6 +272,68 @@ export function createKubernetesBackend(options: KubernetesBackendOptions): Sand
     return { kind: "gone" };
   }
 
+  /**
+   * Streams the task container's log through the frame decoder: the runner holds the decoded bounds (outputs and
+   * maxReturnBytes), never the log. `limitBytes` stops the API server after what honest frames of that size take
+   * (about 2 bytes of log per byte); a program that writes frames of its own cannot make the runner read more.
+   */
+  async function readResults(podName: string, nonce: string, task: CheckedTask, signal: AbortSignal): Promise<DecodedLog> {
+    const decoder = createLogDecoder(nonce, { outputBytes: task.limits.outputBytes, returnBytes: maxReturnBytes });
+    const limitBytes = 2 * (2 * task.limits.outputBytes + maxReturnBytes) + 64 * 1024;
+    const server = options.kubeConfig.getCurrentCluster()?.server;
+    if (server === undefined) throw new SandboxUnavailableError("the Kubernetes configuration names no cluster");
+    const url = new URL(`${server.replace(/\/+$/, "")}/api/v1/namespaces/${encodeURIComponent(namespace as string)}/pods/${encodeURIComponent(podName)}/log`);
+    url.searchParams.set("container", TASK_CONTAINER);
+    url.searchParams.set("limitBytes", String(limitBytes));
+    const requestOptions: HttpsRequestOptions = { method: "GET", headers: { accept: "text/plain" }, signal };
+    // The client library's credentials and TLS settings (in a cluster: the ServiceAccount token and CA).
+    await options.kubeConfig.applyToHTTPSOptions(requestOptions);
+    const response = await new Promise<IncomingMessage>((resolve, reject) => {
+      const request = httpsRequest(url, requestOptions, resolve);
+      request.on("error", reject);
+      request.end();
+    });
+    if (response.statusCode !== 200) {
+      response.resume();
+      throw Object.assign(new Error(`reading the log of pod ${podName} failed`), { code: response.statusCode });
+    }
+    for await (const chunk of response) decoder.write(chunk as Buffer);
+    return decoder.end();
+  }
+
+  /** What an earlier run of this runner left (a crash or a kill mid-task): its own Jobs and ConfigMaps, by label. */
+  async function removeLeftovers(): Promise<number> {
+    let removed = 0;
+    try {
+      const { batch, core } = await api();
+      const jobs = await batch.listNamespacedJob({ namespace: namespace as string, labelSelector: runnerSelector });
+      for (const job of jobs.items) {
+        const name = job.metadata?.name;
+        if (name === undefined) continue;
+        await deleteQuietly(`job/${name}`, () => batch.deleteNamespacedJob({ name, namespace: namespace as string, propagationPolicy: "Background" }));
+        logger.warn({ event: "sandbox-leftover-deleted", kind: "Job", name }, "deleted a sandbox Job an earlier run of this runner left");
+        removed += 1;
+      }
+      // Each ConfigMap is owned by its Job and goes with it; this catches those the garbage collector has not reached.
+      try {
+        const configMaps = await core.listNamespacedConfigMap({ namespace: namespace as string, labelSelector: runnerSelector });
+        for (const configMap of configMaps.items) {
+          const name = configMap.metadata?.name;
+          if (name === undefined) continue;
+          await deleteQuietly(`configmap/${name}`, () => core.deleteNamespacedConfigMap({ name, namespace: namespace as string }));
+          logger.warn({ event: "sandbox-leftover-deleted", kind: "ConfigMap", name }, "deleted a sandbox ConfigMap an earlier run of this runner left");
+          removed += 1;
+        }
+      } catch (error) {
+        logger.warn({ event: "sandbox-leftover-check-failed", kind: "ConfigMap", status: statusOf(error), error: (error as Error).message }, "cannot list sandbox ConfigMaps (the runner's Role needs list on configmaps); leftover ones go with their Jobs");
+      }
+    } catch (error) {
+      logger.error({ event: "sandbox-leftover-check-failed", kind: "Job", status: statusOf(error), error: (error as Error).message }, "cannot list the sandbox Jobs an earlier run left; their TTL and deadline remove them");
+    }
+    return removed;
+  }
+  const leftoversRemoved = removeLeftovers();
+
   async function runChecked(task: CheckedTask, runOptions: RunOptions): Promise<SandboxResult> {
     const started = performance.now();
     const { batch, core } = await api();
@@ -225,11 +341,11 @@ export function createKubernetesBackend(options: KubernetesBackendOptions): Sand
     const name = `perimeter-task-${id}`;
     const configMapName = `${name}-inputs`;
     const nonce = randomBytes(16).toString("hex");
-    const labels = { ...(options.template.metadata?.labels ?? {}) } as Record<string, string>;
-    const configMap = inputsConfigMap(task, { name: configMapName, namespace: namespace as string, labels, nonce });
+    const labels = { ...(options.template.metadata?.labels ?? {}), [RUNNER_LABEL]: runnerName } as Record<string, string>;
+    const configMap = inputsConfigMap(task, { name: configMapName, namespace: namespace as string, labels, nonce, returnBytes: maxReturnBytes });
     const configMapSize = JSON.stringify(configMap).length;
     if (configMapSize > CONFIG_MAP_BUDGET) throw new SandboxTaskError(`the task's files and stdin come to ${configMapSize} bytes encoded; a Kubernetes task takes at most ${CONFIG_MAP_BUDGET} (a ConfigMap's limit): send less`);
-    const job = taskJob(options.template, { name, namespace: namespace as string, argv: task.argv, env: task.env, configMapName });
+    const job = taskJob(options.template, { name, namespace: namespace as string, argv: task.argv, env: task.env, configMapName, runnerName });
 
     const controller = new AbortController();
     let reason: SandboxEndReason | undefined;
@@ -264,13 +380,7 @@ export function createKubernetesBackend(options: KubernetesBackendOptions): Sand
       const pods = await core.listNamespacedPod({ namespace: namespace as string, labelSelector: `batch.kubernetes.io/job-name=${name}` });
       const pod = pods.items[0];
       const status = pod?.status?.containerStatuses?.find((candidate) => candidate.name === TASK_CONTAINER)?.state?.terminated;
-      let log = "";
-      if (pod?.metadata?.name !== undefined) {
-        // Frames are base64 (4/3 of the bytes) plus a nonce per 76 characters; bound what we read accordingly.
-        const limitBytes = Math.ceil((task.limits.outputBytes * 2 + task.limits.diskBytes) * 1.5) + 64 * 1024;
-        log = await core.readNamespacedPodLog({ name: pod.metadata.name, namespace: namespace as string, container: TASK_CONTAINER, limitBytes });
-      }
-      const decoded = decodeLog(log, nonce);
+      const decoded = pod?.metadata?.name === undefined ? createLogDecoder(nonce, { outputBytes: 0, returnBytes: 0 }).end() : await readResults(pod.metadata.name, nonce, task, controller.signal);
       if (outcome.kind === "failed" && outcome.reason === "DeadlineExceeded") return emptyResult(task, "timeout", started, decoded);
       const exitCode = decoded.exitCode ?? status?.exitCode ?? null;
       const signal = signalOfStatus(exitCode);
@@ -281,8 +391,13 @@ export function createKubernetesBackend(options: KubernetesBackendOptions): Sand
         const archive = readTar(decoded.files, { maxFiles: policy.maxFiles, maxBytes: task.limits.diskBytes });
         files.push(...archive.files);
         filesMissing.push(...archive.skipped);
+        if (decoded.filesCut) {
+          const why = `the returned files came to more than ${maxReturnBytes} bytes, the most a task returns here; collect fewer or smaller files`;
+          filesMissing.push(archive.cutOff !== undefined ? `${archive.cutOff} (cut off: ${why})` : `(files after the first ${files.length} cut off: ${why})`);
+        }
         for (const path of task.collect) {
-          if (path !== "." && !files.some((file) => file.path === path || file.path.startsWith(`${path}/`))) filesMissing.push(path);
+          const listed = filesMissing.some((entry) => entry.startsWith(`${path} (`));
+          if (path !== "." && !listed && !files.some((file) => file.path === path || file.path.startsWith(`${path}/`))) filesMissing.push(path);
         }
       }
       if (!decoded.complete) filesMissing.push("(the task's log ended before its results were complete)");
@@ -298,7 +413,7 @@ export function createKubernetesBackend(options: KubernetesBackendOptions): Sand
         files,
         filesMissing,
         limits: appliedLimits(task),
-        limitsHit: [...(oom ? ["memory"] : []), ...(stdoutTruncated || stderrTruncated ? ["output"] : [])],
+        limitsHit: [...(oom ? ["memory"] : []), ...(stdoutTruncated || stderrTruncated ? ["output"] : []), ...(decoded.filesCut ? ["returned-files"] : [])],
       };
     } catch (error) {
       if (reason !== undefined) return emptyResult(task, reason, started);
@@ -334,7 +449,7 @@ export function createKubernetesBackend(options: KubernetesBackendOptions): Sand
     };
   }
 
-  function emptyResult(task: CheckedTask, reason: SandboxEndReason, started: number, decoded?: ReturnType<typeof decodeLog>): SandboxResult {
+  function emptyResult(task: CheckedTask, reason: SandboxEndReason, started: number, decoded?: DecodedLog): SandboxResult {
     return {
       exitCode: null,
       signal: null,
@@ -351,11 +466,16 @@ export function createKubernetesBackend(options: KubernetesBackendOptions): Sand
 
   return {
     name: "kubernetes",
+    leftoversRemoved,
     async run(task: SandboxTask, runOptions: RunOptions = {}) {
       if (closed) throw new SandboxUnavailableError("the sandbox backend is closed");
       const checked = checkTask(task, policy);
       if (!checked.ok) throw new SandboxTaskError(checked.reason);
-      const pending = runChecked(checked.task, runOptions);
+      // A task's own Job must not be made before the sweep of leftovers has listed them.
+      const pending = leftoversRemoved.then(() => {
+        if (closed) throw new SandboxUnavailableError("the sandbox backend is closed");
+        return runChecked(checked.task, runOptions);
+      });
       inFlight.add(pending);
       try {
         return await pending;
@@ -365,6 +485,7 @@ export function createKubernetesBackend(options: KubernetesBackendOptions): Sand
     },
     async close() {
       closed = true;
+      await leftoversRemoved;
       for (const stop of running) stop("aborted");
       // Their finally blocks delete what they created; wait for that before reporting closed.
       await Promise.allSettled([...inFlight]);

@@ -15,6 +15,8 @@ export interface TarReadResult {
   readonly skipped: string[];
   /** True when the stream ended early or was malformed after some entries. */
   readonly damaged: boolean;
+  /** The name of the entry the stream ended in the middle of, when it did. */
+  readonly cutOff?: string;
 }
 
 const BLOCK = 512;
@@ -78,7 +80,13 @@ export function readTar(stream: Buffer, limits: { maxFiles: number; maxBytes: nu
     if (!Number.isSafeInteger(size) || size < 0) return { files, skipped, damaged: true };
     const dataStart = position + BLOCK;
     const dataEnd = dataStart + size;
-    if (dataEnd > stream.length) return { files, skipped, damaged: true };
+    if (dataEnd > stream.length) {
+      const type = String.fromCharCode(header[156] as number);
+      if (type === "x" || type === "g") return { files, skipped, damaged: true };
+      const prefix = field(header, 345, 155);
+      const name = normalizeName(pax.get("path") ?? (prefix === "" ? field(header, 0, 100) : `${prefix}/${field(header, 0, 100)}`));
+      return { files, skipped, damaged: true, ...(workspacePathProblem(name) === undefined ? { cutOff: name } : {}) };
+    }
     const data = stream.subarray(dataStart, dataEnd);
     position = dataStart + Math.ceil(size / BLOCK) * BLOCK;
 
