@@ -77,6 +77,11 @@ const cidr = z.string().superRefine((value, context) => {
   }
 });
 
+/** A Service's ClusterIP, written as a plain address: a name would need the very DNS these addresses replace. */
+const serviceIP = z.string().refine((value) => isIP(value) !== 0, {
+  error: (issue) => `"${String(issue.input)}" is not an IP address: write a free address of the cluster's Service CIDR, e.g. 10.43.0.240 (k3s) or 10.96.0.240 (kubeadm)`,
+});
+
 const quantity = z.string().regex(/^\d+(\.\d+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$/, "use a Kubernetes quantity such as 500m, 512Mi or 5Gi");
 
 const hostRule = z
@@ -472,6 +477,17 @@ const config = z
         observability: z.strictObject({ enabled: z.boolean().default(false), namespace: z.string().default("observability") }).prefault({}),
         perimeterImage: imageReference.default("ghcr.io/perimeter-dev/perimeter:0.1.0"),
         apiServerCidr: z.string().optional().describe("Address range of the Kubernetes API server, for the runner's and k8s MCP's egress."),
+        serviceIPs: z
+          .strictObject({
+            "mcp-guard": serviceIP,
+            "llm-proxy": serviceIP,
+            "egress-proxy": serviceIP,
+            "egress-proxy-sandbox": serviceIP.optional().describe("Needed when sandbox.network.allow is set."),
+          })
+          .optional()
+          .describe(
+            "Fixed ClusterIPs for the Services the agent and sandbox tasks reach, free addresses in the cluster's Service CIDR. With them those pods get no DNS at all (the names are in their /etc/hosts); required unless cni is cilium, because a NetworkPolicy cannot limit DNS to some names.",
+          ),
       })
       .prefault({}),
   })

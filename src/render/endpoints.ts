@@ -1,7 +1,7 @@
 // Where each component is reached from the others, per target: Kubernetes Service DNS names, or Compose service
 // names on the project networks.
 import type { PerimeterConfig } from "../config/index.ts";
-import { namespaces } from "./kubernetes/names.ts";
+import { namespaces, serviceHost } from "./kubernetes/names.ts";
 import {
   EGRESS_PROXY,
   KUBERNETES_MCP,
@@ -35,7 +35,7 @@ export interface Endpoints {
 
 export function endpoints(config: PerimeterConfig, target: Target): Endpoints {
   const { tools, llm } = namespaces(config);
-  const host = (service: string, namespace: string) => (target === "kubernetes" ? `${service}.${namespace}.svc.cluster.local` : service);
+  const host = (service: string, namespace: string) => (target === "kubernetes" ? serviceHost(service, namespace) : service);
   const mcpGuardHost = host(MCP_GUARD, tools);
   const llmProxyHost = host(LLM_PROXY, tools);
   const served = new Map(servedModels(config).map((model) => [model.provider, model]));

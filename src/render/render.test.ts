@@ -20,6 +20,8 @@ import { Job } from "kubernetes-models/batch/v1/Job";
 import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
 import { Role } from "kubernetes-models/rbac.authorization.k8s.io/v1/Role";
 import { RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding";
+import { ValidatingAdmissionPolicy } from "kubernetes-models/admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy";
+import { ValidatingAdmissionPolicyBinding } from "kubernetes-models/admissionregistration.k8s.io/v1/ValidatingAdmissionPolicyBinding";
 import { parseConfig } from "../config/index.ts";
 import { renderTarget, writeDirectory } from "./index.ts";
 import { EXAMPLES, TARGETS, exampleConfig, manifestObjects, renderedFiles } from "./testing.ts";
@@ -150,13 +152,15 @@ const MODELS: Record<string, (object: AnyObject) => Validatable> = {
   "networking.k8s.io/v1 NetworkPolicy": (object) => new NetworkPolicy(object as Loose),
   "rbac.authorization.k8s.io/v1 Role": (object) => new Role(object as Loose),
   "rbac.authorization.k8s.io/v1 RoleBinding": (object) => new RoleBinding(object as Loose),
+  "admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy": (object) => new ValidatingAdmissionPolicy(object as Loose),
+  "admissionregistration.k8s.io/v1 ValidatingAdmissionPolicyBinding": (object) => new ValidatingAdmissionPolicyBinding(object as Loose),
 };
 
 /** The fields of cilium.io/v2 CiliumNetworkPolicy render writes (no published JSON schema is installed here). */
 function validateCiliumPolicy(object: AnyObject, where: string): void {
   const spec = object.spec as Loose;
   assert.equal(typeof spec.endpointSelector?.matchLabels, "object", `${where}: endpointSelector.matchLabels`);
-  assert.ok(Array.isArray(spec.egress) && spec.egress.length >= 2, `${where}: egress rules`);
+  assert.ok(Array.isArray(spec.egress) && spec.egress.length >= 1, `${where}: egress rules`);
   for (const rule of spec.egress as Loose[]) {
     const peers = Object.keys(rule).filter((key) => key !== "toPorts");
     assert.ok(peers.every((key) => ["toEndpoints", "toFQDNs"].includes(key)), `${where}: unexpected peer ${peers.join(",")}`);
@@ -164,6 +168,12 @@ function validateCiliumPolicy(object: AnyObject, where: string): void {
       for (const port of toPort.ports as Loose[]) {
         assert.match(port.port, /^\d+$/, `${where}: port must be a string of digits`);
         assert.ok(["TCP", "UDP", "ANY"].includes(port.protocol), `${where}: protocol`);
+      }
+      // L7 DNS rules: one of matchName/matchPattern each, and only on the DNS port.
+      for (const dns of (toPort.rules?.dns ?? []) as Loose[]) {
+        assert.equal(Object.keys(dns).length, 1, `${where}: one of matchName/matchPattern`);
+        assert.match(dns.matchName ?? dns.matchPattern, /^(\*|(\*\.)?[a-z0-9.-]+)$/, `${where}: ${JSON.stringify(dns)}`);
+        assert.deepEqual((toPort.ports as Loose[]).map((port) => port.port), ["53"], `${where}: DNS rules belong on port 53`);
       }
     }
     for (const fqdn of (rule.toFQDNs ?? []) as Loose[]) {

@@ -16,6 +16,7 @@ llm:
     openai: { baseUrl: https://api.openai.com/v1, apiKeySecret: OPENAI_API_KEY, models: [gpt-5-mini] }
 kubernetes:
   apiServerCidr: 10.0.0.1/32
+  serviceIPs: { mcp-guard: 10.43.0.240, llm-proxy: 10.43.0.241, egress-proxy: 10.43.0.242 }
 `;
 
 function objectsOf(text: string) {
@@ -63,7 +64,7 @@ test("an enabled API server gets a ClusterIP Service and ingress only from the c
 });
 
 test("without a sandbox (terminal: in-pod) render deploys no runner, no sandbox namespace, and needs no API server address", () => {
-  const { objects } = objectsOf(BASE.replace("kubernetes:\n  apiServerCidr: 10.0.0.1/32\n", "").replace("agent:\n", "agent:\n  terminal: in-pod\n"));
+  const { objects } = objectsOf(BASE.replace("  apiServerCidr: 10.0.0.1/32\n", "").replace("agent:\n", "agent:\n  terminal: in-pod\n"));
   assert.ok(!objects.some((object) => object.metadata.name === "sandbox-runner" || object.metadata.name === "lab-sandbox"));
   assert.ok(!JSON.stringify(objects).includes("ipBlock\":{\"cidr\":\"10."));
 });

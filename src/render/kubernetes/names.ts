@@ -33,3 +33,8 @@ export function standardLabels(config: PerimeterConfig, name: string, component:
 export function selectorLabels(config: PerimeterConfig, name: string): Record<string, string> {
   return { "app.kubernetes.io/instance": config.name, "app.kubernetes.io/name": name };
 }
+
+/** A Service's in-cluster name: what URLs, NO_PROXY, /etc/hosts entries and Cilium DNS rules all spell the same. */
+export function serviceHost(service: string, namespace: string): string {
+  return `${service}.${namespace}.svc.cluster.local`;
+}

@@ -101,11 +101,15 @@ export function defaultDeny(config: PerimeterConfig, namespace: string): INetwor
   return networkPolicy(config, { name: "default-deny-all", namespace });
 }
 
-export function allowDns(config: PerimeterConfig, namespace: string, podLabels?: Record<string, string>): INetworkPolicy {
+/**
+ * Every name, through kube-dns, for every pod of a namespace: only for our own services' namespace. The agent's and
+ * the sandbox's namespaces never get it (kubernetes/dns.ts says how they resolve instead).
+ */
+export function allowDns(config: PerimeterConfig, namespace: string): INetworkPolicy {
   return {
     apiVersion: "networking.k8s.io/v1",
     kind: "NetworkPolicy",
     metadata: { name: "allow-dns-to-kube-system", namespace, labels: standardLabels(config, "allow-dns-to-kube-system", "network-policy") },
-    spec: { podSelector: podLabels === undefined ? {} : { matchLabels: podLabels }, policyTypes: ["Egress"], egress: [DNS_EGRESS] },
+    spec: { podSelector: {}, policyTypes: ["Egress"], egress: [DNS_EGRESS] },
   };
 }

@@ -41,7 +41,9 @@ import {
 import type { PerimeterService, SecretSpec } from "../plan.ts";
 import { runtimeConfig, sandboxEgressConfig } from "../runtime-config.ts";
 import { toYaml, toYamlStream } from "../yaml.ts";
-import { namespaces, selectorLabels, standardLabels } from "./names.ts";
+import { sandboxAdmissionObjects } from "./admission.ts";
+import { AGENT_SERVICES, agentServiceNames, dnsNamesPolicy, hostsOnly, nameResolution, pinnedClusterIP } from "./dns.ts";
+import { namespaces, selectorLabels, serviceHost, standardLabels } from "./names.ts";
 import { API_SERVER_IPBLOCK_NOTE, allowDns, apiServer, defaultDeny, inNamespace, networkPolicy, publicInternet, tcp } from "./network.ts";
 import { SANDBOX_JOB_TEMPLATE_KEY, SANDBOX_TASK_SERVICE_ACCOUNT, sandboxJobTemplate } from "./sandbox-job.ts";
 import {
@@ -166,6 +168,9 @@ interface ServiceSpec {
   readonly metricsPort?: number;
 }
 
+/** Object counts the sandbox namespace may hold, per task slot: a finished task's Job, pod and inputs ConfigMap linger until garbage-collected, so twice the concurrency. */
+const SANDBOX_OBJECTS_PER_SLOT = 2;
+
 export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
   const ns = namespaces(config);
   const endpoints: Endpoints = endpointsFor(config, "kubernetes");
@@ -186,6 +191,8 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
       `kubernetes.apiServerCidr is required: the ${sandboxServer !== undefined ? "sandbox runner" : "read-only Kubernetes MCP server"} must reach the API server, and NetworkPolicy sees its address after the kubernetes Service's DNAT. Set it to the endpoint address, e.g. the output of \`kubectl get endpoints kubernetes -n default -o jsonpath='{.subsets[0].addresses[0].ip}'\` with /32 (k3s: the server node's IP)`,
     );
   }
+  // DNS is a way out that no proxy sees: the agent and the tasks resolve only their few in-cluster names (dns.ts).
+  const resolution = nameResolution(config, { sandboxProxy: sandboxServer !== undefined && sandboxAllow !== undefined });
 
   const mcpPort = portOf(config.mcp.listen);
   const adminPort = portOf(config.mcp.admin.listen);
@@ -255,7 +262,7 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
         podAnnotations,
         annotations: spec.annotations,
       }),
-      clusterService(config, spec.name, ns.tools, spec.name, ports),
+      clusterService(config, spec.name, ns.tools, spec.name, ports, pinnedClusterIP(resolution, spec.name)),
     ];
   };
   const secretsOf = (...names: string[]) => names.flatMap((name) => {
@@ -455,6 +462,8 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
     });
     rbacObjects.push(
       serviceAccount(config, SANDBOX_TASK_SERVICE_ACCOUNT, ns.sandbox, "sandbox", false),
+      // Every namespace gets a `default` ServiceAccount; a pod that names none would run as it, with a token.
+      serviceAccount(config, "default", ns.sandbox, "sandbox", false),
       {
         apiVersion: "rbac.authorization.k8s.io/v1",
         kind: "Role",
@@ -492,9 +501,18 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
           persistentvolumeclaims: "0",
           "services.loadbalancers": "0",
           "services.nodeports": "0",
+          // Bounds on what the runner's token can pile up in etcd, whatever it is made to do.
+          "count/jobs.batch": String(SANDBOX_OBJECTS_PER_SLOT * concurrency),
+          "count/pods": String(SANDBOX_OBJECTS_PER_SLOT * concurrency),
+          // +1: kube-root-ca.crt, which Kubernetes publishes into every namespace.
+          "count/configmaps": String(SANDBOX_OBJECTS_PER_SLOT * concurrency + 1),
+          "count/secrets": "0",
+          "count/services": "0",
+          "count/persistentvolumeclaims": "0",
         },
       },
     } as KubernetesObject);
+    sandboxObjects.push(...(sandboxAdmissionObjects(config) as KubernetesObject[]));
     policyObjects.push(
       networkPolicy(config, {
         name: SANDBOX_RUNNER,
@@ -508,8 +526,11 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
     policyObjects.push(defaultDeny(config, ns.sandbox));
     if (sandboxAllow !== undefined) {
       const taskLabels = selectorLabels(config, "perimeter-sandbox-task");
+      // No port-53 rule: tasks find their proxy in /etc/hosts, or (Cilium) ask kube-dns for that one name only.
+      if (resolution.kind === "cilium-names") {
+        ciliumObjects.push(dnsNamesPolicy(config, { name: "sandbox-task-dns", namespace: ns.sandbox, podLabels: taskLabels, names: [serviceHost(SANDBOX_EGRESS_PROXY, ns.tools)] }));
+      }
       policyObjects.push(
-        allowDns(config, ns.sandbox, taskLabels),
         networkPolicy(config, {
           name: "sandbox-task",
           namespace: ns.sandbox,
@@ -747,6 +768,7 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
         { name: "tmp", emptyDir: { sizeLimit: "1Gi" } },
       ],
       podSecurityContext: agentPodSecurity(),
+      nameResolution: resolution.kind === "hosts" ? hostsOnly(resolution.addresses, AGENT_SERVICES, ns.tools) : undefined,
     }),
   ];
   if (agentPorts.length > 0) agentObjects.push(clusterService(config, AGENT_WORKLOAD, ns.system, "agent", agentPorts));
@@ -755,9 +777,12 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
     agentPorts.length > 0 && config.kubernetes.ingressNamespace !== undefined
       ? [{ from: [inNamespace(config.kubernetes.ingressNamespace)], ports: tcp(agentPorts.map((port) => port.port)) }]
       : [];
+  // No DNS rule for the agent's namespace: a plain NetworkPolicy that opens port 53 opens it for every name.
+  if (resolution.kind === "cilium-names") {
+    ciliumObjects.push(dnsNamesPolicy(config, { name: `${AGENT_WORKLOAD}-dns`, namespace: ns.system, podLabels: selectorLabels(config, AGENT_WORKLOAD), names: agentServiceNames(config) }));
+  }
   const systemPolicies = [
     defaultDeny(config, ns.system),
-    allowDns(config, ns.system),
     networkPolicy(config, {
       name: AGENT_WORKLOAD,
       namespace: ns.system,

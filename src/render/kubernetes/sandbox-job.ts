@@ -2,8 +2,11 @@
 // ConfigMap, then sets only the name, command/args/env and an `inputs` ConfigMap volume: everything that makes the
 // pod safe is decided here, at render time, where `perimeter check` can see it.
 import type { IJob } from "kubernetes-models/batch/v1/Job";
+import type { IPodSpec } from "kubernetes-models/v1/PodSpec";
 import type { PerimeterConfig } from "../../config/index.ts";
-import { namespaces, standardLabels } from "./names.ts";
+import { SANDBOX_EGRESS_PROXY } from "../plan.ts";
+import { NO_RESOLVER, hostsOnly } from "./dns.ts";
+import { namespaces, serviceHost, standardLabels } from "./names.ts";
 
 export const SANDBOX_TASK_SERVICE_ACCOUNT = "sandbox-task";
 export const SANDBOX_TASK_CONTAINER = "task";
@@ -33,13 +36,27 @@ export function sandboxTaskLabels(config: PerimeterConfig): Record<string, strin
 export function sandboxProxyEnvironment(config: PerimeterConfig): Array<{ name: string; value: string }> {
   if (config.sandbox.network === "none") return [];
   const port = /:(\d+)$/.exec(config.egress.listen)?.[1] ?? "3128";
-  const proxy = `http://egress-proxy-sandbox.${namespaces(config).tools}.svc.cluster.local:${port}`;
+  const proxy = `http://${serviceHost(SANDBOX_EGRESS_PROXY, namespaces(config).tools)}:${port}`;
   const noProxy = "localhost,127.0.0.1,::1";
   return [
     ...["HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"].map((name) => ({ name, value: proxy })),
     { name: "NO_PROXY", value: noProxy },
     { name: "no_proxy", value: noProxy },
   ];
+}
+
+/**
+ * How a task resolves names (kubernetes/dns.ts says why). Without network: no resolver at all. With an allowlist:
+ * only its proxy's name, from /etc/hosts at the pinned ClusterIP, or (Cilium, no fixed addresses) from kube-dns
+ * behind a policy that answers that one name. Never throws: render refuses a config with neither before writing
+ * the template, and a template made without an address gets no resolver, so its tasks reach nothing.
+ */
+export function sandboxTaskNameResolution(config: PerimeterConfig): Pick<IPodSpec, "dnsPolicy" | "dnsConfig" | "hostAliases"> {
+  if (config.sandbox.network === "none") return NO_RESOLVER;
+  const pinned = config.kubernetes.serviceIPs;
+  if (pinned === undefined && config.kubernetes.cni === "cilium") return {};
+  const address = pinned?.[SANDBOX_EGRESS_PROXY];
+  return address === undefined ? NO_RESOLVER : hostsOnly({ [SANDBOX_EGRESS_PROXY]: address }, [SANDBOX_EGRESS_PROXY], namespaces(config).tools);
 }
 
 /**
@@ -70,6 +87,7 @@ export function sandboxJobTemplate(config: PerimeterConfig): IJob {
           automountServiceAccountToken: false,
           // Service links would inject every Service's address in the namespace as environment variables.
           enableServiceLinks: false,
+          ...sandboxTaskNameResolution(config),
           ...(runtimeClassName === undefined || runtimeClassName === null ? {} : { runtimeClassName }),
           securityContext: {
             runAsNonRoot: true,

@@ -51,13 +51,15 @@ export function persistentVolumeClaim(config: PerimeterConfig, name: string, nam
   };
 }
 
-export function clusterService(config: PerimeterConfig, name: string, namespace: string, component: string, ports: ReadonlyArray<{ name: string; port: number }>): IService {
+/** `clusterIP` pins the address, for Services the agent or the tasks reach without DNS (kubernetes/dns.ts). */
+export function clusterService(config: PerimeterConfig, name: string, namespace: string, component: string, ports: ReadonlyArray<{ name: string; port: number }>, clusterIP?: string): IService {
   return {
     apiVersion: "v1",
     kind: "Service",
     metadata: { name, namespace, labels: standardLabels(config, name, component) },
     spec: {
       type: "ClusterIP",
+      ...(clusterIP === undefined ? {} : { clusterIP }),
       selector: selectorLabels(config, name),
       ports: ports.map((port) => ({ name: port.name, port: port.port, targetPort: port.name, protocol: "TCP" })),
     },
@@ -77,6 +79,8 @@ export interface DeploymentOptions {
   readonly podSecurityContext: IPodSpec["securityContext"];
   readonly podAnnotations?: Record<string, string>;
   readonly annotations?: Record<string, string>;
+  /** How the pod resolves names, when not the cluster's DNS (kubernetes/dns.ts). */
+  readonly nameResolution?: Pick<IPodSpec, "dnsPolicy" | "dnsConfig" | "hostAliases">;
 }
 
 /**
@@ -100,6 +104,7 @@ export function singletonDeployment(config: PerimeterConfig, options: Deployment
           serviceAccountName: options.serviceAccountName,
           automountServiceAccountToken: options.automountServiceAccountToken,
           enableServiceLinks: false,
+          ...(options.nameResolution ?? {}),
           securityContext: options.podSecurityContext,
           ...(options.initContainers === undefined ? {} : { initContainers: options.initContainers }),
           containers: [options.container],
