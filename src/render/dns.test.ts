@@ -10,7 +10,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { renderKubernetes, RenderError } from "./index.ts";
-import { EXAMPLES, configFrom, exampleConfig, find, manifestObjects, podSpec, yamlOf } from "./testing.ts";
+import { EXAMPLES, configFrom, exampleConfig, find, manifestObjects, podSpec, renderedFiles, yamlOf } from "./testing.ts";
 import type { AnyObject, Loose } from "./testing.ts";
 
 const ADDRESSES = "  serviceIPs: { mcp-guard: 10.43.0.240, llm-proxy: 10.43.0.241, egress-proxy: 10.43.0.242, egress-proxy-sandbox: 10.43.0.243 }\n";
@@ -184,3 +184,19 @@ test("R4 — kubernetes.serviceIPs accepts addresses only, with a message that s
   assert.throws(() => configFrom(BASE + ADDRESSES.replace("10.43.0.240", "mcp-guard.local")), /not an IP address/);
   assert.throws(() => configFrom(BASE + ADDRESSES.replace("mcp-guard:", "mcp-gaurd:")), /mcp-gaurd/);
 });
+
+for (const example of EXAMPLES) {
+  test(`${example} (compose): the agent, and a sandbox runner without an allowlist, sit only on internal networks, and compose.yaml names the Docker versions whose resolver honours that`, () => {
+    const config = exampleConfig(example);
+    const files = renderedFiles(config, "compose");
+    const text = files.get("compose.yaml") as string;
+    const document = yamlOf(text);
+    const internalOnly = (service: string) => (document.services[service].networks as string[]).every((network) => document.networks[network].internal === true);
+    assert.ok(internalOnly("hermes-gateway"), "the agent reaches a network with a route out, so it resolves any name");
+    if (config.sandbox.network === "none") assert.ok(internalOnly("sandbox-runner"));
+    // Older engines forward an internal-only container's queries from the host's namespace (CVE-2024-29018).
+    assert.match(text, /^# Needs Docker Engine 26\.0\.0\+.*$/m);
+    assert.match(text, /CVE-2024-29018/);
+    assert.match(text, /getent hosts example\.com must print nothing/);
+  });
+}

@@ -50,6 +50,18 @@ type Service = Record<string, unknown>;
 
 const LOGGING = { driver: "json-file", options: { "max-size": "10m", "max-file": "3" } };
 
+/**
+ * DNS is a way out no proxy sees (`<secret>.attacker.example`). A container only on internal networks gets no
+ * external answers from Docker's embedded resolver since the fix for CVE-2024-29018; before it, the resolver
+ * forwarded such queries from the host's namespace whenever the host's own resolver listened on loopback
+ * (systemd-resolved), past the internal network. Compose cannot pin that from the file, so the header says it.
+ */
+export const COMPOSE_DNS_NOTE = [
+  "Needs Docker Engine 26.0.0+ (or 25.0.5+/23.0.11+): older engines resolve any name for containers on internal",
+  "networks through the host's resolver (CVE-2024-29018), an unaudited way out. Check: docker version, and",
+  "docker compose exec hermes-gateway getent hosts example.com must print nothing.",
+];
+
 /** Our services: non-root, read-only root, no capabilities, no privilege gain, bounded (seed 002/004). */
 function hardened(memory: string, cpus: string): Service {
   return {
@@ -273,6 +285,7 @@ export function renderCompose(config: PerimeterConfig): ComposeRender {
     `perimeter "${config.name}" for Docker Compose, rendered by perimeter render. Start with: docker compose up -d`,
     "Fill env/*.env first (copy each env/*.env.example; .env.example lists every secret per service).",
     "No port is published, no container gets the Docker socket or the host network.",
+    ...COMPOSE_DNS_NOTE,
   ].join("\n");
   const composeYaml = toCommentedYaml(composeObject, comments, header);
 
