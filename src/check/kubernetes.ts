@@ -766,8 +766,13 @@ function checkRbac(objects: readonly KubeObject[], collector: Collector): void {
     const key = `${object.kind}/${object.namespace}/${object.objectName}`;
     byKey.set(key, object);
     asArray(object.value.rules).forEach((item, index) => checkRbacRule(object, policyRuleOf(item), ["rules", index], object.kind === "ClusterRole", collector));
-    // An input that defines a ClusterRole by a built-in's name is what gets applied: it replaces the built-in here.
-    if (object.kind === "ClusterRole") clusterRoles.set(object.objectName, clusterRoleView(object.objectName, object.value, key));
+    if (object.kind === "ClusterRole") {
+      const local = clusterRoleView(object.objectName, object.value, key);
+      const builtIn = clusterRoles.get(object.objectName);
+      const autoupdate = asString(asRecord(asRecord(object.value.metadata)?.annotations)?.["rbac.authorization.kubernetes.io/autoupdate"]);
+      // The API server adds a default role's missing permissions back at every start unless autoupdate is "false".
+      clusterRoles.set(object.objectName, builtIn === undefined || autoupdate === "false" ? local : { ...local, labels: { ...builtIn.labels, ...local.labels }, selectors: [...(builtIn.selectors ?? []), ...(local.selectors ?? [])], sources: [...local.sources, ...builtIn.sources] });
+    }
     else roles.set(`${object.namespace}/${object.objectName}`, asArray(object.value.rules).map((item, index) => ({ rule: policyRuleOf(item), origin: { objectKey: key, path: ["rules", index] }, roleName: `Role ${object.namespace}/${object.objectName}` })));
   }
   // Aggregation resolved once per ClusterRole, however many bindings reference it.
@@ -800,7 +805,8 @@ function checkBinding(binding: KubeObject, sources: readonly RuleSource[], bound
   const subjects = subjectsOf(binding.value, binding.namespace);
   const clusterScope = binding.kind === "ClusterRoleBinding";
   const through = (granting: readonly RuleSource[]) => {
-    const others = [...new Set(granting.map((source) => source.roleName.replace(/ \(built-in\)$/, "")))].filter((roleName) => roleName !== boundName.replace(/ \(built-in\)$/, ""));
+    // Name the roles among the inputs a grant was aggregated from; the built-in aggregation is the built-in role itself.
+    const others = [...new Set(granting.filter((source) => source.origin !== undefined).map((source) => source.roleName))].filter((roleName) => roleName !== boundName);
     return `through ${boundName}${others.length > 0 ? ` (aggregated from ${others.join(", ")})` : ""}`;
   };
   // Suppressions carry only when every granting rule is among the inputs; a built-in grant has nowhere to accept it.
@@ -825,7 +831,7 @@ function checkBinding(binding: KubeObject, sources: readonly RuleSource[], bound
 function checkRbacRule(object: KubeObject, rule: PolicyRule, path: Path, clusterScope: boolean, collector: Collector): void {
   const wildcard = wildcardField(rule);
   if (wildcard !== undefined) collector.add("K8S-RBAC-WILDCARD", object, [...path, wildcard], `"*" in ${wildcard} grants everything it covers now and whatever is added later`);
-  for (const [ruleId, what] of powersOfRule(rule, clusterScope)) collector.add(ruleId, object, [...path, grantField(ruleId)], `grants ${what.join("; ")}`);
+  for (const [ruleId, what] of powersOfRule(rule, clusterScope)) collector.add(ruleId, object, [...path, grantField(ruleId)], `grants ${what}`);
 }
 
 // --- Exposure -----------------------------------------------------------------------------------------------------

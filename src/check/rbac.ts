@@ -113,35 +113,48 @@ export function grantField(ruleId: string): "resources" | "verbs" {
   return ruleId === "K8S-RBAC-CREATE-PODS" || ruleId === "K8S-RBAC-ESCALATE" ? "verbs" : "resources";
 }
 
-/** Every dangerous power one rule gives, per rule id, as `verbs on resources` (empty when it gives none). */
-export function powersOfRule(rule: PolicyRule, clusterScope: boolean): Map<string, string[]> {
-  const found = new Map<string, Map<string, Set<string>>>();
+/** Verbs per resource a rule gives, per rule id (resourceNames-limited grants carry the names in the key). */
+type Powers = Map<string, Map<string, Set<string>>>;
+
+function collectPowers(rule: PolicyRule, clusterScope: boolean, into: Powers): void {
+  const names = rule.resourceNames.length > 0 ? ` (only ${rule.resourceNames.join(", ")})` : "";
   for (const power of POWERS) {
     if (power.clusterScoped === true && !clusterScope) continue;
+    const verbs = [...power.verbs];
+    if (power.verbPrefix !== undefined) verbs.push(...rule.verbs.filter((verb) => verb.startsWith(power.verbPrefix as string)));
     for (const group of power.groups) {
       for (const resource of power.resources) {
-        const verbs = [...power.verbs];
-        if (power.verbPrefix !== undefined) verbs.push(...rule.verbs.filter((verb) => verb.startsWith(power.verbPrefix as string)));
+        // A rule naming a resource like "userextras/scopes" impersonates that extra.
+        const requested = resource === "userextras" ? (rule.resources.find((candidate) => candidate.startsWith("userextras/")) ?? resource) : resource;
         for (const verb of verbs) {
-          const named = !(verb === "create" && !resource.includes("/"));
-          // A rule naming a resource like "userextras/scopes" impersonates that extra.
-          const requested = resource === "userextras" ? (rule.resources.find((candidate) => candidate.startsWith("userextras/")) ?? resource) : resource;
+          const named = !(verb === "create" && !requested.includes("/"));
           if (!ruleAllows(rule, { verb, group, resource: requested, named })) continue;
-          const byResource = found.get(power.ruleId) ?? new Map<string, Set<string>>();
-          const set = byResource.get(requested) ?? new Set<string>();
+          const byResource = into.get(power.ruleId) ?? new Map<string, Set<string>>();
+          const set = byResource.get(`${requested}${names}`) ?? new Set<string>();
           set.add(verb);
-          byResource.set(requested, set);
-          found.set(power.ruleId, byResource);
+          byResource.set(`${requested}${names}`, set);
+          into.set(power.ruleId, byResource);
         }
       }
     }
   }
-  const result = new Map<string, string[]>();
-  for (const [ruleId, byResource] of found) {
-    const names = rule.resourceNames.length > 0 ? ` (only ${rule.resourceNames.join(", ")})` : "";
-    result.set(ruleId, [...byResource].map(([resource, verbs]) => `${[...verbs].join(", ")} on ${resource}${names}`));
+}
+
+/** `create, get on pods/exec, pods/attach; patch on pods/ephemeralcontainers`: resources with the same verbs together. */
+function describe(byResource: ReadonlyMap<string, ReadonlySet<string>>): string {
+  const byVerbs = new Map<string, string[]>();
+  for (const [resource, verbs] of byResource) {
+    const key = [...verbs].join(", ");
+    byVerbs.set(key, [...(byVerbs.get(key) ?? []), resource]);
   }
-  return result;
+  return [...byVerbs].map(([verbs, resources]) => `${verbs} on ${resources.join(", ")}`).join("; ");
+}
+
+/** Every dangerous power one rule gives, per rule id, described (empty when it gives none). */
+export function powersOfRule(rule: PolicyRule, clusterScope: boolean): Map<string, string> {
+  const powers: Powers = new Map();
+  collectPowers(rule, clusterScope, powers);
+  return new Map([...powers].map(([ruleId, byResource]) => [ruleId, describe(byResource)]));
 }
 
 /** Every verb on every resource in every group, by one rule: what cluster-admin is. */
@@ -156,16 +169,18 @@ export function wildcardField(rule: PolicyRule): "verbs" | "resources" | "apiGro
 
 /** The grants of a set of rules, merged per rule id. */
 export function grantsOf(sources: readonly RuleSource[], clusterScope: boolean): Grant[] {
-  const byRule = new Map<string, { what: string[]; sources: RuleSource[] }>();
+  const byRule = new Map<string, { powers: Map<string, Set<string>>; sources: RuleSource[] }>();
   for (const source of sources) {
-    for (const [ruleId, what] of powersOfRule(source.rule, clusterScope)) {
-      const entry = byRule.get(ruleId) ?? { what: [], sources: [] };
-      for (const item of what) if (!entry.what.includes(item)) entry.what.push(item);
+    const powers: Powers = new Map();
+    collectPowers(source.rule, clusterScope, powers);
+    for (const [ruleId, byResource] of powers) {
+      const entry = byRule.get(ruleId) ?? { powers: new Map<string, Set<string>>(), sources: [] };
+      for (const [resource, verbs] of byResource) entry.powers.set(resource, new Set([...(entry.powers.get(resource) ?? []), ...verbs]));
       entry.sources.push(source);
       byRule.set(ruleId, entry);
     }
   }
-  return [...byRule].map(([ruleId, entry]) => ({ ruleId, what: entry.what.join("; "), sources: entry.sources }));
+  return [...byRule].map(([ruleId, entry]) => ({ ruleId, what: describe(entry.powers), sources: entry.sources }));
 }
 
 // --- built-in ClusterRoles ----------------------------------------------------------------------------------------
