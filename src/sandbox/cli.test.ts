@@ -99,20 +99,22 @@ test("sandbox exec: without user namespaces, the error says which sysctl to set"
   assert.match(result.stderr, /sysctl -w kernel\.unprivileged_userns_clone=1/);
 });
 
-test("serve sandbox: serves MCP with the token from --token-file, records runs in the audit log, stops on SIGTERM", async () => {
+test("serve sandbox: serves MCP with the token from --token-file, metrics apart (--metrics-listen, no token), records runs in the audit log, stops on SIGTERM", async () => {
   const token = randomBytes(24).toString("hex");
   const tokenFile = join(directory, "token");
   writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
   const auditPath = join(directory, "audit.db");
-  const child = spawn(NODE, [BIN, "serve", "sandbox", "--listen", "127.0.0.1:0", "--token-file", tokenFile, "--audit-db", auditPath], { stdio: ["ignore", "ignore", "pipe"], env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } });
+  const child = spawn(NODE, [BIN, "serve", "sandbox", "--listen", "127.0.0.1:0", "--token-file", tokenFile, "--audit-db", auditPath, "--metrics-listen", "127.0.0.1:0"], { stdio: ["ignore", "ignore", "pipe"], env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } });
   let stderr = "";
+  let metricsUrl = "";
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no listening line: ${stderr}`)), 30_000);
     child.stderr.on("data", (chunk: Buffer) => {
       stderr += chunk.toString();
-      const match = /listening on (http:\/\/\S+\/mcp)/.exec(stderr);
+      const match = /listening on (http:\/\/\S+\/mcp) .*; metrics on (http:\/\/\S+\/metrics)/.exec(stderr);
       if (match !== null) {
         clearTimeout(timer);
+        metricsUrl = match[2] as string;
         resolve(match[1] as string);
       }
     });
@@ -123,6 +125,9 @@ test("serve sandbox: serves MCP with the token from --token-file, records runs i
   const result = (await client.callTool({ name: "run", arguments: { command: ["echo", "served"] } })) as { structuredContent?: { stdout?: string } };
   assert.equal(result.structuredContent?.stdout, "served\n");
   await client.close();
+  const metrics = await fetch(metricsUrl);
+  assert.equal(metrics.status, 200);
+  assert.match(await metrics.text(), /^perimeter_sandbox_runs_total\{outcome="exit"\} 1$/m);
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
   child.kill("SIGTERM");
   assert.equal(await exited, 0);

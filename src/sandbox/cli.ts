@@ -43,7 +43,7 @@ const SERVE_HELP = `perimeter serve sandbox — the sandbox runner as an MCP ser
 Usage:
   perimeter serve sandbox [-c perimeter.yaml] [--listen 127.0.0.1:8701] [--token-file FILE] [--audit-db FILE]
                           [--backend bubblewrap|kubernetes] [--concurrency N] [--queue N] [--runs-per-minute N]
-                          [--workspace-ttl 30m] [--template FILE]
+                          [--workspace-ttl 30m] [--template FILE] [--metrics-listen 127.0.0.1:9464]
 
   -c, --config FILE    read the sandbox section (limits, network allowlist, backend, token variable, concurrency)
   --listen ADDRESS     HOST:PORT (default sandbox.listen, 127.0.0.1:8701); the endpoint is /mcp
@@ -54,8 +54,10 @@ Usage:
   --runs-per-minute N  per-caller start rate (default 120); one caller may have at most concurrency runs at once
   --workspace-ttl T    idle time before a named workspace is dropped (default 30m)
   --template FILE      kubernetes backend: the Job template (default /etc/perimeter/sandbox/job.yaml)
+  --metrics-listen ADDRESS  serve GET /metrics (Prometheus) and /healthz on this HOST:PORT, without a token; it runs
+                       nothing. Off unless given; the MCP listener never serves /metrics
 
-Tools: run, write_file, read_file, list_files. Health: GET /healthz. Metrics (token required): GET /metrics.
+Tools: run, write_file, read_file, list_files. Health: GET /healthz.
 `;
 
 async function configFrom(file: string | undefined): Promise<PerimeterConfig> {
@@ -349,6 +351,7 @@ async function serve(args: string[], io: CommandIo): Promise<number> {
     "runs-per-minute": { type: "string" },
     "workspace-ttl": { type: "string" },
     template: { type: "string" },
+    "metrics-listen": { type: "string" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help === true) {
@@ -421,23 +424,33 @@ async function serve(args: string[], io: CommandIo): Promise<number> {
     concurrency,
     queueLimit,
     quotas: { concurrentRuns: concurrency, runsPerMinute },
-    workspaces: { ttlMs, maxBytes: Math.min(limits.diskBytes, 256 * 1024 ** 2), maxFiles: 1000, maxPerCaller: 8, totalBytes: 1024 ** 3 },
+    // Named workspaces live in the runner's memory. In a cluster the runner has 256 MiB and a task's files travel in
+    // a ConfigMap (under 1 MiB) and come back through its log (DEFAULT_MAX_RETURN_BYTES): larger workspaces could
+    // neither run nor fit.
+    workspaces:
+      backendName === "kubernetes"
+        ? { ttlMs, maxBytes: 1024 ** 2, maxFiles: 1000, maxPerCaller: 8, totalBytes: 64 * 1024 ** 2 }
+        : { ttlMs, maxBytes: Math.min(limits.diskBytes, 256 * 1024 ** 2), maxFiles: 1000, maxPerCaller: 8, totalBytes: 1024 ** 3 },
     ceiling: limits,
     ...(networkAllow !== undefined ? { networkAllow } : {}),
     logger,
   });
   let address;
+  let metricsAddress;
+  const metricsTarget = values["metrics-listen"];
   try {
     address = await server.listen(values.listen ?? config.sandbox.listen);
+    if (metricsTarget !== undefined) metricsAddress = await server.listenMetrics(metricsTarget);
   } catch (error) {
     await server.close();
     await backend.close();
     await egress?.close();
     audit.close();
-    throw new UsageError(`serve sandbox: cannot listen on ${values.listen ?? config.sandbox.listen}: ${(error as Error).message}`);
+    const failed = address === undefined ? (values.listen ?? config.sandbox.listen) : `--metrics-listen ${metricsTarget}`;
+    throw new UsageError(`serve sandbox: cannot listen on ${failed}: ${(error as Error).message}`);
   }
-  logger.info({ event: "sandbox-listening", url: address.url, backend: backendName, concurrency, network: networkAllow === undefined ? "none" : "proxy" }, "sandbox runner listening");
-  writeLine(io.stderr, `perimeter: sandbox runner listening on ${address.url} (${backendName})`);
+  logger.info({ event: "sandbox-listening", url: address.url, backend: backendName, concurrency, network: networkAllow === undefined ? "none" : "proxy", metrics: metricsAddress?.url ?? null }, "sandbox runner listening");
+  writeLine(io.stderr, `perimeter: sandbox runner listening on ${address.url} (${backendName})${metricsAddress !== undefined ? `; metrics on ${metricsAddress.url}` : ""}`);
   await new Promise<void>((resolve) => {
     if (io.signal.aborted) resolve();
     io.signal.addEventListener("abort", () => resolve(), { once: true });

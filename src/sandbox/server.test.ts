@@ -81,8 +81,22 @@ test("the endpoint needs the bearer token: none or a wrong one gets 401 with WWW
   assert.match(wrong.headers.get("www-authenticate") ?? "", /error="invalid_token"/);
   const health = await fetch(url.replace(/\/mcp$/, "/healthz"));
   assert.equal(health.status, 200);
-  const metrics = await fetch(url.replace(/\/mcp$/, "/metrics"));
-  assert.equal(metrics.status, 401);
+});
+
+test("metrics are served on a listener of their own without the runner's token, which runs nothing; the MCP listener no longer serves them", async () => {
+  const metricsAddress = await server.listenMetrics("127.0.0.1:0");
+  const metrics = await fetch(metricsAddress.url);
+  assert.equal(metrics.status, 200);
+  assert.match(await metrics.text(), /^# HELP perimeter_sandbox_runs_total /m);
+  assert.equal((await fetch(metricsAddress.url.replace(/\/metrics$/, "/healthz"))).status, 200);
+  // The metrics port is no way in: no MCP there, with or without the token.
+  const body = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" });
+  const mcp = await fetch(metricsAddress.url.replace(/\/metrics$/, "/mcp"), { method: "POST", body, headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${TOKEN}` } });
+  assert.equal(mcp.status, 404);
+  // Whoever scrapes metrics needs no token, so the token that runs commands is not handed to the scraper.
+  const onMcpListener = await fetch(url.replace(/\/mcp$/, "/metrics"), { headers: { authorization: `Bearer ${TOKEN}` } });
+  assert.equal(onMcpListener.status, 404);
+  assert.match(await onMcpListener.text(), /--metrics-listen/);
 });
 
 test("a client without the token streaming a huge body is cut off after its 401, not read to the end", async () => {

@@ -1,7 +1,7 @@
 // `perimeter serve sandbox`: an MCP server (Streamable HTTP at /mcp, bearer token) whose tools run each task in a
 // disposable sandbox. mcp-guard is its one expected client; it forwards which agent is calling in
 // X-Perimeter-Caller, which keys the per-caller quotas and named workspaces (trusted only because the caller holds
-// the token).
+// the token). Metrics are served on a listener of their own (listenMetrics), without that token.
 //
 // Order of a `run`: check the task and the caller's quota (refusals are recorded), record the start in the audit
 // log (if that fails the run is refused: nothing runs unrecorded), wait for a slot (bounded queue), run, record the
@@ -57,6 +57,11 @@ export interface SandboxServerOptions {
 
 export interface SandboxServer {
   listen(target: string): Promise<{ host: string; port: number; url: string }>;
+  /**
+   * Serves GET /metrics (Prometheus) and /healthz on a listener of its own, without a token: a scraper must not hold
+   * the token that runs commands, and this listener runs none. The MCP listener does not serve /metrics.
+   */
+  listenMetrics(target: string): Promise<{ host: string; port: number; url: string }>;
   readonly registry: Registry;
   close(): Promise<void>;
 }
@@ -301,7 +306,10 @@ export function createSandboxServer(options: SandboxServerOptions): SandboxServe
       let workspaceNote: string | undefined;
       let returned = result.files;
       if (args.workspace !== undefined) {
-        if (result.reason === "exit" || result.reason === "signal") {
+        if (result.limitsHit.includes("returned-files")) {
+          // Files that did not come back are not gone from the workspace: keep it as it was rather than lose them.
+          workspaceNote = `workspace "${args.workspace}" was not updated: its files came to more than the runner returns from a task`;
+        } else if (result.reason === "exit" || result.reason === "signal") {
           const next = new Map(result.files.map((file) => [file.path, { content: file.content, mode: file.mode }]));
           const change = store.replace(caller, args.workspace, next);
           if (!change.ok) workspaceNote = `workspace "${args.workspace}" was not updated: ${change.reason}`;
@@ -462,7 +470,12 @@ export function createSandboxServer(options: SandboxServerOptions): SandboxServe
       response.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
       return;
     }
-    if (path !== "/mcp" && path !== "/metrics") {
+    if (path === "/metrics") {
+      closeAfterAnswerIfBodyUnread(response);
+      response.writeHead(404, { "content-type": "text/plain" }).end("not found: metrics are served on the metrics listener (perimeter serve sandbox --metrics-listen HOST:PORT), without a token\n");
+      return;
+    }
+    if (path !== "/mcp") {
       closeAfterAnswerIfBodyUnread(response);
       response.writeHead(404, { "content-type": "text/plain" }).end("not found: the MCP endpoint is /mcp\n");
       return;
@@ -474,10 +487,6 @@ export function createSandboxServer(options: SandboxServerOptions): SandboxServe
       response
         .writeHead(401, { "content-type": "application/json", "www-authenticate": `Bearer realm="perimeter-sandbox"${presented ? ', error="invalid_token"' : ""}` })
         .end(JSON.stringify({ error: presented ? "invalid_token" : "unauthorized", error_description: "present the sandbox runner's token as Authorization: Bearer TOKEN" }));
-      return;
-    }
-    if (path === "/metrics") {
-      response.writeHead(200, { "content-type": registry.contentType }).end(await registry.metrics());
       return;
     }
     // DNS rebinding: on loopback, only loopback names may address us.
@@ -532,34 +541,57 @@ export function createSandboxServer(options: SandboxServerOptions): SandboxServe
     await serveMcp(buffered, response);
   }
 
+  async function onMetricsRequest(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const path = (request.url ?? "/").split("?")[0];
+    closeAfterAnswerIfBodyUnread(response);
+    if (path !== "/metrics" && path !== "/healthz") {
+      response.writeHead(404, { "content-type": "text/plain" }).end("not found: this listener serves /metrics and /healthz only (MCP is on the main listener)\n");
+    } else if (request.method !== "GET" && request.method !== "HEAD") {
+      response.writeHead(405, { "content-type": "text/plain", allow: "GET, HEAD" }).end("the metrics listener answers GET only\n");
+    } else if (path === "/metrics") {
+      response.writeHead(200, { "content-type": registry.contentType }).end(await registry.metrics());
+    } else {
+      response.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
+    }
+  }
+
   const servers: Server[] = [];
+  async function listenOn(target: string, handle: (request: IncomingMessage, response: ServerResponse) => Promise<void>, path: string): Promise<{ host: string; port: number; url: string; loopback: boolean }> {
+    // Port 0 (any free port) is fine for a listener, though not for a host rule.
+    const parsed = /:0$/.test(target) ? (() => {
+      const found = splitHostPort(target.replace(/:0$/, ":1"));
+      return found === undefined ? undefined : { host: found.host, port: 0 };
+    })() : splitHostPort(target);
+    if (parsed === undefined) throw new SandboxTaskError(`"${target}" is not HOST:PORT (write 127.0.0.1:8701, or [::1]:8701)`);
+    const host = parsed.host.replace(/^\[|\]$/g, "");
+    const server = createServer((request, response) => {
+      handle(request, response).catch((error: unknown) => {
+        logger.error({ event: "request-crashed", error: (error as Error).stack }, "sandbox server request failed");
+        if (!response.headersSent) response.writeHead(500, { "content-type": "text/plain" });
+        response.end("internal error\n");
+      });
+    });
+    server.requestTimeout = 0; // runs may take minutes; the task's own timeout bounds them
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(parsed.port, host, () => resolve());
+    });
+    servers.push(server);
+    const address = server.address() as { address: string; port: number };
+    const shown = address.address.includes(":") ? `[${address.address}]` : address.address;
+    return { host: address.address, port: address.port, url: `http://${shown}:${address.port}${path}`, loopback: host === "127.0.0.1" || host === "::1" || host === "localhost" };
+  }
+
   return {
     registry,
     async listen(target) {
-      // Port 0 (any free port) is fine for a listener, though not for a host rule.
-      const parsed = /:0$/.test(target) ? (() => {
-        const found = splitHostPort(target.replace(/:0$/, ":1"));
-        return found === undefined ? undefined : { host: found.host, port: 0 };
-      })() : splitHostPort(target);
-      if (parsed === undefined) throw new SandboxTaskError(`"${target}" is not HOST:PORT (write 127.0.0.1:8701, or [::1]:8701)`);
-      const host = parsed.host.replace(/^\[|\]$/g, "");
-      loopbackOnly = host === "127.0.0.1" || host === "::1" || host === "localhost";
-      const server = createServer((request, response) => {
-        onRequest(request, response).catch((error: unknown) => {
-          logger.error({ event: "request-crashed", error: (error as Error).stack }, "sandbox server request failed");
-          if (!response.headersSent) response.writeHead(500, { "content-type": "text/plain" });
-          response.end("internal error\n");
-        });
-      });
-      server.requestTimeout = 0; // runs may take minutes; the task's own timeout bounds them
-      await new Promise<void>((resolve, reject) => {
-        server.once("error", reject);
-        server.listen(parsed.port, host, () => resolve());
-      });
-      servers.push(server);
-      const address = server.address() as { address: string; port: number };
-      const shown = address.address.includes(":") ? `[${address.address}]` : address.address;
-      return { host: address.address, port: address.port, url: `http://${shown}:${address.port}/mcp` };
+      const { loopback, ...address } = await listenOn(target, onRequest, "/mcp");
+      loopbackOnly = loopback;
+      return address;
+    },
+    async listenMetrics(target) {
+      const { loopback: _loopback, ...address } = await listenOn(target, onMetricsRequest, "/metrics");
+      return address;
     },
     async close() {
       clearInterval(sweeper);
