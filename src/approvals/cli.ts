@@ -44,7 +44,8 @@ function summary(approval: Approval): string {
   const detail = (approval.detail ?? {}) as Record<string, unknown>;
   if (approval.kind === "tool-call") {
     const args = typeof detail.arguments === "string" ? detail.arguments : JSON.stringify(detail.arguments ?? {});
-    return `args ${args.length > 120 ? `${args.slice(0, 117)}...` : args}`;
+    // A summary only: what the human approves is shown whole by `approvals show`, and the table says so when it is cut.
+    return args.length > 120 ? `args ${args.slice(0, 100)}... (${args.length} characters: perimeter approvals show ${approval.id})` : `args ${args}`;
   }
   const findings = Array.isArray(detail.findings) ? (detail.findings as Array<{ kind?: string; field?: string }>) : [];
   const changes = Array.isArray(detail.changes) ? detail.changes.length : 0;
@@ -85,7 +86,20 @@ function formatDetail(approval: Approval): string[] {
     `created:   ${approval.createdAt}${approval.expiresAt === undefined ? "" : `, expires ${approval.expiresAt}`}`,
   ];
   if (approval.approver !== undefined) lines.push(`decided:   ${approval.status} by ${safe(approval.approver)}${approval.reason === undefined ? "" : ` (${safe(approval.reason)})`}`);
-  lines.push("detail:", ...safe(JSON.stringify(approval.detail, null, 2)).split("\n").map((text) => `  ${text}`));
+  const detail = approval.detail;
+  if (approval.kind === "tool-call" && detail !== null && typeof detail === "object" && !Array.isArray(detail) && "arguments" in detail) {
+    // The whole arguments, exactly as they will run except for the places listed as redacted.
+    const { arguments: args, argumentsBytes, redactions, ...rest } = detail;
+    const marked = Array.isArray(redactions) ? redactions.map(String) : [];
+    lines.push(
+      `arguments: ${typeof argumentsBytes === "number" ? `${argumentsBytes} bytes, ` : ""}sha256 ${approval.argumentsHash ?? "-"}, shown whole`,
+      marked.length === 0 ? "redacted:  nothing" : `redacted (the reviewer sees [REDACTED], the upstream gets the value): ${safe(marked.join(", "))}`,
+      ...safe(JSON.stringify(args, null, 2)).split("\n").map((text) => `  ${text}`),
+    );
+    lines.push("detail:", ...safe(JSON.stringify(rest, null, 2)).split("\n").map((text) => `  ${text}`));
+    return lines;
+  }
+  lines.push("detail:", ...safe(JSON.stringify(detail, null, 2)).split("\n").map((text) => `  ${text}`));
   return lines;
 }
 
