@@ -293,7 +293,9 @@ for (const example of EXAMPLES) {
       const container = pod.containers[0];
       assert.equal(container.image, config.kubernetes.perimeterImage);
       const port = (deployment.spec as Loose).template.spec.containers[0].ports[0].containerPort;
-      assert.deepEqual(container.command, ["perimeter", "serve", SERVICE_ARGUMENT[service], "-c", "/etc/perimeter/perimeter.yaml", "--listen", `0.0.0.0:${port}`]);
+      // The sandbox runner's metrics have their own listener, rendered only when Prometheus scrapes.
+      const metrics = service === "sandbox-runner" && config.kubernetes.observability.enabled ? ["--metrics-listen", "0.0.0.0:9464"] : [];
+      assert.deepEqual(container.command, ["perimeter", "serve", SERVICE_ARGUMENT[service], "-c", "/etc/perimeter/perimeter.yaml", "--listen", `0.0.0.0:${port}`, ...metrics]);
       assert.deepEqual(pod.securityContext, { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: { type: "RuntimeDefault" } });
       assert.deepEqual(container.securityContext, { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ["ALL"] } });
       assert.ok(container.resources.requests.cpu && container.resources.limits.memory);

@@ -26,6 +26,8 @@ export const KUBERNETES_MCP_PORT = 8080;
 /** Pinned: its config format (read_only, toolsets, enabled_tools, denied_resources) is what render writes. */
 export const KUBERNETES_MCP_IMAGE = "quay.io/containers/kubernetes-mcp-server:v0.0.60";
 export const EGRESS_METRICS_PORT = 9090;
+/** The sandbox runner's separate metrics listener (`--metrics-listen`), rendered only when Prometheus scrapes. */
+export const SANDBOX_METRICS_PORT = 9464;
 /** The Hermes image's user (its s6 init drops the gateway to this uid). */
 export const HERMES_UID = 10000;
 /** Our services' uid: the distroless "nonroot" user, baked into the Dockerfile. */

@@ -86,3 +86,18 @@ test("quantities multiply for the sandbox quota without losing their unit", () =
   assert.equal(multiplyQuantity("1.5Gi", 3), "4.5Gi");
   assert.equal(multiplyQuantity("256Mi", 2), "512Mi");
 });
+
+test("observability: Prometheus scrapes the sandbox runner on its own token-free metrics listener, never on the MCP port that runs tasks", () => {
+  const { objects } = objectsOf(BASE.replace("kubernetes:\n", "kubernetes:\n  observability: { enabled: true, namespace: monitoring }\n"));
+  const deployment = find(objects, "Deployment", "sandbox-runner", "lab-tools");
+  const container = podSpec(deployment).containers[0];
+  assert.deepEqual(container.command.slice(-2), ["--metrics-listen", "0.0.0.0:9464"]);
+  assert.ok(container.ports.some((port: Loose) => port.name === "metrics" && port.containerPort === 9464));
+  assert.equal((deployment.spec as Loose).template.metadata.annotations["prometheus.io/port"], "9464");
+  const ingress = (find(objects, "NetworkPolicy", "sandbox-runner", "lab-tools").spec as Loose).ingress as Loose[];
+  const fromMonitoring = ingress.filter((rule) => rule.from.some((peer: Loose) => peer.namespaceSelector?.matchLabels["kubernetes.io/metadata.name"] === "monitoring"));
+  assert.deepEqual(fromMonitoring.flatMap((rule) => rule.ports), [{ protocol: "TCP", port: 9464 }]);
+  // Without observability there is no metrics listener at all.
+  const quiet = podSpec(find(objectsOf(BASE).objects, "Deployment", "sandbox-runner", "lab-tools")).containers[0];
+  assert.ok(!quiet.command.includes("--metrics-listen"));
+});

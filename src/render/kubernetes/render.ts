@@ -26,6 +26,7 @@ import {
   RenderError,
   SANDBOX_EGRESS_CONFIG_PATH,
   SANDBOX_EGRESS_PROXY,
+  SANDBOX_METRICS_PORT,
   SANDBOX_RUNNER,
   builtinServer,
   deployedMcpServers,
@@ -166,6 +167,8 @@ interface ServiceSpec {
   readonly configVolume?: IVolume;
   readonly annotations?: Record<string, string>;
   readonly metricsPort?: number;
+  /** Flags after `--listen`, e.g. a separate metrics listener. */
+  readonly extraArguments?: readonly string[];
 }
 
 /** Object counts the sandbox namespace may hold, per task slot: a finished task's Job, pod and inputs ConfigMap linger until garbage-collected, so twice the concurrency. */
@@ -235,7 +238,7 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
       name: spec.name,
       image: config.kubernetes.perimeterImage,
       imagePullPolicy: "IfNotPresent",
-      command: ["perimeter", "serve", spec.service, "-c", spec.configPath, "--listen", `0.0.0.0:${spec.port}`],
+      command: ["perimeter", "serve", spec.service, "-c", spec.configPath, "--listen", `0.0.0.0:${spec.port}`, ...(spec.extraArguments ?? [])],
       env: [{ name: "HOME", value: "/tmp" }, ...secretEnvironment(spec.secrets)],
       ports: ports.map((port) => ({ name: port.name, containerPort: port.port, protocol: "TCP" })),
       ...tcpProbes("http"),
@@ -432,6 +435,8 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
 
   // sandbox runner + the sandbox namespace.
   const sandboxObjects: KubernetesObject[] = [];
+  // Prometheus reads the runner's own metrics listener (no token, runs nothing), never the MCP port that runs tasks.
+  const sandboxMetricsPort = observability === undefined ? undefined : SANDBOX_METRICS_PORT;
   if (sandboxServer !== undefined && apiServerCidr !== undefined) {
     const template = sandboxJobTemplate(config);
     configObjects.push(configMap(config, "sandbox-job-template", ns.tools, "sandbox", { [SANDBOX_JOB_TEMPLATE_KEY]: toYaml(template) }));
@@ -457,7 +462,9 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
         automountServiceAccountToken: true,
         configVolume: runnerConfigVolume,
         annotations: { "perimeter.dev/ignore": SANDBOX_RUNNER_IGNORES },
-        metricsPort: sandboxPort,
+        metricsPort: sandboxMetricsPort,
+        extraPorts: sandboxMetricsPort === undefined ? [] : [{ name: "metrics", port: sandboxMetricsPort }],
+        extraArguments: sandboxMetricsPort === undefined ? [] : ["--metrics-listen", `0.0.0.0:${sandboxMetricsPort}`],
       }),
     });
     rbacObjects.push(
@@ -518,7 +525,7 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
         name: SANDBOX_RUNNER,
         namespace: ns.tools,
         podLabels: selectorLabels(config, SANDBOX_RUNNER),
-        ingress: [{ from: [guardPeer], ports: tcp([sandboxPort]) }, ...observabilityIngress([sandboxPort])],
+        ingress: [{ from: [guardPeer], ports: tcp([sandboxPort]) }, ...observabilityIngress(sandboxMetricsPort === undefined ? [] : [sandboxMetricsPort])],
         egress: [apiServer(apiServerCidr)],
         annotations: { "perimeter.dev/ignore": API_SERVER_IPBLOCK_NOTE },
       }),
