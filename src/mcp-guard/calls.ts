@@ -252,6 +252,7 @@ export function createToolCaller(options: ToolCallerOptions): ToolCaller {
             signal: context.signal,
             timeoutMs: serverConfig.timeoutSeconds * 1000,
             ...(relay === undefined ? {} : { onprogress: relay }),
+            caller: context.agent,
           });
           result = withoutProtocolMeta(redactor.value(raw));
         } catch (error) {

@@ -98,6 +98,8 @@ function prepareServer(name: string, server: McpServerConfig, config: PerimeterC
         kind: "http",
         url,
         headers: () => ({ ...expand(server.headers), Authorization: `Bearer ${readSecret(env, config.sandbox.tokenSecret, `${usedFor} (sandbox.tokenSecret)`)}` }),
+        // The runner keys workspaces and quotas by it, trusting it because only the guard holds the runner's token.
+        callerHeader: "X-Perimeter-Caller",
       },
     };
   }

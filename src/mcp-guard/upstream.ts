@@ -10,7 +10,13 @@ import { ExactEnvironmentStdioTransport } from "./stdio-transport.ts";
 
 export type UpstreamSpec =
   | { kind: "stdio"; command: string; args: readonly string[]; env: () => Record<string, string> }
-  | { kind: "http"; url: string; headers: () => Record<string, string> };
+  | {
+      kind: "http";
+      url: string;
+      headers: () => Record<string, string>;
+      /** A header that tells this upstream which agent calls (the builtin sandbox runner's X-Perimeter-Caller). */
+      callerHeader?: string;
+    };
 
 export type UpstreamStateName = "connecting" | "ready" | "unavailable" | "closed";
 
@@ -49,6 +55,8 @@ export interface CallOptions {
   signal: AbortSignal;
   timeoutMs: number;
   onprogress?: (progress: Progress) => void;
+  /** The authenticated agent; sent only to an upstream whose spec names a callerHeader. */
+  caller?: string;
 }
 
 export interface Upstream {
@@ -265,6 +273,8 @@ export function createUpstream(name: string, spec: UpstreamSpec, options: Upstre
             signal: callOptions.signal,
             timeout: callOptions.timeoutMs,
             ...(callOptions.onprogress === undefined ? {} : { onprogress: callOptions.onprogress, resetTimeoutOnProgress: false }),
+            // Per request: one connection carries every agent's calls.
+            ...(spec.kind === "http" && spec.callerHeader !== undefined && callOptions.caller !== undefined ? { headers: { [spec.callerHeader]: callOptions.caller } } : {}),
           },
         )) as CallToolResult;
       } catch (error) {
