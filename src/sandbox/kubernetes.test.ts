@@ -323,7 +323,8 @@ test("attack: a task that collects 64 MiB keeps the runner's memory bounded, and
   process.stderr.write(`# 64 MiB collected: runner peak RSS ${(report.peak / MiB).toFixed(0)} MiB (baseline ${(report.baseline / MiB).toFixed(0)} MiB, +${(grew / MiB).toFixed(0)} MiB)\n`);
   assert.equal(report.exitCode, 0);
   assert.ok(grew < 48 * MiB, `the runner grew by ${(grew / MiB).toFixed(0)} MiB reading one task's results`);
-  assert.ok(report.peak < 200 * MiB, `the runner's peak RSS was ${(report.peak / MiB).toFixed(0)} MiB`);
+  // The runner's memory limit as render deploys it.
+  assert.ok(report.peak < 256 * MiB, `the runner's peak RSS was ${(report.peak / MiB).toFixed(0)} MiB`);
   assert.deepEqual(report.files, [{ path: "small.txt", bytes: 5 }]);
   assert.ok(report.filesMissing.some((entry) => /^big\.bin \(cut off: .*more than \d+ bytes/.test(entry)), report.filesMissing.join("; "));
   assert.ok(report.limitsHit.includes("returned-files"), report.limitsHit.join(", "));
