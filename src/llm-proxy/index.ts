@@ -6,4 +6,3 @@ export type { LlmKeyStore, VirtualKey, KeyPolicy, KeyLimits, KeyBudget } from ".
 export { createSecretScanner, inspectRequestBody, VIRTUAL_KEY_PREFIX } from "./dlp.ts";
 export type { SecretScanner, KnownSecret, DlpHit } from "./dlp.ts";
 export { resolveModel, modelAllowed, failoverChain } from "./routing.ts";
-export type { AuditAppender } from "./audit.ts";

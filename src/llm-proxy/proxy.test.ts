@@ -2,6 +2,7 @@
 // the provider keys, relays streams chunk by chunk, cancels the upstream when the agent goes away, settles usage from
 // streamed usage, maps provider errors to the agent's API flavor, and fails over before the first byte only.
 // Providers are outside this network, so a stand-in provider speaking their real wire formats plays their part.
+import http from "node:http";
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createStandInProvider } from "./stand-in-provider.ts";
@@ -9,6 +10,7 @@ import type { StandInProvider } from "./stand-in-provider.ts";
 import { eventually, post, postStream, request, sseData, startProxy } from "./test-support.ts";
 import type { Harness } from "./test-support.ts";
 import { uploadAfterRefusal } from "../shared/testing.ts";
+import { readAuditRecords, verifyAuditLog } from "../audit-log/index.ts";
 
 const PROVIDER_KEY = "sk-upstreamprovider-0123456789abcdefghij";
 const ANTHROPIC_KEY = "sk-ant-api03-upstream-0123456789abcdefghijklmnop";
@@ -282,7 +284,7 @@ clients:
 });
 
 describe("audit log failure (stand-in provider)", () => {
-  test("when an audit append fails, later requests are refused with 503 until the pending record is written; nothing is lost", async () => {
+  test("when the audit log fails, a request is refused with 503 before it reaches the provider, /healthz says so, and the next good write heals it", async () => {
     const provider = createStandInProvider();
     const { baseUrl } = await provider.listen();
     let failing = false;
@@ -296,19 +298,98 @@ describe("audit log failure (stand-in provider)", () => {
     try {
       assert.equal((await ask()).status, 200);
       failing = true;
-      // This request is answered before its record is due; its record fails and is kept.
-      assert.equal((await ask()).status, 200);
       const requestsBefore = provider.requests.length;
       const refused = await ask();
       assert.equal(refused.status, 503);
       assert.equal(refused.json.error?.code, "audit_unavailable");
-      assert.equal(provider.requests.length, requestsBefore, "a refused request never reaches the provider");
+      assert.equal(provider.requests.length, requestsBefore, "a request whose decision cannot be recorded never reaches the provider");
       assert.equal((await request(`${harness.url}/healthz`, "GET", undefined)).status, 503);
       assert.match((await request(`${harness.url}/metrics`, "GET", undefined)).text, /llm_proxy_audit_failures_total [1-9]/);
       failing = false;
       assert.equal((await ask()).status, 200);
-      await eventually(() => harness.records().length === 3);
-      assert.deepEqual(harness.records().map((record) => record.data.status), [200, 200, 200], "the kept record was written before the next one");
+      assert.equal((await request(`${harness.url}/healthz`, "GET", undefined)).status, 200);
+      await eventually(() => harness.records().length === 2 && harness.records().every((record) => record.data.status === 200));
+    } finally {
+      await harness.close();
+      await provider.close();
+    }
+  });
+
+  // Issue 12, item 5: the record used to be written after the answer, so a provider (or a crash) saw a request the
+  // audit log did not yet hold.
+  test("a request's decision is committed before the provider sees it, and its outcome settles it afterwards", async () => {
+    const provider = createStandInProvider();
+    const { baseUrl } = await provider.listen();
+    const harness = await startProxy(`providers:\n  main: { baseUrl: "${baseUrl}", models: [gated], allowPrivateAddress: true }\nclients:\n  - { name: hermes, keySecret: AGENT_KEY }`, { AGENT_KEY });
+    try {
+      const answer = post(harness.url, "/v1/chat/completions", { model: "main/gated", stream: true, messages: [{ role: "user", content: "hi" }] }, AGENT_KEY);
+      await eventually(() => provider.requests.length === 1);
+      // The provider holds the stream open mid-answer: the decision must already be on record.
+      const during = readAuditRecords(harness.auditPath, { limit: 100 });
+      const decision = during.find((record) => record.type === "llm-request");
+      assert.equal(decision?.data.decision, "allow");
+      assert.equal(decision?.data.client, "hermes");
+      assert.equal(typeof decision?.data.reservedTokens, "number");
+      assert.equal(during.some((record) => record.type === "llm-response"), false);
+      provider.release();
+      assert.equal((await answer).status, 200);
+      await eventually(() => readAuditRecords(harness.auditPath, { limit: 100 }).some((record) => record.type === "llm-response"));
+      const settled = readAuditRecords(harness.auditPath, { limit: 100 }).find((record) => record.type === "llm-response");
+      assert.equal(settled?.data.decisionSeq, decision?.seq);
+      assert.equal(settled?.data.status, 200);
+      assert.equal(settled?.data.usageSource, "provider");
+      assert.equal(verifyAuditLog(harness.auditPath).ok, true);
+    } finally {
+      provider.release();
+      await harness.close();
+      await provider.close();
+    }
+  });
+
+  test("an answer whose outcome cannot be recorded is cut before its end, and /healthz turns unhealthy", async () => {
+    const provider = createStandInProvider();
+    const { baseUrl } = await provider.listen();
+    let failing = false;
+    const harness = await startProxy(`providers:\n  main: { baseUrl: "${baseUrl}", models: [gated], allowPrivateAddress: true }\nclients:\n  - { name: hermes, keySecret: AGENT_KEY }`, { AGENT_KEY }, {}, (log) => ({
+      append(record) {
+        if (failing) throw new Error("disk full (simulated)");
+        return log.append(record);
+      },
+    }));
+    try {
+      const answer = new Promise<{ complete: boolean; text: string }>((resolve) => {
+        const outgoing = http.request(`${harness.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${AGENT_KEY}` } }, (response) => {
+          let text = "";
+          response.on("data", (chunk: Buffer) => (text += chunk.toString("utf8")));
+          response.on("error", () => undefined);
+          response.on("close", () => resolve({ complete: response.complete, text }));
+        });
+        outgoing.on("error", () => resolve({ complete: false, text: "" }));
+        outgoing.end(JSON.stringify({ model: "main/gated", stream: true, messages: [{ role: "user", content: "hi" }] }));
+      });
+      await eventually(() => provider.requests.length === 1);
+      failing = true;
+      provider.release();
+      const outcome = await answer;
+      assert.ok(outcome.text.includes("chat.completion.chunk"), "the agent got the streamed chunks");
+      assert.equal(outcome.complete, false, "the stream was cut, not ended cleanly");
+      assert.equal((await request(`${harness.url}/healthz`, "GET", undefined)).status, 503);
+    } finally {
+      provider.release();
+      await harness.close();
+      await provider.close();
+    }
+  });
+
+  test("a refusal's record is committed before the refusal is answered", async () => {
+    const provider = createStandInProvider();
+    const { baseUrl } = await provider.listen();
+    const harness = await startProxy(`providers:\n  main: { baseUrl: "${baseUrl}", models: [gpt-test], allowPrivateAddress: true }\nclients:\n  - { name: hermes, keySecret: AGENT_KEY, models: [main/other] }`, { AGENT_KEY });
+    try {
+      const refused = await post(harness.url, "/v1/chat/completions", { model: "main/gpt-test", messages: [{ role: "user", content: "hi" }] }, AGENT_KEY);
+      assert.equal(refused.status, 403);
+      // Read at once, no polling: the record was committed before the answer was sent.
+      assert.equal(readAuditRecords(harness.auditPath, { limit: 100 }).at(-1)?.data.reason, "model-not-allowed");
     } finally {
       await harness.close();
       await provider.close();

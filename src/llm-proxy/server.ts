@@ -10,10 +10,10 @@ import { placeholdersIn, readSecret, secretValues } from "../config/index.ts";
 import type { Environment, PerimeterConfig } from "../config/index.ts";
 import { cachingResolver, systemResolver } from "../net/index.ts";
 import type { Resolver } from "../net/index.ts";
-import { closeAfterAnswerIfBodyUnread, silentLogger } from "../shared/index.ts";
+import { closeAfterAnswerIfBodyUnread, silentLogger, stopReadingBody } from "../shared/index.ts";
 import type { Logger } from "../shared/index.ts";
-import { createAuditGate } from "./audit.ts";
-import type { AuditAppender, AuditGate, LlmRequestRecord } from "./audit.ts";
+import { createAuditRecorder } from "../audit-log/index.ts";
+import type { AuditRecorder, RecorderLog } from "../audit-log/index.ts";
 import { BodyTooDeepError, createSecretScanner, inspectRequestBody } from "./dlp.ts";
 import type { DlpHit, KnownSecret, SecretScanner } from "./dlp.ts";
 import { errorReason, errorResponse, upstreamErrorDetails } from "./errors.ts";
@@ -34,7 +34,8 @@ export interface LlmProxyDependencies {
   /** The proxy's environment: provider keys, client keys and canary values are read from it at start. */
   readonly environment: Environment;
   readonly keyStore: LlmKeyStore;
-  readonly audit: AuditAppender;
+  /** The audit log (src/audit-log): a request's decision is committed before it goes to a provider. */
+  readonly audit: RecorderLog;
   readonly resolver?: Resolver;
   /** Explicit exceptions to the SSRF deny set for every provider (tests use it to reach a loopback stand-in). */
   readonly allowCidrs?: readonly string[];
@@ -161,6 +162,8 @@ interface Exchange {
   clientGone: boolean;
   upstreamRequest?: ClientRequest;
   response: ServerResponse;
+  /** The seq of the committed decision to forward, once there is one: the outcome's record settles it. */
+  decisionSeq?: number;
 }
 
 interface Outcome {
@@ -279,27 +282,57 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
   let runtime = buildRuntime(config, dependencies.environment);
   keyStore.syncConfigClients(configClientKeys(config, dependencies.environment));
   const ledger: UsageLedger = createUsageLedger(keyStore, now);
-  const auditGate: AuditGate = createAuditGate(dependencies.audit, logger, () => metrics.auditFailures.inc());
+  const recorder: AuditRecorder = createAuditRecorder(dependencies.audit, { component: "llm-proxy", logger, onFailure: () => metrics.auditFailures.inc() });
   const dialer: UpstreamDialer = createUpstreamDialer({
     resolver: dependencies.resolver ?? cachingResolver(systemResolver()),
     ...(dependencies.allowCidrs === undefined ? {} : { allowCidrs: dependencies.allowCidrs }),
     ...(dependencies.ca === undefined ? {} : { ca: dependencies.ca }),
   });
 
-  const finish = (exchange: Exchange, outcome: Outcome) => {
+  /** What every record of a request says about it (the model name is the agent's text: redacted like a prompt). */
+  const describe = (exchange: Exchange) => ({
+    requestId: exchange.id,
+    route: exchange.route,
+    client: exchange.key?.client ?? null,
+    keyId: exchange.key?.id ?? null,
+    model: exchange.requested === undefined ? null : runtime.scanner.redact(exchange.requested.slice(0, 256)).text,
+    provider: exchange.provider ?? null,
+    upstreamModel: exchange.upstreamModel ?? null,
+    stream: exchange.stream,
+    dlpHits: exchange.dlpHits.map((hit) => ({ kind: hit.kind, location: hit.location })),
+  });
+
+  /**
+   * Commits the decision to forward (an `llm-request` record, decision allow) before anything goes to a provider.
+   * False when it cannot be committed: the request is then refused (fail closed).
+   */
+  const commitDecision = async (exchange: Exchange, reserved: { tokens: number; cost: number }): Promise<boolean> => {
+    try {
+      const record = await recorder.record({ type: "llm-request", ...describe(exchange), decision: "allow", reason: "forwarding", reservedTokens: reserved.tokens, reservedCost: reserved.cost });
+      exchange.decisionSeq = record.seq;
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  /**
+   * Records how a request ended, resolving once the record is committed (false when it could not be). A forwarded
+   * request's outcome settles its committed decision (`llm-response`, naming it by `decisionSeq`: status, usage,
+   * cost); the answer streams to the agent meanwhile, but its end waits for this commit (a failed one cuts it). A
+   * request refused or failed before a decision to forward is one `llm-request` record, committed before the refusal
+   * is answered (its failure is logged whole and turns /healthz unhealthy; the refusal stands).
+   */
+  const finish = (exchange: Exchange, outcome: Outcome): Promise<boolean> => {
     const latencyMs = Math.round((performance.now() - exchange.started) * 1000) / 1000;
-    const record: LlmRequestRecord = {
-      component: "llm-proxy",
-      type: "llm-request",
-      requestId: exchange.id,
-      route: exchange.route,
-      client: exchange.key?.client ?? null,
-      keyId: exchange.key?.id ?? null,
-      // The model name is the agent's text: redact it like a prompt before it goes on record.
-      model: exchange.requested === undefined ? null : runtime.scanner.redact(exchange.requested.slice(0, 256)).text,
-      provider: exchange.provider ?? null,
-      upstreamModel: exchange.upstreamModel ?? null,
-      stream: exchange.stream,
+    metrics.requests.inc({ route: exchange.route, decision: outcome.decision, reason: outcome.reason.split(":")[0] ?? outcome.reason });
+    metrics.duration.observe({ route: exchange.route, provider: exchange.provider ?? "none" }, latencyMs / 1000);
+    if (exchange.provider !== undefined && (outcome.tokensIn ?? 0) + (outcome.tokensOut ?? 0) > 0) {
+      metrics.tokens.inc({ provider: exchange.provider, direction: "input" }, outcome.tokensIn ?? 0);
+      metrics.tokens.inc({ provider: exchange.provider, direction: "output" }, outcome.tokensOut ?? 0);
+      if ((outcome.cost ?? 0) > 0) metrics.cost.inc({ provider: exchange.provider }, outcome.cost ?? 0);
+    }
+    const result = {
       decision: outcome.decision,
       reason: outcome.reason,
       status: outcome.status,
@@ -309,18 +342,12 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
       cost: outcome.cost ?? 0,
       latencyMs,
       ...(outcome.firstChunkMs === undefined ? {} : { firstChunkMs: Math.round(outcome.firstChunkMs * 1000) / 1000 }),
-      dlpHits: exchange.dlpHits.map((hit) => ({ kind: hit.kind, location: hit.location })),
       ...(exchange.failovers.length > 0 ? { failovers: exchange.failovers } : {}),
       ...(exchange.clientGone ? { cancelled: true } : {}),
     };
-    auditGate.record(record);
-    metrics.requests.inc({ route: exchange.route, decision: outcome.decision, reason: outcome.reason.split(":")[0] ?? outcome.reason });
-    metrics.duration.observe({ route: exchange.route, provider: exchange.provider ?? "none" }, latencyMs / 1000);
-    if (exchange.provider !== undefined && (outcome.tokensIn ?? 0) + (outcome.tokensOut ?? 0) > 0) {
-      metrics.tokens.inc({ provider: exchange.provider, direction: "input" }, outcome.tokensIn ?? 0);
-      metrics.tokens.inc({ provider: exchange.provider, direction: "output" }, outcome.tokensOut ?? 0);
-      if ((outcome.cost ?? 0) > 0) metrics.cost.inc({ provider: exchange.provider }, outcome.cost ?? 0);
-    }
+    if (exchange.decisionSeq === undefined) return recorder.refusal({ type: "llm-request", ...describe(exchange), ...result }).then(() => true);
+    const settlement = { type: "llm-response", requestId: exchange.id, decisionSeq: exchange.decisionSeq, provider: exchange.provider ?? null, upstreamModel: exchange.upstreamModel ?? null, ...result };
+    return new Promise((resolve) => recorder.commit(settlement, (error) => resolve(error === null)));
   };
 
   const sendError = (exchange: Exchange, error: ProxyError) => {
@@ -335,10 +362,12 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
     return mapped.status;
   };
 
-  /** Refuses a request before anything went upstream; recorded like every other request. */
-  const deny = (exchange: Exchange, error: ProxyError) => {
-    const status = sendError(exchange, error);
-    finish(exchange, { decision: "deny", reason: errorReason(error), status });
+  /** Refuses a request before anything went upstream: its record is committed, then the refusal is answered. */
+  const deny = async (exchange: Exchange, error: ProxyError): Promise<void> => {
+    // Stop reading an unread body now, not only once the answer is sent: the commit takes a turn or more.
+    stopReadingBody(exchange.response.req);
+    await finish(exchange, { decision: "deny", reason: errorReason(error), status: errorResponse(error, exchange.flavor).status });
+    sendError(exchange, error);
   };
 
   const listModels = (exchange: Exchange, key: VirtualKey, anthropicStyle: boolean) => {
@@ -454,7 +483,7 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
       });
       upstream.on("end", () => {
         if (splitter !== undefined) forwardEvents(splitter.end());
-        if (!response.destroyed) response.end();
+        // The answer's end is the caller's: it waits for the outcome's record (see finish).
         done(true);
       });
       const broken = () => {
@@ -496,7 +525,7 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
       if (exchange.clientGone) {
         // The agent left before anything was sent: send nothing, charge nothing.
         settleWith(undefined, 0, 0);
-        finish(exchange, { decision: "error", reason: "client-disconnected", status: 499 });
+        void finish(exchange, { decision: "error", reason: "client-disconnected", status: 499 });
         return;
       }
       const target = chain[index] as ModelTarget;
@@ -527,7 +556,7 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
         metrics.upstreamCancelled.inc({ provider: provider.name });
         // The provider may have started work: charge what was reserved.
         const cost = outcome.ok ? settleWith(provider, worstInput, worstOutput) : settleWith(provider, 0, 0);
-        finish(exchange, { decision: "error", reason: "client-disconnected", status: 499, ...(outcome.ok ? { tokensIn: worstInput, tokensOut: worstOutput, usageSource: "reserved", cost } : {}) });
+        void finish(exchange, { decision: "error", reason: "client-disconnected", status: 499, ...(outcome.ok ? { tokensIn: worstInput, tokensOut: worstOutput, usageSource: "reserved", cost } : {}) });
         return;
       }
       const hasNext = index + 1 < chain.length;
@@ -558,11 +587,11 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
         settleWith(provider, 0, 0);
         const mapped = errorResponse(error, exchange.flavor);
         const retryAfter = upstream.headers["retry-after"];
-        if (!exchange.response.headersSent) {
+        await finish(exchange, { decision: "error", reason: errorReason(error), status: mapped.status });
+        if (!exchange.response.headersSent && !exchange.response.destroyed) {
           exchange.response.writeHead(mapped.status, { ...mapped.headers, ...(retryAfter === undefined ? {} : { "retry-after": retryAfter }), "x-perimeter-request-id": exchange.id });
           exchange.response.end(mapped.body);
         }
-        finish(exchange, { decision: "error", reason: errorReason(error), status: mapped.status });
         return;
       }
       const result = await relay(exchange, upstream, stripUsageChunk);
@@ -574,7 +603,7 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
       const tokensIn = reported ? (result.usage.input as number) : (result.usage.input ?? worstInput);
       const tokensOut = reported ? (result.usage.output as number) : worstOutput;
       const cost = settleWith(provider, tokensIn, tokensOut);
-      finish(exchange, {
+      const recorded = await finish(exchange, {
         decision: result.complete ? "allow" : "error",
         reason: result.complete ? "ok" : exchange.clientGone ? "client-disconnected" : "upstream-stream-broken",
         status: result.complete ? status : exchange.clientGone ? 499 : 502,
@@ -584,18 +613,24 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
         cost,
         ...(firstChunkMs === undefined ? {} : { firstChunkMs }),
       });
+      const response = exchange.response;
+      if (result.complete && !response.destroyed) {
+        // The agent has every byte but the end: a complete answer ends only once its outcome is on record.
+        if (recorded) response.end();
+        else response.destroy();
+      }
       return;
     }
     settleWith(undefined, 0, 0);
     const error = lastError ?? { kind: "internal", detail: "no provider to try" };
-    const status = sendError(exchange, error);
-    finish(exchange, { decision: "error", reason: errorReason(error), status });
+    await finish(exchange, { decision: "error", reason: errorReason(error), status: errorResponse(error, exchange.flavor).status });
+    sendError(exchange, error);
   };
 
   const handle = async (request: IncomingMessage, response: ServerResponse) => {
     const pathname = (request.url ?? "/").split("?")[0] ?? "/";
     if (pathname === "/healthz") {
-      const healthy = auditGate.ready();
+      const healthy = recorder.healthy();
       response.writeHead(healthy ? 200 : 503, { "content-type": "application/json" });
       response.end(JSON.stringify({ status: healthy ? "ok" : "audit-unavailable" }));
       return;
@@ -623,7 +658,7 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
       logger.error({ err: (error as Error).stack ?? String(error), requestId: exchange.id }, "llm-request crashed");
       if (!response.headersSent) sendError(exchange, { kind: "internal", detail: "see the llm-proxy logs" });
       else response.destroy();
-      finish(exchange, { decision: "error", reason: "internal", status: 500 });
+      void finish(exchange, { decision: "error", reason: "internal", status: 500 });
     }
   };
 
@@ -642,21 +677,15 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
 
     const presented = bearerKey(request.headers);
     if (presented === undefined) {
-      deny(exchange, { kind: "unauthorized", detail: "send the virtual key as Authorization: Bearer <key> (or x-api-key)" });
+      await deny(exchange, { kind: "unauthorized", detail: "send the virtual key as Authorization: Bearer <key> (or x-api-key)" });
       return;
     }
     const authentication = keyStore.authenticate(presented);
     if (!authentication.ok) {
-      deny(exchange, { kind: "unauthorized", detail: "ask the operator for a key (perimeter llm-keys create)" });
+      await deny(exchange, { kind: "unauthorized", detail: "ask the operator for a key (perimeter llm-keys create)" });
       return;
     }
     exchange.key = authentication.key;
-    if (!auditGate.ready()) {
-      // Not recorded now (the log is failing); the refusal is visible in logs and metrics.
-      sendError(exchange, { kind: "audit-unavailable" });
-      metrics.requests.inc({ route: exchange.route, decision: "deny", reason: "audit-unavailable" });
-      return;
-    }
     if (isModels) {
       listModels(exchange, authentication.key, typeof request.headers["anthropic-version"] === "string");
       return;
@@ -667,9 +696,9 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
     if (!read.ok) {
       if (read.reason === "too-large") {
         response.setHeader("connection", "close");
-        deny(exchange, { kind: "payload-too-large", limitBytes: maxBodyBytes });
+        await deny(exchange, { kind: "payload-too-large", limitBytes: maxBodyBytes });
       } else {
-        finish(exchange, { decision: "error", reason: "client-disconnected", status: 499 });
+        await finish(exchange, { decision: "error", reason: "client-disconnected", status: 499 });
       }
       return;
     }
@@ -679,11 +708,11 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
       if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new Error("not an object");
       body = parsed as Record<string, unknown>;
     } catch {
-      deny(exchange, { kind: "bad-request", detail: "the request body must be a JSON object" });
+      await deny(exchange, { kind: "bad-request", detail: "the request body must be a JSON object" });
       return;
     }
     if (typeof body.model !== "string" || body.model === "") {
-      deny(exchange, { kind: "bad-request", detail: "model is required (provider/model or an alias such as default)", param: "model" });
+      await deny(exchange, { kind: "bad-request", detail: "model is required (provider/model or an alias such as default)", param: "model" });
       return;
     }
     exchange.requested = body.model;
@@ -691,18 +720,18 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
     const llm = runtime.llm;
     const resolution = resolveModel(llm, body.model);
     if (!resolution.ok) {
-      deny(exchange, { kind: "model-not-found", model: body.model, detail: resolution.reason });
+      await deny(exchange, { kind: "model-not-found", model: body.model, detail: resolution.reason });
       return;
     }
     exchange.provider = resolution.target.provider;
     exchange.upstreamModel = resolution.target.model;
     if (!modelAllowed(llm, authentication.key.models, resolution, globMatcher)) {
-      deny(exchange, { kind: "model-not-allowed", model: body.model });
+      await deny(exchange, { kind: "model-not-allowed", model: body.model });
       return;
     }
     const providerKind = llm.providers[resolution.target.provider]?.kind ?? "openai";
     if (providerKind !== routeInfo.kind) {
-      deny(exchange, {
+      await deny(exchange, {
         kind: "bad-request",
         param: "model",
         detail: `model ${body.model} is served by an ${providerKind} provider; call ${providerKind === "anthropic" ? "POST /v1/messages" : "the OpenAI-compatible routes (/v1/chat/completions, /v1/responses, /v1/embeddings)"} for it`,
@@ -715,7 +744,7 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
       hits = inspectRequestBody(body, runtime.scanner, runtime.dlpMode);
     } catch (error) {
       if (error instanceof BodyTooDeepError) {
-        deny(exchange, { kind: "bad-request", detail: error.message });
+        await deny(exchange, { kind: "bad-request", detail: error.message });
         return;
       }
       throw error;
@@ -726,7 +755,7 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
       for (const hit of hits) metrics.dlpHits.inc({ kind: hit.kind.replace(/ [A-Z_][A-Z0-9_]*( \(base64\))?$/, ""), action });
       logger.warn({ requestId: exchange.id, client: authentication.key.client, hits: hits.map((hit) => `${hit.kind} at ${hit.location}`), action }, "dlp-hit");
       if (runtime.dlpMode === "block") {
-        deny(exchange, { kind: "dlp-blocked", kinds: [...new Set(hits.map((hit) => hit.kind))] });
+        await deny(exchange, { kind: "dlp-blocked", kinds: [...new Set(hits.map((hit) => hit.kind))] });
         return;
       }
     }
@@ -743,7 +772,14 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
     }
     const admission = ledger.admit(authentication.key, { tokens: promptTokens + outputTokens, cost: worstCost, unpricedProviders });
     if (!admission.ok) {
-      deny(exchange, admission.error);
+      await deny(exchange, admission.error);
+      return;
+    }
+    if (!(await commitDecision(exchange, { tokens: promptTokens + outputTokens, cost: worstCost }))) {
+      // Nothing goes to a provider unrecorded: the log refused the decision, so the request is refused (fail closed).
+      ledger.settle(admission.reservation, { tokensIn: 0, tokensOut: 0, cost: 0 });
+      sendError(exchange, { kind: "audit-unavailable" });
+      metrics.requests.inc({ route: exchange.route, decision: "deny", reason: "audit-unavailable" });
       return;
     }
     try {

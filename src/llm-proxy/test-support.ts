@@ -8,14 +8,13 @@ import { PassThrough } from "node:stream";
 import { parseConfig } from "../config/index.ts";
 import type { Environment, PerimeterConfig } from "../config/index.ts";
 import { openAuditLog, readAuditRecords } from "../audit-log/index.ts";
-import type { AuditLog, AuditRecord } from "../audit-log/index.ts";
+import type { AuditLog, AuditRecord, RecorderLog } from "../audit-log/index.ts";
 import type { CommandIo } from "../cli/command.ts";
 import { runCli } from "../cli/main.ts";
 import { openLlmKeyStore } from "./keys.ts";
 import type { LlmKeyStore } from "./keys.ts";
 import { createLlmProxy } from "./server.ts";
 import type { LlmProxy, LlmProxyDependencies } from "./server.ts";
-import type { AuditAppender } from "./audit.ts";
 import { eventually as pollUntil } from "../shared/testing.ts";
 
 export function temporaryDirectory(): string {
@@ -30,7 +29,10 @@ export interface Harness {
   readonly configPath: string;
   readonly directory: string;
   readonly config: PerimeterConfig;
-  /** The llm-request audit records written so far. */
+  /**
+   * The llm-request audit records written so far, each forwarded request's decision merged with the llm-response
+   * record that settles it (status, usage, cost), so a test reads one view of a request.
+   */
   records(): Array<AuditRecord & { data: Record<string, unknown> }>;
   close(): Promise<void>;
 }
@@ -43,7 +45,7 @@ export async function startProxy(
   llmYaml: string,
   environment: Environment,
   dependencies: Partial<Omit<LlmProxyDependencies, "environment" | "keyStore" | "audit">> = {},
-  wrapAudit: (log: AuditLog) => AuditAppender = (log) => log,
+  wrapAudit: (log: AuditLog) => RecorderLog = (log) => log,
 ): Promise<Harness> {
   const directory = temporaryDirectory();
   const auditPath = join(directory, "audit.db");
@@ -67,7 +69,7 @@ export async function startProxy(
     configPath,
     directory,
     config,
-    records: () => readAuditRecords(auditPath, { limit: 100_000 }).filter((record) => record.type === "llm-request") as Array<AuditRecord & { data: Record<string, unknown> }>,
+    records: () => requestRecords(auditPath),
     async close() {
       await proxy.close(100);
       keyStore.close();
@@ -75,6 +77,17 @@ export async function startProxy(
       rmSync(directory, { recursive: true, force: true });
     },
   };
+}
+
+/** Finished requests: llm-request records, each merged with the llm-response that settles it (which wins where both say something). */
+export function requestRecords(auditPath: string): Array<AuditRecord & { data: Record<string, unknown> }> {
+  const records = readAuditRecords(auditPath, { limit: 100_000 });
+  const settled = new Map<number, Record<string, unknown>>();
+  for (const record of records) if (record.type === "llm-response") settled.set(record.data.decisionSeq as number, record.data);
+  // A forwarded request whose outcome is not yet recorded is still in flight: left out, as before it ends.
+  return records
+    .filter((record) => record.type === "llm-request" && (record.data.decision !== "allow" || settled.has(record.seq)))
+    .map((record) => ({ ...record, data: { ...record.data, ...settled.get(record.seq) } }));
 }
 
 export interface JsonResponse {

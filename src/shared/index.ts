@@ -1,4 +1,4 @@
 export { createLogger, silentLogger } from "./log.ts";
 export { freePort } from "./free-port.ts";
 export type { Logger } from "./log.ts";
-export { closeAfterAnswerIfBodyUnread, hasUnreadBody, REFUSAL_LINGER_MS } from "./refusal.ts";
+export { closeAfterAnswerIfBodyUnread, hasUnreadBody, REFUSAL_LINGER_MS, stopReadingBody } from "./refusal.ts";

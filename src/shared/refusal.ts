@@ -17,17 +17,27 @@ export function hasUnreadBody(request: IncomingMessage): boolean {
 }
 
 /**
+ * Stops reading an unread body at once: call it as soon as a request is refused when the answer comes later (after
+ * its audit record commits), or Node reads the body as fast as the client sends while the answer waits. Returns
+ * whether there was an unread body.
+ */
+export function stopReadingBody(request: IncomingMessage): boolean {
+  if (!hasUnreadBody(request)) return false;
+  // A paused request that has been read from is not drained by Node when the answer finishes (it only dumps requests
+  // nobody consumed): its buffer fills to the high-water mark, the parser stops reading the socket, and the client's
+  // sends stall in TCP flow control. Paused without the read, its body still streams in (measured: ~470 MiB a second).
+  request.pause();
+  request.read(0);
+  return true;
+}
+
+/**
  * Call before ending a refusal: when the request body has not been read, the connection stops reading once the
  * answer is sent and is closed REFUSAL_LINGER_MS later. Returns whether it will be closed.
  */
 export function closeAfterAnswerIfBodyUnread(response: ServerResponse, lingerMs = REFUSAL_LINGER_MS): boolean {
   const request = response.req;
-  if (!hasUnreadBody(request)) return false;
-  // A paused request that has been read from is not drained by Node when the answer finishes (it only dumps requests
-  // nobody consumed): its buffer fills to the high-water mark, the parser stops reading the socket, and the client's
-  // sends stall in TCP flow control.
-  request.pause();
-  request.read(0);
+  if (!stopReadingBody(request)) return false;
   response.once("finish", () => {
     setTimeout(() => request.socket.destroy(), lingerMs).unref();
   });
