@@ -222,6 +222,7 @@ test("every run is recorded in the audit log: caller, command, limits, result an
   assert.equal(finished.data.reason, "exit");
   assert.equal(typeof finished.data.durationMs, "number");
   assert.equal((finished.data.limits as { memoryBytes: number }).memoryBytes, TEST_LIMITS.memoryBytes);
+  assert.equal(finished.data.decisionSeq, startedRecord.seq, "the finish settles the committed start");
   assert.ok(records.some((record) => record.data.phase === "refused" && /exactly one/.test(String(record.data.reason))));
   await client.close();
 });
@@ -229,17 +230,26 @@ test("every run is recorded in the audit log: caller, command, limits, result an
 test("audit failure: when the start cannot be recorded, nothing runs (fail closed)", async () => {
   let runs = 0;
   const counting: SandboxBackend = { name: "bubblewrap", run: async (task, options) => ((runs += 1), backend.run(task, options)), close: async () => {} };
-  const failing: SandboxAuditSink = {
-    append() {
-      throw new Error("disk full");
+  let failing = true;
+  const sink: SandboxAuditSink = {
+    append(event) {
+      if (failing) throw new Error("disk full");
+      return audit.append(event);
     },
   };
-  const { url: failingUrl } = await startServer({ backend: counting, audit: failing });
+  const { url: failingUrl } = await startServer({ backend: counting, audit: sink });
   const client = await connect(failingUrl);
   const result = await call(client, "run", { command: ["true"] });
   assert.equal(result.isError, true);
   assert.match(textOf(result), /audit log is unavailable/);
   assert.equal(runs, 0);
+  const health = () => fetch(new URL("/healthz", failingUrl)).then((response) => response.status);
+  assert.equal(await health(), 503, "/healthz says the runner refuses everything");
+  failing = false;
+  const healed = await call(client, "run", { command: ["true"] });
+  assert.equal(healed.isError, false);
+  assert.equal(runs, 1);
+  assert.equal(await health(), 200);
   await client.close();
 });
 

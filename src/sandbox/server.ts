@@ -15,6 +15,8 @@ import type { AuthInfo, CallToolResult } from "@modelcontextprotocol/server";
 import { toNodeHandler } from "@modelcontextprotocol/node";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { secretShapeIn, splitHostPort } from "../config/index.ts";
+import { createAuditRecorder } from "../audit-log/index.ts";
+import type { AuditRecord, RecorderLog } from "../audit-log/index.ts";
 import type { Logger } from "../shared/index.ts";
 import { closeAfterAnswerIfBodyUnread, silentLogger } from "../shared/index.ts";
 import { SandboxTaskError, SandboxUnavailableError, workspacePathProblem } from "./task.ts";
@@ -22,10 +24,8 @@ import type { SandboxBackend, SandboxHostRule, SandboxLimits, SandboxResult, San
 import { createWorkspaceStore, workspaceNameProblem } from "./workspaces.ts";
 import type { WorkspaceFile, WorkspaceLimits } from "./workspaces.ts";
 
-/** The audit log's append (src/audit-log); it throws when it cannot record, and the operation is then refused. */
-export interface SandboxAuditSink {
-  append(event: { component: "sandbox"; type: string; [field: string]: unknown }): unknown;
-}
+/** The audit log (src/audit-log) the runner records through: a run's start is committed before it starts. */
+export type SandboxAuditSink = RecorderLog;
 
 export interface CallerQuotas {
   /** Runs one caller may have running or queued at once. */
@@ -190,17 +190,15 @@ export function createSandboxServer(options: SandboxServerOptions): SandboxServe
     return undefined;
   }
 
-  function record(event: Record<string, unknown>): void {
-    options.audit.append({ component: "sandbox", ...event } as { component: "sandbox"; type: string });
-  }
+  // One recorder (src/audit-log/recorder.ts): a run's start is committed before it starts, its end settles it
+  // (decisionSeq) before the result is returned, refusals are committed before they are answered.
+  const auditFailures = new Counter({ name: "perimeter_sandbox_audit_failures_total", help: "Audit records that could not be written (each one refused or withheld an operation).", registers: [registry] });
+  const recorder = createAuditRecorder(options.audit, { component: "sandbox", logger, onFailure: () => auditFailures.inc() });
+  const record = (event: { type: string; [field: string]: unknown }): Promise<AuditRecord> => recorder.record(event);
 
-  function refuse(caller: string, type: string, reason: string, fields: Record<string, unknown> = {}): CallToolResult {
+  async function refuse(caller: string, type: string, reason: string, fields: Record<string, unknown> = {}): Promise<CallToolResult> {
     runsTotal.inc({ outcome: "refused" });
-    try {
-      record({ type, phase: "refused", caller, reason, ...fields });
-    } catch (error) {
-      logger.error({ event: "audit-failed", error: (error as Error).message }, "could not record a refused sandbox call");
-    }
+    await recorder.refusal({ type, phase: "refused", caller, reason, ...fields });
     return toolError(reason);
   }
 
@@ -267,8 +265,9 @@ export function createSandboxServer(options: SandboxServerOptions): SandboxServe
         caller,
       };
       // Nothing runs unrecorded: if the start cannot be written, the call is refused.
+      let started: AuditRecord;
       try {
-        record({ type: "sandbox-run", phase: "started", caller, command: auditCommand, workspace: args.workspace ?? null, network: task.network?.mode ?? "none", timeoutMs: timeoutMs ?? null, files: task.files?.length ?? 0, stdinBytes: args.stdin === undefined ? 0 : Buffer.byteLength(args.stdin), envNames: Object.keys(args.env ?? {}) });
+        started = await record({ type: "sandbox-run", phase: "started", caller, command: auditCommand, workspace: args.workspace ?? null, network: task.network?.mode ?? "none", timeoutMs: timeoutMs ?? null, files: task.files?.length ?? 0, stdinBytes: args.stdin === undefined ? 0 : Buffer.byteLength(args.stdin), envNames: Object.keys(args.env ?? {}) });
       } catch (error) {
         runsTotal.inc({ outcome: "refused" });
         logger.error({ event: "audit-failed", error: (error as Error).message }, "audit log unavailable: refusing a sandbox run");
@@ -291,11 +290,8 @@ export function createSandboxServer(options: SandboxServerOptions): SandboxServe
         runsTotal.inc({ outcome });
         const message = error instanceof SandboxTaskError || error instanceof SandboxUnavailableError ? error.message : "internal error running the sandbox";
         if (!(error instanceof SandboxTaskError)) logger.error({ event: "sandbox-run-failed", caller, error: (error as Error).message }, "sandbox run failed");
-        try {
-          record({ type: "sandbox-run", phase: "failed", caller, command: auditCommand, reason: message });
-        } catch (auditError) {
-          logger.error({ event: "audit-failed", error: (auditError as Error).message }, "could not record a failed sandbox run");
-        }
+        // A failure to record it is logged whole and turns /healthz unhealthy; the call fails either way.
+        await recorder.refusal({ type: "sandbox-run", phase: "failed", decisionSeq: started.seq, caller, command: auditCommand, reason: message });
         return toolError(message);
       } finally {
         active.set(caller, (active.get(caller) ?? 1) - 1);
@@ -324,9 +320,10 @@ export function createSandboxServer(options: SandboxServerOptions): SandboxServe
         return { path: file.path, content: decoded.text, encoding: decoded.encoding, mode: file.mode };
       });
       try {
-        record({
+        await record({
           type: "sandbox-run",
           phase: "finished",
+          decisionSeq: started.seq,
           caller,
           command: auditCommand,
           workspace: args.workspace ?? null,
@@ -352,11 +349,11 @@ export function createSandboxServer(options: SandboxServerOptions): SandboxServe
     return args.workspace === undefined ? execute() : store.exclusive(caller, args.workspace, execute);
   }
 
-  function fileTool(type: string, caller: string, workspace: string, work: () => CallToolResult, fields: Record<string, unknown> = {}): CallToolResult {
+  async function fileTool(type: string, caller: string, workspace: string, work: () => CallToolResult, fields: Record<string, unknown> = {}): Promise<CallToolResult> {
     const problem = workspaceNameProblem(workspace);
     if (problem !== undefined) return refuse(caller, type, problem);
     try {
-      record({ type, caller, workspace, ...fields });
+      await record({ type, caller, workspace, ...fields });
     } catch (error) {
       logger.error({ event: "audit-failed", error: (error as Error).message }, "audit log unavailable: refusing a workspace call");
       return toolError("the audit log is unavailable, so the sandbox refuses the call (operator: check the audit database)");
@@ -467,7 +464,9 @@ export function createSandboxServer(options: SandboxServerOptions): SandboxServe
   async function onRequest(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const path = (request.url ?? "/").split("?")[0];
     if (path === "/healthz") {
-      response.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
+      // Unhealthy while the audit log refuses writes: every run is refused then, and a probe should say so.
+      if (recorder.healthy()) response.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
+      else response.writeHead(503, { "content-type": "text/plain" }).end("audit log failing: every run is refused; see the runner's log\n");
       return;
     }
     if (path === "/metrics") {
@@ -550,8 +549,10 @@ export function createSandboxServer(options: SandboxServerOptions): SandboxServe
       response.writeHead(405, { "content-type": "text/plain", allow: "GET, HEAD" }).end("the metrics listener answers GET only\n");
     } else if (path === "/metrics") {
       response.writeHead(200, { "content-type": registry.contentType }).end(await registry.metrics());
-    } else {
+    } else if (recorder.healthy()) {
       response.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
+    } else {
+      response.writeHead(503, { "content-type": "text/plain" }).end("audit log failing: every run is refused; see the runner's log\n");
     }
   }
 
@@ -605,6 +606,8 @@ export function createSandboxServer(options: SandboxServerOptions): SandboxServe
             }),
         ),
       );
+      // Records still queued for this turn's commit are written before the caller closes the audit log.
+      recorder.flush();
     },
   };
 }
