@@ -32,7 +32,10 @@ export interface GroupCommitter {
 /** Largest batch in one transaction: bounds the time the write lock is held for other processes. */
 const MAX_BATCH = 512;
 
-export function createGroupCommitter(log: Pick<AuditLog, "prepare" | "appendPrepared">, options: { deferMs?: number } = {}): GroupCommitter {
+export function createGroupCommitter(
+  log: { prepare: AuditLog["prepare"]; appendPrepared(events: readonly PreparedAuditEvent[]): readonly AuditRecord[] },
+  options: { deferMs?: number } = {},
+): GroupCommitter {
   const deferMs = options.deferMs ?? 20;
   let queue: Array<{ event: PreparedAuditEvent; done: AuditCommitted }> = [];
   let scheduled: NodeJS.Immediate | undefined;
@@ -47,7 +50,7 @@ export function createGroupCommitter(log: Pick<AuditLog, "prepare" | "appendPrep
     while (queue.length > 0) {
       const batch = queue.length <= MAX_BATCH ? queue : queue.slice(0, MAX_BATCH);
       queue = queue.length <= MAX_BATCH ? [] : queue.slice(MAX_BATCH);
-      let records: AuditRecord[] | undefined;
+      let records: readonly AuditRecord[] | undefined;
       let failure: AuditWriteError | undefined;
       try {
         records = log.appendPrepared(batch.map((entry) => entry.event));

@@ -58,10 +58,11 @@ test("record resolves only once the decision is committed, with the record (its 
   // Group commit: queued in this turn, not yet in the file.
   assert.equal(readAuditRecords(path).length, 0);
   const record = await pending;
+  assert.ok(record !== undefined);
   assert.equal(record.type, "llm-request");
   assert.equal(readAuditRecords(path).at(-1)?.seq, record.seq);
   const settled = await recorder.record({ type: "llm-result", decisionSeq: record.seq, tokensIn: 3 });
-  assert.equal(settled.data.decisionSeq, record.seq);
+  assert.equal(settled?.data.decisionSeq, record.seq);
   log.close();
   assert.equal(verifyAuditLog(path).ok, true);
 });
@@ -72,6 +73,7 @@ test("a field nested 70 levels deep is kept as a placeholder with its size and s
   const recorder = createAuditRecorder(log, { component: "mcp-guard", logger });
   const args = { padding: nested(70) };
   const record = await recorder.record({ type: "tool-call", agent: "hermes", tool: "github__delete_repo", decision: "deny", reason: "tool not allowed", arguments: args });
+  assert.ok(record !== undefined);
   log.close();
   const stored = readAuditRecords(path).find((candidate) => candidate.seq === record.seq);
   assert.equal(stored?.data.decision, "deny");
@@ -137,6 +139,6 @@ test("a soon record rides with the next commit, and works without group commit t
   // An append-only sink (no prepare): written at once, placeholders still work.
   const plain = createAuditRecorder({ append: (event) => log.append(event) }, { component: "cli", logger: pino({ level: "silent" }) });
   const record = await plain.record({ type: "cli-test", deep: nested(80) });
-  assert.equal((record.data.deep as { unrecordable: string }).unrecordable.length > 0, true);
+  assert.equal((record?.data.deep as { unrecordable: string }).unrecordable.length > 0, true);
   log.close();
 });

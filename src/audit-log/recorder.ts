@@ -20,7 +20,7 @@ import { createGroupCommitter } from "./group-commit.ts";
 import type { AuditCommitted, GroupCommitter } from "./group-commit.ts";
 import { AuditEventInvalidError, AuditWriteError } from "./types.ts";
 import { MAX_RECORD_BYTES } from "./writer.ts";
-import type { AuditComponent, AuditEventInput, AuditLog, AuditRecord } from "./types.ts";
+import type { AuditComponent, AuditEventInput, AuditLog, AuditRecord, PreparedAuditEvent } from "./types.ts";
 
 /** An event as a service hands it to its recorder: the recorder adds the component. */
 export interface RecorderEvent {
@@ -40,8 +40,11 @@ export interface AuditRecorderOptions {
 export interface AuditRecorder {
   /** Commits `event`; `done(null, record)` once it is durable, `done(error)` when it is not (the caller refuses). */
   commit(event: RecorderEvent, done: AuditCommitted): void;
-  /** commit as a promise: resolves with the committed record, rejects with an AuditWriteError. */
-  record(event: RecorderEvent): Promise<AuditRecord>;
+  /**
+   * commit as a promise: resolves with the committed record (undefined only from a sink that returns none, such as a
+   * test's in-memory log), rejects with an AuditWriteError.
+   */
+  record(event: RecorderEvent): Promise<AuditRecord | undefined>;
   /** A refusal's record, committed before the refusal is answered; resolves whether or not it could be written. */
   refusal(event: RecorderEvent): Promise<void>;
   /** A record nothing waits for: it joins the next commit, or commits within `deferMs`. */
@@ -52,10 +55,20 @@ export interface AuditRecorder {
   flush(): void;
   /** Records waiting for a commit. */
   pending(): number;
+  /**
+   * Whether commits are grouped (the log offers prepare/appendPrepared): a record then commits at the end of this
+   * event-loop turn, so `done` runs later, never inside commit(); without grouping, inside it.
+   */
+  readonly grouped: boolean;
 }
 
-/** The part of the audit log a recorder writes through. `prepare`/`appendPrepared` give group commit. */
-export type RecorderLog = Pick<AuditLog, "append"> & Partial<Pick<AuditLog, "prepare" | "appendPrepared">>;
+/** The part of the audit log a recorder writes through (AuditLog has it all). `prepare`/`appendPrepared` give group commit. */
+export interface RecorderLog {
+  /** Throws AuditWriteError when it cannot record (AuditEventInvalidError when the event itself is the problem). */
+  append(event: AuditEventInput): unknown;
+  prepare?: AuditLog["prepare"];
+  appendPrepared?: (events: readonly PreparedAuditEvent[]) => readonly AuditRecord[];
+}
 
 /** When a record is too large, fields up to this size (as JSON) are kept: only the large ones become placeholders. */
 const LARGE_FIELD_BYTES = 4096;
@@ -78,21 +91,19 @@ export function createAuditRecorder(log: RecorderLog, options: AuditRecorderOpti
   };
 
   /** Queues (or, without group commit, writes) the event, falling back to placeholders for unrecordable fields. */
+  const submit = (event: AuditEventInput, done: AuditCommitted, soon: boolean): void => {
+    if (committer === undefined) done(null, log.append(event) as AuditRecord | undefined);
+    else if (soon) committer.appendSoon(event, done);
+    else committer.append(event, done);
+  };
   const enqueue = (event: AuditEventInput, done: AuditCommitted, soon: boolean): void => {
-    const submit = (candidate: AuditEventInput) => {
-      if (committer === undefined) {
-        const record = log.append(candidate);
-        done(null, record);
-      } else if (soon) committer.appendSoon(candidate, done);
-      else committer.append(candidate, done);
-    };
     try {
-      submit(event);
+      submit(event, done, soon);
     } catch (error) {
       if (!(error instanceof AuditEventInvalidError)) throw error;
       const recordable = recordableEvent(event, error.message);
       logger.warn({ event: "audit-placeholder", type: event.type, fields: recordable.replaced }, "audit record kept with placeholders for fields the log cannot hold as given");
-      submit(recordable.event);
+      submit(recordable.event, done, soon);
     }
   };
 
@@ -115,13 +126,14 @@ export function createAuditRecorder(log: RecorderLog, options: AuditRecorderOpti
     commit: (event, done) => commit(event, done, "audit record could not be written; the operation is refused"),
     record: (event) =>
       new Promise((resolve, reject) =>
-        commit(event, (error, record) => (error === null ? resolve(record as AuditRecord) : reject(error)), "audit record could not be written; the operation is refused"),
+        commit(event, (error, record) => (error === null ? resolve(record) : reject(error)), "audit record could not be written; the operation is refused"),
       ),
     refusal: (event) => new Promise((resolve) => commit(event, () => resolve(), "audit record of a refusal could not be written")),
     soon: (event) => commit(event, () => undefined, "audit record could not be written", true),
     healthy: () => healthy,
     flush: () => committer?.flush(),
     pending: () => committer?.pending() ?? 0,
+    grouped: committer !== undefined,
   };
 }
 

@@ -17,8 +17,8 @@ import { networkInterfaces } from "node:os";
 import { normalizeHostname, splitHostPort } from "../config/index.ts";
 import { cachingResolver, isUnspecifiedAddress, parseIpLiteral, resolveChecked, systemResolver } from "../net/index.ts";
 import type { AddressFamily, CheckedAddress, Resolver } from "../net/index.ts";
-import { createGroupCommitter } from "../audit-log/group-commit.ts";
-import type { AuditLog } from "../audit-log/index.ts";
+import { createAuditRecorder } from "../audit-log/index.ts";
+import type { AuditRecorder, RecorderLog } from "../audit-log/index.ts";
 import { closeAfterAnswerIfBodyUnread, silentLogger } from "../shared/index.ts";
 import type { Logger } from "../shared/index.ts";
 import { TLS_ACCESS_DENIED_ALERT, createClientHelloReader } from "./client-hello.ts";
@@ -40,11 +40,10 @@ const EMPTY = Buffer.alloc(0);
  * A sink that also offers `prepare` and `appendPrepared` (the AuditLog does) gets group commit: the records of one
  * event-loop turn are written in one transaction, and no answer reaches a client before its record is committed.
  */
-export interface AuditSink {
-  append(event: { component: "egress-proxy"; type: string; [field: string]: unknown }): unknown;
-  prepare?: AuditLog["prepare"];
-  appendPrepared?: AuditLog["appendPrepared"];
-}
+export type AuditSink = RecorderLog;
+
+/** A commit nothing waits for: its failure is logged and counted by the recorder. */
+function ignoreCommitted(): void {}
 
 /**
  * Opens the upstream connection. Always given an IP address that passed the SSRF check, never a name. `onread`, when
@@ -442,11 +441,12 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
   const upstreamPool = createUpstreamPool();
   // Every tunnel's first upstream read lands here and is copied at once (see createUpstreamReader).
   const firstReadBuffer = Buffer.allocUnsafe(16 * 1024);
-  const sink = dependencies.audit;
-  const committer = sink?.prepare !== undefined && sink.appendPrepared !== undefined ? createGroupCommitter({ prepare: sink.prepare, appendPrepared: sink.appendPrepared }) : undefined;
-  // False from a failed commit until the next one succeeds: meanwhile every request waits for its record's commit
-  // before anything of it goes out, whatever auditBeforeForwarding says (see mayForwardWhileCommitting).
-  let auditHealthy = true;
+  // The one recorder every service records through (src/audit-log/recorder.ts). Its health is false from a failed
+  // commit until the next one succeeds: meanwhile every request waits for its record's commit before anything of it
+  // goes out, whatever auditBeforeForwarding says (see mayForwardWhileCommitting).
+  const recorder: AuditRecorder | undefined =
+    dependencies.audit === undefined ? undefined : createAuditRecorder(dependencies.audit, { component: "egress-proxy", logger, onFailure: () => metrics.auditFailures.inc() });
+  const auditHealthy = (): boolean => recorder?.healthy() ?? true;
 
   /**
    * Whether an allowed request may go to the origin while its decision record is being committed. The record is
@@ -456,7 +456,7 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
    * is withheld) and switches the proxy to commit-first until the log accepts writes again.
    */
   function mayForwardWhileCommitting(): boolean {
-    return committer !== undefined && !effective.auditBeforeForwarding && auditHealthy;
+    return recorder?.grouped === true && !effective.auditBeforeForwarding && auditHealthy();
   }
 
   function rebuildEffective(): void {
@@ -465,41 +465,17 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
 
   /**
    * Records an audit event; `then(true)` once it is committed, `then(false)` when it could not be (the caller must
-   * then refuse). With group commit `then` runs at the end of this event-loop turn, otherwise at once; a `soon`
-   * record (a closed connection's) waits for the next commit instead (see appendSoon).
+   * then refuse; the recorder has logged the whole record and counted it). With group commit `then` runs at the end of
+   * this event-loop turn, otherwise at once; a `soon` record (a closed connection's, which nothing waits for and no
+   * request depends on) rides with the next commit.
    */
   function audit(record: Record<string, unknown> & { type: string }, then?: (ok: boolean) => void, options: { soon?: boolean } = {}): void {
-    const event = { component: "egress-proxy" as const, ...record };
-    const failed = (error: unknown) => {
-      auditHealthy = false;
-      metrics.auditFailures.inc();
-      // The whole record goes to the operational log: kept out of the chain, it is still not lost unseen.
-      logger.error({ err: error, audit: event }, then === undefined ? "audit record could not be written" : "audit record could not be written; refusing the request");
-      then?.(false);
-    };
-    if (sink === undefined) {
-      logger.info({ audit: event }, record.type);
+    if (recorder === undefined) {
+      logger.info({ audit: { component: "egress-proxy", ...record } }, record.type);
       then?.(true);
-      return;
-    }
-    try {
-      if (committer === undefined) {
-        sink.append(event);
-        then?.(true);
-        return;
-      }
-      // A closed connection's record, which nothing waits for and no request depends on, rides with the next commit.
-      if (options.soon === true) committer.appendSoon(event, (error) => (error === null ? (auditHealthy = true) : failed(error)));
-      else {
-        committer.append(event, (error) => {
-          if (error !== null) return failed(error);
-          auditHealthy = true;
-          then?.(true);
-        });
-      }
-    } catch (error) {
-      failed(error);
-    }
+    } else if (options.soon === true) recorder.soon(record);
+    else if (then === undefined) recorder.commit(record, ignoreCommitted);
+    else recorder.commit(record, (error) => then(error === null));
   }
 
   function rateKey(decision: Decision, source: string): string {
@@ -1273,7 +1249,7 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
     if (path === "/healthz") {
       // Unhealthy while the audit log refuses writes: every request is refused then, and a probe should say so. The
       // next successful commit (any request's) makes it healthy again.
-      const problem = closing || servers.length === 0 ? "not listening" : !auditHealthy ? "audit log failing: every request is refused (audit-unavailable); see the proxy's log" : undefined;
+      const problem = closing || servers.length === 0 ? "not listening" : !auditHealthy() ? "audit log failing: every request is refused (audit-unavailable); see the proxy's log" : undefined;
       response.writeHead(problem === undefined ? 200 : 503, { "Content-Type": "text/plain; charset=utf-8" }).end(problem === undefined ? "ok\n" : `${problem}\n`);
       return;
     }
@@ -1362,7 +1338,7 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
       for (const socket of connections.keys()) socket.destroy();
       upstreamPool.clear();
       // Records still queued for this turn are written before the caller closes the audit log.
-      committer?.flush();
+      recorder?.flush();
       await Promise.all(closed);
     },
   };

@@ -14,7 +14,8 @@ import { closeAfterAnswerIfBodyUnread, silentLogger, stopReadingBody } from "../
 import type { Logger } from "../shared/index.ts";
 import { createAuditRecorder } from "../audit-log/index.ts";
 import type { AuditRecorder, RecorderLog } from "../audit-log/index.ts";
-import { BodyTooDeepError, createSecretScanner, inspectRequestBody } from "./dlp.ts";
+import { UnscannableBodyError, createSecretScanner, inspectRequestBody } from "./dlp.ts";
+import { MIN_SECRET_LENGTH } from "../dlp/index.ts";
 import type { DlpHit, KnownSecret, SecretScanner } from "./dlp.ts";
 import { errorReason, errorResponse, upstreamErrorDetails } from "./errors.ts";
 import type { ApiFlavor, ProxyError } from "./errors.ts";
@@ -23,8 +24,10 @@ import { createUsageLedger } from "./limits.ts";
 import type { Reservation, UsageLedger } from "./limits.ts";
 import { createLlmProxyMetrics } from "./metrics.ts";
 import type { LlmProxyMetrics } from "./metrics.ts";
-import { createGlobMatcher, failoverChain, listAliases, listModelIds, modelAllowed, resolveModel, routingProblems } from "./routing.ts";
+import { createGlobMatcher, failoverChain, listAliases, listModelIds, modelAllowed, planWire, resolveModel } from "./routing.ts";
 import type { LlmSection, ModelTarget, ProviderKind } from "./routing.ts";
+import { TranslationError, chatRequestToMessages, createAnswerTranslator, messagesRequestToChat, translatedErrorStatus } from "./translate.ts";
+import type { AnswerTranslator, Translation } from "./translate.ts";
 import { costOf, createSseSplitter, createStreamUsageTracker, estimatePromptTokens, maxOutputTokens, usageFromTail, usageIn } from "./usage.ts";
 import type { Route } from "./usage.ts";
 import { createUpstreamDialer } from "./upstream.ts";
@@ -67,15 +70,14 @@ export class LlmProxySetupError extends Error {
 interface RouteInfo {
   readonly route: Route;
   readonly flavor: ApiFlavor;
-  readonly kind: ProviderKind;
-  readonly upstreamPath: string;
 }
 
+// Where a route goes upstream depends on the provider's kind (routing.ts planWire), not on the route alone.
 const ROUTES: Readonly<Record<string, RouteInfo>> = {
-  "/chat/completions": { route: "chat-completions", flavor: "openai", kind: "openai", upstreamPath: "/chat/completions" },
-  "/responses": { route: "responses", flavor: "openai", kind: "openai", upstreamPath: "/responses" },
-  "/embeddings": { route: "embeddings", flavor: "openai", kind: "openai", upstreamPath: "/embeddings" },
-  "/messages": { route: "messages", flavor: "anthropic", kind: "anthropic", upstreamPath: "/messages" },
+  "/chat/completions": { route: "chat-completions", flavor: "openai" },
+  "/responses": { route: "responses", flavor: "openai" },
+  "/embeddings": { route: "embeddings", flavor: "openai" },
+  "/messages": { route: "messages", flavor: "anthropic" },
 };
 
 const MAX_JSON_KEPT = 8 * 1024 * 1024;
@@ -118,15 +120,19 @@ function referencedSecrets(config: PerimeterConfig): Array<{ name: string; label
 
 /** Validates the `llm` section against the environment and builds what requests need. Throws on any problem. */
 export function buildRuntime(config: PerimeterConfig, environment: Environment): Runtime {
-  const problems = routingProblems(config.llm);
-  if (problems.length > 0) throw new LlmProxySetupError(problems.join("\n"));
+  // A failover to a provider of the other kind is valid: chat completions and messages are translated (translate.ts).
   const providers = new Map<string, UpstreamProvider>();
   for (const [name, provider] of Object.entries(config.llm.providers)) {
     const apiKey = provider.apiKeySecret === undefined ? undefined : readSecret(environment, provider.apiKeySecret, `llm-proxy provider ${name}`);
     providers.set(name, { name, config: provider, apiKey });
   }
   // A canary the proxy cannot see is a protection silently switched off: refuse to start instead.
-  for (const canary of config.llm.canaries) readSecret(environment, canary, "llm-proxy (llm.canaries)");
+  for (const canary of config.llm.canaries) {
+    // The scanner ignores values this short (they would match ordinary words), so such a canary would guard nothing.
+    if (readSecret(environment, canary, "llm-proxy (llm.canaries)").length < MIN_SECRET_LENGTH) {
+      throw new LlmProxySetupError(`llm.canaries: the value of ${canary} is too short to be recognised; a canary needs at least ${MIN_SECRET_LENGTH} characters (plant a random one, e.g. openssl rand -hex 16)`);
+    }
+  }
   for (const client of config.llm.clients) readSecret(environment, client.keySecret, `llm-proxy client ${client.name}`);
   const known: KnownSecret[] = [];
   const seen = new Set<string>();
@@ -156,6 +162,8 @@ interface Exchange {
   requested?: string;
   provider?: string;
   upstreamModel?: string;
+  /** Set while the provider tried speaks the other wire format than the agent's route. */
+  translation?: Translation;
   stream: boolean;
   dlpHits: DlpHit[];
   failovers: string[];
@@ -163,7 +171,7 @@ interface Exchange {
   upstreamRequest?: ClientRequest;
   response: ServerResponse;
   /** The seq of the committed decision to forward, once there is one: the outcome's record settles it. */
-  decisionSeq?: number;
+  decisionSeq?: number | null;
 }
 
 interface Outcome {
@@ -298,6 +306,7 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
     model: exchange.requested === undefined ? null : runtime.scanner.redact(exchange.requested.slice(0, 256)).text,
     provider: exchange.provider ?? null,
     upstreamModel: exchange.upstreamModel ?? null,
+    ...(exchange.translation === undefined ? {} : { translation: exchange.translation }),
     stream: exchange.stream,
     dlpHits: exchange.dlpHits.map((hit) => ({ kind: hit.kind, location: hit.location })),
   });
@@ -309,7 +318,8 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
   const commitDecision = async (exchange: Exchange, reserved: { tokens: number; cost: number }): Promise<boolean> => {
     try {
       const record = await recorder.record({ type: "llm-request", ...describe(exchange), decision: "allow", reason: "forwarding", reservedTokens: reserved.tokens, reservedCost: reserved.cost });
-      exchange.decisionSeq = record.seq;
+      // Null only from a sink that keeps no records (tests): the request is decided all the same.
+      exchange.decisionSeq = record?.seq ?? null;
       return true;
     } catch {
       return false;
@@ -346,7 +356,7 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
       ...(exchange.clientGone ? { cancelled: true } : {}),
     };
     if (exchange.decisionSeq === undefined) return recorder.refusal({ type: "llm-request", ...describe(exchange), ...result }).then(() => true);
-    const settlement = { type: "llm-response", requestId: exchange.id, decisionSeq: exchange.decisionSeq, provider: exchange.provider ?? null, upstreamModel: exchange.upstreamModel ?? null, ...result };
+    const settlement = { type: "llm-response", requestId: exchange.id, decisionSeq: exchange.decisionSeq, provider: exchange.provider ?? null, upstreamModel: exchange.upstreamModel ?? null, ...(exchange.translation === undefined ? {} : { translation: exchange.translation }), ...result };
     return new Promise((resolve) => recorder.commit(settlement, (error) => resolve(error === null)));
   };
 
@@ -388,8 +398,11 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
     exchange.response.end(JSON.stringify(body));
   };
 
-  /** Relays a 2xx answer chunk by chunk, reading usage on the way. */
-  const relay = (exchange: Exchange, upstream: IncomingMessage, stripUsageChunk: boolean): Promise<RelayResult> =>
+  /**
+   * Relays a 2xx answer chunk by chunk, reading usage on the way (always from the provider's own events). With a
+   * translator the agent gets its own wire format instead: SSE event by event, a JSON answer once it is whole.
+   */
+  const relay = (exchange: Exchange, upstream: IncomingMessage, stripUsageChunk: boolean, translator?: AnswerTranslator): Promise<RelayResult> =>
     new Promise((resolve) => {
       const response = exchange.response;
       const headers: OutgoingHttpHeaders = { "x-perimeter-request-id": exchange.id };
@@ -401,12 +414,16 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
       // We ask for identity; a provider that compresses anyway is relayed byte for byte, unparsed (usage: reserved).
       const encoding = upstream.headers["content-encoding"];
       const encoded = encoding !== undefined && encoding !== "identity";
-      if (encoded) headers["content-encoding"] = encoding;
+      if (encoded && translator === undefined) headers["content-encoding"] = encoding;
       const sse = contentType.includes("text/event-stream") && !encoded;
+      // A translated answer is ours: its type is the agent's format's, and its length is known only once written.
+      if (translator !== undefined) headers["content-type"] = sse ? "text/event-stream; charset=utf-8" : "application/json";
       if (sse) headers["cache-control"] = "no-cache";
       // A JSON body is relayed unchanged, so its length holds (and spares the chunked terminator's extra write).
-      else if (upstream.headers["content-length"] !== undefined && upstream.headers["transfer-encoding"] === undefined) headers["content-length"] = upstream.headers["content-length"];
-      response.writeHead(upstream.statusCode ?? 200, headers);
+      else if (translator === undefined && upstream.headers["content-length"] !== undefined && upstream.headers["transfer-encoding"] === undefined) headers["content-length"] = upstream.headers["content-length"];
+      // A JSON answer to translate is held until it is whole (bounded by MAX_JSON_KEPT): its head waits with it.
+      const buffered = translator !== undefined && !sse;
+      if (!buffered) response.writeHead(upstream.statusCode ?? 200, headers);
       let firstChunkAt: number | undefined;
       let resolved = false;
       const splitter = sse ? createSseSplitter() : undefined;
@@ -434,6 +451,10 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
         let out = "";
         for (const event of events) {
           const { usageOnlyChunk } = (tracker as NonNullable<typeof tracker>).observe(event);
+          if (translator !== undefined) {
+            out += translator.event(event);
+            continue;
+          }
           if (usageOnlyChunk && stripUsageChunk) continue;
           out += event.raw;
         }
@@ -467,8 +488,8 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
           forwardEvents(splitter.push(chunk));
           return;
         }
-        write(chunk);
-        if (encoded) return;
+        if (!buffered) write(chunk);
+        if (encoded && !buffered) return;
         if (kept !== undefined) {
           if (keptBytes + chunk.length <= MAX_JSON_KEPT) {
             kept.push(chunk);
@@ -481,13 +502,48 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
         recentBytes += chunk.length;
         while (recent.length > 1 && recentBytes - (recent[0] as Buffer).length >= TAIL_KEPT) recentBytes -= (recent.shift() as Buffer).length;
       });
+      /** A translated JSON answer the proxy could not produce: a 502 in the agent's format, never a half answer. */
+      const untranslatable = (detail: string) => {
+        if (!response.headersSent && !response.destroyed) {
+          const mapped = errorResponse({ kind: "upstream-error", provider: exchange.provider ?? "", status: 502, message: `its answer could not be translated to the format you called: ${detail}` }, exchange.flavor);
+          response.writeHead(mapped.status, { ...mapped.headers, "x-perimeter-request-id": exchange.id });
+          response.end(mapped.body);
+        }
+        done(false);
+      };
       upstream.on("end", () => {
         if (splitter !== undefined) forwardEvents(splitter.end());
+        if (translator !== undefined && sse) {
+          write(translator.end());
+          if (!translator.complete()) {
+            // The provider sent an error event or stopped early: the agent has the error in its own format.
+            if (!response.destroyed) response.end();
+            done(false);
+            return;
+          }
+        }
+        if (buffered) {
+          let text: string;
+          try {
+            if (kept === undefined) throw new TranslationError(`it is larger than ${MAX_JSON_KEPT} bytes`);
+            text = (translator as AnswerTranslator).json(Buffer.concat(kept).toString("utf8"));
+          } catch (error) {
+            untranslatable(error instanceof TranslationError ? error.message : "it is not what the provider's format promises");
+            return;
+          }
+          headers["content-length"] = Buffer.byteLength(text);
+          response.writeHead(upstream.statusCode ?? 200, headers);
+          write(text);
+        }
         // The answer's end is the caller's: it waits for the outcome's record (see finish).
         done(true);
       });
       const broken = () => {
         if (resolved) return;
+        if (buffered) {
+          untranslatable("the provider closed the connection before its answer was complete");
+          return;
+        }
         if (!exchange.clientGone && !response.destroyed) {
           // The provider went away mid-answer: say so in the stream's format, or cut a JSON body (never end it cleanly).
           if (sse) {
@@ -504,7 +560,16 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
       });
     });
 
-  const forward = async (exchange: Exchange, info: RouteInfo, body: Record<string, unknown>, chain: ModelTarget[], reservation: Reservation, worstInput: number, worstOutput: number) => {
+  const forward = async (
+    exchange: Exchange,
+    info: RouteInfo,
+    body: Record<string, unknown>,
+    translated: ReadonlyMap<Translation, Record<string, unknown>>,
+    chain: ModelTarget[],
+    reservation: Reservation,
+    worstInput: number,
+    worstOutput: number,
+  ) => {
     const stream = body.stream === true && info.route !== "embeddings";
     exchange.stream = stream;
     let stripUsageChunk = false;
@@ -540,12 +605,21 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
       }
       exchange.provider = target.provider;
       exchange.upstreamModel = target.model;
-      body.model = target.model;
-      const payload = JSON.stringify(body);
+      // serve() keeps only hops whose wire plan holds and whose translation (if any) is prepared and scanned.
+      const plan = planWire(info.route, provider.config.kind);
+      if (!plan.ok || (plan.translation !== undefined && !translated.has(plan.translation))) {
+        lastError = { kind: "internal", detail: `provider ${target.provider} changed its kind on reload` };
+        continue;
+      }
+      if (plan.translation === undefined) delete exchange.translation;
+      else exchange.translation = plan.translation;
+      const outgoing = plan.translation === undefined ? body : (translated.get(plan.translation) as Record<string, unknown>);
+      outgoing.model = target.model;
+      const payload = JSON.stringify(outgoing);
       const outcome = await dialer.send({
         provider,
-        path: info.upstreamPath,
-        headers: upstreamHeaders(info.kind, provider, exchange.response.req.headers, Buffer.byteLength(payload), stream),
+        path: plan.upstreamPath,
+        headers: upstreamHeaders(provider.config.kind, provider, exchange.response.req.headers, Buffer.byteLength(payload), stream),
         body: payload,
         onRequest: (request) => {
           exchange.upstreamRequest = request;
@@ -576,14 +650,24 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
       if (status >= 400 || status < 200) {
         const text = await readLimited(upstream, MAX_ERROR_BODY);
         const details = upstreamErrorDetails(text);
-        const error: ProxyError = {
-          kind: "upstream-error",
-          provider: provider.name,
-          status,
-          message: runtime.scanner.redact(details.message).text,
-          ...(details.type === undefined ? {} : { upstreamType: details.type }),
-          ...(details.code === undefined ? {} : { upstreamCode: details.code }),
-        };
+        // Translated: the other API's error type means nothing to the agent's SDK, so the status decides the type
+        // and the provider's own type stays readable in the message.
+        const error: ProxyError =
+          plan.translation === undefined
+            ? {
+                kind: "upstream-error",
+                provider: provider.name,
+                status,
+                message: runtime.scanner.redact(details.message).text,
+                ...(details.type === undefined ? {} : { upstreamType: details.type }),
+                ...(details.code === undefined ? {} : { upstreamCode: details.code }),
+              }
+            : {
+                kind: "upstream-error",
+                provider: provider.name,
+                status: translatedErrorStatus(status, plan.translation),
+                message: runtime.scanner.redact(`${details.message}${details.type === undefined ? "" : ` (${details.type})`}`).text,
+              };
         settleWith(provider, 0, 0);
         const mapped = errorResponse(error, exchange.flavor);
         const retryAfter = upstream.headers["retry-after"];
@@ -594,7 +678,9 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
         }
         return;
       }
-      const result = await relay(exchange, upstream, stripUsageChunk);
+      const translator =
+        plan.translation === undefined ? undefined : createAnswerTranslator(plan.translation, { includeUsage: stream && !stripUsageChunk, redact: (text) => runtime.scanner.redact(text).text, now });
+      const result = await relay(exchange, upstream, stripUsageChunk, translator);
       if (exchange.clientGone) metrics.upstreamCancelled.inc({ provider: provider.name });
       const firstChunkMs = result.firstChunkAt === undefined ? undefined : result.firstChunkAt - exchange.started;
       if (firstChunkMs !== undefined && stream) metrics.timeToFirstToken.observe({ provider: provider.name }, firstChunkMs / 1000);
@@ -730,12 +816,9 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
       return;
     }
     const providerKind = llm.providers[resolution.target.provider]?.kind ?? "openai";
-    if (providerKind !== routeInfo.kind) {
-      await deny(exchange, {
-        kind: "bad-request",
-        param: "model",
-        detail: `model ${body.model} is served by an ${providerKind} provider; call ${providerKind === "anthropic" ? "POST /v1/messages" : "the OpenAI-compatible routes (/v1/chat/completions, /v1/responses, /v1/embeddings)"} for it`,
-      });
+    const firstPlan = planWire(routeInfo.route, providerKind);
+    if (!firstPlan.ok) {
+      await deny(exchange, { kind: "bad-request", param: "model", detail: `model ${body.model} is served by an ${providerKind} provider: ${firstPlan.reason}` });
       return;
     }
 
@@ -743,25 +826,66 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
     try {
       hits = inspectRequestBody(body, runtime.scanner, runtime.dlpMode);
     } catch (error) {
-      if (error instanceof BodyTooDeepError) {
-        await deny(exchange, { kind: "bad-request", detail: error.message });
+      if (error instanceof UnscannableBodyError) {
+        await deny(exchange, { kind: "bad-request", detail: error.message, ...(error.param === undefined ? {} : { param: error.param }) });
         return;
       }
       throw error;
     }
     if (hits.length > 0) {
       exchange.dlpHits = hits;
-      const action = runtime.dlpMode === "block" ? "blocked" : "redacted";
-      for (const hit of hits) metrics.dlpHits.inc({ kind: hit.kind.replace(/ [A-Z_][A-Z0-9_]*( \(base64\))?$/, ""), action });
+      // A secret in an object key cannot be redacted without changing the request's meaning: refused in either mode.
+      const blocked = runtime.dlpMode === "block" || hits.some((hit) => hit.inKey === true);
+      const action = blocked ? "blocked" : "redacted";
+      for (const hit of hits) metrics.dlpHits.inc({ kind: hit.kind.replace(/ [A-Z_][A-Z0-9_]*(?: \((?:base64|hex)\))?$/, ""), action });
       logger.warn({ requestId: exchange.id, client: authentication.key.client, hits: hits.map((hit) => `${hit.kind} at ${hit.location}`), action }, "dlp-hit");
-      if (runtime.dlpMode === "block") {
+      if (blocked) {
         await deny(exchange, { kind: "dlp-blocked", kinds: [...new Set(hits.map((hit) => hit.kind))] });
         return;
       }
     }
 
-    const chain = failoverChain(llm, resolution.target);
-    const promptTokens = estimatePromptTokens(body);
+    // Each wire format the chain needs is made once, from the body DLP has scanned (and redacted), and scanned again:
+    // parsing tool-call arguments decodes JSON escapes, so a translation can hold text the first scan could not read.
+    const translated = new Map<Translation, Record<string, unknown>>();
+    const chain: ModelTarget[] = [];
+    for (const target of failoverChain(llm, resolution.target)) {
+      const isFirst = chain.length === 0;
+      const plan = planWire(routeInfo.route, llm.providers[target.provider]?.kind ?? "openai");
+      if (!plan.ok) continue;
+      if (plan.translation !== undefined && !translated.has(plan.translation)) {
+        let output: Record<string, unknown>;
+        let translationHits: DlpHit[];
+        try {
+          output = plan.translation === "chat-to-messages" ? chatRequestToMessages(body) : messagesRequestToChat(body);
+          translationHits = inspectRequestBody(output, runtime.scanner, runtime.dlpMode);
+        } catch (error) {
+          if (!(error instanceof TranslationError) && !(error instanceof UnscannableBodyError)) throw error;
+          if (isFirst) {
+            await deny(exchange, { kind: "bad-request", detail: error.message, ...(error.param === undefined ? {} : { param: error.param }) });
+            return;
+          }
+          // The failover provider cannot take this request in its format: it is left out of the chain, not half-sent.
+          logger.warn({ requestId: exchange.id, provider: target.provider, reason: error.message }, "failover-skipped");
+          continue;
+        }
+        if (translationHits.length > 0) {
+          const located = translationHits.map((hit) => ({ ...hit, location: `(translated ${plan.translation}) ${hit.location}` }));
+          exchange.dlpHits = [...exchange.dlpHits, ...located];
+          const blocked = runtime.dlpMode === "block" || located.some((hit) => hit.inKey === true);
+          for (const hit of located) metrics.dlpHits.inc({ kind: hit.kind.replace(/ [A-Z_][A-Z0-9_]*(?: \((?:base64|hex)\))?$/, ""), action: blocked ? "blocked" : "redacted" });
+          logger.warn({ requestId: exchange.id, client: authentication.key.client, hits: located.map((hit) => `${hit.kind} at ${hit.location}`), action: blocked ? "blocked" : "redacted" }, "dlp-hit");
+          if (blocked) {
+            await deny(exchange, { kind: "dlp-blocked", kinds: [...new Set(located.map((hit) => hit.kind))] });
+            return;
+          }
+        }
+        translated.set(plan.translation, output);
+      }
+      chain.push(target);
+    }
+    // The worst case is that of the largest body any provider of the chain may receive.
+    const promptTokens = Math.max(estimatePromptTokens(body), ...[...translated.values()].map((output) => estimatePromptTokens(output)));
     const outputTokens = maxOutputTokens(routeInfo.route, body);
     let worstCost = 0;
     const unpricedProviders: string[] = [];
@@ -783,7 +907,7 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
       return;
     }
     try {
-      await forward(exchange, routeInfo, body, chain, admission.reservation, promptTokens, outputTokens);
+      await forward(exchange, routeInfo, body, translated, chain, admission.reservation, promptTokens, outputTokens);
     } finally {
       // Whatever happened, a reservation never stays in flight forever; unsettled means charged in full.
       if (!admission.reservation.settled) ledger.settle(admission.reservation, { tokensIn: promptTokens, tokensOut: outputTokens, cost: worstCost });

@@ -194,7 +194,7 @@ export function createSandboxServer(options: SandboxServerOptions): SandboxServe
   // (decisionSeq) before the result is returned, refusals are committed before they are answered.
   const auditFailures = new Counter({ name: "perimeter_sandbox_audit_failures_total", help: "Audit records that could not be written (each one refused or withheld an operation).", registers: [registry] });
   const recorder = createAuditRecorder(options.audit, { component: "sandbox", logger, onFailure: () => auditFailures.inc() });
-  const record = (event: { type: string; [field: string]: unknown }): Promise<AuditRecord> => recorder.record(event);
+  const record = (event: { type: string; [field: string]: unknown }): Promise<AuditRecord | undefined> => recorder.record(event);
 
   async function refuse(caller: string, type: string, reason: string, fields: Record<string, unknown> = {}): Promise<CallToolResult> {
     runsTotal.inc({ outcome: "refused" });
@@ -265,7 +265,7 @@ export function createSandboxServer(options: SandboxServerOptions): SandboxServe
         caller,
       };
       // Nothing runs unrecorded: if the start cannot be written, the call is refused.
-      let started: AuditRecord;
+      let started: AuditRecord | undefined;
       try {
         started = await record({ type: "sandbox-run", phase: "started", caller, command: auditCommand, workspace: args.workspace ?? null, network: task.network?.mode ?? "none", timeoutMs: timeoutMs ?? null, files: task.files?.length ?? 0, stdinBytes: args.stdin === undefined ? 0 : Buffer.byteLength(args.stdin), envNames: Object.keys(args.env ?? {}) });
       } catch (error) {
@@ -291,7 +291,7 @@ export function createSandboxServer(options: SandboxServerOptions): SandboxServe
         const message = error instanceof SandboxTaskError || error instanceof SandboxUnavailableError ? error.message : "internal error running the sandbox";
         if (!(error instanceof SandboxTaskError)) logger.error({ event: "sandbox-run-failed", caller, error: (error as Error).message }, "sandbox run failed");
         // A failure to record it is logged whole and turns /healthz unhealthy; the call fails either way.
-        await recorder.refusal({ type: "sandbox-run", phase: "failed", decisionSeq: started.seq, caller, command: auditCommand, reason: message });
+        await recorder.refusal({ type: "sandbox-run", phase: "failed", decisionSeq: started?.seq ?? null, caller, command: auditCommand, reason: message });
         return toolError(message);
       } finally {
         active.set(caller, (active.get(caller) ?? 1) - 1);
@@ -323,7 +323,7 @@ export function createSandboxServer(options: SandboxServerOptions): SandboxServe
         await record({
           type: "sandbox-run",
           phase: "finished",
-          decisionSeq: started.seq,
+          decisionSeq: started?.seq ?? null,
           caller,
           command: auditCommand,
           workspace: args.workspace ?? null,
