@@ -12,10 +12,13 @@ Usage:
   perimeter render -c FILE -t kubernetes|compose -o DIR [--force]
   perimeter check PATH... [-] [--format text|json|sarif|junit] [--fail-on SEVERITY] [--baseline FILE]
                  | --list-rules | --explain RULE
+  perimeter up -c FILE [--check]           every service on this host, under one supervisor
+  perimeter status -c FILE [--json]        health, restarts and audit chain head of perimeter up
   perimeter serve egress-proxy|sandbox|mcp-guard|llm-proxy [-c FILE] [flags]
   perimeter sandbox exec [limits] -- CMD ARGS...
   perimeter approvals list [--json] | approve ID [--reason R] | deny ID [--reason R]   (-c FILE)
   perimeter audit-log verify [--db FILE] [--public-key FILE] | tail [--follow] [--json]
+  perimeter backup create -c FILE | verify [ARCHIVE] | restore ARCHIVE [--force] | list   (-i IDENTITY)
   perimeter llm-keys create --client NAME [--models a,b] | list | revoke ID   (-c FILE)
   perimeter schema                      print the JSON Schema of perimeter.yaml
   perimeter help COMMAND                 help for one command
@@ -38,7 +41,10 @@ const COMMANDS: Record<string, Loader> = {
   sandbox: async () => (await import("../sandbox/cli.ts")).sandboxCommand,
   approvals: async () => (await import("../approvals/cli.ts")).approvalsCommand,
   "audit-log": async () => (await import("../audit-log/cli.ts")).auditLogCommand,
+  backup: async () => (await import("../backup/cli.ts")).backupCommand,
   "llm-keys": async () => (await import("../llm-proxy/cli.ts")).llmKeysCommand,
+  up: async () => (await import("../up/cli.ts")).upCommand,
+  status: async () => (await import("../up/cli.ts")).statusCommand,
   serve: async () => async (args, io) => {
     const [service, ...rest] = args;
     const loader = service === undefined ? undefined : SERVICES[service];

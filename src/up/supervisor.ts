@@ -1,0 +1,227 @@
+// The supervisor of `perimeter up`: starts every service as its own child process, waits until each is ready, restarts
+// one that dies (with a growing delay, every restart recorded), and stops them all on request, leaving no process
+// behind. The mechanism (spawning, probing, recording) is injected, so the policy here is tested on its own.
+import type { ServiceName, ServicePlan } from "./plan.ts";
+
+export interface ChildExit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+export interface Child {
+  readonly pid: number;
+  readonly exited: Promise<ChildExit>;
+  /** Signals the child's whole process group (it and whatever it started that stayed in its group). */
+  readonly signal: (signal: NodeJS.Signals) => void;
+}
+
+export interface ServiceState {
+  readonly name: ServiceName;
+  pid: number;
+  startedAt: string;
+  restarts: number;
+  lastRestart?: { time: string; previousPid: number; exitCode: number | null; signal: string | null; seq?: number };
+  ready: boolean;
+}
+
+/** What the supervisor asks to be written to the audit log; returns the record's seq, or throws. */
+export type Recorder = (event: { type: "service-exit" | "service-restart"; [field: string]: unknown }) => number;
+
+export interface SupervisorDependencies {
+  readonly spawn: (service: ServicePlan) => Child;
+  /** One readiness probe; resolves true when the service answers healthy. Must not throw. */
+  readonly probe: (service: ServicePlan) => Promise<boolean>;
+  readonly record: Recorder;
+  readonly log: (level: "info" | "warn" | "error", fields: Record<string, unknown>, message: string) => void;
+  /** Called after every change of a service's state (for the state file `perimeter status` reads). */
+  readonly onChange?: (services: readonly ServiceState[]) => void;
+  readonly now?: () => Date;
+  /** Delay before the first restart, doubling per crash up to maxMs; reset after a child ran resetAfterMs. */
+  readonly backoff?: { initialMs: number; maxMs: number; resetAfterMs: number };
+  readonly readyTimeoutMs?: number;
+  readonly probeIntervalMs?: number;
+  /** How long a child may take to stop after SIGTERM before its group is killed. */
+  readonly stopGraceMs?: number;
+}
+
+export class ServiceStartError extends Error {
+  readonly service: ServiceName;
+  readonly exit: ChildExit | undefined;
+  constructor(service: ServiceName, exit: ChildExit | undefined, message: string) {
+    super(message);
+    this.name = "ServiceStartError";
+    this.service = service;
+    this.exit = exit;
+  }
+}
+
+export interface Supervisor {
+  /** Starts every service; resolves when all are ready, rejects (after stopping them all) with ServiceStartError. */
+  start(signal?: AbortSignal): Promise<void>;
+  /** Stops every service: SIGTERM, then SIGKILL to the process group after the grace period. Idempotent. */
+  stop(): Promise<void>;
+  states(): readonly ServiceState[];
+}
+
+interface Slot {
+  readonly plan: ServicePlan;
+  state: ServiceState;
+  child: Child;
+  crashes: number;
+  restartTimer?: NodeJS.Timeout;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+function describeExit(exit: ChildExit): string {
+  return exit.signal !== null ? `killed by ${exit.signal}` : `exited with ${exit.code}`;
+}
+
+export function createSupervisor(services: readonly ServicePlan[], dependencies: SupervisorDependencies): Supervisor {
+  const now = dependencies.now ?? (() => new Date());
+  const backoff = dependencies.backoff ?? { initialMs: 250, maxMs: 30_000, resetAfterMs: 60_000 };
+  const readyTimeoutMs = dependencies.readyTimeoutMs ?? 30_000;
+  const probeIntervalMs = dependencies.probeIntervalMs ?? 20;
+  const stopGraceMs = dependencies.stopGraceMs ?? 10_000;
+  const slots = new Map<ServiceName, Slot>();
+  let stopping = false;
+  let stopped: Promise<void> | undefined;
+
+  const changed = () => dependencies.onChange?.([...slots.values()].map((slot) => slot.state));
+
+  /** Polls the probe until it answers, the child exits, the deadline passes or the signal fires. */
+  async function waitReady(slot: Slot, child: Child, signal?: AbortSignal): Promise<{ ready: true } | { ready: false; exit?: ChildExit; reason: string }> {
+    let exit: ChildExit | undefined;
+    void child.exited.then((value) => {
+      exit = value;
+    });
+    const deadline = Date.now() + readyTimeoutMs;
+    // Bounded: at most readyTimeoutMs / probeIntervalMs rounds (plus one probe's own timeout).
+    while (Date.now() < deadline) {
+      if (exit !== undefined) return { ready: false, exit, reason: describeExit(exit) };
+      if (stopping || signal?.aborted === true) return { ready: false, reason: "stopped" };
+      if (await dependencies.probe(slot.plan)) return exit === undefined ? { ready: true } : { ready: false, exit, reason: describeExit(exit) };
+      await sleep(probeIntervalMs);
+    }
+    return { ready: false, reason: `not ready within ${readyTimeoutMs / 1000} s` };
+  }
+
+  function launch(plan: ServicePlan): Child {
+    const child = dependencies.spawn(plan);
+    dependencies.log("info", { event: "service-spawn", service: plan.name, pid: child.pid }, `${plan.name} started (pid ${child.pid})`);
+    return child;
+  }
+
+  function watch(slot: Slot, child: Child): void {
+    void child.exited.then((exit) => {
+      // Whatever the child left in its group goes with it (a wedged helper would hold ports or files).
+      child.signal("SIGKILL");
+      if (stopping || slot.child !== child || !slot.state.ready) return;
+      onCrash(slot, child, exit);
+    });
+  }
+
+  function onCrash(slot: Slot, child: Child, exit: ChildExit): void {
+    const ranMs = now().getTime() - Date.parse(slot.state.startedAt);
+    if (ranMs >= backoff.resetAfterMs) slot.crashes = 0;
+    const delayMs = Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.min(slot.crashes, 16));
+    slot.crashes += 1;
+    slot.state.ready = false;
+    changed();
+    dependencies.log("error", { event: "service-exit", service: slot.plan.name, pid: child.pid, code: exit.code, signal: exit.signal, restartInMs: delayMs }, `${slot.plan.name} (pid ${child.pid}) ${describeExit(exit)}; restarting in ${delayMs} ms`);
+    try {
+      dependencies.record({ type: "service-exit", service: slot.plan.name, pid: child.pid, exitCode: exit.code, signal: exit.signal, restartInMs: delayMs });
+    } catch (error) {
+      // The restart goes ahead: a perimeter service refuses whatever it cannot record itself, so availability here
+      // does not open anything; the failure is loud in the log.
+      dependencies.log("error", { event: "audit-write-failed", service: slot.plan.name, error: (error as Error).message }, "could not record the service's exit in the audit log");
+    }
+    slot.restartTimer = setTimeout(() => {
+      slot.restartTimer = undefined;
+      void restart(slot, child, exit);
+    }, delayMs);
+  }
+
+  async function restart(slot: Slot, previous: Child, exit: ChildExit): Promise<void> {
+    if (stopping) return;
+    const child = launch(slot.plan);
+    slot.child = child;
+    slot.state.pid = child.pid;
+    slot.state.startedAt = now().toISOString();
+    changed();
+    watch(slot, child);
+    const outcome = await waitReady(slot, child);
+    if (stopping || slot.child !== child) return;
+    if (!outcome.ready) {
+      dependencies.log("error", { event: "service-restart-failed", service: slot.plan.name, pid: child.pid, reason: outcome.reason }, `${slot.plan.name} did not come back: ${outcome.reason}`);
+      if (outcome.exit === undefined) {
+        // Alive but never healthy: stop it, and its exit schedules the next attempt with a longer delay.
+        slot.state.ready = true;
+        child.signal("SIGKILL");
+      } else {
+        slot.state.ready = true;
+        onCrash(slot, child, outcome.exit);
+      }
+      return;
+    }
+    slot.state.ready = true;
+    slot.state.restarts += 1;
+    const time = now().toISOString();
+    let seq: number | undefined;
+    try {
+      seq = dependencies.record({ type: "service-restart", service: slot.plan.name, pid: child.pid, previousPid: previous.pid, exitCode: exit.code, signal: exit.signal, restarts: slot.state.restarts });
+    } catch (error) {
+      dependencies.log("error", { event: "audit-write-failed", service: slot.plan.name, error: (error as Error).message }, "could not record the restart in the audit log");
+    }
+    slot.state.lastRestart = { time, previousPid: previous.pid, exitCode: exit.code, signal: exit.signal, ...(seq === undefined ? {} : { seq }) };
+    changed();
+    dependencies.log("info", { event: "service-restart", service: slot.plan.name, pid: child.pid, restarts: slot.state.restarts }, `${slot.plan.name} restarted (pid ${child.pid})`);
+  }
+
+  async function stopChild(child: Child): Promise<void> {
+    let done = false;
+    void child.exited.then(() => {
+      done = true;
+    });
+    child.signal("SIGTERM");
+    const timer = new Promise<"timeout">((resolve) => setTimeout(() => resolve("timeout"), stopGraceMs).unref());
+    if ((await Promise.race([child.exited, timer])) === "timeout" && !done) {
+      child.signal("SIGKILL");
+      await child.exited;
+    }
+    child.signal("SIGKILL");
+  }
+
+  return {
+    async start(signal) {
+      const startedAt = now().toISOString();
+      for (const plan of services) {
+        const child = launch(plan);
+        const slot: Slot = { plan, child, crashes: 0, state: { name: plan.name, pid: child.pid, startedAt, restarts: 0, ready: false } };
+        slots.set(plan.name, slot);
+        watch(slot, child);
+      }
+      changed();
+      const outcomes = await Promise.all([...slots.values()].map(async (slot) => ({ slot, outcome: await waitReady(slot, slot.child, signal) })));
+      const failed = outcomes.find(({ outcome }) => !outcome.ready);
+      if (failed !== undefined && !failed.outcome.ready) {
+        await this.stop();
+        const { slot, outcome } = failed;
+        throw new ServiceStartError(slot.plan.name, outcome.exit, `${slot.plan.name} did not start: ${outcome.reason}`);
+      }
+      for (const { slot } of outcomes) slot.state.ready = true;
+      changed();
+    },
+    stop() {
+      stopping = true;
+      stopped ??= (async () => {
+        for (const slot of slots.values()) if (slot.restartTimer !== undefined) clearTimeout(slot.restartTimer);
+        await Promise.all([...slots.values()].map((slot) => stopChild(slot.child)));
+        for (const slot of slots.values()) slot.state.ready = false;
+        changed();
+      })();
+      return stopped;
+    },
+    states: () => [...slots.values()].map((slot) => slot.state),
+  };
+}
