@@ -5,7 +5,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { parseConfig } from "../config/index.ts";
-import { failoverChain, modelAllowed, resolveModel, routingProblems } from "./routing.ts";
+import { failoverChain, modelAllowed, planWire, resolveModel } from "./routing.ts";
 import { createSseSplitter, createStreamUsageTracker, estimatePromptTokens, maxOutputTokens, usageFromTail, usageIn, DEFAULT_MAX_OUTPUT_TOKENS } from "./usage.ts";
 import { createUsageLedger } from "./limits.ts";
 import type { VirtualKey } from "./keys.ts";
@@ -66,15 +66,17 @@ describe("routing", () => {
     assert.deepEqual(failoverChain(llm, { provider: "vllm", model: "qwen3" }), [{ provider: "vllm", model: "qwen3" }]);
   });
 
-  test("a failover to a provider of another wire format is a setup problem", () => {
-    const crossed = parseConfig(`version: 1
-name: test
-llm:
-  providers:
-    a: { baseUrl: "https://a.example/v1", models: [m], failoverTo: b }
-    b: { kind: anthropic, baseUrl: "https://b.example/v1", models: [m] }
-`).llm;
-    assert.match(routingProblems(crossed).join(), /b speaks anthropic but a speaks openai/);
+  test("wire plan: chat completions and messages reach either kind (translated across), Responses and embeddings only OpenAI", () => {
+    assert.deepEqual(planWire("chat-completions", "openai"), { ok: true, upstreamPath: "/chat/completions", translation: undefined });
+    assert.deepEqual(planWire("chat-completions", "anthropic"), { ok: true, upstreamPath: "/messages", translation: "chat-to-messages" });
+    assert.deepEqual(planWire("messages", "anthropic"), { ok: true, upstreamPath: "/messages", translation: undefined });
+    assert.deepEqual(planWire("messages", "openai"), { ok: true, upstreamPath: "/chat/completions", translation: "messages-to-chat" });
+    assert.deepEqual(planWire("embeddings", "openai"), { ok: true, upstreamPath: "/embeddings", translation: undefined });
+    for (const route of ["responses", "embeddings"] as const) {
+      const plan = planWire(route, "anthropic");
+      assert.equal(plan.ok, false);
+      assert.match(plan.ok ? "" : plan.reason, /no Anthropic counterpart; call POST \/v1\/chat\/completions or \/v1\/messages/);
+    }
   });
 });
 

@@ -256,9 +256,10 @@ clients:
   });
 
   test("requests for the wrong wire format, malformed bodies and unknown routes are refused with clear errors", async () => {
-    const crossed = await post(harness.url, "/v1/chat/completions", { model: "claude/claude-test", messages: [] }, AGENT_KEY);
+    // Chat completions and messages are translated across kinds (translate.test.ts); the Responses API has no Anthropic counterpart.
+    const crossed = await post(harness.url, "/v1/responses", { model: "claude/claude-test", input: "hi" }, AGENT_KEY);
     assert.equal(crossed.status, 400);
-    assert.match(String(crossed.json.error?.message), /call POST \/v1\/messages/);
+    assert.match(String(crossed.json.error?.message), /no Anthropic counterpart; call POST \/v1\/chat\/completions or \/v1\/messages/);
     const malformed = await post(harness.url, "/v1/chat/completions", "{not json", AGENT_KEY);
     assert.equal(malformed.status, 400);
     const noModel = await post(harness.url, "/v1/chat/completions", { messages: [] }, AGENT_KEY);

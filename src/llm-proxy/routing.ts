@@ -2,6 +2,8 @@
 // section: no I/O, so every rule is tested directly.
 import { modelsGrantedBy, ownersOfModel } from "../config/index.ts";
 import type { PerimeterConfig } from "../config/index.ts";
+import type { Translation } from "./translate.ts";
+import type { Route } from "./usage.ts";
 
 export type LlmSection = PerimeterConfig["llm"];
 
@@ -141,14 +143,21 @@ export function failoverChain(llm: LlmSection, first: ModelTarget): ModelTarget[
   return chain;
 }
 
-/** Problems the schema cannot see on its own: a failover to a provider speaking another wire format. */
-export function routingProblems(llm: LlmSection): string[] {
-  const problems: string[] = [];
-  for (const [name, provider] of Object.entries(llm.providers)) {
-    const next = provider.failoverTo === undefined ? undefined : llm.providers[provider.failoverTo];
-    if (next !== undefined && next.kind !== provider.kind) {
-      problems.push(`llm.providers.${name}.failoverTo: ${provider.failoverTo} speaks ${next.kind} but ${name} speaks ${provider.kind}; fail over to a provider of the same kind`);
-    }
+/**
+ * How a request on `route` reaches a provider of `kind`: the path below its base URL, and the translation between
+ * wire formats when the agent and the provider speak different ones (chat completions <-> messages, both ways).
+ * The Responses and embeddings APIs have no Anthropic counterpart.
+ */
+export type WirePlan =
+  | { ok: true; upstreamPath: string; translation: Translation | undefined }
+  | { ok: false; reason: string };
+
+export function planWire(route: Route, kind: ProviderKind): WirePlan {
+  if (kind === "openai") {
+    if (route === "messages") return { ok: true, upstreamPath: "/chat/completions", translation: "messages-to-chat" };
+    return { ok: true, upstreamPath: route === "chat-completions" ? "/chat/completions" : `/${route}`, translation: undefined };
   }
-  return problems;
+  if (route === "messages") return { ok: true, upstreamPath: "/messages", translation: undefined };
+  if (route === "chat-completions") return { ok: true, upstreamPath: "/messages", translation: "chat-to-messages" };
+  return { ok: false, reason: `/v1/${route} has no Anthropic counterpart; call POST /v1/chat/completions or /v1/messages for a model of an anthropic provider` };
 }

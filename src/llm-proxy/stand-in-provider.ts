@@ -4,7 +4,11 @@
 // and Anthropic messages (message_start, content_block_start/delta/stop, ping, message_delta, message_stop).
 // Used by the tests and the benchmark; never by the product. Behaviour is chosen by the model name, as a real
 // provider's behaviour depends on the model: `fail-503`, `fail-500-text`, `bad-request`, `hang`, `reset`,
-// `slow-stream` (a chunk every 50 ms), `break-mid-stream` (drops the connection after three events), `gated` (first chunk, then waits for `release()`), `no-usage`.
+// `slow-stream` (a chunk every 50 ms), `break-mid-stream` (drops the connection after three events), `gated` (first chunk, then waits for `release()`), `no-usage`,
+// `tool-call` (calls the request's first tool, its arguments streamed in fragments: `tool_calls[].function.arguments`
+// deltas, or Anthropic `input_json_delta`s after a text block), `error-in-stream` (a few chunks, then the format's own
+// error event). Requests are checked the way the real APIs check them (roles, block types, tool results answering
+// the previous turn's calls, Anthropic's required max_tokens), so a malformed translation gets the provider's 400.
 import http from "node:http";
 import https from "node:https";
 import { randomUUID } from "node:crypto";
@@ -92,6 +96,94 @@ function readJson(request: IncomingMessage): Promise<Record<string, unknown> | u
   });
 }
 
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
+
+/** The arguments every `tool-call` answer carries, streamed in these fragments. */
+export const STAND_IN_TOOL_ARGUMENT_FRAGMENTS = ['{"city": "Par', 'is", "days"', ": 3}"];
+const TOOL_TEXT = "Let me check.";
+
+function firstToolName(body: Record<string, unknown>): string {
+  const tool = Array.isArray(body.tools) ? (body.tools[0] as unknown) : undefined;
+  if (isRecord(tool) && typeof tool.name === "string") return tool.name;
+  if (isRecord(tool) && isRecord(tool.function) && typeof tool.function.name === "string") return tool.function.name;
+  return "get_weather";
+}
+
+/** What api.anthropic.com refuses with 400 invalid_request_error (the subset a translation could get wrong). */
+export function anthropicRequestProblem(body: Record<string, unknown>): string | undefined {
+  if (typeof body.max_tokens !== "number" || !Number.isInteger(body.max_tokens) || body.max_tokens < 1) return "max_tokens: Field required";
+  if (!Array.isArray(body.messages)) return "messages: Field required";
+  if (body.system !== undefined && typeof body.system !== "string" && !(Array.isArray(body.system) && body.system.every((block) => isRecord(block) && block.type === "text" && typeof block.text === "string"))) {
+    return "system: Input should be a valid string or a list of text blocks";
+  }
+  let previousToolUses = new Set<string>();
+  for (const [index, message] of body.messages.entries()) {
+    if (!isRecord(message) || (message.role !== "user" && message.role !== "assistant")) return `messages.${index}.role: Input should be 'user' or 'assistant'`;
+    const blocks = typeof message.content === "string" ? [{ type: "text", text: message.content }] : message.content;
+    if (!Array.isArray(blocks)) return `messages.${index}.content: Input should be a valid list`;
+    const toolUses = new Set<string>();
+    for (const [blockIndex, block] of blocks.entries()) {
+      const where = `messages.${index}.content.${blockIndex}`;
+      if (!isRecord(block)) return `${where}: Input should be an object`;
+      switch (block.type) {
+        case "text":
+          if (typeof block.text !== "string" || block.text === "") return `${where}: text content blocks must be non-empty`;
+          break;
+        case "image":
+          if (!isRecord(block.source) || (block.source.type === "base64" ? typeof block.source.data !== "string" || !/^image\//.test(String(block.source.media_type)) : block.source.type !== "url")) return `${where}.source: invalid image source`;
+          break;
+        case "document":
+          if (!isRecord(block.source)) return `${where}.source: Field required`;
+          break;
+        case "tool_use":
+          if (message.role !== "assistant" || typeof block.id !== "string" || !/^[a-zA-Z0-9_-]+$/.test(block.id) || typeof block.name !== "string" || !isRecord(block.input)) return `${where}: invalid tool_use block`;
+          toolUses.add(block.id);
+          break;
+        case "tool_result":
+          if (message.role !== "user" || typeof block.tool_use_id !== "string" || !previousToolUses.has(block.tool_use_id)) {
+            return `${where}: unexpected \`tool_use_id\` found in \`tool_result\` blocks: ${String(block.tool_use_id)}. Each \`tool_result\` block must have a corresponding \`tool_use\` block in the previous message.`;
+          }
+          break;
+        default:
+          return `${where}.type: Input tag '${String(block.type)}' found using 'type' does not match any of the expected tags`;
+      }
+    }
+    previousToolUses = toolUses;
+  }
+  if (body.tools !== undefined && !(Array.isArray(body.tools) && body.tools.every((tool) => isRecord(tool) && typeof tool.name === "string" && isRecord(tool.input_schema)))) return "tools: each tool needs name and input_schema";
+  return undefined;
+}
+
+/** What api.openai.com refuses with 400 for chat completions (the subset a translation could get wrong). */
+export function chatRequestProblem(body: Record<string, unknown>): string | undefined {
+  if (!Array.isArray(body.messages)) return "Missing required parameter: 'messages'.";
+  let pendingCalls = new Set<string>();
+  for (const [index, message] of body.messages.entries()) {
+    if (!isRecord(message) || !["system", "developer", "user", "assistant", "tool"].includes(String(message.role))) return `Invalid value for 'messages[${index}].role'.`;
+    if (message.role === "tool") {
+      if (typeof message.tool_call_id !== "string" || !pendingCalls.has(message.tool_call_id)) {
+        return `Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'. (messages[${index}])`;
+      }
+      if (typeof message.content !== "string" && !Array.isArray(message.content)) return `Invalid type for 'messages[${index}].content'.`;
+      continue;
+    }
+    pendingCalls = new Set();
+    if (message.role === "assistant" && message.tool_calls !== undefined) {
+      if (!Array.isArray(message.tool_calls)) return `Invalid type for 'messages[${index}].tool_calls'.`;
+      for (const call of message.tool_calls) {
+        if (!isRecord(call) || typeof call.id !== "string" || call.type !== "function" || !isRecord(call.function) || typeof call.function.name !== "string" || typeof call.function.arguments !== "string") {
+          return `Invalid value for 'messages[${index}].tool_calls'.`;
+        }
+        pendingCalls.add(call.id);
+      }
+    }
+  }
+  if (body.tools !== undefined && !(Array.isArray(body.tools) && body.tools.every((tool) => isRecord(tool) && tool.type === "function" && isRecord(tool.function) && typeof tool.function.name === "string"))) {
+    return "Invalid value for 'tools'.";
+  }
+  return undefined;
+}
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export function createStandInProvider(options: StandInProviderOptions = {}): StandInProvider {
@@ -151,6 +243,26 @@ export function createStandInProvider(options: StandInProviderOptions = {}): Sta
     const limit = typeof body.max_tokens === "number" ? body.max_tokens : typeof body.max_completion_tokens === "number" ? body.max_completion_tokens : Infinity;
     const pieces = words(reply).slice(0, limit);
     const usage = { prompt_tokens: promptTokensOf(body), completion_tokens: pieces.length, total_tokens: promptTokensOf(body) + pieces.length };
+    const toolCall = model === "tool-call" ? { id: `call_${randomUUID().replaceAll("-", "").slice(0, 24)}`, name: firstToolName(body) } : undefined;
+    if (body.stream !== true && toolCall !== undefined) {
+      sendJson(response, 200, {
+        id,
+        object: "chat.completion",
+        created: created(),
+        model,
+        choices: [
+          {
+            index: 0,
+            message: { role: "assistant", content: null, refusal: null, tool_calls: [{ id: toolCall.id, type: "function", function: { name: toolCall.name, arguments: STAND_IN_TOOL_ARGUMENT_FRAGMENTS.join("") } }] },
+            logprobs: null,
+            finish_reason: "tool_calls",
+          },
+        ],
+        usage: { ...usage, completion_tokens: 7, total_tokens: usage.prompt_tokens + 7 },
+        system_fingerprint: null,
+      });
+      return;
+    }
     if (body.stream !== true) {
       sendJson(response, 200, {
         id,
@@ -166,8 +278,30 @@ export function createStandInProvider(options: StandInProviderOptions = {}): Sta
     const includeUsage = (body.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true && model !== "no-usage";
     const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) =>
       `data: ${JSON.stringify({ id, object: "chat.completion.chunk", created: created(), model, system_fingerprint: null, choices, ...(includeUsage ? { usage: null } : {}), ...extra })}\n\n`;
+    const opening = chunk([{ index: 0, delta: { role: "assistant", content: "", refusal: null }, logprobs: null, finish_reason: null }]);
+    if (toolCall !== undefined) {
+      await stream(
+        response,
+        [
+          opening,
+          chunk([{ index: 0, delta: { tool_calls: [{ index: 0, id: toolCall.id, type: "function", function: { name: toolCall.name, arguments: "" } }] }, logprobs: null, finish_reason: null }]),
+          ...STAND_IN_TOOL_ARGUMENT_FRAGMENTS.map((fragment) => chunk([{ index: 0, delta: { tool_calls: [{ index: 0, function: { arguments: fragment } }] }, logprobs: null, finish_reason: null }])),
+          chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: "tool_calls" }]),
+          ...(includeUsage ? [chunk([], { usage: { ...usage, completion_tokens: 7, total_tokens: usage.prompt_tokens + 7 } })] : []),
+          "data: [DONE]\n\n",
+        ],
+        model,
+      );
+      return;
+    }
+    if (model === "error-in-stream") {
+      // OpenAI reports a failure after the stream began as a data event with an `error` object.
+      const failure = `data: ${JSON.stringify({ error: { message: "The server had an error while processing your request.", type: "server_error", param: null, code: null } })}\n\n`;
+      await stream(response, [opening, ...pieces.slice(0, 2).map((piece) => chunk([{ index: 0, delta: { content: piece }, logprobs: null, finish_reason: null }])), failure], model);
+      return;
+    }
     const events = [
-      chunk([{ index: 0, delta: { role: "assistant", content: "", refusal: null }, logprobs: null, finish_reason: null }]),
+      opening,
       ...pieces.map((piece) => chunk([{ index: 0, delta: { content: piece }, logprobs: null, finish_reason: null }])),
       chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: "stop" }]),
       ...(includeUsage ? [chunk([], { usage })] : []),
@@ -223,6 +357,59 @@ export function createStandInProvider(options: StandInProviderOptions = {}): Sta
     const limit = typeof body.max_tokens === "number" ? body.max_tokens : Infinity;
     const pieces = words(reply).slice(0, limit);
     const inputTokens = promptTokensOf(body);
+    const toolUse = model === "tool-call" ? { id: `toolu_${randomUUID().replaceAll("-", "").slice(0, 24)}`, name: firstToolName(body) } : undefined;
+    const startUsage = { input_tokens: inputTokens, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 1 };
+    const event = (type: string, data: Record<string, unknown>) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
+    const messageStart = event("message_start", { message: { id, type: "message", role: "assistant", model, content: [], stop_reason: null, stop_sequence: null, usage: startUsage } });
+    if (toolUse !== undefined) {
+      if (body.stream !== true) {
+        sendJson(response, 200, {
+          id,
+          type: "message",
+          role: "assistant",
+          model,
+          content: [
+            { type: "text", text: TOOL_TEXT },
+            { type: "tool_use", id: toolUse.id, name: toolUse.name, input: JSON.parse(STAND_IN_TOOL_ARGUMENT_FRAGMENTS.join("")) as unknown },
+          ],
+          stop_reason: "tool_use",
+          stop_sequence: null,
+          usage: { ...startUsage, output_tokens: 9 },
+        });
+        return;
+      }
+      await stream(
+        response,
+        [
+          messageStart,
+          event("content_block_start", { index: 0, content_block: { type: "text", text: "" } }),
+          event("content_block_delta", { index: 0, delta: { type: "text_delta", text: TOOL_TEXT } }),
+          event("content_block_stop", { index: 0 }),
+          event("content_block_start", { index: 1, content_block: { type: "tool_use", id: toolUse.id, name: toolUse.name, input: {} } }),
+          event("content_block_delta", { index: 1, delta: { type: "input_json_delta", partial_json: "" } }),
+          ...STAND_IN_TOOL_ARGUMENT_FRAGMENTS.map((fragment) => event("content_block_delta", { index: 1, delta: { type: "input_json_delta", partial_json: fragment } })),
+          event("content_block_stop", { index: 1 }),
+          event("message_delta", { delta: { stop_reason: "tool_use", stop_sequence: null }, usage: { output_tokens: 9 } }),
+          event("message_stop", {}),
+        ],
+        model,
+      );
+      return;
+    }
+    if (body.stream === true && model === "error-in-stream") {
+      // Anthropic reports a failure after the stream began (e.g. overloaded) as an `error` event, then ends.
+      await stream(
+        response,
+        [
+          messageStart,
+          event("content_block_start", { index: 0, content_block: { type: "text", text: "" } }),
+          ...pieces.slice(0, 2).map((piece) => event("content_block_delta", { index: 0, delta: { type: "text_delta", text: piece } })),
+          event("error", { error: { type: "overloaded_error", message: "Overloaded" } }),
+        ],
+        model,
+      );
+      return;
+    }
     if (body.stream !== true) {
       sendJson(response, 200, {
         id,
@@ -236,11 +423,8 @@ export function createStandInProvider(options: StandInProviderOptions = {}): Sta
       });
       return;
     }
-    const event = (type: string, data: Record<string, unknown>) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
     const events = [
-      event("message_start", {
-        message: { id, type: "message", role: "assistant", model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: inputTokens, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 1 } },
-      }),
+      messageStart,
       event("content_block_start", { index: 0, content_block: { type: "text", text: "" } }),
       event("ping", {}),
       ...pieces.map((piece) => event("content_block_delta", { index: 0, delta: { type: "text_delta", text: piece } })),
@@ -293,6 +477,12 @@ export function createStandInProvider(options: StandInProviderOptions = {}): Sta
       case "reset":
         request.socket.destroy();
         return;
+    }
+    const problem = anthropic ? anthropicRequestProblem(body) : path.endsWith("/chat/completions") ? chatRequestProblem(body) : undefined;
+    if (problem !== undefined) {
+      if (anthropic) anthropicError(response, 400, "invalid_request_error", problem);
+      else openAiError(response, 400, problem, "invalid_request_error", null);
+      return;
     }
     if (path.endsWith("/chat/completions")) await chatCompletions(response, body, model);
     else if (path.endsWith("/responses")) await responsesApi(response, body, model);
