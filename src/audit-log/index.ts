@@ -9,6 +9,7 @@ export type { AuditRecorder, AuditRecorderOptions, RecorderEvent, RecorderLog, U
 export { verifyAuditLog } from "./verify.ts";
 export type { AuditVerification, VerifyAuditLogOptions } from "./verify.ts";
 export { readAuditRecords } from "./read.ts";
+export { snapshotAuditLog } from "./snapshot.ts";
 export type { ReadAuditRecordsOptions } from "./read.ts";
 export { AUDIT_COMPONENTS, AuditEventInvalidError, AuditWriteError, AuditReadError } from "./types.ts";
 export type { AuditComponent, AuditEventInput, AuditRecord, AuditLog, AuditLogOptions, PreparedAuditEvent } from "./types.ts";
