@@ -58,6 +58,13 @@ export interface McpGuardOptions {
   resyncIntervalMs?: number;
   /** Progress notification interval while a call waits for approval (default 10 s). */
   progressIntervalMs?: number;
+  /**
+   * How long after listen() a tools/list waits for every upstream's first connection attempt to end (connected and
+   * synced, or failed). A client that lists once at start (Hermes) would otherwise see no tools; past the bound the
+   * list is answered with what is there, and list_changed follows as upstreams arrive.
+   * @default 10 s
+   */
+  firstListWaitMs?: number;
 }
 
 export interface McpGuard {
@@ -170,6 +177,13 @@ export function createMcpGuard(config: PerimeterConfig, dependencies: McpGuardDe
     });
     upstreams.set(server.name, upstream);
   }
+  // Every upstream's first attempt is over (connected and synced, or failed): until then the guard is "starting".
+  let firstSyncDone = false;
+  const firstSync = Promise.all(firstAttempts.values()).then(() => {
+    firstSyncDone = true;
+  });
+  /** What a tools/list waits for while starting: the first sync, or the bound counted from listen(). */
+  let startingWindow: Promise<void> = firstSync;
   const constraints = new Map(prepared.servers.map((server) => [server.name, server.constraints]));
   const calls = createToolCaller({
     config,
@@ -198,7 +212,10 @@ export function createMcpGuard(config: PerimeterConfig, dependencies: McpGuardDe
     const agent = context.authInfo?.clientId;
     if (agent === undefined) throw new Error("request reached the MCP handler without an authenticated agent");
     const server = new Server({ name: "perimeter-mcp-guard", version: GUARD_VERSION }, { capabilities: CAPABILITIES });
-    server.setRequestHandler("tools/list", () => ({ tools: catalog.listed() }));
+    server.setRequestHandler("tools/list", async () => {
+      if (!firstSyncDone) await startingWindow;
+      return { tools: catalog.listed() };
+    });
     server.setRequestHandler("tools/call", async (request, context) => {
       const progressToken = context.mcpReq._meta?.progressToken;
       const result: CallToolResult = await calls.call(
@@ -311,8 +328,9 @@ export function createMcpGuard(config: PerimeterConfig, dependencies: McpGuardDe
       const path = (request.url ?? "/").split("?")[0];
       if (path === "/healthz") {
         const upstreamStates = Object.fromEntries([...upstreams].map(([name, upstream]) => [name, upstream.state().state]));
-        // 503 while records are being lost: refusals are still answered then, but nothing would show them.
-        const status = auditHealth.healthy() ? "ok" : "audit-failing";
+        // 503 while starting (a client listing tools now could miss an upstream's) and while records are being lost
+        // (refusals are still answered then, but nothing would show them).
+        const status = !firstSyncDone ? "starting" : auditHealth.healthy() ? "ok" : "audit-failing";
         const body = JSON.stringify({ status, upstreams: upstreamStates });
         response.writeHead(status === "ok" ? 200 : 503, { "content-type": "application/json", "cache-control": "no-store" });
         response.end(body);
@@ -349,6 +367,8 @@ export function createMcpGuard(config: PerimeterConfig, dependencies: McpGuardDe
       if (!started) {
         started = true;
         for (const upstream of upstreams.values()) upstream.start();
+        const bound = options.firstListWaitMs ?? 10_000;
+        startingWindow = Promise.race([firstSync, new Promise<void>((resolve) => setTimeout(resolve, bound).unref())]);
       }
       const agent = await listenOn(agentServer, agentListen);
       const admin = await listenOn(adminServer, adminListen);

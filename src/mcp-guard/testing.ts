@@ -151,7 +151,7 @@ export interface StartedGuard {
 export async function startGuard(
   yaml: string,
   env: Environment,
-  options: McpGuardOptions & { directory?: string; wrapAudit?: (log: AuditLog) => McpGuardDependencies["audit"] } = {},
+  options: McpGuardOptions & { directory?: string; wrapAudit?: (log: AuditLog) => McpGuardDependencies["audit"]; /** Return once listening, before the upstreams' first sync. */ waitReady?: boolean } = {},
 ): Promise<StartedGuard> {
   const directory = options.directory ?? mkdtempSync(join(tmpdir(), "mcp-guard-test-"));
   const auditPath = join(directory, "audit.db");
@@ -170,7 +170,7 @@ export async function startGuard(
   );
   let guard: McpGuard;
   try {
-    const { wrapAudit, directory: _directory, ...guardOptions } = options;
+    const { wrapAudit, directory: _directory, waitReady: _waitReady, ...guardOptions } = options;
     guard = createMcpGuard(config, { env, audit: wrapAudit?.(audit) ?? audit, database, logger }, { listen: "127.0.0.1:0", adminListen: "127.0.0.1:0", backoff: { initialMs: 100, maxMs: 1000 }, ...guardOptions });
   } catch (error) {
     database.close();
@@ -179,7 +179,7 @@ export async function startGuard(
     throw error;
   }
   const { agent, admin } = await guard.listen();
-  await guard.ready(20_000);
+  if (options.waitReady !== false) await guard.ready(20_000);
   return {
     guard,
     url: `http://127.0.0.1:${agent.port}/mcp`,

@@ -123,6 +123,8 @@ export function createUpstream(name: string, spec: UpstreamSpec, options: Upstre
   const { logger, redactor } = options;
   const backoff = options.backoff ?? { initialMs: 250, maxMs: 30_000 };
   let current: { client: Client; transport: Transport } | undefined;
+  /** The client of a connection attempt in progress: close() must end it too (a stdio child would outlive the guard). */
+  let attempting: Client | undefined;
   let status: UpstreamState = { state: "connecting", since: Date.now() };
   let tools: Tool[] | undefined;
   let attempt = 0;
@@ -229,7 +231,13 @@ export function createUpstream(name: string, spec: UpstreamSpec, options: Upstre
         if (current === connection) dropConnection("the connection closed");
       };
       client.onerror = (error) => logger.debug({ event: "upstream-error", server: name, error: describe(error) });
+      attempting = client;
       await client.connect(transport, { timeout: options.connectTimeoutMs });
+      attempting = undefined;
+      if (closing) {
+        void client.close().catch(() => undefined);
+        return;
+      }
       current = connection;
       connectedAt = Date.now();
       await sync();
@@ -237,6 +245,7 @@ export function createUpstream(name: string, spec: UpstreamSpec, options: Upstre
       setState({ state: "ready", ...(version === undefined ? {} : { protocolVersion: version }) });
       logger.info({ event: "upstream-connect", server: name, protocolVersion: version, tools: tools?.length ?? 0 }, "upstream connected");
     } catch (error) {
+      if (attempting === client) attempting = undefined;
       const reason = describe(error);
       if (client !== undefined && current?.client === client) {
         dropConnection(reason);
@@ -296,6 +305,9 @@ export function createUpstream(name: string, spec: UpstreamSpec, options: Upstre
       const connection = current;
       current = undefined;
       status = { state: "closed", since: Date.now() };
+      const pending = attempting;
+      attempting = undefined;
+      if (pending !== undefined) await pending.close().catch(() => undefined);
       if (connection !== undefined) {
         connection.client.onclose = undefined;
         await connection.client.close().catch(() => undefined);
