@@ -119,7 +119,7 @@ const platform = z.strictObject({
 });
 
 const agent = z.strictObject({
-  image: imageReference.default("nousresearch/hermes-agent:v2026.11.1"),
+  image: imageReference.default("nousresearch/hermes-agent:v2026.7.1"),
   platforms: z.partialRecord(z.enum(["telegram", "discord", "slack", "whatsapp", "signal", "matrix", "mattermost", "email"]), platform).default({}),
   data: z
     .strictObject({

@@ -232,14 +232,15 @@ for (const example of EXAMPLES) {
     }
   });
 
-  test(`${example}: the Hermes Deployment — init container seeds config.yaml only if absent, readiness on the gateway.log line, resources, seccomp, NET_RAW dropped`, () => {
+  test(`${example}: the Hermes Deployment — init container seeds config.yaml only if absent, readiness on this process's gateway_state.json, resources, seccomp, NET_RAW dropped`, () => {
     const deployment = agentDeployment(objects);
     const pod = podSpec(deployment);
     const init = pod.initContainers[0];
     assert.match(init.command.join(" "), /if \[ ! -f \/opt\/data\/config\.yaml \]; then cp \/seed\/config\.yaml \/opt\/data\/config\.yaml/);
     const container = pod.containers[0];
     assert.deepEqual(container.args, ["gateway", "run"]);
-    assert.match(container.readinessProbe.exec.command.join(" "), /grep -q "Gateway running with" \/opt\/data\/logs\/gateway\.log/);
+    assert.deepEqual(container.readinessProbe.exec.command.slice(0, 2), ["/opt/hermes/.venv/bin/python", "-c"]);
+    assert.equal(container.readinessProbe.exec.command[3], "/opt/data/gateway_state.json");
     assert.deepEqual(container.resources, { requests: config.agent.resources.requests, limits: config.agent.resources.limits });
     assert.equal(pod.securityContext.seccompProfile.type, "RuntimeDefault");
     assert.deepEqual(container.securityContext, { allowPrivilegeEscalation: false, capabilities: { drop: ["NET_RAW"] } });
@@ -279,7 +280,7 @@ for (const example of EXAMPLES) {
     assert.equal(seed.security.allow_private_urls, false);
     assert.deepEqual(seed.security.website_blocklist.domains, config.agent.websiteBlocklist);
     if (config.agent.terminal === "sandbox") {
-      assert.deepEqual(seed.agent.disabled_toolsets, [...SANDBOX_DISABLED_TOOLSETS]);
+      for (const toolset of SANDBOX_DISABLED_TOOLSETS) assert.ok(seed.agent.disabled_toolsets.includes(toolset), toolset);
       for (const toolset of ["terminal", "code_execution"]) assert.ok(seed.agent.disabled_toolsets.includes(toolset));
       const text = (find(objects, "ConfigMap", "hermes-config-seed").data as Record<string, string>)["config.yaml"] as string;
       assert.match(text, /hermes_cli\/tools_config\.py/, "the config cites where the key comes from");
@@ -550,10 +551,10 @@ for (const example of EXAMPLES) {
   });
 }
 
-test("terminal: in-pod keeps Hermes' local terminal and disables no toolsets", () => {
+test("terminal: in-pod keeps Hermes' local terminal, file and code tools (the network toolsets stay off, hermes.test.ts)", () => {
   const config = exampleConfig("k3s-telegram-minimax");
   const inPod = { ...config, agent: { ...config.agent, terminal: "in-pod" as const } };
   const seed = hermesSeed(manifestObjects(renderedFiles(inPod, "kubernetes")));
   assert.equal(seed.terminal.backend, "local");
-  assert.equal(seed.agent, undefined);
+  for (const toolset of SANDBOX_DISABLED_TOOLSETS) assert.ok(!seed.agent.disabled_toolsets.includes(toolset), toolset);
 });

@@ -3,7 +3,7 @@
 // container holds another's credentials; nothing is published beyond 127.0.0.1, nothing gets the Docker socket.
 import type { PerimeterConfig } from "../../config/index.ts";
 import { endpoints as endpointsFor } from "../endpoints.ts";
-import { agentEnvironment, hermesConfigSeed } from "../hermes.ts";
+import { HERMES_ENV_PATH, hermesAgentFiles } from "../hermes.ts";
 import {
   AGENT_WORKLOAD,
   EGRESS_PROXY,
@@ -224,7 +224,8 @@ export function renderCompose(config: PerimeterConfig): ComposeRender {
   // ---- the agent: internal network only, proxy settings, its own env file, data volume seeded once.
   volumes["hermes-data"] = {};
   const agentSecret = secrets.find((secret) => secret.name === AGENT_WORKLOAD);
-  const agentEntries = agentEnvironment(config, endpoints);
+  const hermes = hermesAgentFiles(config, endpoints);
+  const agentEntries = hermes.environment;
   // Compose passes env files through as-is, so the agent's file holds each variable under the name Hermes reads.
   const agentFileKeys = agentEntries.flatMap((entry) => ("secretKey" in entry ? [entry.name] : [])).sort();
   services["hermes-seed"] = {
@@ -252,7 +253,8 @@ export function renderCompose(config: PerimeterConfig): ComposeRender {
     env_file: agentSecret === undefined ? [] : [envFileFor(agentSecret, agentFileKeys)],
     environment: Object.fromEntries(agentEntries.flatMap((entry) => ("value" in entry ? [[entry.name, entry.value]] : []))),
     networks: ["agent"],
-    volumes: ["hermes-data:/opt/data"],
+    // Hermes loads .env over its environment; read-only, the agent cannot rewrite it to undo the proxy or allowlists.
+    volumes: ["hermes-data:/opt/data", `./config/hermes.env:${HERMES_ENV_PATH}:ro`],
     tmpfs: ["/tmp:size=1g"],
     // The s6 init needs CHOWN/SETUID/SETGID to drop to uid 10000 (seed 003), so only NET_RAW is dropped.
     cap_drop: ["NET_RAW"],
@@ -260,8 +262,9 @@ export function renderCompose(config: PerimeterConfig): ComposeRender {
     mem_limit: composeMemory(config.agent.resources.limits.memory),
     cpus: composeCpus(config.agent.resources.limits.cpu),
     pids_limit: 1024,
+    // Healthy only while this process's gateway runs with every platform connected (gateway_state.json, hermes.ts).
     healthcheck: {
-      test: ["CMD-SHELL", 'grep -q "Gateway running with" /opt/data/logs/gateway.log'],
+      test: ["CMD", ...hermes.healthcheck],
       interval: "10s",
       timeout: "5s",
       retries: 30,
@@ -293,7 +296,8 @@ export function renderCompose(config: PerimeterConfig): ComposeRender {
   const files: ComposeFile[] = [
     { path: "compose.yaml", content: composeYaml },
     { path: "config/perimeter.yaml", content: toYaml(runtime) },
-    { path: "config/hermes-config.yaml", content: hermesConfigSeed(config, endpoints) },
+    { path: "config/hermes-config.yaml", content: hermes.configYaml },
+    { path: "config/hermes.env", content: hermes.envFile },
   ];
   if (sandboxServer !== undefined) files.push({ path: "config/sandbox-runner-seccomp.json", content: `${JSON.stringify(SANDBOX_SECCOMP_PROFILE, null, 2)}\n` });
   if (kubernetesServer !== undefined) {

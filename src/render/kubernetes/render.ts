@@ -10,7 +10,7 @@ import { parseHostRule } from "../../config/index.ts";
 import type { HostRule, HostRuleInput } from "../../config/index.ts";
 import { endpoints as endpointsFor } from "../endpoints.ts";
 import type { Endpoints } from "../endpoints.ts";
-import { agentEnvironment, hermesConfigSeed } from "../hermes.ts";
+import { HERMES_ENV_PATH, hermesAgentFiles } from "../hermes.ts";
 import {
   AGENT_WORKLOAD,
   CONFIG_DIRECTORY,
@@ -719,10 +719,11 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
     ...(apiEnabled ? [{ name: "api", port: config.agent.apiServer.port }] : []),
     ...(dashboardEnabled ? [{ name: "dashboard", port: config.agent.dashboard.port }] : []),
   ];
+  const hermes = hermesAgentFiles(config, endpoints);
   const agentObjects: KubernetesObject[] = [
     serviceAccount(config, AGENT_WORKLOAD, ns.system, "agent", false),
     persistentVolumeClaim(config, "hermes-data", ns.system, "agent", config.agent.data.size),
-    configMap(config, "hermes-config-seed", ns.system, "agent", { "config.yaml": hermesConfigSeed(config, endpoints) }),
+    configMap(config, "hermes-config-seed", ns.system, "agent", { "config.yaml": hermes.configYaml, "hermes.env": hermes.envFile }),
     singletonDeployment(config, {
       name: AGENT_WORKLOAD,
       namespace: ns.system,
@@ -753,19 +754,22 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
         image: config.agent.image,
         imagePullPolicy: "IfNotPresent",
         args: ["gateway", "run"],
-        env: environment(agentEnvironment(config, endpoints), agentSecret?.name ?? AGENT_WORKLOAD),
+        env: environment(hermes.environment, agentSecret?.name ?? AGENT_WORKLOAD),
         ...(agentPorts.length === 0 ? {} : { ports: agentPorts.map((port) => ({ name: port.name, containerPort: port.port, protocol: "TCP" })) }),
         securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["NET_RAW"] } },
-        // Ready only once the gateway has connected: the line is written to a log file, not stdout (seed 003).
+        // Ready only once this process's gateway runs with every platform connected (gateway_state.json, hermes.ts).
         readinessProbe: {
-          exec: { command: ["sh", "-c", 'grep -q "Gateway running with" /opt/data/logs/gateway.log'] },
+          exec: { command: [...hermes.healthcheck] },
           initialDelaySeconds: 20,
           periodSeconds: 10,
+          timeoutSeconds: 5,
           failureThreshold: 30,
         },
         resources: config.agent.resources,
         volumeMounts: [
           { name: "data", mountPath: "/opt/data" },
+          // Hermes loads .env over its environment; read-only, the agent cannot rewrite it to undo the proxy or allowlists.
+          { name: "seed", mountPath: HERMES_ENV_PATH, subPath: "hermes.env", readOnly: true },
           { name: "tmp", mountPath: "/tmp" },
         ],
       },
