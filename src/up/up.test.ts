@@ -132,7 +132,7 @@ test("the egress proxy lets an allowlisted fetch through and refuses one that is
 test("a held call waits for perimeter approvals approve, then runs", async () => {
   const client = await agentClient();
   try {
-    const held = client.callTool({ name: "sandbox__write_file", arguments: { workspace: "notes", path: "a.txt", content: "approved" } }, undefined, { timeout: 60_000 });
+    const held = client.callTool({ name: "sandbox__write_file", arguments: { workspace: "notes", path: "a.txt", content: "approved" } }, { timeout: 60_000 });
     const admin = { ...environment, PERIMETER_ADMIN_TOKEN: secrets().PERIMETER_ADMIN_TOKEN as string };
     let pending: Array<{ id: string; tool: string }> = [];
     for (let attempt = 0; attempt < 200 && pending.length === 0; attempt++) {
