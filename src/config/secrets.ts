@@ -11,18 +11,26 @@ const PLACEHOLDER = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 /**
  * Shapes of credentials people paste by mistake. Each names the kind so that an error can say what it saw without
  * echoing the value. Kept conservative: a false positive here refuses a config, so every shape is specific.
+ * Anchors (issue 12): `\b` treats `_` as a word character, so `token_ghp_…` or `…/bot123456:AA…` slipped through.
+ * A prefix no word contains (ghp_, xoxb-, AIza, eyJ…eyJ, -----BEGIN) has no left anchor at all; one that ends
+ * common words (`risk-`, `task-`, `ASIA`) must not follow a letter or digit, and may follow `_` or punctuation.
+ * Right anchors only where the length is the signal (Telegram's 35, AWS's 20).
  */
 export const SECRET_SHAPES: ReadonlyArray<{ kind: string; pattern: RegExp }> = [
-  { kind: "OpenAI-style API key", pattern: /\bsk-(?:proj-|ant-|or-v1-)?[A-Za-z0-9_-]{20,}/ },
-  { kind: "Anthropic API key", pattern: /\bsk-ant-[A-Za-z0-9_-]{20,}/ },
-  { kind: "GitHub token", pattern: /\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,})/ },
-  { kind: "Slack token", pattern: /\bxox[abposr]-[A-Za-z0-9-]{10,}/ },
-  { kind: "Telegram bot token", pattern: /\b\d{6,12}:[A-Za-z0-9_-]{35}(?![A-Za-z0-9_-])/ },
-  { kind: "AWS access key id", pattern: /\b(?:AKIA|ASIA)[A-Z0-9]{16}\b/ },
-  { kind: "Google API key", pattern: /\bAIza[0-9A-Za-z_-]{35}\b/ },
-  { kind: "JSON Web Token", pattern: /\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}/ },
-  { kind: "PEM private key", pattern: /-----BEGIN [A-Z ]*PRIVATE KEY-----/ },
-  { kind: "Discord bot token", pattern: /\b[MNO][A-Za-z0-9_-]{23,25}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,38}\b/ },
+  { kind: "OpenAI-style API key", pattern: /(?<![A-Za-z0-9])sk-(?:proj-|ant-|or-v1-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}/ },
+  { kind: "Anthropic API key", pattern: /(?<![A-Za-z0-9])sk-ant-[A-Za-z0-9_-]{20,}/ },
+  { kind: "GitHub token", pattern: /gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,}/ },
+  { kind: "Slack token", pattern: /xox[abposr]-[A-Za-z0-9-]{10,}/ },
+  { kind: "Telegram bot token", pattern: /(?<![0-9])[0-9]{6,12}:[A-Za-z0-9_-]{35}(?![A-Za-z0-9_-])/ },
+  { kind: "AWS access key id", pattern: /(?<![A-Za-z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])/ },
+  { kind: "Google API key", pattern: /AIza[0-9A-Za-z_-]{35}/ },
+  { kind: "JSON Web Token", pattern: /eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}/ },
+  // The whole block, header to footer, not only the header: a redactor that removes the header alone sends the key
+  // itself. A block cut off before its footer runs to the end of the text, or to a quote (with any backslashes
+  // before it): a key never holds one, and inside JSON text (tool-call arguments) the quote ends the string, which
+  // must stay valid. PGP's footer says "PRIVATE KEY BLOCK".
+  { kind: "PEM private key", pattern: /-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|(?=\\*")|$)/ },
+  { kind: "Discord bot token", pattern: /(?<![A-Za-z0-9])[MNO][A-Za-z0-9_-]{23,25}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,38}/ },
 ];
 
 /** The kind of credential a string contains, if it looks like one; `undefined` otherwise. */

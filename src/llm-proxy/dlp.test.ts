@@ -5,27 +5,16 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { SECRET_SHAPES } from "../config/index.ts";
+import { CANARY as ATTACK_CANARY, PROVIDER_KEY as ATTACK_PROVIDER_KEY, FALSE_POSITIVE_CORPUS, SHAPE_SAMPLES, attacks, repeat, revealed } from "../dlp/testing.ts";
 import { createSecretScanner, inspectRequestBody } from "./dlp.ts";
 import { createStandInProvider } from "./stand-in-provider.ts";
 import type { StandInProvider } from "./stand-in-provider.ts";
 import { post, request, startProxy } from "./test-support.ts";
 import type { Harness } from "./test-support.ts";
 
-// Samples are assembled at run time so that this file holds no credential-shaped literal.
+// Samples are assembled at run time (src/dlp/testing.ts) so that this file holds no credential-shaped literal.
+const SAMPLES = SHAPE_SAMPLES;
 const alnum = "aB3dE5fG7hJ9kL2mN4pQ6rS8tU1vW0xYz";
-const repeat = (text: string, length: number) => text.repeat(Math.ceil(length / text.length)).slice(0, length);
-const SAMPLES: Record<string, string> = {
-  "OpenAI-style API key": ["sk", "proj", repeat(alnum, 40)].join("-"),
-  "Anthropic API key": ["sk", "ant", "api03", repeat(alnum, 40)].join("-"),
-  "GitHub token": ["ghp", repeat(alnum, 36)].join("_"),
-  "Slack token": ["xoxb", "2093847561", repeat(alnum, 24)].join("-"),
-  "Telegram bot token": `${"7312946580"}:${repeat(`_-${alnum}`, 35)}`,
-  "AWS access key id": `AKIA${repeat("QZ7W2X9V4T6R8P3M", 16)}`,
-  "Google API key": `AIza${repeat(alnum, 35)}`,
-  "JSON Web Token": [`eyJ${repeat(alnum, 20)}`, `eyJ${repeat(alnum, 30)}`, repeat(alnum, 43)].join("."),
-  "PEM private key": `${"-----BEGIN"} RSA PRIVATE KEY-----\n${repeat(alnum, 64)}\n-----END RSA PRIVATE KEY-----`,
-  "Discord bot token": [`M${repeat(alnum, 23)}`, repeat(alnum, 6), repeat(alnum, 27)].join("."),
-};
 const CANARY = `canary-${repeat("7f3a9c1e5b", 30)}`;
 const PROVIDER_KEY = `provider-secret-${repeat("Zq8Lm2Nx", 24)}`;
 const AGENT_KEY = `sk-perimeter-${repeat("Ag3ntK3y", 43)}`;
@@ -105,21 +94,7 @@ describe("DLP scanner", () => {
   });
 
   test("false-positive corpus: ordinary code, prose, hashes, UUIDs, public keys, certificates and images stay clean", () => {
-    const corpus = [
-      "The quick brown fox jumps over the lazy dog. Kubernetes NetworkPolicies need a CNI that enforces them.",
-      "export function createServer(options: ServerOptions): Server {\n  const skip = options.skipAuth ?? false;\n  return new Server({ ...options, skip });\n}",
-      "def tokenize(text: str) -> list[str]:\n    return [token for token in text.split() if token]\n",
-      "commit 9fceb02d0ae598e95dc970b74767f19372d61af8\nAuthor: Dev <dev@example.com>\nDate: 2026-01-05",
-      "request id 3f2b8c1e-9d4a-4e7b-b6f0-2c5d8e9a1b7f failed after 12ms; retrying with backoff 250ms",
-      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq7Zk4bA0aY3H9bX5mR2cV8dN1pL6sT0wQ4eU7iO3yK dev@laptop",
-      "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ2VydGlmaWNhdGUgZXhhbXBsZTAKBggqhkjOPQQDAjAS\n-----END CERTIFICATE-----",
-      "pip install scikit-learn sk-video && kubectl get pods -n sk-system --token-file=/var/run/token",
-      "https://example.com/search?q=openai+api+key&session=abc123&page=2#results",
-      "apiVersion: v1\nkind: Secret\nmetadata:\n  name: hermes-secret\ntype: Opaque\nstringData:\n  MINIMAX_API_KEY: ${MINIMAX_API_KEY}",
-      "Set OPENAI_API_KEY in your environment; never paste the key into chat. AKIA is the prefix of AWS access key ids.",
-      "at 12:30:45 the job 20260105:nightly-build-of-the-main-branch finished",
-      "const jwtHeader = 'eyJ'; // JWTs start with base64 of {\"",
-    ];
+    const corpus = FALSE_POSITIVE_CORPUS;
     const body = { messages: corpus.map((content) => ({ role: "user", content })), image: { type: "image", source: { type: "base64", media_type: "image/png", data: repeat("AKIAQZ7W2X9V4T6R8P3M+/", 400) } } };
     const before = JSON.stringify(body);
     const hits = inspectRequestBody(body, scanner, "redact");
@@ -215,5 +190,154 @@ clients:
 
   test("a proxy whose canary variable is unset refuses to start, naming the variable", async () => {
     await assert.rejects(startProxy(`canaries: [MISSING_CANARY]`, {}), /MISSING_CANARY/);
+  });
+});
+
+// Issue 12, item 1: what the adversarial review found DLP let through, sent through the running proxy. Each test
+// checks what the stand-in provider received and what the audit record says. The same inputs go through mcp-guard's
+// redactor in src/mcp-guard/redact.test.ts (one shared scanner, src/dlp).
+describe("DLP attacks of issue 12 through llm-proxy", () => {
+  let openai: StandInProvider;
+  let claude: StandInProvider;
+  let redacting: Harness;
+  let blocking: Harness;
+  const environment = { MAIN_KEY: ATTACK_PROVIDER_KEY, AGENT_KEY, CANARY_TOKEN: ATTACK_CANARY };
+  const llm = (main: string, anthropic: string, mode: string) => `providers:
+  main: { baseUrl: "${main}", apiKeySecret: MAIN_KEY, models: [gpt-test, embed-test], allowPrivateAddress: true }
+  claude: { kind: anthropic, baseUrl: "${anthropic}", apiKeySecret: MAIN_KEY, models: [claude-test], allowPrivateAddress: true }
+canaries: [CANARY_TOKEN]
+dlp: { mode: ${mode} }
+clients:
+  - { name: hermes, keySecret: AGENT_KEY }`;
+
+  before(async () => {
+    openai = createStandInProvider({ expectedKey: ATTACK_PROVIDER_KEY });
+    claude = createStandInProvider({ expectedKey: ATTACK_PROVIDER_KEY });
+    const [main, anthropic] = await Promise.all([openai.listen(), claude.listen()]);
+    redacting = await startProxy(llm(main.baseUrl, anthropic.baseUrl, "redact"), environment);
+    blocking = await startProxy(llm(main.baseUrl, anthropic.baseUrl, "block"), environment);
+  });
+
+  after(async () => {
+    await Promise.all([redacting.close(), blocking.close()]);
+    await Promise.all([openai.close(), claude.close()]);
+  });
+
+  const hitsOf = (harness: Harness) => (harness.records().at(-1)?.data.dlpHits ?? []) as Array<{ kind: string; location: string }>;
+
+  for (const attack of attacks()) {
+    test(`redact mode: ${attack.name} — in a prompt, a tool call's arguments and a tool result — never reaches the provider`, async () => {
+      assert.ok(revealed(attack.text, attack.secret), "the oracle reads the secret in the input (else this test proves nothing)");
+      const before = openai.requests.length;
+      const body = {
+        model: "main/gpt-test",
+        max_tokens: 5,
+        messages: [
+          { role: "user", content: `look: ${attack.text}` },
+          { role: "assistant", content: null, tool_calls: [{ id: "call_1", type: "function", function: { name: "write", arguments: JSON.stringify({ content: attack.text, path: "/tmp/out" }) } }] },
+          { role: "tool", tool_call_id: "call_1", content: attack.text },
+        ],
+      };
+      const response = await post(redacting.url, "/v1/chat/completions", body, AGENT_KEY);
+      assert.equal(response.status, 200, response.text);
+      assert.equal(openai.requests.length, before + 1);
+      const forwarded = openai.requests.at(-1)?.body as { messages: Array<{ content: string; tool_calls?: Array<{ function: { arguments: string } }> }> };
+      assert.ok(!revealed(JSON.stringify(forwarded), attack.secret), `the provider could read it: ${JSON.stringify(forwarded).slice(0, 400)}`);
+      const args = JSON.parse(forwarded.messages[1]?.tool_calls?.[0]?.function.arguments ?? "") as { path: string };
+      assert.equal(args.path, "/tmp/out", "tool arguments stay valid JSON after redaction");
+      const locations = new Set(hitsOf(redacting).map((hit) => hit.location));
+      assert.deepEqual([...locations].sort(), ["messages[0].content", "messages[1].tool_calls[0].function.arguments", "messages[2].content"]);
+      assert.ok(!revealed(JSON.stringify(redacting.records().at(-1)), attack.secret), "the audit record holds no trace of it");
+    });
+  }
+
+  test("the false-positive corpus goes out unchanged and unrecorded in redact mode", async () => {
+    const response = await post(redacting.url, "/v1/chat/completions", { model: "main/gpt-test", max_tokens: 5, messages: FALSE_POSITIVE_CORPUS.map((content) => ({ role: "user", content })) }, AGENT_KEY);
+    assert.equal(response.status, 200);
+    assert.deepEqual((openai.requests.at(-1)?.body as { messages: Array<{ content: string }> }).messages.map((message) => message.content), FALSE_POSITIVE_CORPUS);
+    assert.deepEqual(hitsOf(redacting), []);
+  });
+
+  // A property name cannot be redacted without changing what the request means (a tool's parameter, a schema's
+  // field), so a secret in an object key refuses the request in either mode.
+  const keyAttacks: Array<{ name: string; path: string; body: Record<string, unknown>; location: RegExp; kind: string }> = [
+    {
+      name: "the canary as a tool parameter's name",
+      path: "/v1/chat/completions",
+      body: { model: "main/gpt-test", messages: [{ role: "user", content: "hi" }], tools: [{ type: "function", function: { name: "save", parameters: { type: "object", properties: { [ATTACK_CANARY]: { type: "string" } } } } }] },
+      location: /^tools\[0\]\.function\.parameters\.properties\{key \d+\}$/,
+      kind: "canary CANARY_TOKEN",
+    },
+    {
+      name: "the provider key as a metadata key",
+      path: "/v1/chat/completions",
+      body: { model: "main/gpt-test", messages: [{ role: "user", content: "hi" }], metadata: { [ATTACK_PROVIDER_KEY]: "1" } },
+      location: /^metadata\{key 0\}$/,
+      kind: "provider key MAIN_KEY",
+    },
+    {
+      name: "the base64 of the canary as a property of a response_format schema",
+      path: "/v1/chat/completions",
+      body: { model: "main/gpt-test", messages: [{ role: "user", content: "hi" }], response_format: { type: "json_schema", json_schema: { name: "out", schema: { type: "object", properties: { ok: { type: "boolean" }, [`x${Buffer.from(ATTACK_CANARY).toString("base64")}`]: { type: "string" } } } } } },
+      location: /^response_format\.json_schema\.schema\.properties\{key 1\}$/,
+      kind: "canary CANARY_TOKEN (base64)",
+    },
+    {
+      name: "a GitHub token as a property of an Anthropic tool's input_schema",
+      path: "/v1/messages",
+      body: { model: "claude/claude-test", max_tokens: 5, messages: [{ role: "user", content: "hi" }], tools: [{ name: "t", input_schema: { type: "object", properties: { [`token_${SAMPLES["GitHub token"]}`]: { type: "string" } } } }] },
+      location: /^tools\[0\]\.input_schema\.properties\{key 0\}$/,
+      kind: "GitHub token",
+    },
+  ];
+  for (const attack of keyAttacks) {
+    for (const mode of ["redact", "block"] as const) {
+      test(`${mode} mode: ${attack.name} is refused with 403, recorded by location, and nothing reaches the provider`, async () => {
+        const harness = mode === "redact" ? redacting : blocking;
+        const provider = attack.path === "/v1/messages" ? claude : openai;
+        const before = provider.requests.length;
+        const response = attack.path === "/v1/messages" ? await request(`${harness.url}${attack.path}`, "POST", attack.body, { "x-api-key": AGENT_KEY }) : await post(harness.url, attack.path, attack.body, AGENT_KEY);
+        assert.equal(response.status, 403, response.text);
+        assert.equal(provider.requests.length, before, "the provider received the request");
+        assert.match(response.text, attack.path === "/v1/messages" ? /permission_error/ : /sensitive_data_blocked/);
+        const record = harness.records().at(-1);
+        assert.equal(record?.data.reason, "dlp-blocked");
+        assert.ok(hitsOf(harness).some((hit) => hit.kind === attack.kind && attack.location.test(hit.location)), JSON.stringify(hitsOf(harness)));
+        assert.ok(!revealed(JSON.stringify(harness.records().at(-1)), ATTACK_CANARY) && !revealed(JSON.stringify(harness.records().at(-1)), ATTACK_PROVIDER_KEY));
+      });
+    }
+  }
+
+  test("embedding input given as token ids (which DLP cannot read) is refused with 400 and never reaches the provider", async () => {
+    const before = openai.requests.length;
+    for (const input of [[1820, 3290, 374], [[1820, 3290], [374, 9861]]]) {
+      const response = await post(redacting.url, "/v1/embeddings", { model: "main/embed-test", input }, AGENT_KEY);
+      assert.equal(response.status, 400, response.text);
+      assert.match(String(response.json.error?.message), /token ids/);
+      assert.equal(response.json.error?.param, "input");
+    }
+    assert.equal(openai.requests.length, before);
+    const text = await post(redacting.url, "/v1/embeddings", { model: "main/embed-test", input: ["plain text", `the canary ${ATTACK_CANARY}`] }, AGENT_KEY);
+    assert.equal(text.status, 200, "text input is still served (and scanned)");
+    assert.ok(!JSON.stringify(openai.requests.at(-1)?.body).includes(ATTACK_CANARY));
+  });
+
+  test("a canary shorter than 8 characters refuses to start (it would match ordinary words; DLP would be noise)", async () => {
+    let started: Harness | undefined;
+    try {
+      await assert.rejects(
+        async () => {
+          started = await startProxy(`canaries: [SHORT_CANARY]\nclients:\n  - { name: hermes, keySecret: AGENT_KEY }`, { SHORT_CANARY: "abc1234", AGENT_KEY });
+        },
+        (error: Error) => {
+          assert.match(error.message, /SHORT_CANARY/);
+          assert.match(error.message, /at least 8/);
+          assert.doesNotMatch(error.message, /abc1234/);
+          return true;
+        },
+      );
+    } finally {
+      await started?.close();
+    }
   });
 });

@@ -1,21 +1,21 @@
 // Data-loss prevention on prompts. A prompt-injected agent that has read a secret (its own environment, a file, a
 // tool result) leaks it most easily by sending it to the model provider. We scan every string the agent sends —
 // message content, system prompts, tool-call arguments, multimodal text parts, Anthropic content blocks, Responses
-// API input — for the exact values the perimeter holds (provider keys, client keys, planted canaries, in plain and
-// base64 form) and for common credential shapes, then redact or refuse. A hit records where and what kind, never
-// the value.
-import { SECRET_SHAPES } from "../config/index.ts";
+// API input — and every object key, with the scanner mcp-guard uses too (src/dlp): the exact values the perimeter
+// holds (provider keys, client keys, planted canaries, as is, in base64 at any alignment and in hex) and common
+// credential shapes; then redact or refuse. A hit records where and what kind, never the value.
+import { createSecretScanner as createSharedScanner, VIRTUAL_KEY_PREFIX } from "../dlp/index.ts";
+import type { KnownSecret } from "../dlp/index.ts";
 
-export interface KnownSecret {
-  /** What it is, safe to log: e.g. "canary CANARY_TOKEN", "provider key MINIMAX_API_KEY". */
-  readonly label: string;
-  readonly value: string;
-}
+export { VIRTUAL_KEY_PREFIX };
+export type { KnownSecret };
 
 export interface DlpHit {
   readonly kind: string;
-  /** JSON path of the string in the request body, e.g. `messages[2].content[0].text`. */
+  /** JSON path of the string in the request body, e.g. `messages[2].content[0].text`; `…{key N}` for an object's Nth key. */
   readonly location: string;
+  /** The finding is in an object key (a property name), which cannot be redacted without changing the request. */
+  readonly inKey?: true;
 }
 
 export interface SecretScanner {
@@ -25,75 +25,11 @@ export interface SecretScanner {
   find(text: string): string[];
 }
 
-/** Virtual keys issued by `perimeter llm-keys create` look like this (and match the OpenAI-style shape too). */
-export const VIRTUAL_KEY_PREFIX = "sk-perimeter-";
+const marker = (kind: string): string => `[REDACTED:${kind}]`;
 
-const EXTRA_SHAPES: ReadonlyArray<{ kind: string; pattern: RegExp }> = [
-  { kind: "Perimeter virtual key", pattern: /\bsk-perimeter-[A-Za-z0-9_-]{20,}/ },
-];
-
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");
-}
-
-/** The forms of a known value worth catching: as is, and base64 (standard and URL-safe) for longer values. */
-function variantsOf(secret: KnownSecret): KnownSecret[] {
-  const variants: KnownSecret[] = [secret];
-  if (secret.value.length >= 12) {
-    const base64 = Buffer.from(secret.value).toString("base64").replace(/=+$/, "");
-    variants.push({ label: `${secret.label} (base64)`, value: base64 });
-    const urlSafe = Buffer.from(secret.value).toString("base64url");
-    if (urlSafe !== base64) variants.push({ label: `${secret.label} (base64)`, value: urlSafe });
-  }
-  return variants;
-}
-
-/**
- * One combined expression per family, so a string is scanned in a single pass: known values first (longest first,
- * so a value containing another is named by the longer one), then the credential shapes.
- */
 export function createSecretScanner(known: readonly KnownSecret[]): SecretScanner {
-  const unique = new Map<string, string>();
-  for (const secret of known.flatMap(variantsOf)) if (secret.value.length >= 4 && !unique.has(secret.value)) unique.set(secret.value, secret.label);
-  const knownValues = [...unique.entries()].sort((a, b) => b[0].length - a[0].length);
-  const knownPattern = knownValues.length === 0 ? undefined : new RegExp(knownValues.map(([value]) => escapeRegExp(value)).join("|"), "g");
-  const knownLabel = new Map(knownValues);
-
-  const shapes = [...SECRET_SHAPES, ...EXTRA_SHAPES];
-  const shapePattern = new RegExp(shapes.map((shape) => `(?:${shape.pattern.source})`).join("|"), "g");
-  // Several shapes can match one credential (an Anthropic key is also OpenAI-shaped); the most specific — the last
-  // in the list that matches at the same start — names it.
-  const anchored = shapes.map((shape) => ({ kind: shape.kind, pattern: new RegExp(`^(?:${shape.pattern.source})`) }));
-  const shapeKind = (match: string): string => {
-    for (let index = anchored.length - 1; index >= 0; index--) {
-      const entry = anchored[index] as { kind: string; pattern: RegExp };
-      if (entry.pattern.test(match)) return entry.kind;
-    }
-    return "secret";
-  };
-
-  const redact = (text: string): { text: string; kinds: string[] } => {
-    const kinds: string[] = [];
-    let result = text;
-    if (knownPattern !== undefined) {
-      result = result.replace(knownPattern, (match) => {
-        const kind = knownLabel.get(match) ?? "known secret";
-        kinds.push(kind);
-        return `[REDACTED:${kind}]`;
-      });
-    }
-    result = result.replace(shapePattern, (match) => {
-      const kind = shapeKind(match);
-      kinds.push(kind);
-      return `[REDACTED:${kind}]`;
-    });
-    return { text: result, kinds };
-  };
-
-  return {
-    redact,
-    find: (text) => redact(text).kinds,
-  };
+  const scanner = createSharedScanner({ known });
+  return { redact: (text) => scanner.redact(text, marker), find: (text) => scanner.scan(text).kinds };
 }
 
 /** MIME types whose base64 payloads are media, not text: scanning them only produces false positives. */
@@ -112,24 +48,50 @@ function isMediaPayload(key: string | number | undefined, value: string, parent:
 
 function formatPath(path: ReadonlyArray<string | number>): string {
   let text = "";
-  for (const part of path) text += typeof part === "number" ? `[${part}]` : text === "" ? part : `.${part}`;
+  for (const part of path) text += typeof part === "number" ? `[${part}]` : text === "" || part.startsWith("{key ") ? part : `.${part}`;
   return text;
 }
 
 export const MAX_DEPTH = 64;
 
-export class BodyTooDeepError extends Error {
+/** A body the scanner cannot read in full: refused (400) rather than forwarded unscanned. */
+export class UnscannableBodyError extends Error {
+  readonly param: string | undefined;
+  constructor(message: string, param?: string) {
+    super(message);
+    this.name = "UnscannableBodyError";
+    this.param = param;
+  }
+}
+
+export class BodyTooDeepError extends UnscannableBodyError {
   constructor() {
     super(`request body nests deeper than ${MAX_DEPTH} levels`);
     this.name = "BodyTooDeepError";
   }
 }
 
+export class TokenIdInputError extends UnscannableBodyError {
+  constructor(param: string) {
+    super(`${param} given as token ids cannot be scanned for secrets (llm-proxy reads text only); send it as a string or an array of strings`, param);
+    this.name = "TokenIdInputError";
+  }
+}
+
+const isTokenIds = (value: unknown): boolean => Array.isArray(value) && value.some((item) => typeof item === "number" || (Array.isArray(item) && item.some((inner) => typeof inner === "number")));
+
 /**
- * Scans every string in a parsed request body. In redact mode the body is changed in place (the caller forwards the
- * redacted body); in block mode nothing changes and the hits decide. Keys are not scanned (they are schema names).
+ * Scans every string and every object key in a parsed request body. In redact mode strings are changed in place
+ * (the caller forwards the redacted body); in block mode nothing changes and the hits decide. A hit in a key is
+ * marked `inKey`: a key cannot be redacted without changing what the request means (a tool parameter, a schema
+ * property), so the caller refuses the request in either mode. Throws UnscannableBodyError for what it cannot
+ * read: nesting deeper than MAX_DEPTH, and `input`/`prompt` given as token ids (embeddings, legacy completions).
  */
 export function inspectRequestBody(body: unknown, scanner: SecretScanner, mode: "redact" | "block"): DlpHit[] {
+  if (typeof body === "object" && body !== null && !Array.isArray(body)) {
+    const record = body as Record<string, unknown>;
+    for (const param of ["input", "prompt"]) if (isTokenIds(record[param])) throw new TokenIdInputError(param);
+  }
   const hits: DlpHit[] = [];
   const path: Array<string | number> = [];
   const visit = (value: unknown, key: string | number | undefined, parent: Record<string, unknown> | unknown[] | undefined, depth: number): void => {
@@ -154,8 +116,18 @@ export function inspectRequestBody(body: unknown, scanner: SecretScanner, mode: 
     }
     if (typeof value === "object" && value !== null) {
       const record = value as Record<string, unknown>;
-      for (const name of Object.keys(record)) {
-        path.push(name);
+      const names = Object.keys(record);
+      for (let index = 0; index < names.length; index++) {
+        const name = names[index] as string;
+        const kinds = scanner.find(name);
+        // A key that holds a secret is named by its position, here and in the paths below it: the key itself is
+        // what must not be written down.
+        const part = kinds.length > 0 ? `{key ${index}}` : name;
+        if (kinds.length > 0) {
+          const location = formatPath([...path, part]);
+          for (const kind of kinds) hits.push({ kind, location, inKey: true });
+        }
+        path.push(part);
         visit(record[name], name, record, depth + 1);
         path.pop();
       }

@@ -1,13 +1,13 @@
 // Redaction of everything the guard hands back to the agent or writes down: the credential values it injected into
-// upstreams (exact strings and their common encodings) and credential-shaped text (SECRET_SHAPES plus mcp.redact).
-// An upstream that echoes its own token, prints its environment or embeds a key in an error message must not turn
-// the guard into the leak it exists to prevent.
-import { SECRET_SHAPES } from "../config/index.ts";
+// upstreams (exact strings and their encodings) and credential-shaped text (SECRET_SHAPES plus mcp.redact). An
+// upstream that echoes its own token, prints its environment or embeds a key in an error message must not turn the
+// guard into the leak it exists to prevent. The matching is src/dlp's scanner, the one llm-proxy's DLP uses.
+import { createSecretScanner, MIN_SECRET_LENGTH, SecretPatternError } from "../dlp/index.ts";
 
 export const REDACTED = "[REDACTED]";
 
 /** Values shorter than this are not treated as secrets: redacting every "info" or "true" would destroy results. */
-export const MIN_SECRET_LENGTH = 8;
+export { MIN_SECRET_LENGTH };
 
 export interface Redactor {
   /** The text with every secret value and credential shape replaced by [REDACTED]. */
@@ -25,42 +25,21 @@ export class RedactPatternError extends Error {
   }
 }
 
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-}
-
-/** The forms a secret value takes on the wire: as is, URL-encoded, base64 (e.g. inside a Basic header), JSON-escaped. */
-function variantsOf(secret: string): string[] {
-  const variants = new Set([secret, encodeURIComponent(secret), Buffer.from(secret, "utf8").toString("base64"), JSON.stringify(secret).slice(1, -1)]);
-  const base64 = Buffer.from(secret, "utf8").toString("base64");
-  variants.add(base64.replace(/=+$/, ""));
-  return [...variants].filter((variant) => variant.length >= MIN_SECRET_LENGTH);
-}
+const marker = (): string => REDACTED;
 
 export function createRedactor(options: { secrets: Iterable<string>; patterns?: readonly string[] }): Redactor {
-  const alternatives: string[] = [];
-  const literal = [...new Set([...options.secrets].filter((secret) => secret.length >= MIN_SECRET_LENGTH).flatMap(variantsOf))];
-  // Longest first so that a secret containing another is removed whole.
-  literal.sort((a, b) => b.length - a.length);
-  if (literal.length > 0) alternatives.push(literal.map(escapeRegExp).join("|"));
-  // A whole PEM block, not only its BEGIN line (which is all SECRET_SHAPES needs to recognise one).
-  alternatives.push("-----BEGIN [A-Z ]*PRIVATE KEY-----[\\s\\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)");
-  for (const { pattern } of SECRET_SHAPES) alternatives.push(pattern.source);
-  for (const pattern of options.patterns ?? []) {
-    try {
-      const compiled = new RegExp(pattern, "u");
-      if (compiled.test("")) throw new Error("it matches the empty string");
-    } catch (error) {
-      throw new RedactPatternError(pattern, (error as Error).message);
-    }
-    alternatives.push(`(?:${pattern})`);
+  let scanner: ReturnType<typeof createSecretScanner>;
+  try {
+    scanner = createSecretScanner({
+      known: [...new Set(options.secrets)].map((value) => ({ label: "secret", value })),
+      patterns: (options.patterns ?? []).map((source) => ({ kind: "mcp.redact pattern", source })),
+    });
+  } catch (error) {
+    if (error instanceof SecretPatternError) throw new RedactPatternError(error.source, error.reason);
+    throw error;
   }
-  // One combined expression: a single scan per string, whatever the number of secrets.
-  const combined = new RegExp(alternatives.map((alternative) => `(?:${alternative})`).join("|"), "gu");
-  const probe = new RegExp(combined.source, "u");
-
-  const text = (value: string): string => (probe.test(value) ? value.replace(combined, REDACTED) : value);
-  const contains = (value: string): boolean => probe.test(value);
+  const text = (value: string): string => scanner.redact(value, marker).text;
+  const contains = (value: string): boolean => scanner.contains(value);
 
   const base64Field = (value: string): string => {
     if (value.length < MIN_SECRET_LENGTH || !/^[A-Za-z0-9+/=\s]+$/.test(value)) return text(value);
