@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import type { Client } from "@modelcontextprotocol/client";
-import { readAuditRecords } from "../audit-log/index.ts";
+import { AuditWriteError, readAuditRecords } from "../audit-log/index.ts";
 import type { AuditRecord } from "../audit-log/index.ts";
 import { connectAgent, eventually, resultText, startGuard, startRecordingServer } from "./testing.ts";
 import type { RecordingServer, StartedGuard } from "./testing.ts";
@@ -165,4 +165,38 @@ describe("every decision is recorded, whatever the arguments look like", { timeo
     assert.equal(record?.data.decision, "deny");
     assert.ok(JSON.stringify(record?.data).length < 8 * 1024, "the record holds a bounded piece of the name");
   });
+});
+
+test("a held call whose approval request cannot be recorded is refused, that refusal is recorded, and the lost record is counted", { timeout: 60_000 }, async () => {
+  const web = await startRecordingServer();
+  // The real log, except that approval-request records fail as a full disk would.
+  const started = await startGuard(config(web.url), ENV, {
+    wrapAudit: (log) => ({
+      append: (event) => {
+        if (event.type === "approval-request") throw new AuditWriteError("cannot write to the audit log: database or disk is full (test)");
+        return log.append(event as Parameters<typeof log.append>[0]);
+      },
+      prepare: (event) => log.prepare(event),
+      appendPrepared: (events) => log.appendPrepared(events),
+    }),
+  });
+  const agent = await connectAgent(started.url, AGENT, "2025-11-25");
+  try {
+    await eventually(() => (started.guard.upstream("web")?.state().state === "ready" ? true : undefined), 20_000, "the upstream ready");
+    const result = await agent.callTool({ name: "web__create_issue", arguments: { owner: "my-org", repo: "app", title: "unrecordable approval" } });
+    assert.equal(result.isError, true);
+    assert.match(resultText(result), /internal error/);
+    assert.equal(started.guard.approvals.countPending({ kind: "tool-call" }), 0, "no request was opened without its record");
+    const record = readAuditRecords(started.auditPath).findLast((entry) => entry.type === "tool-call");
+    assert.equal(record?.data.decision, "error");
+    assert.match(String(record?.data.reason), /disk is full/);
+    // The lost record is counted; /healthz is 200 again because the refusal's own record was written after it.
+    assert.match(await (await fetch(`${started.adminUrl}/metrics`)).text(), /perimeter_mcp_guard_audit_failures_total 1\b/);
+    assert.equal((await fetch(`${started.adminUrl}/healthz`)).status, 200);
+    assert.ok(!web.requests.some((entry) => entry.body.includes("unrecordable approval")));
+  } finally {
+    await agent.close();
+    await started.close();
+    await web.close();
+  }
 });
