@@ -90,7 +90,10 @@ export function redactArguments(args: unknown, redactor: Redactor): RedactedArgu
         for (let suffix = 2; Object.hasOwn(out, shownName); suffix++) shownName = `${redactor.text(name)} (${suffix})`;
         redactions.push(`${step(path, shownName)} (key)`);
       }
-      Object.defineProperty(out, shownName, { value: copy(item, name, step(path, shownName)), enumerable: true, writable: true, configurable: true });
+      const shown = copy(item, name, step(path, shownName));
+      // Assignment would set the copy's prototype for "__proto__"; every other key is cheaper assigned.
+      if (shownName === "__proto__") Object.defineProperty(out, shownName, { value: shown, enumerable: true, writable: true, configurable: true });
+      else out[shownName] = shown;
     }
     return out;
   };
