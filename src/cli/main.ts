@@ -9,7 +9,8 @@ import type { Command, CommandIo } from "./command.ts";
 const HELP = `perimeter — a security perimeter for self-hosted AI agents
 
 Usage:
-  perimeter render -c FILE -t kubernetes|compose -o DIR [--force]
+  perimeter render -c FILE -t kubernetes|compose|vps -o DIR [--force]
+  perimeter host apply DIR [--dry-run]      install a vps render on this host (as root)
   perimeter check PATH... [-] [--format text|json|sarif|junit] [--fail-on SEVERITY] [--baseline FILE]
                  | --list-rules | --explain RULE
   perimeter up -c FILE [--check]           every service on this host, under one supervisor
@@ -43,6 +44,7 @@ const COMMANDS: Record<string, Loader> = {
   "audit-log": async () => (await import("../audit-log/cli.ts")).auditLogCommand,
   backup: async () => (await import("../backup/cli.ts")).backupCommand,
   "llm-keys": async () => (await import("../llm-proxy/cli.ts")).llmKeysCommand,
+  host: async () => (await import("../render/vps/apply.ts")).hostCommand,
   up: async () => (await import("../up/cli.ts")).upCommand,
   status: async () => (await import("../up/cli.ts")).statusCommand,
   serve: async () => async (args, io) => {

@@ -1,5 +1,5 @@
 // What other capabilities may use from config/: the schema, loading, and secret helpers.
-export { perimeterConfigSchema, globMatches, imageReference } from "./schema.ts";
+export { perimeterConfigSchema, globMatches, imageReference, isInternetWideCidr } from "./schema.ts";
 export type {
   PerimeterConfig,
   PerimeterConfigInput,
@@ -9,6 +9,7 @@ export type {
   SandboxConfig,
   ArgumentConstraint,
   HostRuleInput,
+  HostConfig,
 } from "./schema.ts";
 export { parseConfig, loadConfig, configJsonSchema, closest, editDistance } from "./load.ts";
 export { ConfigError, formatProblem } from "./errors.ts";

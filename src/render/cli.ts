@@ -1,4 +1,4 @@
-// `perimeter render -c FILE -t kubernetes|compose -o DIR [--force]`.
+// `perimeter render -c FILE -t kubernetes|compose|vps -o DIR [--force]`.
 import { loadConfig } from "../config/index.ts";
 import { EXIT_OK, EXIT_USAGE, UsageError, parseCommandArgs, writeLine } from "../cli/command.ts";
 import type { Command } from "../cli/command.ts";
@@ -8,11 +8,13 @@ import type { Target } from "./plan.ts";
 import { renderTarget } from "./render.ts";
 import { writeDirectory } from "./write.ts";
 
-const HELP = `Usage: perimeter render -c FILE -t kubernetes|compose -o DIR [--force]
+const HELP = `Usage: perimeter render -c FILE -t kubernetes|compose|vps -o DIR [--force]
 
 Writes a ready-to-apply deployment of the perimeter declared in FILE:
   -t kubernetes   a kustomize directory (kubectl apply -k DIR)
   -t compose      compose.yaml with its config and env file templates
+  -t vps          one Debian/Ubuntu host: hardened systemd units, nftables, sshd, fail2ban, updates
+                  (install with perimeter host apply DIR; needs a host: section)
 The directory appears whole or not at all. An existing non-empty DIR is refused unless --force.
 Secrets are never written: render prints the Secrets to create.
 `;
@@ -30,8 +32,8 @@ export const renderCommand: Command = async (args, io) => {
     return EXIT_OK;
   }
   if (values.config === undefined) throw new UsageError("render: give the config file with -c FILE (e.g. -c examples/k3s-telegram-minimax.yaml)");
-  if (values.target !== "kubernetes" && values.target !== "compose") {
-    throw new UsageError(`render: give the target with -t kubernetes or -t compose${values.target === undefined ? "" : ` (not "${values.target}")`}`);
+  if (values.target !== "kubernetes" && values.target !== "compose" && values.target !== "vps") {
+    throw new UsageError(`render: give the target with -t kubernetes, -t compose or -t vps${values.target === undefined ? "" : ` (not "${values.target}")`}`);
   }
   if (values.output === undefined) throw new UsageError("render: give the output directory with -o DIR");
   const target: Target = values.target;

@@ -4,7 +4,7 @@
 import type { McpServerConfig, PerimeterConfig } from "../config/index.ts";
 import { placeholdersIn } from "../config/index.ts";
 
-export type Target = "kubernetes" | "compose";
+export type Target = "kubernetes" | "compose" | "vps";
 
 /** A config that is valid but cannot be rendered as asked; the CLI maps it to exit 2 with the message. */
 export class RenderError extends Error {

@@ -7,6 +7,7 @@ import { namespaces } from "./kubernetes/names.ts";
 import { AGENT_WORKLOAD, MCP_GUARD, sharedSecretNotes } from "./plan.ts";
 import type { Target } from "./plan.ts";
 import type { OutputFile } from "./write.ts";
+import { vpsOutput } from "./vps/output.ts";
 
 export interface RenderOutput {
   readonly target: Target;
@@ -17,6 +18,7 @@ export interface RenderOutput {
 }
 
 export function renderTarget(config: PerimeterConfig, target: Target): RenderOutput {
+  if (target === "vps") return vpsOutput(config);
   return target === "kubernetes" ? kubernetesOutput(config) : composeOutput(config);
 }
 

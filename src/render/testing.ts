@@ -9,7 +9,8 @@ import type { Target } from "./plan.ts";
 
 export const EXAMPLES = ["k3s-telegram-minimax", "kubernetes-full", "compose-vps"] as const;
 export type Example = (typeof EXAMPLES)[number];
-export const TARGETS: readonly Target[] = ["kubernetes", "compose"];
+// The container targets every example renders for; the VPS target needs a host: section (src/render/vps).
+export const TARGETS: ReadonlyArray<Exclude<Target, "vps">> = ["kubernetes", "compose"];
 
 export function examplePath(example: string): string {
   return fileURLToPath(new URL(`../../examples/${example}.yaml`, import.meta.url));

@@ -1,0 +1,36 @@
+// What `perimeter render -t vps` writes and tells the operator next.
+import type { PerimeterConfig } from "../../config/index.ts";
+import type { RenderOutput } from "../render.ts";
+import { sharedSecretNotes } from "../plan.ts";
+import { renderVps } from "./render.ts";
+
+export function vpsOutput(config: PerimeterConfig): RenderOutput {
+  const render = renderVps(config);
+  const { manifest } = render;
+  return {
+    target: "vps",
+    files: render.files.map((file) => ({ path: file.path, content: file.content, mode: file.mode ?? 0o644 })),
+    warnings: render.warnings,
+    instructions: (directory) => {
+      const lines = [
+        `Rendered perimeter "${config.name}" for one Debian 12/13 or Ubuntu 24.04 host into ${directory} (${render.files.length} files).`,
+        "",
+        "On the host (as root; perimeter and Node 24 installed at the unit's path, apt install nftables fail2ban unattended-upgrades):",
+        `  1. perimeter host apply ${directory} --dry-run      shows every change and checks every file (sshd -t, nft -c, ...)`,
+        `  2. perimeter host apply ${directory}                installs; refuses when your SSH session would be locked out`,
+        "  3. fill in the env files it created (root, 0600; values never appear in the render), then",
+        `     systemctl restart ${manifest.units.filter((unit) => unit !== "perimeter-firewall.service").join(" ")}`,
+        "  4. keep this SSH session open and log in again from a second terminal before closing it (seed 004).",
+        "",
+        "Env files, one per service (each unit reads only its own):",
+        ...manifest.envFiles.map((file) => `  ${file.path}: ${file.keys.join(", ")}`),
+        "",
+        "Values that must match:",
+        ...sharedSecretNotes(config).map((note) => `  ${note}`),
+        "",
+        "Approvals: perimeter approvals list -c /etc/perimeter/perimeter.yaml (with the admin token exported).",
+      ];
+      return `${lines.join("\n")}\n`;
+    },
+  };
+}
