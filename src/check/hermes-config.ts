@@ -2,15 +2,15 @@
 // security key silently keeps the default: those are reported with "did you mean".
 import { closest, literalCredentialIn, secretShapeIn } from "../config/index.ts";
 import type { Collector, Subject } from "./collector.ts";
-import { PLATFORMS, isCredentialName } from "./hermes-facts.ts";
+import { PERIMETER_BYPASS_TOOLSETS, PLATFORMS, isCredentialName } from "./hermes-facts.ts";
 import type { EnvVariable } from "./env-file.ts";
 import { asArray, asRecord, asString } from "./yaml-source.ts";
 import type { YamlDocument } from "./yaml-source.ts";
 
-export const HERMES_TOP_LEVEL_KEYS = ["model", "providers", "custom_providers", "fallback_providers", "fallback_model", "auxiliary", "terminal", "approvals", "security", "mcp_servers", "toolsets", "agent", "platforms", "platform_toolsets", "memory", "display", "compression", "tts", "stt", "voice", "browser", "delegation", "updates", "cron", "skills", "logging", "checkpoints", "smart_model_routing", "honcho", "web", "code_execution", "session_reset", "streaming", "context", "quick_commands", "personalities", "prompt_caching", "group_sessions_per_user", "elicitation", "tools", "privacy", "human_delay", "discord", "telegram", "slack", "whatsapp", "dashboard", "api_server", "timezone", "command_allowlist", "_config_version", "network", "bedrock", "auth"];
+export const HERMES_TOP_LEVEL_KEYS = ["unauthorized_dm_behavior", "kanban", "model_catalog", "gateway", "mcp", "model", "providers", "custom_providers", "fallback_providers", "fallback_model", "auxiliary", "terminal", "approvals", "security", "mcp_servers", "toolsets", "agent", "platforms", "platform_toolsets", "memory", "display", "compression", "tts", "stt", "voice", "browser", "delegation", "updates", "cron", "skills", "logging", "checkpoints", "smart_model_routing", "honcho", "web", "code_execution", "session_reset", "streaming", "context", "quick_commands", "personalities", "prompt_caching", "group_sessions_per_user", "elicitation", "tools", "privacy", "human_delay", "discord", "telegram", "slack", "whatsapp", "dashboard", "api_server", "timezone", "command_allowlist", "_config_version", "network", "bedrock", "auth"];
 const SECTION_KEYS: Record<string, readonly string[]> = {
   approvals: ["mode", "timeout", "cron_mode", "allowlist", "permanent_allowlist", "gateway_timeout"],
-  security: ["redact_secrets", "allow_private_urls", "website_blocklist", "tirith_enabled", "tirith_path", "tirith_timeout", "tirith_fail_open"],
+  security: ["redact_secrets", "allow_private_urls", "website_blocklist", "tirith_enabled", "tirith_path", "tirith_timeout", "tirith_fail_open", "allow_lazy_installs"],
   terminal: ["backend", "cwd", "timeout", "lifetime_seconds", "docker_image", "docker_forward_env", "docker_extra_args", "docker_network", "docker_volumes", "docker_mount_cwd_to_workspace", "container_cpu", "container_memory", "container_disk", "container_persistent", "singularity_image", "modal_image", "daytona_image", "ssh_host", "ssh_user", "ssh_port", "ssh_key", "persistent_shell", "env_passthrough", "sandbox_dir"],
 };
 const STRONG_KEYS = ["model", "terminal", "approvals", "mcp_servers", "toolsets", "custom_providers", "fallback_providers", "auxiliary", "platform_toolsets", "memory", "compression"];
@@ -98,6 +98,24 @@ export function checkHermesConfig(document: YamlDocument, subject: Subject, cont
     );
   }
 
+  // gateway/config.py:911 (global) and the per-platform key bridged beside it: "pair" answers a stranger's DM with a
+  // pairing code, and an approved pairing is admitted past <PLATFORM>_ALLOWED_USERS.
+  if (asString(root.unauthorized_dm_behavior)?.trim().toLowerCase() === "pair") {
+    collector.add("HERMES-DM-PAIRING", subject, ["unauthorized_dm_behavior"], "unauthorized_dm_behavior: pair answers strangers with pairing codes; an approved pairing bypasses the user allowlist");
+  }
+  for (const source of ["platforms", "gateway"] as const) {
+    const platforms = source === "platforms" ? asRecord(root.platforms) : asRecord(asRecord(root.gateway)?.platforms);
+    for (const [platform, raw] of Object.entries(platforms ?? {})) {
+      if (asString(asRecord(raw)?.unauthorized_dm_behavior)?.trim().toLowerCase() !== "pair") continue;
+      const path = source === "platforms" ? ["platforms", platform, "unauthorized_dm_behavior"] : ["gateway", "platforms", platform, "unauthorized_dm_behavior"];
+      collector.add("HERMES-DM-PAIRING", subject, path, `${path.join(".")}: pair answers strangers on ${platform} with pairing codes; an approved pairing bypasses the user allowlist`);
+    }
+  }
+
+  // A config that keeps shell and code out of the agent (Perimeter's sandbox) claims that nothing else runs or
+  // reaches out beside it: the features that would are findings here.
+  if (localExecutionOff) checkPerimeterBypass(root, disabled, subject, collector);
+
   for (const [server, raw] of Object.entries(asRecord(root.mcp_servers) ?? {})) {
     const definition = asRecord(raw) ?? {};
     for (const [header, value] of Object.entries(asRecord(definition.headers) ?? {})) {
@@ -111,6 +129,36 @@ export function checkHermesConfig(document: YamlDocument, subject: Subject, cont
     const url = asString(definition.url);
     if (url !== undefined && (/\/\/[^/@\s]+:[^/@\s]+@/.test(url) || /[?&](token|key|api_key|access_token)=(?!\$\{)[^&]+/i.test(url) || secretShapeIn(url) !== undefined)) {
       collector.add("HERMES-MCP-LITERAL-TOKEN", subject, ["mcp_servers", server, "url"], `mcp_servers.${server}.url carries a credential; pass it in a header as \${VAR}`);
+    }
+  }
+}
+
+function checkPerimeterBypass(root: Record<string, unknown>, disabled: readonly string[], subject: Subject, collector: Collector): void {
+  const disabledPath = asRecord(root.agent)?.disabled_toolsets === undefined ? ["agent"] : ["agent", "disabled_toolsets"];
+  const missing = PERIMETER_BYPASS_TOOLSETS.filter((toolset) => !disabled.includes(toolset));
+  // hermes_cli/tools_config.py:1653 and model_tools.py:424 (Hermes 0.18.0): only what is listed is stripped.
+  if (missing.length > 0) {
+    collector.add("HERMES-PERIMETER-BYPASS", subject, disabledPath, `terminal and code_execution are off, but ${missing.join(", ")} ${missing.length === 1 ? "stays" : "stay"} on: they reach the network or act outside the perimeter by themselves; add them to agent.disabled_toolsets`);
+  }
+  const security = asRecord(root.security);
+  // tools/lazy_deps.py:444: the default (true) installs PyPI packages at run time.
+  if (security?.allow_lazy_installs !== false) {
+    collector.add("HERMES-PERIMETER-BYPASS", subject, security?.allow_lazy_installs === undefined ? (root.security === undefined ? [] : ["security"]) : ["security", "allow_lazy_installs"], "security.allow_lazy_installs is not false: Hermes installs PyPI packages into its own environment at run time");
+  }
+  const kanban = asRecord(root.kanban);
+  // gateway/kanban_watchers.py:153: the default dispatcher spawns `hermes chat` workers from the gateway.
+  if (kanban?.dispatch_in_gateway !== false) {
+    collector.add("HERMES-PERIMETER-BYPASS", subject, kanban === undefined ? [] : ["kanban"], "kanban.dispatch_in_gateway is not false: the gateway spawns hermes chat workers of its own");
+  }
+  for (const [server, raw] of Object.entries(asRecord(root.mcp_servers) ?? {})) {
+    const definition = asRecord(raw) ?? {};
+    // tools/mcp_tool.py:1808: a command starts a local stdio server beside the agent, outside mcp-guard.
+    if (definition.command !== undefined) {
+      collector.add("HERMES-PERIMETER-BYPASS", subject, ["mcp_servers", server, "command"], `mcp_servers.${server} starts a local stdio MCP server beside the agent, outside mcp-guard: serve it behind mcp-guard instead`);
+    }
+    // tools/mcp_tool.py:2272: sampling is on unless sampling.enabled is false.
+    if (asRecord(definition.sampling)?.enabled !== false) {
+      collector.add("HERMES-PERIMETER-BYPASS", subject, ["mcp_servers", server], `mcp_servers.${server}: sampling is on, so the server can make the agent call its model (set sampling: { enabled: false })`);
     }
   }
 }

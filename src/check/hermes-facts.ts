@@ -50,6 +50,16 @@ export const PLATFORMS: ReadonlyArray<{ platform: string; tokens: readonly strin
   { platform: "Email", tokens: ["EMAIL_PASSWORD"], allowlist: "EMAIL_ALLOWED_USERS" },
 ];
 
+/**
+ * Hermes toolsets that reach the network or act outside the perimeter by themselves (toolsets.py:95 in Hermes
+ * 0.18.0; messaging and moa exist in 0.16.0 only). A config that keeps shell and code in Perimeter's sandbox must turn
+ * these off too; render/hermes.ts disables the same list (hermes.test.ts holds them equal).
+ */
+export const PERIMETER_BYPASS_TOOLSETS: readonly string[] = [
+  "browser", "computer_use", "cronjob", "discord", "discord_admin", "feishu_doc", "feishu_drive", "homeassistant", "image_gen", "kanban", "messaging",
+  "moa", "search", "spotify", "tts", "video", "video_gen", "vision", "web", "x_search", "yuanbao",
+];
+
 export function isTruthy(value: string | undefined): boolean {
   return value !== undefined && /^(1|true|yes|on)$/i.test(value.trim());
 }
@@ -91,8 +101,28 @@ export function checkHermesEnvironment(entries: readonly EnvEntry[], options: En
   };
   for (const entry of entries) {
     const value = typeof entry.value === "string" ? entry.value : undefined;
+    // gateway/authz_mixin.py:374 (<PLATFORM>_ALLOW_ALL_USERS) and :547 ("*" in any allowlist allows everyone), Hermes 0.18.0.
     if (/(^|_)ALLOW_ALL_USERS$/.test(entry.name) && isTruthy(value)) {
       collector.add("HERMES-ALLOW-ALL-USERS", entry.subject, entry.path, `${entry.name}=${value} lets every user of the platform drive the agent`);
+    }
+    if (/(^|_)(ALLOWED_USERS|GROUP_ALLOWED_CHATS|GROUP_ALLOWED_USERS)$/.test(entry.name) && value !== undefined && value.split(",").some((item) => item.trim() === "*")) {
+      collector.add("HERMES-ALLOW-ALL-USERS", entry.subject, entry.path, `${entry.name}=* lets ${/CHATS$/.test(entry.name) ? "every member of any group chat" : "every user of the platform"} drive the agent`);
+    }
+    // gateway/authz_mixin.py:333: bots admitted by DISCORD_ALLOW_BOTS / FEISHU_ALLOW_BOTS skip the human allowlist.
+    if (/^[A-Z]+_ALLOW_BOTS$/.test(entry.name) && value !== undefined && /^(all|mentions)$/i.test(value.trim())) {
+      collector.add("HERMES-ALLOW-BOTS", entry.subject, entry.path, `${entry.name}=${value.trim()} lets other bots (anyone who runs one) drive the agent past the user allowlist`);
+    }
+    // tools/url_safety.py:210: the variable wins over security.allow_private_urls.
+    if (entry.name === "HERMES_ALLOW_PRIVATE_URLS" && isTruthy(value)) {
+      collector.add("HERMES-PRIVATE-URLS", entry.subject, entry.path, "HERMES_ALLOW_PRIVATE_URLS lets prompt-injected URLs reach private services, whatever config.yaml says");
+    }
+    // A .env is loaded over the environment (hermes_cli/env_loader.py:238, override=True): an empty proxy or a
+    // NO_PROXY of * there undoes the egress proxy Perimeter set.
+    if (/^(HTTPS?_PROXY|https?_proxy|ALL_PROXY|all_proxy)$/.test(entry.name) && value !== undefined && value.trim() === "") {
+      collector.add("HERMES-PROXY-BYPASS", entry.subject, entry.path, `${entry.name} is empty: the agent's HTTP clients go direct instead of through the egress proxy`);
+    }
+    if (/^(NO_PROXY|no_proxy)$/.test(entry.name) && value !== undefined && value.split(",").some((item) => item.trim() === "*")) {
+      collector.add("HERMES-PROXY-BYPASS", entry.subject, entry.path, `${entry.name}=* sends every destination around the egress proxy`);
     }
     if (entry.name === "HERMES_YOLO_MODE" && isTruthy(value)) {
       collector.add("HERMES-APPROVALS-OFF", entry.subject, entry.path, "HERMES_YOLO_MODE turns every approval off");
@@ -119,11 +149,7 @@ export function checkHermesEnvironment(entries: readonly EnvEntry[], options: En
       collector.add("HERMES-API-SERVER-EXPOSED", host.subject, host.path, `API_SERVER_HOST=${host.value} exposes the agent's API beyond loopback`);
     }
   }
-  for (const entry of entries) {
-    if (!/DASHBOARD_HOST$/.test(entry.name) || typeof entry.value !== "string" || isLoopbackHost(entry.value)) continue;
-    const authenticated = entries.some((other) => /DASHBOARD_(AUTH|PASSWORD|TOKEN|USER)/.test(other.name) && other.value !== "");
-    if (!authenticated) collector.add("HERMES-DASHBOARD-EXPOSED", entry.subject, entry.path, `${entry.name}=${entry.value} serves the dashboard beyond loopback with no dashboard authentication set`);
-  }
+  checkDashboardEnvironment(byName, collector);
   if (!options.complete) return;
   for (const { platform, tokens, allowlist } of PLATFORMS) {
     const token = tokens.map((name) => byName.get(name)).find((entry) => entry !== undefined && entry.value !== "");
@@ -133,6 +159,42 @@ export function checkHermesEnvironment(entries: readonly EnvEntry[], options: En
       const where = allowed ?? token;
       collector.add("HERMES-PLATFORM-NO-ALLOWLIST", where.subject, where.path, `${platform} is configured (${token.name}) but ${allowlist} is ${allowed === undefined ? "not set" : "empty"}: anyone who finds the bot can drive the agent`);
     }
+  }
+}
+
+/**
+ * The image's dashboard service (docker/s6-rc.d/dashboard/run:9-44 in Hermes 0.18.0) starts when HERMES_DASHBOARD is
+ * truthy and binds HERMES_DASHBOARD_HOST, 0.0.0.0 by default. Its auth gate needs a provider: Nous OAuth
+ * (HERMES_DASHBOARD_OAUTH_CLIENT_ID, hermes_cli/config.py:1849) or a password (HERMES_DASHBOARD_BASIC_AUTH_USERNAME
+ * with _PASSWORD or _PASSWORD_HASH, :1869); HERMES_DASHBOARD_INSECURE drops the gate altogether.
+ */
+function checkDashboardEnvironment(byName: ReadonlyMap<string, EnvEntry>, collector: Collector): void {
+  const literal = (name: string): string | undefined => {
+    const value = byName.get(name)?.value;
+    return typeof value === "string" ? value : undefined;
+  };
+  const set = (name: string) => byName.has(name) && literal(name) !== "";
+  const enabled = byName.get("HERMES_DASHBOARD");
+  const host = byName.get("HERMES_DASHBOARD_HOST");
+  const hostValue = host === undefined ? "0.0.0.0" : literal("HERMES_DASHBOARD_HOST");
+  const started = enabled !== undefined && isTruthy(literal("HERMES_DASHBOARD"));
+  if (!started && host === undefined) return;
+  if (hostValue === undefined || isLoopbackHost(hostValue)) return;
+  const at = host ?? enabled;
+  if (at === undefined) return;
+  const insecure = byName.get("HERMES_DASHBOARD_INSECURE");
+  if (insecure !== undefined && isTruthy(literal("HERMES_DASHBOARD_INSECURE"))) {
+    collector.add("HERMES-DASHBOARD-EXPOSED", insecure.subject, insecure.path, `HERMES_DASHBOARD_INSECURE serves the dashboard on ${hostValue} with no authentication at all`);
+    return;
+  }
+  const provider = set("HERMES_DASHBOARD_OAUTH_CLIENT_ID") || (set("HERMES_DASHBOARD_BASIC_AUTH_USERNAME") && (set("HERMES_DASHBOARD_BASIC_AUTH_PASSWORD") || set("HERMES_DASHBOARD_BASIC_AUTH_PASSWORD_HASH")));
+  if (!provider) {
+    collector.add(
+      "HERMES-DASHBOARD-EXPOSED",
+      at.subject,
+      at.path,
+      `${host === undefined ? "HERMES_DASHBOARD alone binds 0.0.0.0:9119" : `HERMES_DASHBOARD_HOST=${hostValue} serves the dashboard beyond loopback`} with no dashboard auth provider (HERMES_DASHBOARD_OAUTH_CLIENT_ID or HERMES_DASHBOARD_BASIC_AUTH_*)`,
+    );
   }
 }
 

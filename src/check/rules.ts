@@ -645,7 +645,7 @@ API_SERVER_HOST=127.0.0.1
     "HERMES-DASHBOARD-EXPOSED", "high",
     "The dashboard binds beyond loopback without authentication",
     "The dashboard administers the agent: \"Treat the dashboard as private unless you have intentionally placed authentication in front of it\" (seed 004).",
-    "Bind the dashboard to 127.0.0.1, or put an authenticating proxy in front and set its auth.",
+    "Bind the dashboard to 127.0.0.1 (HERMES_DASHBOARD_HOST or --host; HERMES_DASHBOARD=1 alone binds 0.0.0.0:9119), or give it an auth provider (HERMES_DASHBOARD_OAUTH_CLIENT_ID, or HERMES_DASHBOARD_BASIC_AUTH_USERNAME with _PASSWORD_HASH) and never HERMES_DASHBOARD_INSECURE.",
     `
 command: ["dashboard", "--host", "127.0.0.1"]
 `,
@@ -728,6 +728,52 @@ model:
   provider: custom
   base_url: http://llm-proxy:8702/v1
   api_key: ${"${HERMES_LLM_KEY}"}
+`,
+  ),
+  rule(
+    "HERMES-DM-PAIRING", "high",
+    "Strangers' DMs are answered with pairing codes",
+    "With unauthorized_dm_behavior: pair an unknown user gets a pairing code, and a pairing approved once is admitted past <PLATFORM>_ALLOWED_USERS from then on: the allowlist is no longer the list of who drives the agent (gateway/config.py, gateway/authz_mixin.py).",
+    "Set unauthorized_dm_behavior: ignore (globally and in any platforms.<name> block) and add users to the allowlist instead.",
+    `
+unauthorized_dm_behavior: ignore
+`,
+  ),
+  rule(
+    "HERMES-ALLOW-BOTS", "high",
+    "Other bots may drive the agent past the user allowlist",
+    "DISCORD_ALLOW_BOTS (or FEISHU_ALLOW_BOTS) set to all or mentions admits messages from other bots before the user allowlist is consulted: anyone who can run a bot in a shared server can drive the agent.",
+    "Leave DISCORD_ALLOW_BOTS unset (none).",
+    `
+DISCORD_ALLOW_BOTS=none
+`,
+  ),
+  rule(
+    "HERMES-PROXY-BYPASS", "high",
+    "The agent's environment sends traffic around the egress proxy",
+    "Hermes loads /opt/data/.env over its environment (override=True), so an empty HTTPS_PROXY or NO_PROXY=* there undoes the proxy the container was given: the agent's HTTP clients go direct, and only the network wall is left.",
+    "Remove the proxy variables from the .env (Perimeter mounts its own .env read-only) or set them to the egress proxy; list only the perimeter's own services in NO_PROXY.",
+    `
+HTTPS_PROXY=http://egress-proxy:3128
+NO_PROXY=mcp-guard,llm-proxy,localhost,127.0.0.1,::1
+`,
+  ),
+  rule(
+    "HERMES-PERIMETER-BYPASS", "high",
+    "A feature outside the perimeter stays on while shell and code run in the sandbox",
+    "Turning off terminal and code_execution moves commands into Perimeter's sandbox, but Hermes has other ways out on by default: a local Chromium without proxy handling, web, vision, image and TTS tools, cron jobs run by a plain subprocess, cross-platform messaging, kanban workers, PyPI installs at run time, local stdio MCP servers and MCP sampling.",
+    "Disable those toolsets in agent.disabled_toolsets, set security.allow_lazy_installs: false and kanban.dispatch_in_gateway: false, give every MCP server sampling: { enabled: false } and reach tools through mcp-guard only.",
+    `
+agent:
+  disabled_toolsets: [browser, code_execution, computer_use, cronjob, file, image_gen, kanban, messaging, terminal, tts, vision, web]
+security:
+  allow_lazy_installs: false
+kanban:
+  dispatch_in_gateway: false
+mcp_servers:
+  perimeter:
+    url: http://mcp-guard:8700/mcp
+    sampling: { enabled: false }
 `,
   ),
   rule(
