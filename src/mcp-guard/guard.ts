@@ -184,6 +184,9 @@ export function createMcpGuard(config: PerimeterConfig, dependencies: McpGuardDe
   });
   /** What a tools/list waits for while starting: the first sync, or the bound counted from listen(). */
   let startingWindow: Promise<void> = firstSync;
+  // Starting ends when a tools/list would no longer wait: /healthz says "starting" exactly that long, so a readiness
+  // probe (perimeter up, Kubernetes) is not held past the bound by an external upstream that is slow to fail.
+  let starting = true;
   const constraints = new Map(prepared.servers.map((server) => [server.name, server.constraints]));
   const calls = createToolCaller({
     config,
@@ -213,7 +216,7 @@ export function createMcpGuard(config: PerimeterConfig, dependencies: McpGuardDe
     if (agent === undefined) throw new Error("request reached the MCP handler without an authenticated agent");
     const server = new Server({ name: "perimeter-mcp-guard", version: GUARD_VERSION }, { capabilities: CAPABILITIES });
     server.setRequestHandler("tools/list", async () => {
-      if (!firstSyncDone) await startingWindow;
+      if (starting && !firstSyncDone) await startingWindow;
       return { tools: catalog.listed() };
     });
     server.setRequestHandler("tools/call", async (request, context) => {
@@ -330,7 +333,7 @@ export function createMcpGuard(config: PerimeterConfig, dependencies: McpGuardDe
         const upstreamStates = Object.fromEntries([...upstreams].map(([name, upstream]) => [name, upstream.state().state]));
         // 503 while starting (a client listing tools now could miss an upstream's) and while records are being lost
         // (refusals are still answered then, but nothing would show them).
-        const status = !firstSyncDone ? "starting" : auditHealth.healthy() ? "ok" : "audit-failing";
+        const status = starting && !firstSyncDone ? "starting" : auditHealth.healthy() ? "ok" : "audit-failing";
         const body = JSON.stringify({ status, upstreams: upstreamStates });
         response.writeHead(status === "ok" ? 200 : 503, { "content-type": "application/json", "cache-control": "no-store" });
         response.end(body);
@@ -368,7 +371,9 @@ export function createMcpGuard(config: PerimeterConfig, dependencies: McpGuardDe
         started = true;
         for (const upstream of upstreams.values()) upstream.start();
         const bound = options.firstListWaitMs ?? 10_000;
-        startingWindow = Promise.race([firstSync, new Promise<void>((resolve) => setTimeout(resolve, bound).unref())]);
+        startingWindow = Promise.race([firstSync, new Promise<void>((resolve) => setTimeout(resolve, bound).unref())]).then(() => {
+          starting = false;
+        });
       }
       const agent = await listenOn(agentServer, agentListen);
       const admin = await listenOn(adminServer, adminListen);
