@@ -7,7 +7,7 @@ import type { Command, CommandIo } from "../cli/command.ts";
 import { loadConfig } from "../config/index.ts";
 import type { PerimeterConfig } from "../config/index.ts";
 import { createLogger, freePort } from "../shared/index.ts";
-import { fetchHealth, probeService, spawnService } from "./children.ts";
+import { fetchHealth, loadServeCommands, probeService, runInProcess, spawnService } from "./children.ts";
 import { configuredSecretNames, planUp, runtimeConfigFile, stateFile, UpPlanError } from "./plan.ts";
 import type { ServicePlan, UpPlan } from "./plan.ts";
 import { portProblems, processAlive, sandboxHostProblems } from "./preflight.ts";
@@ -35,6 +35,8 @@ SIGTERM or Ctrl-C.
   --resolve NAME=ADDR  pin a name for egress-proxy instead of DNS (still checked against its deny set)
   --ready-timeout S    how long each service may take to become ready (default 30)
   --check              run every check, print what would start, start nothing
+  --one-process        run the services inside this process instead of one child process each: about a third
+                       of the memory, but a crash of any service stops them all and they share one address space
 
 Provider keys, upstream credentials and canaries are never generated: set them in the environment.
 `;
@@ -98,6 +100,7 @@ export const upCommand: Command = async (args, io) => {
     resolve: { type: "string", multiple: true },
     "ready-timeout": { type: "string" },
     check: { type: "boolean" },
+    "one-process": { type: "boolean" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help === true) {
@@ -195,8 +198,10 @@ export const upCommand: Command = async (args, io) => {
       logger.error({ event: "state-write-failed", error: (error as Error).message }, "could not write the state file perimeter status reads");
     }
   };
+  const spawnOptions = { cwd: io.cwd, environment: (served: ServicePlan) => childEnvironment(io, served, secretNames, secrets.values) };
+  const commands = values["one-process"] === true ? await loadServeCommands(plan.services.map((service) => service.name)) : undefined;
   const supervisor = createSupervisor(plan.services, {
-    spawn: (service) => spawnService(service, { cwd: io.cwd, environment: (served) => childEnvironment(io, served, secretNames, secrets.values) }),
+    spawn: (service) => (commands === undefined ? spawnService(service, spawnOptions) : runInProcess(service, commands.get(service.name) as Command, spawnOptions)),
     probe: probeService,
     record: (event) => audit.append({ component: "cli", supervisor: "perimeter up", ...event }).seq,
     log: (level, fields, message) => logger[level](fields, message),
@@ -205,7 +210,7 @@ export const upCommand: Command = async (args, io) => {
   });
 
   try {
-    audit.append({ component: "cli", type: "perimeter-start", supervisor: "perimeter up", pid: process.pid, config: file, services: plan.services.map((service) => service.name) });
+    audit.append({ component: "cli", type: "perimeter-start", supervisor: "perimeter up", pid: process.pid, config: file, services: plan.services.map((service) => service.name), mode: commands === undefined ? "processes" : "one-process" });
   } catch (error) {
     audit.close();
     writeLine(io.stderr, `perimeter up: nothing was started: the audit log ${plan.auditPath} cannot be written (${(error as Error).message})`);
@@ -242,13 +247,7 @@ export const upCommand: Command = async (args, io) => {
     try {
       const next = planUp(loadConfig(file), file, { cwd: io.cwd, egressMetricsPort: Number(plan.runtimeConfig.egress.metrics?.split(":").pop()), resolve: values.resolve ?? [] });
       writeJsonFile(runtimeFile, next.runtimeConfig);
-      for (const service of supervisor.states()) {
-        try {
-          process.kill(service.pid, "SIGHUP");
-        } catch {
-          // gone; the supervisor restarts it with the new file
-        }
-      }
+      supervisor.reload();
       logger.info({ event: "perimeter-reload" }, "configuration reloaded; listen addresses and services change at the next start");
     } catch (error) {
       logger.error({ event: "perimeter-reload-refused", error: (error as Error).message }, "new configuration refused; the services keep the current one");

@@ -39,6 +39,7 @@ function fakes(options: { ignoreTerm?: boolean; healthy?: (spawn: number) => boo
         pid: nextPid++,
         exited,
         signals,
+        reload: () => signals.push("SIGHUP"),
         healthy: options.healthy?.(children.length) ?? true,
         signal(signal) {
           signals.push(signal);

@@ -13,6 +13,8 @@ export interface Child {
   readonly exited: Promise<ChildExit>;
   /** Signals the child's whole process group (it and whatever it started that stayed in its group). */
   readonly signal: (signal: NodeJS.Signals) => void;
+  /** Asks it to reload its configuration (SIGHUP for a process). */
+  readonly reload: () => void;
 }
 
 export interface ServiceState {
@@ -61,6 +63,8 @@ export interface Supervisor {
   /** Stops every service: SIGTERM, then SIGKILL to the process group after the grace period. Idempotent. */
   stop(): Promise<void>;
   states(): readonly ServiceState[];
+  /** Passes a reload on to every running service. */
+  reload(): void;
 }
 
 interface Slot {
@@ -223,5 +227,8 @@ export function createSupervisor(services: readonly ServicePlan[], dependencies:
       return stopped;
     },
     states: () => [...slots.values()].map((slot) => slot.state),
+    reload() {
+      for (const slot of slots.values()) slot.child.reload();
+    },
   };
 }
