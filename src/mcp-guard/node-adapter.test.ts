@@ -18,9 +18,9 @@ after(() => {
   }
 });
 
-async function serve(handler: WebHandler, maxRequestBytes = 1024): Promise<{ port: number; errors: Error[] }> {
+async function serve(handler: WebHandler, maxRequestBytes = 1024, keepAliveMs?: number): Promise<{ port: number; errors: Error[] }> {
   const errors: Error[] = [];
-  const listener = toNodeListener(handler, { maxRequestBytes, onerror: (error) => errors.push(error) });
+  const listener = toNodeListener(handler, { maxRequestBytes, onerror: (error) => errors.push(error), ...(keepAliveMs === undefined ? {} : { keepAliveMs }) });
   const server = createServer((request, response) => void listener(request, response, AUTH));
   servers.push(server);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -147,5 +147,29 @@ describe("agent-side node:http adapter", () => {
       errors.map((error) => error.message),
       ["boom"],
     );
+  });
+
+  test("a silent event stream (a call held for approval) gets SSE keep-alive comments between events, so a client's read timeout does not cut it", async () => {
+    const { port } = await serve(
+      async () => {
+        const encoder = new TextEncoder();
+        const stream = new ReadableStream<Uint8Array>({
+          async start(controller) {
+            await new Promise((resolve) => setTimeout(resolve, 400));
+            controller.enqueue(encoder.encode('event: message\ndata: {"jsonrpc":"2.0","id":1,"result":{}}\n\n'));
+            controller.close();
+          },
+        });
+        return new Response(stream, { headers: { "content-type": "text/event-stream" } });
+      },
+      1024,
+      100,
+    );
+    const answer = await post(port, JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "x" } }), { accept: "application/json, text/event-stream" });
+    const events = answer.body.split("\n\n").filter((part) => part !== "");
+    assert.ok(events.filter((event) => event === ": keep-alive").length >= 2, answer.body);
+    assert.equal(events.at(-1), 'event: message\ndata: {"jsonrpc":"2.0","id":1,"result":{}}');
+    const json = await serve(async () => Response.json({ ok: true }), 1024, 10);
+    assert.equal((await post(json.port, JSON.stringify({ jsonrpc: "2.0", id: 1, method: "ping" }))).body, '{"ok":true}', "a JSON answer gets no comment");
   });
 });

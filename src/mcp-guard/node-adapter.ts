@@ -14,7 +14,16 @@ export interface NodeAdapterOptions {
   maxRequestBytes: number;
   /** The handler threw: reported here, answered 500. */
   onerror?: (error: Error) => void;
+  /**
+   * An event stream silent this long gets an SSE comment (": keep-alive"), which clients skip. A call held for a human
+   * sends nothing for minutes, and Hermes' MCP client reads Streamable HTTP with a fixed 300 s read timeout
+   * (tools/mcp_tool.py:2169 in Hermes 0.18.0): without bytes the call dies there and counts toward its circuit breaker.
+   * @default 15000
+   */
+  keepAliveMs?: number;
 }
+
+const DEFAULT_KEEP_ALIVE_MS = 15_000;
 
 function jsonRpcError(response: ServerResponse, status: number, code: number, message: string, id: string | number | null, headers: Record<string, string> = {}): void {
   const body = JSON.stringify({ jsonrpc: "2.0", error: { code, message }, id });
@@ -163,15 +172,26 @@ export function toNodeListener(handler: WebHandler, options: NodeAdapterOptions)
     response.writeHead(answer.status, headers);
     const reader = body.getReader();
     const closed = new Promise<void>((resolve) => abort.signal.addEventListener("abort", () => resolve(), { once: true }));
+    // The SDK enqueues each event whole, so a comment written between reads falls between events.
+    const keepAliveMs = options.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS;
+    let lastWrite = Date.now();
+    const keepAlive = setInterval(() => {
+      if (Date.now() - lastWrite < keepAliveMs || response.writableNeedDrain) return;
+      lastWrite = Date.now();
+      response.write(": keep-alive\n\n");
+    }, keepAliveMs);
+    keepAlive.unref();
     try {
       for (;;) {
         const { value, done } = await reader.read();
         if (done || abort.signal.aborted) break;
+        lastWrite = Date.now();
         if (!response.write(value)) await Promise.race([new Promise<void>((resolve) => response.once("drain", () => resolve())), closed]);
       }
     } catch {
       // The stream failed or was cancelled: end the answer.
     } finally {
+      clearInterval(keepAlive);
       if (abort.signal.aborted) await reader.cancel().catch(() => undefined);
       reader.releaseLock();
     }
