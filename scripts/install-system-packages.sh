@@ -11,6 +11,9 @@
 #   util-linux      — prlimit for sandbox resource limits
 #   ripgrep socat   — needed by the sandbox benchmark's peer (@anthropic-ai/sandbox-runtime)
 #   kubectl / kubernetes-client — `kubectl kustomize` to build rendered Kubernetes output offline
+#   systemd nftables openssh-server fail2ban python3-systemd — the VPS render's tests read its files with the real
+#                   tools (systemd-analyze security/verify, nft -c, sshd -T, fail2ban-client -t with the systemd
+#                   backend); the daemons are not started (see below)
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
@@ -20,3 +23,13 @@ packages=(bubblewrap iproute2 squid openssl procps psmisc curl ca-certificates p
 command -v npm >/dev/null || packages+=(npm)
 $SUDO apt-get install -y --no-install-recommends "${packages[@]}"
 command -v kubectl >/dev/null || $SUDO apt-get install -y --no-install-recommends kubernetes-client
+# sshd and fail2ban would try to start on install: a policy-rc.d that refuses (exit 101) keeps invoke-rc.d from
+# starting any daemon; an existing one (container images ship it) is left as it is.
+vps_tools=(systemd nftables openssh-server fail2ban python3-systemd)
+if [ -e /usr/sbin/policy-rc.d ]; then
+  $SUDO apt-get install -y --no-install-recommends "${vps_tools[@]}"
+else
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null && $SUDO chmod 755 /usr/sbin/policy-rc.d
+  $SUDO apt-get install -y --no-install-recommends "${vps_tools[@]}" || { $SUDO rm -f /usr/sbin/policy-rc.d; exit 1; }
+  $SUDO rm -f /usr/sbin/policy-rc.d
+fi

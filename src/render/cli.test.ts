@@ -124,8 +124,12 @@ test("usage errors exit 2 and say which flag is missing", () => {
   assert.match(perimeter("render", "-t", "kubernetes", "-o", "x").stderr, /give the config file with -c FILE/);
   const noTarget = perimeter("render", "-c", examplePath("compose-vps"), "-o", "x");
   assert.equal(noTarget.code, 2);
-  assert.match(noTarget.stderr, /-t kubernetes or -t compose/);
-  assert.match(perimeter("render", "-c", examplePath("compose-vps"), "-t", "vps", "-o", "x").stderr, /not "vps"/);
+  assert.match(noTarget.stderr, /-t kubernetes, -t compose or -t vps/);
+  assert.match(perimeter("render", "-c", examplePath("compose-vps"), "-t", "swarm", "-o", "x").stderr, /not "swarm"/);
+  // vps is a target, but a config without a host: section cannot use it, and is told what to add.
+  const noHost = perimeter("render", "-c", examplePath("compose-vps"), "-t", "vps", "-o", "x");
+  assert.equal(noHost.code, 2);
+  assert.match(noHost.stderr, /the vps target needs a host: section/);
   assert.match(perimeter("render", "-c", examplePath("compose-vps"), "-t", "compose").stderr, /-o DIR/);
 });
 

@@ -428,6 +428,46 @@ function sandboxProxyUnits(port: number): Unit[] {
   ];
 }
 
+/**
+ * Daily encrypted backup (seed 004: "back up ~/.hermes, but encrypt it"), with the command line docs/backup.md
+ * keeps stable. It runs as root only to read the agent's 0700 data directory (CAP_DAC_READ_SEARCH, nothing else),
+ * with no network, and sees mcp-guard's state (tool calls and approvals) as the audit log to snapshot.
+ */
+function backupUnits(config: PerimeterConfig, host: HostConfig): Unit[] {
+  const backup = config.backup;
+  if (backup === undefined) return [];
+  return [
+    {
+      name: "perimeter-backup.service",
+      description: `perimeter encrypted backup (${config.name})`,
+      unit: [["After", `${SERVICE_UNITS["mcp-guard"]}.service`]],
+      notes: ["One shot, no network, read-only everywhere but the backup directory."],
+      service: [
+        ["Type", "oneshot"],
+        ["ExecStart", `${host.perimeterExecutable} backup create -c ${RUNTIME_CONFIG_PATH}`],
+        ["Environment", '"HOME=/tmp"'],
+        ["User", "root"],
+        ["ReadWritePaths", backup.directory],
+        ["BindReadOnlyPaths", `/var/lib/${SERVICE_UNITS["mcp-guard"]}:${STATE_DIRECTORY}`],
+        ...hardening({ internet: false }).filter(([key]) => !["CapabilityBoundingSet", "RestrictAddressFamilies", "PrivateUsers"].includes(key)),
+        ["CapabilityBoundingSet", "CAP_DAC_READ_SEARCH"],
+        ["RestrictAddressFamilies", "AF_UNIX"],
+        ["PrivateNetwork", "yes"],
+        ["PrivateMounts", "yes"],
+        ["MemoryDenyWriteExecute", "no"],
+      ],
+    },
+    {
+      name: "perimeter-backup.timer",
+      description: `daily perimeter backup (${config.name})`,
+      unit: [],
+      kind: "Timer",
+      service: [["OnCalendar", "daily"], ["RandomizedDelaySec", "1h"], ["Persistent", "true"]],
+      install: [["WantedBy", "timers.target"]],
+    },
+  ];
+}
+
 function firewallUnit(): Unit {
   return {
     name: FIREWALL_UNIT,
@@ -511,6 +551,10 @@ export function renderVps(config: PerimeterConfig): VpsRender {
     .flatMap((entry) => ("secretKey" in entry ? [entry.name] : []))
     .sort();
   units.push(...agentUnits(config, host, hermes, agentSecret));
+  if (config.backup !== undefined) {
+    units.push(...backupUnits(config, host));
+    if (config.backup.dataDirectory !== `${host.agent.home}/.hermes`) warnings.push(`backup.dataDirectory is ${config.backup.dataDirectory}, but the agent's data directory on this host is ${host.agent.home}/.hermes`);
+  }
 
   const files: VpsFile[] = [];
   const manifestFiles: ManifestFile[] = [];
@@ -578,7 +622,8 @@ export function renderVps(config: PerimeterConfig): VpsRender {
     files: manifestFiles,
     sysusers: "/etc/sysusers.d/perimeter.conf",
     tmpfiles: "/etc/tmpfiles.d/perimeter.conf",
-    units: units.map((unit) => unit.name),
+    // Units with an [Install] section; the socket-activated proxy and the timer's one-shot start through those.
+    units: units.filter((unit) => unit.install !== undefined).map((unit) => unit.name),
     agent: { user: host.agent.user, uid: host.agent.uid },
     ssh: { port: host.ssh.port, adminUsers: host.ssh.adminUsers, adminCidrs: host.ssh.adminCidrs, tailscale: host.ssh.tailscale, allowPublic: host.ssh.allowPublic },
     envFiles,

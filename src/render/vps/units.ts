@@ -11,7 +11,7 @@ export interface Unit {
   readonly unit: readonly UnitEntry[];
   readonly service: readonly UnitEntry[];
   /** The name of the `service` section: Service, or Socket for a .socket unit. @default Service */
-  readonly kind?: "Service" | "Socket";
+  readonly kind?: "Service" | "Socket" | "Timer";
   readonly install?: readonly UnitEntry[];
   /** Extra sections (a timer's [Timer]). */
   readonly extra?: ReadonlyArray<{ section: string; entries: readonly UnitEntry[] }>;

@@ -154,6 +154,19 @@ test("components the vps target does not run are refused by name", () => {
   assert.throws(() => renderVps(config), /kubernetes-readonly/);
 });
 
+test("with a backup: section, a daily timer runs the stable backup command with no network", () => {
+  const config = configFrom(
+    exampleText("vps").replace("\nhost:\n", "\nbackup:\n  dataDirectory: /var/lib/hermes/.hermes\n  recipients: [age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p]\n\nhost:\n"),
+  );
+  const render = renderVps(config);
+  const service = fileOf(render, "/etc/systemd/system/perimeter-backup.service");
+  assert.deepEqual(unitValues(service, "ExecStart"), ["/usr/local/bin/perimeter backup create -c /etc/perimeter/perimeter.yaml"]);
+  assert.ok(unitValues(service, "PrivateNetwork").includes("yes"));
+  assert.deepEqual(unitValues(service, "CapabilityBoundingSet"), ["CAP_DAC_READ_SEARCH"]);
+  assert.match(fileOf(render, "/etc/systemd/system/perimeter-backup.timer"), /^OnCalendar=daily$/m);
+  assert.ok(render.manifest.units.includes("perimeter-backup.timer") && !render.manifest.units.includes("perimeter-backup.service"));
+});
+
 test("rendering twice gives the same bytes", () => {
   const first = renderVps(exampleConfig("vps")).files;
   const second = renderVps(exampleConfig("vps")).files;
