@@ -165,6 +165,13 @@ clients:
     assert.ok(!JSON.stringify(redacting.records()).includes(CANARY));
   });
 
+  test("a canary straddling the model name's recorded length is redacted before the name is cut (no piece of it is recorded)", async () => {
+    const response = await post(redacting.url, "/v1/chat/completions", { model: `main/${"x".repeat(240)}${CANARY}`, messages: [] }, AGENT_KEY);
+    assert.equal(response.status, 404);
+    const recorded = JSON.stringify(redacting.records().at(-1));
+    for (let start = 0; start + 8 <= CANARY.length; start += 1) assert.ok(!recorded.includes(CANARY.slice(start, start + 8)), `a piece of the canary was recorded: ${CANARY.slice(start, start + 8)}`);
+  });
+
   test("block mode: a canary in an Anthropic tool_result is refused with 403 Anthropic-style and nothing reaches the stand-in provider", async () => {
     const before = claude.requests.length;
     const response = await request(`${blocking.url}/v1/messages`, "POST", anthropicBodyWith(CANARY), { "x-api-key": AGENT_KEY });

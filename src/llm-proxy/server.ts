@@ -303,7 +303,7 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
     route: exchange.route,
     client: exchange.key?.client ?? null,
     keyId: exchange.key?.id ?? null,
-    model: exchange.requested === undefined ? null : runtime.scanner.redact(exchange.requested.slice(0, 256)).text,
+    model: exchange.requested === undefined ? null : runtime.scanner.redact(exchange.requested).text.slice(0, 256),
     provider: exchange.provider ?? null,
     upstreamModel: exchange.upstreamModel ?? null,
     ...(exchange.translation === undefined ? {} : { translation: exchange.translation }),

@@ -6,7 +6,7 @@
 import { randomUUID } from "node:crypto";
 import type { CallToolResult, Progress } from "@modelcontextprotocol/client";
 import type { Approval, ApprovalStore, AuditAppender, CallBinding } from "../approvals/index.ts";
-import { createGroupCommitter } from "../audit-log/group-commit.ts";
+import { createAuditRecorder } from "../audit-log/index.ts";
 import type { AuditEventInput, AuditLog } from "../audit-log/index.ts";
 import type { McpServerConfig, PerimeterConfig } from "../config/index.ts";
 import type { Logger } from "../shared/index.ts";
@@ -77,16 +77,13 @@ function errorResult(text: string): CallToolResult {
 export function createToolCaller(options: ToolCallerOptions): ToolCaller {
   const { config, catalog, upstreams, approvals, audit, redactor, metrics, logger } = options;
   const inFlight = new Map<string, number>();
-  // Group commit: the records of calls decided in one event-loop turn share a transaction. A call still waits for
-  // the commit holding its record before it goes upstream, and again before its result is returned.
-  const committer = audit.prepare !== undefined && audit.appendPrepared !== undefined ? createGroupCommitter({ prepare: audit.prepare, appendPrepared: audit.appendPrepared }) : undefined;
+  // The one recorder every service records through (src/audit-log/recorder.ts), with group commit: the records of
+  // calls decided in one event-loop turn share a transaction. A call still waits for the commit holding its record
+  // before it goes upstream, and again before its result is returned. A failed write is logged whole by the recorder.
+  const recorder = createAuditRecorder(audit, { component: "mcp-guard", logger });
   /** Resolves once the record is committed; rejects when it cannot be (the caller fails closed). */
-  const record = (event: AuditEventInput): Promise<void> => {
-    if (committer === undefined) {
-      audit.append(event);
-      return Promise.resolve();
-    }
-    return new Promise((resolve, reject) => committer.append(event, (error) => (error === null ? resolve() : reject(error))));
+  const record = async (event: AuditEventInput): Promise<void> => {
+    await recorder.record(event);
   };
   /**
    * The record of a call that does not go upstream (a refusal, a cancellation): committed before the agent hears of
@@ -98,8 +95,8 @@ export function createToolCaller(options: ToolCallerOptions): ToolCaller {
     try {
       await record(event);
       return true;
-    } catch (error) {
-      logger.error({ event: "audit-error", callId, error: (error as Error).message }, what);
+    } catch {
+      logger.error({ event: "audit-error", callId }, what);
       return false;
     }
   };
@@ -125,7 +122,7 @@ export function createToolCaller(options: ToolCallerOptions): ToolCaller {
 
   return {
     inFlight: (agent) => inFlight.get(agent) ?? 0,
-    flush: () => committer?.flush(),
+    flush: () => recorder.flush(),
     async call(params, context) {
       const started = performance.now();
       const callId = randomUUID();
