@@ -477,7 +477,7 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
         metadata: { name: SANDBOX_RUNNER, namespace: ns.sandbox, labels: standardLabels(config, SANDBOX_RUNNER, "sandbox"), annotations: { "perimeter.dev/ignore": SANDBOX_RUNNER_IGNORES.split("\n")[1] as string } },
         rules: [
           { apiGroups: ["batch"], resources: ["jobs"], verbs: ["create", "delete", "get", "list", "watch"] },
-          { apiGroups: [""], resources: ["configmaps"], verbs: ["create", "delete", "get"] },
+          { apiGroups: [""], resources: ["configmaps"], verbs: ["create", "delete", "get", "list"] },
           { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] },
           { apiGroups: [""], resources: ["pods/log"], verbs: ["get"] },
         ],
