@@ -211,7 +211,7 @@ for (const example of EXAMPLES) {
     const role = find(objects, "Role", "sandbox-runner", sandbox);
     assert.deepEqual(role.rules, [
       { apiGroups: ["batch"], resources: ["jobs"], verbs: ["create", "delete", "get", "list", "watch"] },
-      { apiGroups: [""], resources: ["configmaps"], verbs: ["create", "delete", "get"] },
+      { apiGroups: [""], resources: ["configmaps"], verbs: ["create", "delete", "get", "list"] },
       { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] },
       { apiGroups: [""], resources: ["pods/log"], verbs: ["get"] },
     ]);
