@@ -4,7 +4,10 @@
 // is the one every target renders, wired to this host's loopback services.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ConfigError } from "../../config/index.ts";
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+import { ConfigError, parseConfig } from "../../config/index.ts";
 import { hermesAgentFiles } from "../hermes.ts";
 import { RenderError } from "../plan.ts";
 import { renderTarget } from "../render.ts";
@@ -165,6 +168,45 @@ test("with a backup: section, a daily timer runs the stable backup command with 
   assert.deepEqual(unitValues(service, "CapabilityBoundingSet"), ["CAP_DAC_READ_SEARCH"]);
   assert.match(fileOf(render, "/etc/systemd/system/perimeter-backup.timer"), /^OnCalendar=daily$/m);
   assert.ok(render.manifest.units.includes("perimeter-backup.timer") && !render.manifest.units.includes("perimeter-backup.service"));
+});
+
+const GOLDEN = fileURLToPath(new URL("../golden/vps/", import.meta.url));
+// The Hermes files are pinned by the equality test above against hermesAgentFiles (their owner regenerates its goldens).
+const HERMES_FILES = new Set(["files/var/lib/hermes/.hermes/config.yaml", "files/etc/perimeter/hermes.env"]);
+
+function listFiles(root: string): string[] {
+  const out: string[] = [];
+  const walk = (directory: string) => {
+    for (const entry of readdirSync(directory).sort()) {
+      const path = join(directory, entry);
+      if (statSync(path).isDirectory()) walk(path);
+      else out.push(relative(root, path));
+    }
+  };
+  walk(root);
+  return out.sort();
+}
+
+test("examples/vps.yaml (vps): output matches the golden files (UPDATE_GOLDEN=1 rewrites them)", () => {
+  const files = renderVps(exampleConfig("vps")).files.filter((file) => !HERMES_FILES.has(file.path));
+  if (process.env.UPDATE_GOLDEN === "1") {
+    rmSync(GOLDEN, { recursive: true, force: true });
+    for (const file of files) {
+      mkdirSync(dirname(join(GOLDEN, file.path)), { recursive: true });
+      writeFileSync(join(GOLDEN, file.path), file.content);
+    }
+  }
+  assert.ok(existsSync(GOLDEN), `no golden files in ${GOLDEN}: run UPDATE_GOLDEN=1 node --test src/render/vps/vps.test.ts`);
+  assert.deepEqual(listFiles(GOLDEN), files.map((file) => file.path).sort(), "the set of rendered files changed");
+  for (const file of files) assert.equal(file.content, readFileSync(join(GOLDEN, file.path), "utf8"), `${file.path} differs from golden (review the diff, then UPDATE_GOLDEN=1)`);
+});
+
+test("the runtime perimeter.yaml the services read loads with the schema, every listener on loopback", () => {
+  const runtime = parseConfig(fileOf(renderVps(exampleConfig("vps")), "/etc/perimeter/perimeter.yaml"), "perimeter.yaml");
+  assert.equal(runtime.mcp.listen, "127.0.0.1:8700");
+  assert.equal(runtime.mcp.admin.listen, "127.0.0.1:8710");
+  assert.equal(runtime.sandbox.backend, "bubblewrap");
+  assert.equal(runtime.audit.path, "/var/lib/perimeter/audit.db");
 });
 
 test("rendering twice gives the same bytes", () => {
