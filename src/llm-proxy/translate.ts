@@ -195,7 +195,7 @@ export function chatRequestToMessages(body: Json): Json {
       case "tool": {
         if (!isString(message.tool_call_id)) throw new TranslationError(`${path}.tool_call_id is required`, `${path}.tool_call_id`);
         const content = chatContentToBlocks(message.content, `${path}.content`, "media");
-        push("user", [{ type: "tool_result", tool_use_id: toolId(message.tool_call_id), content }]);
+        push("user", [{ type: "tool_result", tool_use_id: toolId(message.tool_call_id), ...(content.length > 0 ? { content } : {}) }]);
         return;
       }
       default:
