@@ -62,6 +62,20 @@ function tree(root: number): number[] {
   return found;
 }
 
+/** CPU seconds (user + system) the processes have used so far: a start-up cost that a busy machine does not inflate. */
+function cpuSeconds(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ");
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // gone
+    }
+  }
+  return ticks / 100;
+}
+
 function memory(pids: number[]): { rss: number; pss: number } {
   let rss = 0;
   let pss = 0;
@@ -81,6 +95,9 @@ const upTimes: number[] = [];
 const serialTimes: number[] = [];
 const memories: Array<{ rss: number; pss: number; processes: number }> = [];
 const oneProcessTimes: number[] = [];
+const upCpu: number[] = [];
+const oneProcessCpu: number[] = [];
+const serialCpu: number[] = [];
 const oneProcessMemories: Array<{ rss: number; pss: number; processes: number }> = [];
 for (let round = 1; round <= ROUNDS; round++) {
   const directory = temporaryDirectory("perimeter-bench-up-");
@@ -91,6 +108,7 @@ for (let round = 1; round <= ROUNDS; round++) {
     const started = performance.now();
     const up = await startUp(["-c", config.file], { env: environment, cwd: directory, timeoutMs: 60_000 });
     upTimes.push(performance.now() - started);
+    upCpu.push(cpuSeconds(tree(up.child.pid as number)));
     await new Promise((resolve) => setTimeout(resolve, 3000));
     const pids = tree(up.child.pid as number);
     memories.push({ ...memory(pids), processes: pids.length });
@@ -99,6 +117,7 @@ for (let round = 1; round <= ROUNDS; round++) {
     const oneStarted = performance.now();
     const single = await startUp(["-c", config.file, "--one-process"], { env: environment, cwd: directory, timeoutMs: 60_000 });
     oneProcessTimes.push(performance.now() - oneStarted);
+    oneProcessCpu.push(cpuSeconds(tree(single.child.pid as number)));
     await new Promise((resolve) => setTimeout(resolve, 3000));
     const singlePids = tree(single.child.pid as number);
     oneProcessMemories.push({ ...memory(singlePids), processes: singlePids.length });
@@ -120,8 +139,9 @@ for (let round = 1; round <= ROUNDS; round++) {
       await waitHealthy(health[service], 60_000);
     }
     serialTimes.push(performance.now() - serialStarted);
+    serialCpu.push(cpuSeconds(children.map((child) => child.pid as number)));
     await Promise.all(children.map(stop));
-    console.log(`round ${round}: up ${(upTimes.at(-1) as number).toFixed(0)} ms; four serve one by one ${(serialTimes.at(-1) as number).toFixed(0)} ms; idle RSS ${((memories.at(-1)?.rss ?? 0) / MiB).toFixed(0)} MiB, PSS ${((memories.at(-1)?.pss ?? 0) / MiB).toFixed(0)} MiB in ${memories.at(-1)?.processes} processes; --one-process ${(oneProcessTimes.at(-1) as number).toFixed(0)} ms, RSS ${((oneProcessMemories.at(-1)?.rss ?? 0) / MiB).toFixed(0)} MiB, PSS ${((oneProcessMemories.at(-1)?.pss ?? 0) / MiB).toFixed(0)} MiB`);
+    console.log(`round ${round}: up ${(upTimes.at(-1) as number).toFixed(0)} ms; four serve one by one ${(serialTimes.at(-1) as number).toFixed(0)} ms; idle RSS ${((memories.at(-1)?.rss ?? 0) / MiB).toFixed(0)} MiB, PSS ${((memories.at(-1)?.pss ?? 0) / MiB).toFixed(0)} MiB in ${memories.at(-1)?.processes} processes, CPU ${(upCpu.at(-1) as number).toFixed(2)} s; --one-process ${(oneProcessTimes.at(-1) as number).toFixed(0)} ms, RSS ${((oneProcessMemories.at(-1)?.rss ?? 0) / MiB).toFixed(0)} MiB, PSS ${((oneProcessMemories.at(-1)?.pss ?? 0) / MiB).toFixed(0)} MiB`);
   } finally {
     rmSync(directory, { recursive: true, force: true });
   }
@@ -131,7 +151,8 @@ const up = median(upTimes);
 const serial = median(serialTimes);
 const rss = median(memories.map((entry) => entry.rss)) / MiB;
 const pss = median(memories.map((entry) => entry.pss)) / MiB;
-console.log(`\nperimeter up to every service ready: median ${up.toFixed(0)} ms (target ≤ 1000 ms: ${up <= 1000 ? "met" : "missed"}) over ${ROUNDS} rounds`);
+console.log(`\nCPU used until every service was ready (user + system, median): up ${median(upCpu).toFixed(2)} s; --one-process ${median(oneProcessCpu).toFixed(2)} s; four serve one by one ${median(serialCpu).toFixed(2)} s (load average now ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")})`);
+console.log(`perimeter up to every service ready: median ${up.toFixed(0)} ms (target ≤ 1000 ms: ${up <= 1000 ? "met" : "missed"}) over ${ROUNDS} rounds`);
 console.log(`four perimeter serve started one by one: median ${serial.toFixed(0)} ms; up takes ${(up / serial).toFixed(2)}x of that`);
 const single = median(oneProcessTimes);
 const singleRss = median(oneProcessMemories.map((entry) => entry.rss)) / MiB;

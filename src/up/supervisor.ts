@@ -85,7 +85,7 @@ export function createSupervisor(services: readonly ServicePlan[], dependencies:
   const now = dependencies.now ?? (() => new Date());
   const backoff = dependencies.backoff ?? { initialMs: 250, maxMs: 30_000, resetAfterMs: 60_000 };
   const readyTimeoutMs = dependencies.readyTimeoutMs ?? 30_000;
-  const probeIntervalMs = dependencies.probeIntervalMs ?? 20;
+  const probeIntervalMs = dependencies.probeIntervalMs ?? 10;
   const stopGraceMs = dependencies.stopGraceMs ?? 10_000;
   const slots = new Map<ServiceName, Slot>();
   let stopping = false;
@@ -100,12 +100,16 @@ export function createSupervisor(services: readonly ServicePlan[], dependencies:
       exit = value;
     });
     const deadline = Date.now() + readyTimeoutMs;
-    // Bounded: at most readyTimeoutMs / probeIntervalMs rounds (plus one probe's own timeout).
+    // Probes start fast and slow down (x1.5 up to 10x the first interval): a service that takes seconds to load on a
+    // busy machine is not asked hundreds of times, which cost the supervisor more CPU than its own start.
+    let interval = probeIntervalMs;
+    // Bounded: by the deadline (plus one probe's own timeout).
     while (Date.now() < deadline) {
       if (exit !== undefined) return { ready: false, exit, reason: describeExit(exit) };
       if (stopping || signal?.aborted === true) return { ready: false, reason: "stopped" };
       if (await dependencies.probe(slot.plan)) return exit === undefined ? { ready: true } : { ready: false, exit, reason: describeExit(exit) };
-      await sleep(probeIntervalMs);
+      await sleep(interval);
+      interval = Math.min(interval * 1.5, probeIntervalMs * 10);
     }
     return { ready: false, reason: `not ready within ${readyTimeoutMs / 1000} s` };
   }
