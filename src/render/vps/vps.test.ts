@@ -76,7 +76,9 @@ test("bad input: root as the SSH admin and a typo in host: are refused", () => {
 });
 
 test("every listener of the render is on loopback: no 0.0.0.0 or :: bind anywhere, API server and dashboard included", () => {
-  const config = configFrom(withHost("  ssh:\n    adminUsers: [admin]\n    tailscale: true\n", "").replace("apiServer: { enabled: true, port: 8642, keySecret: HERMES_API_SERVER_KEY }", "apiServer: { enabled: true, port: 8642, keySecret: HERMES_API_SERVER_KEY }\n  dashboard: { enabled: true, port: 9119 }"));
+  const config = configFrom(
+    withHost("  ssh:\n    adminUsers: [admin]\n    tailscale: true\n").replace("  websiteBlocklist:", "  apiServer: { enabled: true, port: 8642, keySecret: HERMES_API_SERVER_KEY }\n  dashboard: { enabled: true, port: 9119 }\n  websiteBlocklist:"),
+  );
   const render = renderVps(config);
   for (const file of render.files) {
     assert.doesNotMatch(file.content, /0\.0\.0\.0:\d|\[::\]:\d|--host 0\.0\.0\.0|HOST=0\.0\.0\.0/, `${file.path} binds a wildcard address`);
@@ -141,7 +143,9 @@ test("no secret value and no provider key reaches the agent's files; each env fi
 });
 
 test("the container mode runs the official image on the host network with loopback-only ports and the data directory", () => {
-  const config = configFrom(withHost("  ssh:\n    adminUsers: [admin]\n    tailscale: true\n  agent: { mode: container }\n"));
+  const config = configFrom(
+    withHost("  ssh:\n    adminUsers: [admin]\n    tailscale: true\n  agent: { mode: container }\n").replace("  websiteBlocklist:", "  apiServer: { enabled: true, port: 8642, keySecret: HERMES_API_SERVER_KEY }\n  websiteBlocklist:"),
+  );
   const gateway = fileOf(renderVps(config), "/etc/systemd/system/hermes-gateway.service");
   const start = unitValues(gateway, "ExecStart")[0] ?? "";
   assert.match(start, /--network host/);
