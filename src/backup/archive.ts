@@ -25,7 +25,7 @@ export const MANIFEST_NAME = "manifest.json";
 export const DATA_NAME = "data";
 export const AUDIT_NAME = "audit.db";
 
-const READ_SIZE = 1024 * 1024;
+export const READ_SIZE = 1024 * 1024;
 const MAX_INFO_BYTES = 64 * 1024;
 /** ~150 bytes an entry: room for about a million files. */
 const MAX_MANIFEST_BYTES = 256 * 1024 * 1024;
@@ -71,6 +71,8 @@ export interface ArchiveSource {
   /** Absolute paths under the data directory left out (the backup directory, the live audit log and its WAL). */
   exclude: ReadonlyMap<string, string>;
   auditSnapshot?: string;
+  /** Where read buffers come from (a pool the consumer refills); fresh 1 MiB buffers by default. */
+  takeBuffer?: () => Buffer;
 }
 
 export interface ArchiveTotals {
@@ -81,19 +83,23 @@ export interface ArchiveTotals {
   skipped: Array<{ path: string; reason: string }>;
 }
 
+function freshBuffer(): Buffer {
+  return Buffer.allocUnsafe(READ_SIZE);
+}
+
 function seconds(time: number): number {
   return Math.floor(time / 1000);
 }
 
 /** Entries of one regular file read through an open handle: it is the file that was checked, not a swapped-in link. */
-async function* fileEntry(name: string, handle: FileHandle, mode: number, mtime: number, size: number, entries: ManifestEntry[], shown: string): AsyncGenerator<Buffer> {
+async function* fileEntry(name: string, handle: FileHandle, mode: number, mtime: number, size: number, entries: ManifestEntry[], shown: string, take: () => Buffer): AsyncGenerator<Buffer> {
   const hash = createHash("sha256");
   yield encodeHeader({ name, type: "file", mode, mtime, size });
   let position = 0;
   while (position < size) {
-    // A fresh buffer each time: the encrypter may keep the chunk it was given.
-    const buffer = Buffer.allocUnsafe(Math.min(READ_SIZE, size - position));
-    const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
+    // A buffer no one else holds: the consumer takes ownership of what is yielded.
+    const buffer = take();
+    const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, size - position), position);
     if (bytesRead === 0) {
       throw new BackupError(`${shown} shrank from ${size} to ${position} bytes while it was read; the archive cannot hold it consistently: run the backup again (or stop the agent first)`);
     }
@@ -150,7 +156,7 @@ async function* walk(directory: string, name: string, source: ArchiveSource, ent
           continue;
         }
         // The size when opened: a log that grows meanwhile is cut at that point, consistently with its hash.
-        yield* fileEntry(entryName, handle, opened.mode & 0o777, seconds(opened.mtimeMs), opened.size, entries, path);
+        yield* fileEntry(entryName, handle, opened.mode & 0o777, seconds(opened.mtimeMs), opened.size, entries, path, source.takeBuffer ?? freshBuffer);
         totals.files += 1;
         totals.bytes += opened.size;
       } finally {
@@ -189,7 +195,7 @@ export async function* archiveStream(source: ArchiveSource, totals: ArchiveTotal
     const handle = await open(source.auditSnapshot, constants.O_RDONLY | constants.O_NOFOLLOW);
     try {
       const stat = await handle.stat();
-      yield* fileEntry(AUDIT_NAME, handle, 0o600, now, stat.size, entries, source.auditSnapshot);
+      yield* fileEntry(AUDIT_NAME, handle, 0o600, now, stat.size, entries, source.auditSnapshot, source.takeBuffer ?? freshBuffer);
     } finally {
       await handle.close();
     }

@@ -1,7 +1,7 @@
 // Creating, restoring and verifying backups. Archives are published, and restores swapped in, by rename within one
 // directory, so a failure at any point (wrong key, damage, a full disk) leaves what was there before untouched.
 import { randomBytes } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
+import { createReadStream } from "node:fs";
 import { link, lstat, mkdir, mkdtemp, open, readdir, readFile, rename, rm, rmdir, stat, unlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
@@ -9,8 +9,9 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { AuditReadError, readAuditRecords, snapshotAuditLog, verifyAuditLog } from "../audit-log/index.ts";
 import type { AuditVerification } from "../audit-log/index.ts";
-import { ArchiveError, createDecryptStream, createEncryptStream, parseIdentities, parseRecipients } from "./age-stream.ts";
-import { BackupError, archiveStream, extractArchive } from "./archive.ts";
+import { ArchiveError, createDecryptStream, parseIdentities, parseRecipients } from "./age-stream.ts";
+import { createBufferPool, createEncryptedFile } from "./encrypted-file.ts";
+import { BackupError, READ_SIZE, archiveStream, extractArchive } from "./archive.ts";
 import type { ArchiveTotals, BackupInfo, ExtractResult } from "./archive.ts";
 
 /** The only files retention and `verify` without an archive consider: `<name>-<UTC time>.tar.age`. */
@@ -107,11 +108,10 @@ export async function createBackup(options: CreateBackupOptions): Promise<Create
     const totals: ArchiveTotals = { files: 0, directories: 0, symlinks: 0, bytes: 0, skipped: [] };
     const partial = join(work, "archive.partial");
     try {
+      const pool = createBufferPool(READ_SIZE);
       await pipeline(
-        Readable.from(archiveStream({ info, dataDirectory, exclude, ...(auditSnapshot === undefined ? {} : { auditSnapshot }) }, totals), { objectMode: false }),
-        await createEncryptStream(recipients),
-        // flush: fsync before close, so a crash after publishing never leaves a named but empty archive.
-        createWriteStream(partial, { flags: "wx", mode: 0o600, flush: true }),
+        Readable.from(archiveStream({ info, dataDirectory, exclude, takeBuffer: pool.take, ...(auditSnapshot === undefined ? {} : { auditSnapshot }) }, totals), { objectMode: false }),
+        await createEncryptedFile(recipients, partial, pool),
       );
     } catch (error) {
       throw spaceError(error, directory, "no archive was kept");
