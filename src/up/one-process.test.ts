@@ -1,6 +1,7 @@
 // Requirements (issue 17, item 1, memory): `perimeter up --one-process` runs the same four services inside the
 // supervisor's process — every one ready and serving, each with its own environment, one audit log — and SIGTERM
-// still stops them all and leaves no process (no sandbox) behind.
+// still stops them all and leaves no process (no sandbox) behind. The example's local Ollama may be absent: llm-proxy
+// runs anyway and answers 502 naming the provider.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
@@ -26,6 +27,15 @@ test("--one-process: every service in the supervisor's process serves; a sandbox
     assert.deepEqual(processesMentioning(directory).map((entry) => entry.pid), [up.child.pid], "no child processes");
 
     const secrets = readSecrets(join(directory, "state", "secrets.env"));
+    // The example's provider is a local Ollama that is not running here: llm-proxy is up and says which provider failed.
+    const absent = await fetch(`http://127.0.0.1:${config.ports.llm}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${secrets.HERMES_LLM_KEY}` },
+      body: JSON.stringify({ model: "default", messages: [{ role: "user", content: "hello" }] }),
+    });
+    const absentBody = await absent.text();
+    assert.equal(absent.status, 502, absentBody);
+    assert.match(absentBody, /ollama/);
     const client = new Client({ name: "one-process-agent", version: "1.0.0" });
     await client.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${config.ports.mcp}/mcp`), { requestInit: { headers: { Authorization: `Bearer ${secrets.PERIMETER_AGENT_TOKEN}` } } }));
     try {
