@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { createStandInProvider, STAND_IN_TOOL_ARGUMENT_FRAGMENTS } from "./stand-in-provider.ts";
 import type { StandInProvider } from "./stand-in-provider.ts";
 import { eventually, post, postStream, request, sseData, startProxy } from "./test-support.ts";
+import { createAnswerTranslator, messagesRequestToChat } from "./translate.ts";
 import type { Harness } from "./test-support.ts";
 
 const OPENAI_KEY = "sk-upstreamprovider-translate-0123456789abcdef";
@@ -500,5 +501,74 @@ clients:
       assert.equal(response.status, 503);
       assert.equal(anthropic.requests.length, before);
     });
+  });
+});
+
+describe("translation edge cases (pure)", () => {
+  const event = (data: unknown, name?: string) => ({ raw: "", event: name, data: typeof data === "string" ? data : JSON.stringify(data) });
+  const chunk = (delta: Json, finish: string | null = null) => event({ id: "chatcmpl-1", object: "chat.completion.chunk", model: "m", choices: [{ index: 0, delta, finish_reason: finish }] });
+  const anthropicEvent = (type: string, data: Json) => event({ type, ...data }, type);
+
+  test("chunks -> events: text then two tool calls become three blocks in order, each closed before the next opens; a stream without [DONE] still ends once finish_reason came", () => {
+    const translator = createAnswerTranslator("messages-to-chat");
+    let text = "";
+    text += translator.event(chunk({ role: "assistant", content: "" }));
+    text += translator.event(chunk({ content: "Checking." }));
+    text += translator.event(chunk({ tool_calls: [{ index: 0, id: "call_a", type: "function", function: { name: "a", arguments: "" } }] }));
+    text += translator.event(chunk({ tool_calls: [{ index: 0, function: { arguments: '{"x":1}' } }] }));
+    text += translator.event(chunk({ tool_calls: [{ index: 1, id: "call_b", type: "function", function: { name: "b", arguments: "{}" } }] }));
+    text += translator.event(chunk({}, "tool_calls"));
+    assert.equal(translator.complete(), false, "not complete before the end");
+    text += translator.end();
+    assert.equal(translator.complete(), true);
+    const events = objects(text);
+    assert.deepEqual(
+      events.map((item) => `${String(item.type)}${item.index === undefined ? "" : `:${String(item.index)}`}`),
+      ["message_start", "content_block_start:0", "content_block_delta:0", "content_block_stop:0", "content_block_start:1", "content_block_delta:1", "content_block_stop:1", "content_block_start:2", "content_block_delta:2", "content_block_stop:2", "message_delta", "message_stop"],
+    );
+    assert.deepEqual((events[4] as { content_block: Json }).content_block, { type: "tool_use", id: "call_a", name: "a", input: {} });
+    assert.equal((events.at(-2) as { delta: { stop_reason: string } }).delta.stop_reason, "tool_use");
+  });
+
+  test("chunks -> events: a stream that ends before any finish_reason is incomplete and ends with an error event", () => {
+    const translator = createAnswerTranslator("messages-to-chat");
+    translator.event(chunk({ content: "Hel" }));
+    const tail = translator.end();
+    assert.equal(translator.complete(), false);
+    assert.match(tail, /^event: error\n/);
+  });
+
+  test("events -> chunks: parallel tool_use blocks get tool indexes 0 and 1; prompt_tokens counts Anthropic's cache reads", () => {
+    const translator = createAnswerTranslator("chat-to-messages", { includeUsage: true });
+    let text = "";
+    text += translator.event(anthropicEvent("message_start", { message: { id: "msg_1", model: "claude", usage: { input_tokens: 10, cache_read_input_tokens: 5, output_tokens: 1 } } }));
+    text += translator.event(anthropicEvent("content_block_start", { index: 0, content_block: { type: "tool_use", id: "toolu_a", name: "a", input: {} } }));
+    text += translator.event(anthropicEvent("content_block_delta", { index: 0, delta: { type: "input_json_delta", partial_json: '{"x":1}' } }));
+    text += translator.event(anthropicEvent("content_block_start", { index: 1, content_block: { type: "tool_use", id: "toolu_b", name: "b", input: {} } }));
+    text += translator.event(anthropicEvent("content_block_delta", { index: 1, delta: { type: "input_json_delta", partial_json: "{}" } }));
+    text += translator.event(anthropicEvent("ping", {}));
+    text += translator.event(anthropicEvent("message_delta", { delta: { stop_reason: "tool_use" }, usage: { output_tokens: 20 } }));
+    text += translator.event(anthropicEvent("message_stop", {}));
+    assert.equal(translator.complete(), true);
+    const calls = objects(text).flatMap((item) => ((item.choices as Array<{ delta: { tool_calls?: Array<{ index: number; id?: string; function: { arguments: string } }> } }>)[0]?.delta.tool_calls ?? []));
+    assert.deepEqual(calls.map((call) => [call.index, call.id ?? null, call.function.arguments]), [[0, "toolu_a", ""], [0, null, '{"x":1}'], [1, "toolu_b", ""], [1, null, "{}"]]);
+    assert.deepEqual(objects(text).at(-1)?.usage, { prompt_tokens: 15, completion_tokens: 20, total_tokens: 35 });
+    assert.equal(sseData(text).at(-1), "[DONE]");
+  });
+
+  test("messages -> chat: an image a tool returned follows the tool message in a user turn that names the call; is_error is said in the text", () => {
+    const translated = messagesRequestToChat({
+      model: "m",
+      max_tokens: 5,
+      messages: [
+        { role: "assistant", content: [{ type: "tool_use", id: "t1", name: "screenshot", input: {} }] },
+        { role: "user", content: [{ type: "tool_result", tool_use_id: "t1", is_error: true, content: [{ type: "text", text: "partial" }, { type: "image", source: { type: "base64", media_type: "image/png", data: PIXEL } }] }] },
+      ],
+    });
+    assert.deepEqual(translated.messages, [
+      { role: "assistant", content: null, tool_calls: [{ id: "t1", type: "function", function: { name: "screenshot", arguments: "{}" } }] },
+      { role: "tool", tool_call_id: "t1", content: "[tool error] partial" },
+      { role: "user", content: [{ type: "text", text: "(returned by tool call t1)" }, { type: "image_url", image_url: { url: `data:image/png;base64,${PIXEL}` } }] },
+    ]);
   });
 });
