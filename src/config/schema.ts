@@ -354,8 +354,19 @@ const mcp = z.strictObject({
     })
     .prefault({}),
   agents: z
-    .array(z.strictObject({ name: componentName, tokenSecret: secretName }))
-    .default([{ name: "hermes", tokenSecret: "PERIMETER_AGENT_TOKEN" }]),
+    .array(
+      z.strictObject({
+        name: componentName,
+        tokenSecret: secretName,
+        refusals: z
+          .enum(["error", "result"])
+          .default("error")
+          .describe(
+            'How policy refusals (a tool not allowed, an argument constraint, a denied or expired approval, a limit) reach this agent: "error", an MCP tool error (isError), the protocol\'s convention; "result", a normal result whose text starts "refused by the perimeter:". Use "result" for Hermes: its MCP client counts isError results toward a circuit breaker that blocks every tool of the server for 60 s after three in a row, so three refusals would close the agent\'s only door to its tools. Outages (an upstream down, the audit log failing) are errors either way.',
+          ),
+      }),
+    )
+    .default([{ name: "hermes", tokenSecret: "PERIMETER_AGENT_TOKEN", refusals: "result" }]),
   servers: z.record(componentName, mcpServer).default({}),
   redact: z.array(z.string()).default([]).describe("Extra regular expressions to redact from results."),
   allowedHosts: z

@@ -107,6 +107,11 @@ export function createToolCaller(options: ToolCallerOptions): ToolCaller {
     return redacted.length <= MAX_RECORDED_TEXT ? redacted : `${redacted.slice(0, MAX_RECORDED_TEXT)}… (${redacted.length} characters)`;
   };
   const progressInterval = options.progressIntervalMs ?? 10_000;
+  // Per agent (mcp.agents[].refusals): a policy refusal as an MCP tool error, or as a normal result that says so
+  // (Hermes counts tool errors toward a breaker that closes every tool of the server after three in a row).
+  const refusalsAsResults = new Set(config.mcp.agents.filter((agent) => agent.refusals === "result").map((agent) => agent.name));
+  const refusalResult = (agent: string, message: string): CallToolResult =>
+    refusalsAsResults.has(agent) ? { content: [{ type: "text", text: `refused by the perimeter: ${message}` }], isError: false } : errorResult(`perimeter: ${message}`);
 
   // The config does not change while the guard runs, so each tool's policy (allowlist globs, approval globs) is worked
   // out once. Tool names come from the agent: the cache stops growing at a bound and further names are computed.
@@ -157,7 +162,7 @@ export function createToolCaller(options: ToolCallerOptions): ToolCaller {
       const refuse = async (reason: string, message: string, extra: Record<string, unknown> = {}): Promise<CallToolResult> => {
         const written = await recordRefusal({ ...base, ...argumentsField(), decision: "deny", reason: bounded(reason), latencyMs: latency(), ...extra }, "audit write failed for a refused call", callId);
         finish("deny");
-        return errorResult(`perimeter: ${message}${written ? "" : unrecordedNote}`);
+        return refusalResult(context.agent, `${message}${written ? "" : unrecordedNote}`);
       };
 
       const agentCalls = inFlight.get(context.agent) ?? 0;
