@@ -10,6 +10,7 @@ const HELP = `perimeter — a security perimeter for self-hosted AI agents
 
 Usage:
   perimeter render -c FILE -t kubernetes|compose|vps -o DIR [--force]
+  perimeter agent-config --agent hermes|qwen-code|codex|claude-code -c FILE [--env|--json] [-o FILE]
   perimeter host apply DIR [--dry-run]      install a vps render on this host (as root)
   perimeter check PATH... [-] [--format text|json|sarif|junit] [--fail-on SEVERITY] [--baseline FILE]
                  | --list-rules | --explain RULE
@@ -38,6 +39,7 @@ const SERVICES: Record<string, Loader> = {
 
 const COMMANDS: Record<string, Loader> = {
   render: async () => (await import("../render/cli.ts")).renderCommand,
+  "agent-config": async () => (await import("../agent-config/cli.ts")).agentConfigCommand,
   check: async () => (await import("../check/cli.ts")).checkCommand,
   sandbox: async () => (await import("../sandbox/cli.ts")).sandboxCommand,
   approvals: async () => (await import("../approvals/cli.ts")).approvalsCommand,

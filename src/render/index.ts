@@ -18,3 +18,9 @@ export type { RenderOutput } from "./render.ts";
 export { RenderError } from "./plan.ts";
 export type { Target } from "./plan.ts";
 export { writeDirectory } from "./write.ts";
+// The facts every agent is told (agent-config writes them in each agent's own format; Hermes' seed is render's).
+export { agentEnvironment, agentNoProxy, hermesConfigSeed, hermesTimeouts, HERMES_MCP_SERVER } from "./hermes.ts";
+export type { EnvironmentEntry } from "./hermes.ts";
+export { endpoints } from "./endpoints.ts";
+export type { Endpoints } from "./endpoints.ts";
+export { agentEntry, agentLlmKeySecret, defaultModel, portOf } from "./plan.ts";
