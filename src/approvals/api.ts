@@ -2,14 +2,18 @@
 // its admin listener (never the agent's), shaped for the CLI today and a dashboard or chat bot later:
 //   GET  /v1/approvals[?status=pending&kind=tool-call]   → { approvals: [...] }
 //   GET  /v1/approvals/ID                                → the approval
-//   POST /v1/approvals/ID/approve  { reason?, approver? } → the decided approval
-//   POST /v1/approvals/ID/deny     { reason?, approver? } → the decided approval
-// Errors are JSON { error: { code, message } }: 401 no/bad token, 404 unknown id, 409 not pending, 400 bad body,
+//   POST /v1/approvals/ID/approve  { reason?, approver?, channel? } → the approval (still pending when it needs more people)
+//   POST /v1/approvals/ID/deny     { reason?, approver?, channel? } → the decided approval
+// channel is "cli", "dashboard" or "api" (the default), recorded with the decision; "telegram" is the approver bot's
+// alone. For the two-person rule every decision through this API counts as one person, the token's principal,
+// whatever approver name is given: one token holder cannot approve twice under two names.
+// Errors are JSON { error: { code, message } }: 401 no/bad token, 404 unknown id, 409 not pending or already
+// approved by this principal, 400 bad body,
 // 503 when the decision cannot be audited (it is then not applied).
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { closeAfterAnswerIfBodyUnread } from "../shared/index.ts";
 import { ApprovalStateError } from "./store.ts";
-import type { ApprovalKind, ApprovalStatus, ApprovalStore } from "./store.ts";
+import type { ApprovalChannel, ApprovalKind, ApprovalStatus, ApprovalStore } from "./store.ts";
 
 export interface ApprovalsApiOptions {
   store: ApprovalStore;
@@ -21,6 +25,7 @@ export interface ApprovalsApiOptions {
 const STATUSES: readonly ApprovalStatus[] = ["pending", "approved", "denied", "expired", "used"];
 const KINDS: readonly ApprovalKind[] = ["tool-call", "tool-definition"];
 const MAX_BODY = 16 * 1024;
+const API_CHANNELS: readonly ApprovalChannel[] = ["api", "cli", "dashboard"];
 
 function send(response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
@@ -91,14 +96,23 @@ export function createApprovalsApi(options: ApprovalsApiOptions): (request: Inco
         return (failure(response, 400, "bad-request", `the body must be a JSON object with optional reason and approver (${(error as Error).message})`), true);
       }
       if (body === null || typeof body !== "object" || Array.isArray(body)) return (failure(response, 400, "bad-request", "the body must be a JSON object"), true);
-      const { reason, approver } = body as { reason?: unknown; approver?: unknown };
+      const { reason, approver, channel } = body as { reason?: unknown; approver?: unknown; channel?: unknown };
       if ((reason !== undefined && typeof reason !== "string") || (approver !== undefined && typeof approver !== "string")) {
         return (failure(response, 400, "bad-request", "reason and approver must be strings"), true);
+      }
+      if (channel !== undefined && !API_CHANNELS.includes(channel as ApprovalChannel)) {
+        return (failure(response, 400, "bad-request", `channel must be one of ${API_CHANNELS.join(", ")} (telegram decisions come from the approver bot only)`), true);
       }
       const cleanApprover = typeof approver === "string" ? approver.replace(/[^\w.@+-]/g, "").slice(0, 64) : "";
       // The token proves the principal; the name the human gives is recorded beside it, not instead of it.
       const who = cleanApprover === "" ? principal : `${principal}:${cleanApprover}`;
-      const decided = store.decide(id, { decision: action, approver: who, ...(typeof reason === "string" && reason !== "" ? { reason: reason.slice(0, 500) } : {}) });
+      const decided = store.decide(id, {
+        decision: action,
+        approver: who,
+        identity: principal,
+        channel: (channel as ApprovalChannel | undefined) ?? "api",
+        ...(typeof reason === "string" && reason !== "" ? { reason: reason.slice(0, 500) } : {}),
+      });
       options.onDecision?.({ id, decision: action, approver: who });
       send(response, 200, decided);
       return true;

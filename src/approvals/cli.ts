@@ -86,6 +86,11 @@ function formatDetail(approval: Approval): string[] {
     `created:   ${approval.createdAt}${approval.expiresAt === undefined ? "" : `, expires ${approval.expiresAt}`}`,
   ];
   if (approval.approver !== undefined) lines.push(`decided:   ${approval.status} by ${safe(approval.approver)}${approval.reason === undefined ? "" : ` (${safe(approval.reason)})`}`);
+  if (approval.requiredApprovals > 1 || (approval.votes ?? []).length > 0) {
+    const votes = (approval.votes ?? []).map((vote) => `${vote.decision} by ${vote.approver} via ${vote.channel} at ${vote.at}`);
+    const approvals = (approval.votes ?? []).filter((vote) => vote.decision === "approve").length;
+    lines.push(`approvals: ${approvals} of ${approval.requiredApprovals} distinct people${votes.length === 0 ? "" : `: ${safe(votes.join("; "))}`}`);
+  }
   const detail = approval.detail;
   if (approval.kind === "tool-call" && detail !== null && typeof detail === "object" && !Array.isArray(detail) && "arguments" in detail) {
     // The whole arguments, exactly as they will run except for the places listed as redacted.
@@ -156,9 +161,14 @@ export const approvalsCommand: Command = async (args, io) => {
         const decided = await client.decide(id, action as "approve" | "deny", {
           ...(values.reason === undefined ? {} : { reason: values.reason }),
           ...(approver === undefined ? {} : { approver }),
+          channel: "cli",
         });
         if (values.json === true) writeLine(io.stdout, JSON.stringify(decided));
-        else writeLine(io.stdout, `${decided.id} ${decided.status} (${safe(decided.server)}__${safe(decided.tool)})`);
+        else if (decided.status === "pending") {
+          // The two-person rule: this approval counted, and the request waits for someone else.
+          const count = (decided.votes ?? []).filter((vote) => vote.decision === "approve").length;
+          writeLine(io.stdout, `${decided.id} pending: ${count} of ${decided.requiredApprovals} approvals (${safe(decided.server)}__${safe(decided.tool)} needs another person)`);
+        } else writeLine(io.stdout, `${decided.id} ${decided.status} (${safe(decided.server)}__${safe(decided.tool)})`);
       } catch (error) {
         if (!(error instanceof ApprovalsApiError) || error.status === 0) throw error;
         failed += 1;

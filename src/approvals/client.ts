@@ -15,7 +15,7 @@ export class ApprovalsApiError extends Error {
 export interface ApprovalsClient {
   list(filter?: { status?: ApprovalStatus; kind?: ApprovalKind }): Promise<Approval[]>;
   get(id: string): Promise<Approval>;
-  decide(id: string, decision: "approve" | "deny", options?: { reason?: string; approver?: string }): Promise<Approval>;
+  decide(id: string, decision: "approve" | "deny", options?: { reason?: string; approver?: string; channel?: "api" | "cli" | "dashboard" }): Promise<Approval>;
 }
 
 export function createApprovalsClient(options: { baseUrl: string; token: string; timeoutMs?: number }): ApprovalsClient {

@@ -130,3 +130,98 @@ describe("approval store", () => {
     assert.deepEqual(events, ["approval-request:pending", "approval-decision:approved"]);
   });
 });
+
+// Issue 19 item 3: a request may need N distinct people. "Distinct" is counted on the authenticated identity (a
+// Telegram user id, the admin token), never on a name the decider typed.
+describe("approval store: two-person rule", () => {
+  let directory: string;
+  let path: string;
+  let audit: AuditLog;
+  let database: DatabaseSync;
+  let store: ApprovalStore;
+
+  beforeEach(() => {
+    directory = mkdtempSync(join(tmpdir(), "approvals-two-"));
+    path = join(directory, "audit.db");
+    audit = openAuditLog({ path });
+    database = new DatabaseSync(path);
+    database.exec("PRAGMA busy_timeout = 5000");
+    store = createApprovalStore({ database, audit });
+  });
+  afterEach(() => {
+    store.close();
+    database.close();
+    audit.close();
+    rmSync(directory, { recursive: true, force: true });
+  });
+
+  const twoPerson = (overrides: Partial<CallBinding> = {}) => ({ ...call(overrides), requiredApprovals: 2 });
+
+  test("the call proceeds only after two different people approved; each vote is recorded with channel and approver", async () => {
+    const request = store.open(twoPerson());
+    assert.equal(request.requiredApprovals, 2);
+    const waiting = store.waitForDecision(request.id, AbortSignal.timeout(5000));
+    const first = store.decide(request.id, { decision: "approve", approver: "telegram:111 (alice)", identity: "telegram:111", channel: "telegram" });
+    assert.equal(first.status, "pending", "one approval of two leaves the request pending");
+    assert.deepEqual(first.votes?.map((vote) => [vote.identity, vote.channel, vote.decision]), [["telegram:111", "telegram", "approve"]]);
+    assert.equal(store.findGrant(binding), undefined, "half an approval is no grant");
+    const second = store.decide(request.id, { decision: "approve", approver: "admin:bob", identity: "admin", channel: "cli" });
+    assert.equal(second.status, "approved");
+    assert.equal((await waiting).status, "approved");
+    const records = readAuditRecords(path).filter((record) => record.type.startsWith("approval-"));
+    assert.deepEqual(
+      records.map((record) => [record.type, record.data.channel ?? null, record.data.approver ?? null]),
+      [
+        ["approval-request", null, null],
+        ["approval-vote", "telegram", "telegram:111 (alice)"],
+        ["approval-decision", "cli", "admin:bob"],
+      ],
+    );
+    assert.equal(records[0]?.data.requiredApprovals, 2);
+    assert.deepEqual(records[2]?.data.approvers, ["telegram:111 (alice)", "admin:bob"]);
+  });
+
+  test("the same person approving twice (even under another name or from another channel) does not count twice", () => {
+    const request = store.open(twoPerson());
+    store.decide(request.id, { decision: "approve", approver: "admin:alice", identity: "admin", channel: "cli" });
+    assert.throws(
+      () => store.decide(request.id, { decision: "approve", approver: "admin:mallory", identity: "admin", channel: "dashboard" }),
+      (error: unknown) => error instanceof ApprovalStateError && error.code === "already-voted" && /different person/.test(error.message),
+    );
+    const after = store.get(request.id);
+    assert.equal(after?.status, "pending");
+    assert.equal(after?.votes?.length, 1);
+    assert.equal(readAuditRecords(path).filter((record) => record.type === "approval-vote").length, 1, "the refused second vote changed nothing");
+  });
+
+  test("any deny ends it, even after an approval", () => {
+    const request = store.open(twoPerson());
+    store.decide(request.id, { decision: "approve", approver: "telegram:111", identity: "telegram:111", channel: "telegram" });
+    const denied = store.decide(request.id, { decision: "deny", approver: "telegram:222", identity: "telegram:222", channel: "telegram", reason: "not today" });
+    assert.equal(denied.status, "denied");
+    assert.throws(() => store.decide(request.id, { decision: "approve", approver: "admin", identity: "admin", channel: "cli" }), (error: unknown) => error instanceof ApprovalStateError && error.code === "not-pending");
+    assert.equal(store.findGrant(binding), undefined);
+  });
+
+  test("listeners hear each vote (the seam a chat bot uses to show '1 of 2')", () => {
+    const events: string[] = [];
+    store.subscribe((event) => events.push(`${event.type}:${event.approval.votes?.length ?? 0}`));
+    const request = store.open(twoPerson());
+    store.decide(request.id, { decision: "approve", approver: "a", identity: "a", channel: "api" });
+    store.decide(request.id, { decision: "approve", approver: "b", identity: "b", channel: "api" });
+    assert.deepEqual(events, ["approval-request:0", "approval-vote:1", "approval-decision:2"]);
+  });
+
+  test("a database created before the two-person rule is upgraded in place (its requests need one approver)", () => {
+    store.close();
+    database.exec("DROP TABLE approvals_requests");
+    database.exec("DROP TABLE IF EXISTS approvals_votes");
+    database.exec(
+      "CREATE TABLE approvals_requests (id TEXT PRIMARY KEY, kind TEXT NOT NULL, status TEXT NOT NULL, agent TEXT, server TEXT NOT NULL, tool TEXT NOT NULL, definition_hash TEXT NOT NULL, arguments_hash TEXT, detail TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER, decided_at INTEGER, approver TEXT, reason TEXT, used_at INTEGER)",
+    );
+    database.prepare("INSERT INTO approvals_requests (id, kind, status, server, tool, definition_hash, detail, created_at) VALUES ('dold', 'tool-definition', 'pending', 's', 't', 'h', '{}', 1)").run();
+    store = createApprovalStore({ database, audit });
+    assert.equal(store.get("dold")?.requiredApprovals, 1);
+    assert.equal(store.decide("dold", { decision: "approve", approver: "admin" }).status, "approved");
+  });
+});

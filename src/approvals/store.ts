@@ -3,12 +3,26 @@
 // or changed tool definition in quarantine ("tool-definition"). It knows nothing about MCP or HTTP, so the admin API,
 // the CLI and later a dashboard or a chat bot all drive the same object. Rows live in SQLite (approvals_requests, in
 // the audit database) so a restart or another process can read them; waiting calls are woken in memory.
+// A request may need several people (the two-person rule): each approval is a vote kept in approvals_votes, counted
+// on the decider's authenticated identity (a Telegram user id, the admin token), so one person approving twice under
+// two names or from two channels counts once; any deny ends the request.
 import { randomBytes } from "node:crypto";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 
 export type ApprovalKind = "tool-call" | "tool-definition";
 export type ApprovalStatus = "pending" | "approved" | "denied" | "expired" | "used";
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+/** Where a decision was taken: recorded with it, so the audit log says which door each decision came through. */
+export type ApprovalChannel = "api" | "cli" | "dashboard" | "telegram";
+
+export interface ApprovalVote {
+  identity: string;
+  approver: string;
+  channel: ApprovalChannel;
+  decision: "approve" | "deny";
+  at: string;
+  reason?: string;
+}
 
 export interface Approval {
   id: string;
@@ -30,6 +44,10 @@ export interface Approval {
   approver?: string;
   reason?: string;
   usedAt?: string;
+  /** How many distinct people must approve (the two-person rule); 1 unless the policy asks for more. */
+  requiredApprovals: number;
+  /** Every decision taken on this request so far, in order (approvals toward the count, and the deny that ended it). */
+  votes?: ApprovalVote[];
 }
 
 export interface NewApproval {
@@ -42,6 +60,8 @@ export interface NewApproval {
   detail: JsonValue;
   /** How long a pending request waits for a decision; none for definition reviews, which wait for as long as it takes. */
   timeoutMs?: number;
+  /** Distinct approvers needed (1-10). @default 1 */
+  requiredApprovals?: number;
 }
 
 /** What a held call is bound to: an approval for anything else does not let it through. */
@@ -55,20 +75,34 @@ export interface CallBinding {
 
 export interface Decision {
   decision: "approve" | "deny";
+  /** Who decided, as shown and recorded (e.g. "admin:alice", "telegram:123456789 (Alice)"). */
   approver: string;
+  /**
+   * The authenticated person behind the decision, on which the two-person rule counts distinct approvers: the admin
+   * token's principal however many names its holder types, a Telegram user id. @default approver
+   */
+  identity?: string;
+  /** @default "api" */
+  channel?: ApprovalChannel;
   reason?: string;
 }
 
-export type ApprovalEvent = { type: "approval-request"; approval: Approval } | { type: "approval-decision"; approval: Approval } | { type: "approval-expiry"; approval: Approval };
+export type ApprovalEvent =
+  | { type: "approval-request"; approval: Approval }
+  | { type: "approval-vote"; approval: Approval }
+  | { type: "approval-decision"; approval: Approval }
+  | { type: "approval-expiry"; approval: Approval };
 
 /** Structural type of the audit log (src/audit-log): append is synchronous and throws when the record is not written. */
 export interface AuditAppender {
   append(event: { component: string; type: string; [field: string]: unknown }): unknown;
 }
 
+export type ApprovalStateCode = "not-found" | "not-pending" | "already-voted";
+
 export class ApprovalStateError extends Error {
-  readonly code: "not-found" | "not-pending";
-  constructor(code: "not-found" | "not-pending", message: string) {
+  readonly code: ApprovalStateCode;
+  constructor(code: ApprovalStateCode, message: string) {
     super(message);
     this.name = "ApprovalStateError";
     this.code = code;
@@ -86,7 +120,10 @@ export interface ApprovalStore {
   findGrant(binding: CallBinding): Approval | undefined;
   /** The definition review for this exact definition, whatever its status. */
   findDefinitionReview(server: string, tool: string, definitionHash: string): Approval | undefined;
-  /** Records a human decision (audited first: if the audit write fails, nothing changes and this throws). */
+  /**
+   * Records a human decision (audited first: if the audit write fails, nothing changes and this throws). An approval
+   * short of the required count leaves the request pending (an "approval-vote"); a deny ends it at once.
+   */
   decide(id: string, decision: Decision): Approval;
   /** Marks an approved tool-call approval used; true exactly once. */
   consume(id: string): boolean;
@@ -120,6 +157,16 @@ interface Row {
   approver: string | null;
   reason: string | null;
   used_at: number | null;
+  required_approvals: number;
+}
+
+interface VoteRow {
+  identity: string;
+  approver: string;
+  channel: string;
+  decision: string;
+  reason: string | null;
+  at: number;
 }
 
 const SCHEMA = `
@@ -138,15 +185,36 @@ CREATE TABLE IF NOT EXISTS approvals_requests (
   decided_at INTEGER,
   approver TEXT,
   reason TEXT,
-  used_at INTEGER
+  used_at INTEGER,
+  required_approvals INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS approvals_requests_status ON approvals_requests (status, kind);
 CREATE INDEX IF NOT EXISTS approvals_requests_binding ON approvals_requests (server, tool, definition_hash, arguments_hash);
+CREATE TABLE IF NOT EXISTS approvals_votes (
+  request_id TEXT NOT NULL,
+  identity TEXT NOT NULL,
+  approver TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  decision TEXT NOT NULL CHECK (decision IN ('approve', 'deny')),
+  reason TEXT,
+  at INTEGER NOT NULL,
+  PRIMARY KEY (request_id, identity, decision)
+);
 `;
+
+/** Databases written before the two-person rule lack its column; every request in them needed one approver. */
+function upgradeSchema(database: DatabaseSync): void {
+  const columns = database.prepare("SELECT name FROM pragma_table_info('approvals_requests')").all() as Array<{ name: string }>;
+  if (!columns.some((column) => column.name === "required_approvals")) {
+    database.exec("ALTER TABLE approvals_requests ADD COLUMN required_approvals INTEGER NOT NULL DEFAULT 1");
+  }
+}
+
+const CHANNELS: readonly ApprovalChannel[] = ["api", "cli", "dashboard", "telegram"];
 
 const iso = (ms: number | null): string | undefined => (ms === null ? undefined : new Date(ms).toISOString());
 
-function fromRow(row: Row): Approval {
+function fromRow(row: Row, votes: VoteRow[]): Approval {
   const approval: Approval = {
     id: row.id,
     kind: row.kind as ApprovalKind,
@@ -156,7 +224,18 @@ function fromRow(row: Row): Approval {
     definitionHash: row.definition_hash,
     detail: JSON.parse(row.detail) as JsonValue,
     createdAt: new Date(row.created_at).toISOString(),
+    requiredApprovals: row.required_approvals ?? 1,
   };
+  if (votes.length > 0) {
+    approval.votes = votes.map((vote) => ({
+      identity: vote.identity,
+      approver: vote.approver,
+      channel: (CHANNELS.includes(vote.channel as ApprovalChannel) ? vote.channel : "api") as ApprovalChannel,
+      decision: vote.decision === "deny" ? "deny" : "approve",
+      at: new Date(vote.at).toISOString(),
+      ...(vote.reason === null ? {} : { reason: vote.reason }),
+    }));
+  }
   if (row.agent !== null) approval.agent = row.agent;
   if (row.arguments_hash !== null) approval.argumentsHash = row.arguments_hash;
   const optional = { expiresAt: iso(row.expires_at), decidedAt: iso(row.decided_at), usedAt: iso(row.used_at) };
@@ -182,12 +261,13 @@ export function createApprovalStore(options: { database: DatabaseSync; audit: Au
   const now = options.now ?? Date.now;
   const pollIntervalMs = options.pollIntervalMs ?? 1000;
   database.exec(SCHEMA);
+  upgradeSchema(database);
   const listeners = new Set<(event: ApprovalEvent) => void>();
   const waiters = new Map<string, Set<() => void>>();
 
   const statements: Record<string, StatementSync> = {
     insert: database.prepare(
-      "INSERT INTO approvals_requests (id, kind, status, agent, server, tool, definition_hash, arguments_hash, detail, created_at, expires_at) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)",
+      "INSERT INTO approvals_requests (id, kind, status, agent, server, tool, definition_hash, arguments_hash, detail, created_at, expires_at, required_approvals) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     ),
     get: database.prepare("SELECT * FROM approvals_requests WHERE id = ?"),
     pendingBinding: database.prepare(
@@ -202,7 +282,10 @@ export function createApprovalStore(options: { database: DatabaseSync; audit: Au
     expire: database.prepare("UPDATE approvals_requests SET status = 'expired', decided_at = ?, reason = ? WHERE id = ? AND status = 'pending'"),
     countAll: database.prepare("SELECT COUNT(*) AS count FROM approvals_requests WHERE status = 'pending' AND kind = ?"),
     countAgent: database.prepare("SELECT COUNT(*) AS count FROM approvals_requests WHERE status = 'pending' AND kind = ? AND agent = ?"),
+    votes: database.prepare("SELECT identity, approver, channel, decision, reason, at FROM approvals_votes WHERE request_id = ? ORDER BY at, rowid"),
+    vote: database.prepare("INSERT OR IGNORE INTO approvals_votes (request_id, identity, approver, channel, decision, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?)"),
   };
+  const withVotes = (row: Row): Approval => fromRow(row, statements.votes!.all(row.id) as unknown as VoteRow[]);
 
 
   const emit = (event: ApprovalEvent) => {
@@ -220,7 +303,7 @@ export function createApprovalStore(options: { database: DatabaseSync; audit: Au
   };
   const get = (id: string): Approval | undefined => {
     const row = statements.get!.get(id) as Row | undefined;
-    return row === undefined ? undefined : fromRow(row);
+    return row === undefined ? undefined : withVotes(row);
   };
   const bindingArgs = (binding: CallBinding) => [binding.agent, binding.server, binding.tool, binding.definitionHash, binding.argumentsHash, now()] as const;
 
@@ -229,6 +312,8 @@ export function createApprovalStore(options: { database: DatabaseSync; audit: Au
       const id = newApprovalId(request.kind);
       const created = now();
       const expires = request.timeoutMs === undefined ? null : created + request.timeoutMs;
+      const required = request.requiredApprovals ?? 1;
+      if (!Number.isInteger(required) || required < 1 || required > 10) throw new RangeError(`requiredApprovals must be an integer from 1 to 10, not ${required}`);
       const detail = JSON.stringify(request.detail);
       audit.append({
         component: "approvals",
@@ -241,8 +326,9 @@ export function createApprovalStore(options: { database: DatabaseSync; audit: Au
         definitionHash: request.definitionHash,
         argumentsHash: request.argumentsHash ?? null,
         expiresAt: iso(expires) ?? null,
+        requiredApprovals: required,
       });
-      statements.insert!.run(id, request.kind, request.agent ?? null, request.server, request.tool, request.definitionHash, request.argumentsHash ?? null, detail, created, expires);
+      statements.insert!.run(id, request.kind, request.agent ?? null, request.server, request.tool, request.definitionHash, request.argumentsHash ?? null, detail, created, expires, required);
       const approval = get(id) as Approval;
       emit({ type: "approval-request", approval });
       return approval;
@@ -262,7 +348,7 @@ export function createApprovalStore(options: { database: DatabaseSync; audit: Au
       const where = clauses.length === 0 ? "" : `WHERE ${clauses.join(" AND ")}`;
       const limit = Math.max(1, Math.min(filter.limit ?? 500, 5000));
       const rows = database.prepare(`SELECT * FROM approvals_requests ${where} ORDER BY created_at DESC LIMIT ${limit}`).all(...values) as unknown as Row[];
-      return rows.map(fromRow);
+      return rows.map(withVotes);
     },
     countPending(filter) {
       const row = (filter.agent === undefined ? statements.countAll!.get(filter.kind) : statements.countAgent!.get(filter.kind, filter.agent)) as { count: number };
@@ -270,15 +356,15 @@ export function createApprovalStore(options: { database: DatabaseSync; audit: Au
     },
     findPending(binding) {
       const row = statements.pendingBinding!.get(...bindingArgs(binding)) as Row | undefined;
-      return row === undefined ? undefined : fromRow(row);
+      return row === undefined ? undefined : withVotes(row);
     },
     findGrant(binding) {
       const row = statements.grant!.get(...bindingArgs(binding)) as Row | undefined;
-      return row === undefined ? undefined : fromRow(row);
+      return row === undefined ? undefined : withVotes(row);
     },
     findDefinitionReview(server, tool, definitionHash) {
       const row = statements.review!.get(server, tool, definitionHash) as Row | undefined;
-      return row === undefined ? undefined : fromRow(row);
+      return row === undefined ? undefined : withVotes(row);
     },
     decide(id, decision) {
       const current = get(id);
@@ -287,25 +373,53 @@ export function createApprovalStore(options: { database: DatabaseSync; audit: Au
       if (current.status !== "pending" || (current.expiresAt !== undefined && Date.parse(current.expiresAt) <= at)) {
         throw new ApprovalStateError("not-pending", `approval request ${id} is ${current.status === "pending" ? "expired" : current.status}; only pending requests can be decided`);
       }
+      const identity = decision.identity ?? decision.approver;
+      const channel = decision.channel ?? "api";
       const approved = decision.decision === "approve";
-      // An approved call stays usable (once) for as long as the original wait, in case the agent retries it.
-      const window = current.expiresAt === undefined ? null : Date.parse(current.expiresAt) - Date.parse(current.createdAt);
-      const grantExpires = approved && window !== null ? at + window : null;
-      audit.append({
+      const earlier = current.votes ?? [];
+      // Someone who approved may still deny (fail closed); nobody approves twice.
+      if (approved && earlier.some((vote) => vote.identity === identity)) {
+        throw new ApprovalStateError(
+          "already-voted",
+          `${decision.approver} already approved request ${id} (as ${identity}); it needs ${current.requiredApprovals - earlier.length} more approval(s) from a different person`,
+        );
+      }
+      const count = earlier.length + (approved ? 1 : 0);
+      const final = !approved || count >= current.requiredApprovals;
+      const approvers = [...earlier.map((vote) => vote.approver), decision.approver];
+      const common = {
         component: "approvals",
-        type: "approval-decision",
         id,
         kind: current.kind,
-        decision: approved ? "approved" : "denied",
         approver: decision.approver,
+        identity,
+        channel,
         reason: decision.reason ?? null,
         agent: current.agent ?? null,
         server: current.server,
         tool: current.tool,
         definitionHash: current.definitionHash,
         argumentsHash: current.argumentsHash ?? null,
-      });
-      const result = statements.decide!.run(approved ? "approved" : "denied", at, decision.approver, decision.reason ?? null, grantExpires, id);
+        approvals: count,
+        requiredApprovals: current.requiredApprovals,
+      };
+      if (!final) {
+        // One approval toward the count: recorded, and the request stays pending for the next person.
+        audit.append({ ...common, type: "approval-vote", vote: "approve" });
+        if (statements.vote!.run(id, identity, decision.approver, channel, "approve", decision.reason ?? null, at).changes !== 1) {
+          throw new ApprovalStateError("already-voted", `${decision.approver} already approved request ${id} (decided concurrently)`);
+        }
+        const approval = get(id) as Approval;
+        emit({ type: "approval-vote", approval });
+        return approval;
+      }
+      // An approved call stays usable (once) for as long as the original wait, in case the agent retries it.
+      const window = current.expiresAt === undefined ? null : Date.parse(current.expiresAt) - Date.parse(current.createdAt);
+      const grantExpires = approved && window !== null ? at + window : null;
+      audit.append({ ...common, type: "approval-decision", decision: approved ? "approved" : "denied", approvers: approved ? approvers : [decision.approver] });
+      statements.vote!.run(id, identity, decision.approver, channel, decision.decision, decision.reason ?? null, at);
+      const recordedApprover = approved ? approvers.join(", ") : decision.approver;
+      const result = statements.decide!.run(approved ? "approved" : "denied", at, recordedApprover, decision.reason ?? null, grantExpires, id);
       if (result.changes !== 1) throw new ApprovalStateError("not-pending", `approval request ${id} was decided concurrently`);
       const approval = get(id) as Approval;
       wake(id);
