@@ -117,6 +117,7 @@ audit: { path: ${auditPath} }
     await Promise.all(services.map((service) => service.stop(3000)));
     await model.close().catch(() => undefined);
     await origin.close().catch(() => undefined);
+    rmSync(directory, { recursive: true, force: true });
   };
   try {
     await start("egress-proxy", {}, ["--resolve", `${ALLOWED_NAME}=${ORIGIN_HOST}`, "--resolve", `${BLOCKED_NAME}=${ORIGIN_HOST}`]);
