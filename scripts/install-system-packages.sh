@@ -11,6 +11,7 @@
 #   util-linux      — prlimit for sandbox resource limits
 #   ripgrep socat   — needed by the sandbox benchmark's peer (@anthropic-ai/sandbox-runtime)
 #   kubectl / kubernetes-client — `kubectl kustomize` to build rendered Kubernetes output offline
+#   age             — the backup benchmark's peer (tar | age) and the test that archives open with the age tool
 #   strace          — the connect trace of the real-agent suite (test/agents): every connect() an agent makes
 #   systemd nftables openssh-server fail2ban python3-systemd — the VPS render's tests read its files with the real
 #                   tools (systemd-analyze security/verify, nft -c, sshd -T, fail2ban-client -t with the systemd
@@ -20,7 +21,7 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update
-packages=(bubblewrap iproute2 squid openssl procps psmisc curl ca-certificates python3 nodejs util-linux ripgrep socat strace)
+packages=(bubblewrap iproute2 squid openssl procps psmisc curl ca-certificates python3 nodejs util-linux ripgrep socat age strace)
 command -v npm >/dev/null || packages+=(npm)
 $SUDO apt-get install -y --no-install-recommends "${packages[@]}"
 command -v kubectl >/dev/null || $SUDO apt-get install -y --no-install-recommends kubernetes-client
