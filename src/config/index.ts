@@ -10,6 +10,7 @@ export type {
   ArgumentConstraint,
   HostRuleInput,
   HostConfig,
+  TelegramApproverConfig,
 } from "./schema.ts";
 export { parseConfig, loadConfig, configJsonSchema, closest, editDistance } from "./load.ts";
 export { ConfigError, formatProblem } from "./errors.ts";

@@ -391,6 +391,61 @@ const mcp = z.strictObject({
 });
 
 // ---------------------------------------------------------------------------------------------------------------
+// approvals: who decides held calls, on which channels, and how many people each tool needs
+
+/** A Telegram user id. Usernames are refused: they can be released and claimed by someone else, ids cannot. */
+const telegramUserId = z.union([z.number(), z.string()]).superRefine((value, context) => {
+  const text = String(value).trim();
+  if (/^@?[A-Za-z][A-Za-z0-9_]{3,31}$/.test(text)) {
+    context.addIssue({ code: "custom", message: `"${text}" is a username: usernames can change hands, so list the numeric user id (the approver bot logs the id of anyone who sends it /start)` });
+  } else if (/^-\d+$/.test(text)) {
+    context.addIssue({ code: "custom", message: `${text} is a group or channel id: approvers are people, list each one's numeric user id` });
+  } else if (!/^[1-9]\d{0,15}$/.test(text) || (typeof value === "number" && !Number.isSafeInteger(value))) {
+    context.addIssue({ code: "custom", message: `"${text}" is not a Telegram user id: write the number (e.g. 123456789)` });
+  }
+}).transform((value) => String(value).trim());
+
+const LOOPBACK_HOST = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
+
+const telegramApprover = z
+  .strictObject({
+    tokenSecret: secretName.describe("Environment variable holding the approver bot's token: a bot of its own, never the agent's (the agent holds that token and could read or answer the buttons itself)."),
+    approvers: z
+      .array(telegramUserId)
+      .min(1, "list the numeric Telegram user ids allowed to approve: with none, nobody could decide on the phone")
+      .describe("Numeric Telegram user ids of the people who may decide; each must have sent /start to the bot once. Usernames are refused."),
+    apiRoot: z
+      .url()
+      .default("https://api.telegram.org")
+      .superRefine((value, context) => {
+        const url = new URL(value);
+        if (url.protocol === "https:" || (url.protocol === "http:" && LOOPBACK_HOST.test(url.host.replace(/:\d+$/, "")))) return;
+        context.addIssue({ code: "custom", message: `"${value}": the bot token travels in every request path, so use https (http only to a Bot API server on loopback)` });
+      })
+      .describe("Bot API root (a self-hosted Bot API server, or a stand-in in tests). @default https://api.telegram.org"),
+    proxy: z
+      .url({ protocol: /^http$/ })
+      .optional()
+      .describe("The egress proxy the bot's requests go through (e.g. http://127.0.0.1:3128); perimeter up fills in its own. @default none: direct"),
+    proxyTokenSecret: secretName.optional().describe("Token of the bot's egress.clients entry, sent to the proxy as Proxy-Authorization."),
+  })
+  .describe("The Telegram approver bot (issue 19): held calls and definition reviews go to the approvers' chats with Approve / Deny buttons.");
+
+const approvalTool = z.union([
+  z.string(),
+  z.strictObject({
+    tool: z.string().describe("A `<server>__<tool>` glob."),
+    approvers: z
+      .number()
+      .int()
+      .min(1)
+      .max(10)
+      .default(1)
+      .describe("Distinct people who must approve each call (the two-person rule: 2); any deny ends it. The admin token counts as one person, each Telegram approver as one. @default 1"),
+  }),
+]);
+
+// ---------------------------------------------------------------------------------------------------------------
 // backup (perimeter backup create|verify|restore)
 
 const backupPath = z
@@ -627,7 +682,11 @@ const config = z
     approvals: z
       .strictObject({
         timeoutSeconds: z.number().int().min(1).max(86400).default(600),
-        tools: z.array(z.string()).default([]).describe("Extra `<server>__<tool>` globs whose calls need approval."),
+        tools: z
+          .array(approvalTool)
+          .default([])
+          .describe("Extra `<server>__<tool>` globs whose calls need approval, as a string or { tool, approvers: N } for N distinct approvers."),
+        telegram: telegramApprover.optional(),
         maxReviewBytes: z
           .number()
           .int()
@@ -702,12 +761,47 @@ const config = z
       }
     });
     const servers = Object.keys(value.mcp.servers);
-    value.approvals.tools.forEach((tool, index) => {
+    const telegram = value.approvals.telegram;
+    // The admin token is one person however many names its holder types; each Telegram approver is one more.
+    const deciders = 1 + new Set(telegram?.approvers ?? []).size;
+    value.approvals.tools.forEach((entry, index) => {
+      const tool = typeof entry === "string" ? entry : entry.tool;
+      if (typeof entry !== "string" && entry.approvers > deciders) {
+        context.addIssue({
+          code: "custom",
+          path: ["approvals", "tools", index, "approvers"],
+          message: `"${tool}" needs ${entry.approvers} distinct approvers but only ${deciders} can decide (the admin token counts as one, plus each approvals.telegram.approvers id): add approvers or lower the number`,
+        });
+      }
       const server = tool.split("__")[0] ?? "";
       if (!tool.includes("__") || !servers.some((name) => globMatches(server, name))) {
         context.addIssue({ code: "custom", path: ["approvals", "tools", index], message: `"${tool}" must be <server>__<tool> for a server in mcp.servers (${servers.join(", ") || "none defined"})` });
       }
     });
+    if (telegram !== undefined) {
+      // The agent holds its own platform tokens: as the approver bot's token, the agent could read the buttons' callbacks
+      // and answer them itself. Its other credentials are refused for the same reason.
+      const agentSecrets = new Map<string, string>();
+      for (const [name, platform] of Object.entries(value.agent.platforms)) {
+        if (platform === undefined) continue;
+        agentSecrets.set(platform.tokenSecret, `agent.platforms.${name}.tokenSecret`);
+        for (const extra of platform.extraSecrets) agentSecrets.set(extra, `agent.platforms.${name}.extraSecrets`);
+      }
+      for (const entry of value.mcp.agents) agentSecrets.set(entry.tokenSecret, `mcp.agents ${entry.name} tokenSecret`);
+      for (const [key, name] of [["tokenSecret", telegram.tokenSecret], ["proxyTokenSecret", telegram.proxyTokenSecret]] as const) {
+        const owner = name === undefined ? undefined : agentSecrets.get(name);
+        if (owner !== undefined) {
+          context.addIssue({
+            code: "custom",
+            path: ["approvals", "telegram", key],
+            message: `${name} is the agent's (${owner}): the agent holds it and could read or answer the approval buttons itself; create a separate bot with @BotFather and name its token's variable here`,
+          });
+        }
+      }
+      if (new Set(telegram.approvers).size !== telegram.approvers.length) {
+        context.addIssue({ code: "custom", path: ["approvals", "telegram", "approvers"], message: "an approver is listed twice: each id is one person" });
+      }
+    }
     const agentNames = value.mcp.agents.map((entry) => entry.name);
     if (new Set(agentNames).size !== agentNames.length) {
       context.addIssue({ code: "custom", path: ["mcp", "agents"], message: "agent names must be unique" });
@@ -726,6 +820,7 @@ export type EgressConfig = z.output<typeof egress>;
 export type SandboxConfig = z.output<typeof sandbox>;
 export type ArgumentConstraint = z.output<typeof argumentConstraint>;
 export type HostConfig = z.output<typeof hostSection>;
+export type TelegramApproverConfig = z.output<typeof telegramApprover>;
 
 /** `*` and `?` globs over a whole string (tool names, argument values). */
 export function globMatches(pattern: string, value: string): boolean {

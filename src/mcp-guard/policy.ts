@@ -23,12 +23,24 @@ export function toolAllowed(server: McpServerConfig, tool: string): Decision {
   return { allow: false, reason: server.tools.allow.length === 0 ? "the server has no tools.allow entries (deny by default)" : `"${tool}" matches no tools.allow pattern` };
 }
 
-/** A call waits for a human when the server's `tools.approve` matches the upstream name or `approvals.tools` the namespaced one. */
-export function approvalRequired(config: PerimeterConfig, serverName: string, tool: string): boolean {
+/**
+ * How many distinct people must approve a call: 0 when none need to. The server's `tools.approve` asks for one; an
+ * `approvals.tools` entry for its `approvers` (the two-person rule); the strictest matching rule wins.
+ */
+export function approvalsRequired(config: PerimeterConfig, serverName: string, tool: string): number {
   const server = config.mcp.servers[serverName];
-  if (server?.tools.approve.some((pattern) => globMatches(pattern, tool)) === true) return true;
+  let required = server?.tools.approve.some((pattern) => globMatches(pattern, tool)) === true ? 1 : 0;
   const name = namespacedName(serverName, tool);
-  return config.approvals.tools.some((pattern) => globMatches(pattern, name));
+  for (const entry of config.approvals.tools) {
+    const [pattern, approvers] = typeof entry === "string" ? [entry, 1] : [entry.tool, entry.approvers];
+    if (globMatches(pattern, name)) required = Math.max(required, approvers);
+  }
+  return required;
+}
+
+/** A call waits for a human when at least one approval is required. */
+export function approvalRequired(config: PerimeterConfig, serverName: string, tool: string): boolean {
+  return approvalsRequired(config, serverName, tool) > 0;
 }
 
 export interface ToolAnnotationsConfig {
