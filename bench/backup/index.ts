@@ -53,11 +53,13 @@ try {
   const output = join(root, "out.tar.age");
 
   const runs = {
-    "tar | age": () => spawnSync("sh", ["-c", `tar -C "$1" -cf - .hermes | age -r "$2" -o "$3" && sync "$3"`, "sh", join(root, "home"), recipient, output], { timeout: RUN_TIMEOUT_MS, encoding: "utf8" }),
+    "tar | age": () =>
+      spawnSync("/usr/bin/time", ["-f", "cpu_s=%U+%S maxrss_kib=%M", "sh", "-c", `tar -C "$1" -cf - .hermes | age -r "$2" -o "$3" && sync "$3"`, "sh", join(root, "home"), recipient, output], { timeout: RUN_TIMEOUT_MS, encoding: "utf8" }),
     "perimeter backup create": () =>
-      spawnSync("/usr/bin/time", ["-f", "maxrss_kib=%M", process.execPath, CLI, "backup", "create", "-c", config, "--output", output], { timeout: RUN_TIMEOUT_MS, encoding: "utf8" }),
+      spawnSync("/usr/bin/time", ["-f", "cpu_s=%U+%S maxrss_kib=%M", process.execPath, CLI, "backup", "create", "-c", config, "--output", output], { timeout: RUN_TIMEOUT_MS, encoding: "utf8" }),
   };
   const seconds: Record<string, number[]> = { "tar | age": [], "perimeter backup create": [] };
+  const cpu: Record<string, number[]> = { "tar | age": [], "perimeter backup create": [] };
   const rss: number[] = [];
   const sizes: Record<string, number> = {};
   const started = performance.now();
@@ -74,10 +76,12 @@ try {
       if (result.status !== 0) throw new Error(`${name} failed (${result.status ?? result.signal}): ${result.stderr}`);
       sizes[name] = statSync(output).size;
       const maxRss = /maxrss_kib=(\d+)/.exec(result.stderr ?? "");
+      const cpuTime = /cpu_s=([\d.]+)\+([\d.]+)/.exec(result.stderr ?? "");
       // Round 0 warms the page cache and the Node compile cache; it is not counted.
       if (round === 0) continue;
       seconds[name]?.push(elapsed);
-      if (maxRss !== null) rss.push(Number(maxRss[1]) / 1024);
+      if (cpuTime !== null) cpu[name]?.push(Number(cpuTime[1]) + Number(cpuTime[2]));
+      if (maxRss !== null && name === "perimeter backup create") rss.push(Number(maxRss[1]) / 1024);
     }
   }
   const mib = bytes / (1024 * 1024);
@@ -86,11 +90,15 @@ try {
   console.log(`data directory: ${mib.toFixed(0)} MiB in ${SMALL_FILES + bigCount} files (random bytes)`);
   for (const [name, values] of Object.entries(seconds)) {
     const value = median(values);
-    console.log(`${name.padEnd(24)} median ${value.toFixed(2)} s = ${(mib / value).toFixed(0)} MiB/s  (runs: ${values.map((entry) => entry.toFixed(2)).join(", ")}; archive ${((sizes[name] ?? 0) / 1048576).toFixed(0)} MiB)`);
+    console.log(
+      `${name.padEnd(24)} median ${value.toFixed(2)} s = ${(mib / value).toFixed(0)} MiB/s, CPU ${median(cpu[name] ?? []).toFixed(2)} s  (runs: ${values.map((entry) => entry.toFixed(2)).join(", ")}; archive ${((sizes[name] ?? 0) / 1048576).toFixed(0)} MiB)`,
+    );
   }
   console.log(`perimeter backup create peak RSS: median ${median(rss).toFixed(0)} MiB (max ${Math.max(...rss).toFixed(0)} MiB)`);
   const ratio = peer / ours;
   console.log(`throughput ratio (ours / tar | age): ${ratio.toFixed(2)}x (target >= 0.7x) ${ratio >= 0.7 ? "OK" : "BELOW TARGET"}`);
+  // On a busy machine wall time follows CPU share; CPU per GiB says what each side costs whatever the load.
+  console.log(`CPU ratio (tar | age / ours): ${(median(cpu["tar | age"] ?? []) / median(cpu["perimeter backup create"] ?? [])).toFixed(2)}x; load average ${(await import("node:os")).loadavg()[0]?.toFixed(1)} on ${(await import("node:os")).availableParallelism()} cores`);
 } finally {
   rmSync(root, { recursive: true, force: true });
 }
