@@ -1,7 +1,7 @@
 // The audit log's public types and errors. Kept apart from the writer so that readers (verify, tail, the dashboard)
 // can import them without opening anything.
 
-export const AUDIT_COMPONENTS = ["egress-proxy", "sandbox", "mcp-guard", "llm-proxy", "approvals", "cli"] as const;
+export const AUDIT_COMPONENTS = ["egress-proxy", "sandbox", "mcp-guard", "llm-proxy", "approvals", "cli", "dashboard"] as const;
 
 export type AuditComponent = (typeof AUDIT_COMPONENTS)[number];
 

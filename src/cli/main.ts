@@ -16,7 +16,7 @@ Usage:
                  | --list-rules | --explain RULE
   perimeter up -c FILE [--check]           every service on this host, under one supervisor
   perimeter status -c FILE [--json]        health, restarts and audit chain head of perimeter up
-  perimeter serve egress-proxy|sandbox|mcp-guard|llm-proxy [-c FILE] [flags]
+  perimeter serve egress-proxy|sandbox|mcp-guard|llm-proxy|dashboard [-c FILE] [flags]
   perimeter sandbox exec [limits] -- CMD ARGS...
   perimeter approvals list [--json] | approve ID [--reason R] | deny ID [--reason R]   (-c FILE)
   perimeter audit-log verify [--db FILE] [--public-key FILE] | tail [--follow] [--json]
@@ -35,6 +35,7 @@ const SERVICES: Record<string, Loader> = {
   sandbox: async () => (await import("../sandbox/cli.ts")).serveSandbox,
   "mcp-guard": async () => (await import("../mcp-guard/cli.ts")).serveMcpGuard,
   "llm-proxy": async () => (await import("../llm-proxy/cli.ts")).serveLlmProxy,
+  dashboard: async () => (await import("../dashboard/cli.ts")).serveDashboard,
 };
 
 const COMMANDS: Record<string, Loader> = {

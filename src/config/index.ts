@@ -11,6 +11,7 @@ export type {
   HostRuleInput,
   HostConfig,
   TelegramApproverConfig,
+  DashboardConfig,
 } from "./schema.ts";
 export { parseConfig, loadConfig, configJsonSchema, closest, editDistance } from "./load.ts";
 export { ConfigError, formatProblem } from "./errors.ts";

@@ -670,6 +670,33 @@ const hostSection = z
     }
   });
 
+// The dashboard: approvals, reviews, the audit log and health in a browser (src/dashboard).
+const dashboardSource = z
+  .strictObject({
+    name: componentName,
+    path: z.string().optional().describe("An audit database this dashboard can read (a file, opened read-only)."),
+    url: z
+      .string()
+      .regex(/^https?:\/\/[^/?#]+$/, "url is a service's admin origin, e.g. http://mcp-guard:8710 (no path)")
+      .optional()
+      .describe("A service's admin listener serving its audit records read-only (GET /v1/audit/records, /v1/audit/head) with the admin token."),
+  })
+  .refine((source) => (source.path === undefined) !== (source.url === undefined), { message: "a dashboard source has either path (a local audit database) or url (a service's admin listener), not both or neither" });
+
+const dashboardSection = z.strictObject({
+  listen: hostPort.default("127.0.0.1:8720").describe("Where the dashboard serves. Keep it on loopback (reach it over SSH or kubectl port-forward). @default 127.0.0.1:8720"),
+  sessionMinutes: z.number().int().min(5).max(1440).default(480).describe("How long a session cookie lasts after logging in with the admin token. @default 480"),
+  statePath: z.string().optional().describe("The dashboard's own search index of the audit records (rebuilt from the logs when deleted). @default dashboard.db beside audit.path"),
+  sources: z
+    .array(dashboardSource)
+    .default([])
+    .describe("Audit logs to show. @default audit.path alone (perimeter up: every service shares it); a rendered deployment lists each component's own log."),
+  health: z.record(z.string(), z.string().regex(/^https?:\/\/\S+$/, "a health URL is http(s)://HOST:PORT/healthz")).default({}).describe("Service name to its /healthz URL. @default derived from the config's listen addresses"),
+  adminUrl: z.string().regex(/^https?:\/\/[^/?#]+$/, "adminUrl is the mcp-guard admin origin, e.g. http://127.0.0.1:8710").optional().describe("The mcp-guard admin API the dashboard decides through. @default http://mcp.admin.listen"),
+  allowedHosts: z.array(z.string()).default([]).describe("Host names besides loopback and the listen address the browser may use (DNS-rebinding protection)."),
+  tls: z.strictObject({ certFile: z.string(), keyFile: z.string() }).optional().describe("Serve HTTPS with this certificate (the session cookie is then Secure and __Host- prefixed)."),
+});
+
 const config = z
   .strictObject({
     version: z.literal(1, { error: "version must be 1" }),
@@ -705,6 +732,7 @@ const config = z
       })
       .prefault({}),
     backup: backupSection.optional().describe("Encrypted backups of the agent's data directory and the audit log (perimeter backup)."),
+    dashboard: dashboardSection.prefault({}).describe("The operator's web dashboard (perimeter serve dashboard; started by perimeter up)."),
     kubernetes: z
       .strictObject({
         cni: z.enum(["default", "cilium"]).default("default"),
@@ -821,6 +849,7 @@ export type SandboxConfig = z.output<typeof sandbox>;
 export type ArgumentConstraint = z.output<typeof argumentConstraint>;
 export type HostConfig = z.output<typeof hostSection>;
 export type TelegramApproverConfig = z.output<typeof telegramApprover>;
+export type DashboardConfig = z.output<typeof dashboardSection>;
 
 /** `*` and `?` globs over a whole string (tool names, argument values). */
 export function globMatches(pattern: string, value: string): boolean {

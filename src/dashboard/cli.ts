@@ -1,0 +1,137 @@
+// `perimeter serve dashboard -c perimeter.yaml [--listen HOST:PORT]`
+import { dirname, join, resolve } from "node:path";
+import { EXIT_OK, UsageError, parseCommandArgs, writeLine } from "../cli/command.ts";
+import type { Command } from "../cli/command.ts";
+import { createApprovalsClient } from "../approvals/index.ts";
+import { openAuditLog } from "../audit-log/index.ts";
+import { loadConfig, placeholdersIn, readSecret, secretValues, splitHostPort } from "../config/index.ts";
+import type { PerimeterConfig } from "../config/index.ts";
+import { readFileSync } from "node:fs";
+import { createLogger } from "../shared/index.ts";
+import { createAuditIndex } from "./audit-index.ts";
+import type { LocalSource } from "./audit-index.ts";
+import { createChainMonitor } from "./chain.ts";
+import { readKeySpend } from "./llm-spend.ts";
+import { createDashboard } from "./server.ts";
+
+const HELP = `perimeter serve dashboard — the operator's web UI: approvals, tool reviews, the audit log, egress, LLM spend, health
+
+Usage:
+  perimeter serve dashboard -c perimeter.yaml [--listen HOST:PORT] [--log-level LEVEL]
+
+Listens on dashboard.listen (127.0.0.1:8720 by default; keep it on loopback and reach it over SSH or a port-forward).
+Log in with the admin token (the variable named by mcp.admin.tokenSecret); decisions go through the mcp-guard admin
+API (mcp.admin.listen, or dashboard.adminUrl). It reads audit.path (or dashboard.sources) read-only and keeps its
+search index in dashboard.statePath (default dashboard.db beside the audit log).
+`;
+
+/** An address as a client dials it: a wildcard bind is reached on loopback. */
+function origin(listen: string): string {
+  const parsed = splitHostPort(listen);
+  if (parsed === undefined) throw new UsageError(`"${listen}" is not HOST:PORT`);
+  const host = parsed.host.replace(/^\[|\]$/g, "");
+  const dial = host === "0.0.0.0" || host === "" ? "127.0.0.1" : host === "::" ? "::1" : host;
+  return `http://${dial.includes(":") ? `[${dial}]` : dial}:${parsed.port}`;
+}
+
+/** Service name to /healthz URL, from the listen addresses a config gives each service. */
+export function healthUrls(config: PerimeterConfig): Record<string, string> {
+  if (Object.keys(config.dashboard.health).length > 0) return { ...config.dashboard.health };
+  const urls: Record<string, string> = {};
+  if (config.egress.metrics !== undefined) urls["egress-proxy"] = `${origin(config.egress.metrics)}/healthz`;
+  if (Object.keys(config.llm.providers).length > 0) urls["llm-proxy"] = `${origin(config.llm.listen)}/healthz`;
+  if (config.agent.terminal === "sandbox" || Object.values(config.mcp.servers).some((server) => server.builtin === "sandbox")) urls.sandbox = `${origin(config.sandbox.listen)}/healthz`;
+  if (Object.keys(config.mcp.servers).length > 0 || config.agent.terminal === "sandbox") urls["mcp-guard"] = `${origin(config.mcp.admin.listen)}/healthz`;
+  return urls;
+}
+
+/** Every variable the config names as holding a secret: the dashboard masks their values wherever they appear. */
+export function secretNamesOf(config: PerimeterConfig): Set<string> {
+  const names = new Set<string>();
+  const walk = (value: unknown, key: string, depth: number) => {
+    if (depth > 12) return;
+    if (typeof value === "string") {
+      if (/Secret$/.test(key)) names.add(value);
+      for (const name of placeholdersIn(value)) names.add(name);
+    } else if (Array.isArray(value)) {
+      for (const item of value) {
+        if (typeof item === "string" && ["canaries", "secrets", "extraSecrets"].includes(key)) names.add(item);
+        walk(item, key, depth + 1);
+      }
+    } else if (value !== null && typeof value === "object") {
+      for (const [child, item] of Object.entries(value)) walk(item, child, depth + 1);
+    }
+  };
+  walk(config, "", 0);
+  return names;
+}
+
+export function dashboardSources(config: PerimeterConfig, cwd: string): LocalSource[] {
+  if (config.dashboard.sources.length === 0) {
+    const sources: LocalSource[] = [{ name: "perimeter", path: resolve(cwd, config.audit.path) }];
+    if (config.egress.auditPath !== undefined && resolve(cwd, config.egress.auditPath) !== sources[0]?.path) sources.push({ name: "egress-proxy", path: resolve(cwd, config.egress.auditPath) });
+    return sources;
+  }
+  return config.dashboard.sources.map((source) => {
+    if (source.path === undefined) {
+      throw new UsageError(`dashboard.sources ${source.name}: url sources are read by the dashboard's feed client, which this build does not include; mount the log and give its path`);
+    }
+    return { name: source.name, path: resolve(cwd, source.path) };
+  });
+}
+
+export const serveDashboard: Command = async (args, io) => {
+  const { values } = parseCommandArgs("serve dashboard", args, {
+    config: { type: "string", short: "c" },
+    listen: { type: "string" },
+    "log-level": { type: "string" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help === true) {
+    io.stdout.write(HELP);
+    return EXIT_OK;
+  }
+  if (values.config === undefined) throw new UsageError("serve dashboard: pass the config with -c perimeter.yaml (it names the audit log, the admin listener and the admin token's variable)");
+  const config = loadConfig(resolve(io.cwd, values.config));
+  const logger = createLogger("dashboard", values["log-level"] ?? "info");
+  const adminToken = readSecret(io.env, config.mcp.admin.tokenSecret, "the dashboard's login (mcp.admin.tokenSecret, the approvals/admin token)");
+  const sources = dashboardSources(config, io.cwd);
+  const auditPath = resolve(io.cwd, config.audit.path);
+  const statePath = resolve(io.cwd, config.dashboard.statePath ?? join(dirname(auditPath), "dashboard.db"));
+  const index = createAuditIndex({ statePath, sources });
+  const chain = createChainMonitor({ sources });
+  const audit = openAuditLog({
+    path: auditPath,
+    ...(config.audit.signingKeyFile === undefined ? {} : { signingKeyFile: resolve(io.cwd, config.audit.signingKeyFile) }),
+    checkpointEvery: config.audit.checkpointEvery,
+  });
+  const keyPaths = [...sources, ...(config.llm.keysPath === undefined ? [] : [{ name: "llm-keys", path: resolve(io.cwd, config.llm.keysPath) }])];
+  const tls = config.dashboard.tls === undefined ? undefined : { cert: readFileSync(resolve(io.cwd, config.dashboard.tls.certFile)), key: readFileSync(resolve(io.cwd, config.dashboard.tls.keyFile)) };
+  const dashboard = createDashboard({
+    listen: values.listen ?? config.dashboard.listen,
+    adminToken,
+    sessionMinutes: config.dashboard.sessionMinutes,
+    approvals: createApprovalsClient({ baseUrl: config.dashboard.adminUrl ?? origin(config.mcp.admin.listen), token: adminToken }),
+    index,
+    chain,
+    health: healthUrls(config),
+    keySpend: () => readKeySpend(keyPaths),
+    secrets: secretValues(io.env, secretNamesOf(config)),
+    allowedHosts: config.dashboard.allowedHosts,
+    ...(tls === undefined ? {} : { tls }),
+    audit,
+    logger,
+  });
+  const address = await dashboard.listen();
+  const host = address.address.includes(":") ? `[${address.address}]` : address.address;
+  writeLine(io.stdout, `dashboard listening on ${tls === undefined ? "http" : "https"}://${host}:${address.port}/`);
+  await new Promise<void>((resolveWait) => {
+    if (io.signal.aborted) resolveWait();
+    io.signal.addEventListener("abort", () => resolveWait(), { once: true });
+  });
+  logger.info({ event: "shutdown" }, "dashboard shutting down");
+  await dashboard.close();
+  index.close();
+  audit.close();
+  return EXIT_OK;
+};
