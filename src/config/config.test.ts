@@ -25,7 +25,7 @@ test("a minimal config loads with secure defaults", () => {
   assert.equal(config.sandbox.network, "none");
   assert.equal(config.egress.unknownClients, "deny");
   assert.equal(config.mcp.listen, "127.0.0.1:8700");
-  assert.deepEqual(config.mcp.agents, [{ name: "hermes", tokenSecret: "PERIMETER_AGENT_TOKEN", refusals: "result" }]);
+  assert.deepEqual(config.mcp.agents, [{ name: "hermes", tokenSecret: "PERIMETER_AGENT_TOKEN", refusals: "error" }]);
 });
 
 test("a typo is an error with a suggestion, at the key's line and column", () => {

@@ -366,7 +366,7 @@ const mcp = z.strictObject({
           ),
       }),
     )
-    .default([{ name: "hermes", tokenSecret: "PERIMETER_AGENT_TOKEN", refusals: "result" }]),
+    .default([{ name: "hermes", tokenSecret: "PERIMETER_AGENT_TOKEN", refusals: "error" }]),
   servers: z.record(componentName, mcpServer).default({}),
   redact: z.array(z.string()).default([]).describe("Extra regular expressions to redact from results."),
   allowedHosts: z
