@@ -16,7 +16,7 @@ import { measureArguments, recordedArguments, reviewableArguments } from "./call
 import type { MeasuredArguments, RecordedArgumentsFields } from "./call-arguments.ts";
 import type { Catalog } from "./catalog.ts";
 import type { GuardMetrics } from "./metrics.ts";
-import { approvalRequired, splitToolName, toolAllowed } from "./policy.ts";
+import { approvalsRequired, splitToolName, toolAllowed } from "./policy.ts";
 import type { Redactor } from "./redact.ts";
 import type { Upstream } from "./upstream.ts";
 
@@ -115,12 +115,13 @@ export function createToolCaller(options: ToolCallerOptions): ToolCaller {
 
   // The config does not change while the guard runs, so each tool's policy (allowlist globs, approval globs) is worked
   // out once. Tool names come from the agent: the cache stops growing at a bound and further names are computed.
-  const policies = new Map<string, { allowed: ReturnType<typeof toolAllowed>; approval: boolean }>();
+  const policies = new Map<string, { allowed: ReturnType<typeof toolAllowed>; approval: boolean; approvers: number }>();
   const policyFor = (serverConfig: McpServerConfig, server: string, tool: string) => {
     const key = `${server}\u0000${tool}`;
     const cached = policies.get(key);
     if (cached !== undefined) return cached;
-    const policy = { allowed: toolAllowed(serverConfig, tool), approval: approvalRequired(config, server, tool) };
+    const approvers = approvalsRequired(config, server, tool);
+    const policy = { allowed: toolAllowed(serverConfig, tool), approval: approvers > 0, approvers };
     if (policies.size < MAX_CACHED_POLICIES) policies.set(key, policy);
     return policy;
   };
@@ -205,7 +206,7 @@ export function createToolCaller(options: ToolCallerOptions): ToolCaller {
           // The approval binds the sha256 of the exact bytes the upstream will receive: the dispatch record carries the
           // same hash and the approval's id, so anyone can check that what ran is what was approved.
           const binding: CallBinding = { agent: context.agent, server: split.server, tool: split.tool, definitionHash: entry.hash, argumentsHash: wire.sha256 };
-          const outcome = await awaitApproval(binding, args, wire, context);
+          const outcome = await awaitApproval(binding, args, wire, context, policy.approvers);
           if (!outcome.ok) {
             if (outcome.cancelled) {
               await recordRefusal(
@@ -306,7 +307,7 @@ export function createToolCaller(options: ToolCallerOptions): ToolCaller {
     | { ok: true; approval: Approval }
     | { ok: false; cancelled: boolean; reason: string; message: string; approvalId?: string; approver?: string };
 
-  async function awaitApproval(binding: CallBinding, args: Record<string, unknown>, wire: MeasuredArguments, context: CallContext): Promise<ApprovalOutcome> {
+  async function awaitApproval(binding: CallBinding, args: Record<string, unknown>, wire: MeasuredArguments, context: CallContext, requiredApprovals: number): Promise<ApprovalOutcome> {
     // An approval given after the agent gave up waiting is honoured once, for exactly the same call.
     const grant = approvals.findGrant(binding);
     if (grant !== undefined && approvals.consume(grant.id)) return { ok: true, approval: { ...grant, status: "used" } };
@@ -334,6 +335,8 @@ export function createToolCaller(options: ToolCallerOptions): ToolCaller {
           redactions: review.shown.redactions,
         },
         timeoutMs: config.approvals.timeoutSeconds * 1000,
+        // The two-person rule: the request stays pending until this many different people approved it.
+        requiredApprovals,
       });
       logger.info({ event: "approval-request", id: request.id, agent: binding.agent, server: binding.server, tool: binding.tool }, "call held for human approval");
     }

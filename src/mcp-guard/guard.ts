@@ -14,6 +14,8 @@ import type { AuditLog } from "../audit-log/index.ts";
 import { createApprovalsApi } from "../approvals/api.ts";
 import type { Environment, PerimeterConfig } from "../config/index.ts";
 import { closeAfterAnswerIfBodyUnread, silentLogger } from "../shared/index.ts";
+import { createTelegramApprover, TelegramSetupError } from "../telegram/index.ts";
+import type { TelegramApprover } from "../telegram/index.ts";
 import type { Logger } from "../shared/index.ts";
 import { trackAuditHealth } from "./audit-health.ts";
 import { bearerToken, createTokenVerifier } from "./auth.ts";
@@ -148,6 +150,14 @@ export function createMcpGuard(config: PerimeterConfig, dependencies: McpGuardDe
     definitions: () => pins.counts(),
   });
   countAuditFailure = () => metrics.auditFailures.inc();
+  // The Telegram approver decides through this process's store, so a click wakes the held call at once.
+  let telegram: TelegramApprover | undefined;
+  try {
+    telegram = config.approvals.telegram === undefined ? undefined : createTelegramApprover(config, { store: approvals, database, audit, env: dependencies.env, logger });
+  } catch (error) {
+    if (error instanceof TelegramSetupError) throw new GuardSetupError(error.message);
+    throw error;
+  }
   const catalog = createCatalog({ servers: config.mcp.servers, pins, approvals, audit, logger, trustOnFirstUse: config.mcp.pinning.trustOnFirstUse });
   const agents = createTokenVerifier(prepared.agents);
   const admins = createTokenVerifier([prepared.admin]);
@@ -334,7 +344,8 @@ export function createMcpGuard(config: PerimeterConfig, dependencies: McpGuardDe
         // 503 while starting (a client listing tools now could miss an upstream's) and while records are being lost
         // (refusals are still answered then, but nothing would show them).
         const status = starting && !firstSyncDone ? "starting" : auditHealth.healthy() ? "ok" : "audit-failing";
-        const body = JSON.stringify({ status, upstreams: upstreamStates });
+        // The approver bot's state is shown but does not fail the probe: the terminal and dashboard still decide.
+        const body = JSON.stringify({ status, upstreams: upstreamStates, ...(telegram === undefined ? {} : { telegram: telegram.state().state }) });
         response.writeHead(status === "ok" ? 200 : 503, { "content-type": "application/json", "cache-control": "no-store" });
         response.end(body);
         return;
@@ -370,6 +381,7 @@ export function createMcpGuard(config: PerimeterConfig, dependencies: McpGuardDe
       if (!started) {
         started = true;
         for (const upstream of upstreams.values()) upstream.start();
+        telegram?.start();
         const bound = options.firstListWaitMs ?? 10_000;
         startingWindow = Promise.race([firstSync, new Promise<void>((resolve) => setTimeout(resolve, bound).unref())]).then(() => {
           starting = false;
@@ -385,6 +397,7 @@ export function createMcpGuard(config: PerimeterConfig, dependencies: McpGuardDe
     },
     async close() {
       unsubscribe();
+      await telegram?.close();
       await legacy.close();
       await handler.close().catch(() => undefined);
       const closing = [agentServer, adminServer].map(
