@@ -25,6 +25,8 @@ packages=(bubblewrap iproute2 squid openssl procps psmisc curl ca-certificates p
 command -v npm >/dev/null || packages+=(npm)
 $SUDO apt-get install -y --no-install-recommends "${packages[@]}"
 command -v kubectl >/dev/null || $SUDO apt-get install -y --no-install-recommends kubernetes-client
+# chromium: the dashboard's browser tests drive Debian's build headless with playwright-core (nothing downloaded).
+$SUDO apt-get install -y --no-install-recommends chromium
 # sshd and fail2ban would try to start on install: a policy-rc.d that refuses (exit 101) keeps invoke-rc.d from
 # starting any daemon; an existing one (container images ship it) is left as it is.
 vps_tools=(systemd nftables openssh-server fail2ban python3-systemd)
