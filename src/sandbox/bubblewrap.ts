@@ -14,13 +14,13 @@
 // written by a small supervisor inside the sandbox after the program (and anything it left running) is gone.
 import { spawn, spawnSync } from "node:child_process";
 import type { ChildProcess, StdioOptions } from "node:child_process";
-import { accessSync, chmodSync, constants, closeSync, cpSync, existsSync, renameSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, lstatSync, readlinkSync } from "node:fs";
+import { chmodSync, closeSync, cpSync, existsSync, renameSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, lstatSync, readlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { delimiter, dirname, join } from "node:path";
+import { dirname, join } from "node:path";
 import { createHash, randomBytes } from "node:crypto";
 import type { Readable, Writable } from "node:stream";
 import type { Logger } from "../shared/index.ts";
-import { silentLogger } from "../shared/index.ts";
+import { findExecutable, silentLogger } from "../shared/index.ts";
 import { createTaskCgroup, discoverCgroups } from "./cgroups.ts";
 import type { CgroupSupport, TaskCgroup } from "./cgroups.ts";
 import { buildSeccompProgram, hostSeccompArchitecture, seccompProgramBytes } from "./seccomp.ts";
@@ -79,19 +79,6 @@ export interface BubblewrapBackend extends SandboxBackend {
 // ---------------------------------------------------------------------------------------------------------------
 // Host preparation (once per backend)
 
-function findExecutable(name: string, searchPath: string): string | undefined {
-  for (const directory of searchPath.split(delimiter)) {
-    if (directory === "") continue;
-    const candidate = join(directory, name);
-    try {
-      accessSync(candidate, constants.X_OK);
-      if (statSync(candidate).isFile()) return candidate;
-    } catch {
-      // Not here.
-    }
-  }
-  return undefined;
-}
 
 const INSTALL_BWRAP = "install it: apt-get install bubblewrap (Debian/Ubuntu), dnf install bubblewrap (Fedora), apk add bubblewrap (Alpine)";
 

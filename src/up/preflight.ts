@@ -1,9 +1,10 @@
 // Checks `perimeter up` makes before it starts anything: every port free, the host able to run each service, no
 // other `up` of the same perimeter running. Each problem says how to fix it; all are reported at once.
-import { accessSync, constants, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { delimiter, join } from "node:path";
+import { join } from "node:path";
 import type { ListenNeed, ServicePlan } from "./plan.ts";
+import { findExecutable } from "../shared/index.ts";
 
 /** Binds each address for a moment: EADDRINUSE now is the error a child would die of after the others started. */
 export async function portProblems(services: readonly ServicePlan[]): Promise<string[]> {
@@ -45,19 +46,6 @@ export interface HostFacts {
   readonly uid: number;
 }
 
-function findExecutable(name: string, searchPath: string): string | undefined {
-  for (const directory of searchPath.split(delimiter)) {
-    if (directory === "") continue;
-    const candidate = join(directory, name);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
 
 function readNumber(path: string): number | undefined {
   try {
