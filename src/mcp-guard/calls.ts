@@ -1,6 +1,6 @@
 // The tools/call pipeline: every decision the guard makes about one call, in order, each refusal recorded.
-//   concurrency → namespace → allowlist → pinned definition → argument constraints → human approval
-//   → audit (dispatch) → upstream → redaction → audit (result)
+//   concurrency → [namespace → allowlist → pinned definition → argument constraints → approval needed: decide-call.ts]
+//   → human approval → audit (dispatch) → upstream → redaction → audit (result)
 // Fail closed throughout: a refusal, an exception or an audit write that fails means the agent gets an error and the
 // upstream is not called (or, after the call, its result is withheld).
 import { randomUUID } from "node:crypto";
@@ -10,11 +10,12 @@ import { createAuditRecorder } from "../audit-log/index.ts";
 import type { AuditEventInput, AuditLog } from "../audit-log/index.ts";
 import type { McpServerConfig, PerimeterConfig } from "../config/index.ts";
 import type { Logger } from "../shared/index.ts";
-import { checkArguments } from "./arguments.ts";
 import type { CompiledConstraint } from "./arguments.ts";
 import { measureArguments, recordedArguments, reviewableArguments } from "./call-arguments.ts";
 import type { MeasuredArguments, RecordedArgumentsFields } from "./call-arguments.ts";
 import type { Catalog } from "./catalog.ts";
+import { decideCall } from "./decide-call.ts";
+import type { CallDecisionContext } from "./decide-call.ts";
 import type { GuardMetrics } from "./metrics.ts";
 import { approvalsRequired, splitToolName, toolAllowed } from "./policy.ts";
 import type { Redactor } from "./redact.ts";
@@ -125,6 +126,20 @@ export function createToolCaller(options: ToolCallerOptions): ToolCaller {
     if (policies.size < MAX_CACHED_POLICIES) policies.set(key, policy);
     return policy;
   };
+  // What the pure decision reads of the running guard: the catalog's pins and whether an upstream has synced yet.
+  const decisionContext: CallDecisionContext = {
+    config,
+    constraints: options.constraints,
+    redactor,
+    definition: (exposedName) => catalog.get(exposedName),
+    unsynced: (server) => {
+      const upstream = upstreams.get(server);
+      if (upstream === undefined || upstream.tools() !== undefined) return undefined;
+      const state = upstream.state();
+      return state.error ?? state.state;
+    },
+    policyFor,
+  };
 
   return {
     inFlight: (agent) => inFlight.get(agent) ?? 0,
@@ -172,41 +187,21 @@ export function createToolCaller(options: ToolCallerOptions): ToolCaller {
       }
       inFlight.set(context.agent, agentCalls + 1);
       try {
-        const serverConfig = split === undefined ? undefined : config.mcp.servers[split.server];
-        const unavailable = `tool "${params.name}" is not available: it does not exist or policy does not allow it`;
-        if (split === undefined || serverConfig === undefined) return refuse("unknown tool name (expected <server>__<tool>)", unavailable);
-        const policy = policyFor(serverConfig, split.server, split.tool);
-        const allowed = policy.allowed;
-        if (!allowed.allow) return refuse(`not allowed: ${allowed.reason}`, unavailable);
-        const upstream = upstreams.get(split.server);
-        const entry = catalog.get(params.name);
-        if (entry === undefined) {
-          const state = upstream?.state();
-          if (upstream !== undefined && upstream.tools() === undefined) {
-            return refuse(`upstream unavailable before its first sync (${state?.error ?? state?.state})`, `upstream "${split.server}" is unavailable (${state?.error ?? state?.state ?? "not connected"}); try again later`);
-          }
-          return refuse("the upstream does not list this tool", unavailable);
-        }
-        const hashField = { definitionHash: entry.hash };
-        if (entry.status === "pending") {
-          return refuse(`tool definition quarantined pending review ${entry.reviewId ?? ""}`.trim(), `tool "${params.name}" is quarantined: its definition is new or changed and waits for a human review (${entry.reviewId ?? "pending"})`, hashField);
-        }
-        if (entry.status === "denied") return refuse("tool definition rejected by a reviewer", `tool "${params.name}" is blocked: a reviewer rejected its current definition`, hashField);
-
-        const argumentCheck = checkArguments(options.constraints.get(split.server) ?? [], split.tool, args);
-        if (!argumentCheck.allow) return refuse(argumentCheck.reason, `denied: ${redactor.text(argumentCheck.reason)}`, hashField);
+        // The pure decision, the one `perimeter replay` runs too; what follows depends on the moment.
+        const decided = decideCall(decisionContext, { name: params.name, arguments: args, measure });
+        if (decided.decision === "deny") return refuse(decided.reason, decided.message, decided.definitionHash === undefined ? {} : { definitionHash: decided.definitionHash });
+        const { serverConfig } = decided;
+        const target = { server: decided.server, tool: decided.tool };
+        const upstream = upstreams.get(target.server);
+        const hashField = { definitionHash: decided.definitionHash };
 
         let approval: Approval | undefined;
-        if (policy.approval) {
+        if (decided.decision === "hold") {
           const wire = measure();
-          if (wire.sha256 === null) {
-            const unreviewable = reviewableArguments(args, wire, redactor, config.approvals.maxReviewBytes);
-            return refuse(unreviewable.reviewable ? "the arguments are not JSON" : unreviewable.reason, unreviewable.reviewable ? "the arguments are not JSON" : unreviewable.message, hashField);
-          }
           // The approval binds the sha256 of the exact bytes the upstream will receive: the dispatch record carries the
           // same hash and the approval's id, so anyone can check that what ran is what was approved.
-          const binding: CallBinding = { agent: context.agent, server: split.server, tool: split.tool, definitionHash: entry.hash, argumentsHash: wire.sha256 };
-          const outcome = await awaitApproval(binding, args, wire, context, policy.approvers);
+          const binding: CallBinding = { agent: context.agent, server: target.server, tool: target.tool, definitionHash: decided.definitionHash, argumentsHash: decided.argumentsSha256 };
+          const outcome = await awaitApproval(binding, args, wire, context, decided.approvers);
           if (!outcome.ok) {
             if (outcome.cancelled) {
               await recordRefusal(
@@ -231,7 +226,7 @@ export function createToolCaller(options: ToolCallerOptions): ToolCaller {
           return errorResult("perimeter: the call was refused because the audit log cannot be written (fail closed); tell the operator");
         }
 
-        if (upstream === undefined) return errorResult(`perimeter: upstream "${split.server}" is not configured`);
+        if (upstream === undefined) return errorResult(`perimeter: upstream "${target.server}" is not configured`);
         let result: CallToolResult;
         let failure: string | undefined;
         try {
@@ -251,7 +246,7 @@ export function createToolCaller(options: ToolCallerOptions): ToolCaller {
                     })
                     .catch(() => undefined);
                 };
-          const raw = await upstream.callTool(split.tool, args, {
+          const raw = await upstream.callTool(target.tool, args, {
             signal: context.signal,
             timeoutMs: serverConfig.timeoutSeconds * 1000,
             ...(relay === undefined ? {} : { onprogress: relay }),
@@ -260,12 +255,12 @@ export function createToolCaller(options: ToolCallerOptions): ToolCaller {
           result = withoutProtocolMeta(redactor.value(raw));
         } catch (error) {
           failure = redactor.text((error as Error).message ?? String(error)).slice(0, 2000);
-          result = errorResult(`perimeter: ${split.server}__${split.tool} failed: ${failure}`);
+          result = errorResult(`perimeter: ${target.server}__${target.tool} failed: ${failure}`);
         }
         let resultBytes = Buffer.byteLength(JSON.stringify(result));
         if (resultBytes > MAX_RESULT_BYTES) {
           failure = `the result was ${resultBytes} bytes, more than the ${MAX_RESULT_BYTES} the guard relays`;
-          result = errorResult(`perimeter: ${split.server}__${split.tool}: ${failure}`);
+          result = errorResult(`perimeter: ${target.server}__${target.tool}: ${failure}`);
           resultBytes = Buffer.byteLength(JSON.stringify(result));
         }
         try {
