@@ -7,3 +7,6 @@ export { compilePolicy, policyFromConfig, PolicyError, DEFAULT_LIMITS } from "./
 export type { EgressPolicy, EgressPolicyInput, EgressLimits, ClientInput, RuleInput, PolicyRule, PolicyClient } from "./policy.ts";
 export { createClientHelloReader } from "./client-hello.ts";
 export type { ClientHelloResult, ClientHelloReader } from "./client-hello.ts";
+// mcp-guard reloads on the same file events.
+export { watchConfigFile } from "./watch.ts";
+export type { FileWatcher } from "./watch.ts";
