@@ -17,6 +17,7 @@ Usage:
   perimeter up -c FILE [--check]           every service on this host, under one supervisor
   perimeter status -c FILE [--json]        health, restarts and audit chain head of perimeter up
   perimeter verify isolation|mcp|host|all -c FILE -t kubernetes|compose|vps|local [--format text|json|junit]
+  perimeter replay -c FILE [TRACE...] [--from-audit DB] [--format text|json|junit]   a policy against recorded calls
   perimeter serve egress-proxy|sandbox|mcp-guard|llm-proxy|dashboard [-c FILE] [flags]
   perimeter sandbox exec [limits] -- CMD ARGS...
   perimeter approvals list [--json] | approve ID [--reason R] | deny ID [--reason R]   (-c FILE)
@@ -52,6 +53,7 @@ const COMMANDS: Record<string, Loader> = {
   up: async () => (await import("../up/cli.ts")).upCommand,
   status: async () => (await import("../up/cli.ts")).statusCommand,
   verify: async () => (await import("../verify/cli.ts")).verifyCommand,
+  replay: async () => (await import("../replay/cli.ts")).replayCommand,
   serve: async () => async (args, io) => {
     const [service, ...rest] = args;
     const loader = service === undefined ? undefined : SERVICES[service];
