@@ -240,7 +240,7 @@ export function isolationResults(plan: IsolationPlan, run: ProbeRun): CheckResul
       "no allowlisted address the agent resolves to try directly (pass --direct HOST:PORT)",
     ),
   );
-  results.push(connectCheck("isolation.decisive-probe", run, "decisive", plan.decisive, plan.decisiveWhat, NETWORK_FIX[plan.target], `no always-listening address known for ${plan.target} (pass --lan HOST:PORT)`));
+  results.push(connectCheck("isolation.decisive-probe", run, "decisive", plan.decisive, plan.decisiveWhat, NETWORK_FIX[plan.target], `${plan.decisiveWhat}; pass --lan HOST:PORT for a target you know listens`));
   results.push(connectCheck("isolation.lan", run, "lan", plan.lan, "the LAN target", NETWORK_FIX[plan.target], "no --lan HOST:PORT given (a host you know has a listener)"));
   return results;
 }

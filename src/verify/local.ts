@@ -269,7 +269,8 @@ export async function vpsSetup(options: OneHostOptions & { readonly root: string
   const credentialNames = serviceCredentialNames(config);
   const canary = await openCanary();
   const port = (value: string, fallback: number) => splitHostPort(value)?.port ?? fallback;
-  const vantage = unitVantage({ unit: AGENT_UNIT, user: host.agent.user, uid: host.agent.uid, gid: host.agent.uid, properties: entries, environment, systemd: systemdRunning() }, options.python);
+  const systemd = systemdRunning();
+  const vantage = unitVantage({ unit: AGENT_UNIT, user: host.agent.user, uid: host.agent.uid, gid: host.agent.uid, properties: entries, environment, systemd }, options.python);
   const auditPaths: string[] = [];
   try {
     for (const name of readdirSync(join(root, "var/lib"))) {
@@ -289,8 +290,10 @@ export async function vpsSetup(options: OneHostOptions & { readonly root: string
       allowed: options.allowed ?? firstAllowedHost(config),
       denied: DENIED_PROBE,
       direct: directFromAllowed(options.allowed ?? firstAllowedHost(config), options.direct),
-      decisive: canary.addresses,
-      decisiveWhat: `verify's own listener on this host's addresses (port ${canary.port})`,
+      // The agent shares the host's network: what keeps it off this host's own addresses is IPAddressDeny, which
+      // only systemd applies. Without systemd the probe would prove nothing about the unit, so it is not run.
+      decisive: systemd ? canary.addresses : [],
+      decisiveWhat: systemd ? `verify's own listener on this host's addresses (port ${canary.port})` : "verify's own listener (not probed: systemd is not PID 1, so IPAddressDeny cannot be exercised; see isolation.network-policy)",
       lan: options.lan,
       dnsNames: [],
       forbiddenNames: credentialNames,
