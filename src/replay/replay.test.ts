@@ -236,6 +236,8 @@ name: t
 mcp:
   pinning: { trustOnFirstUse: true }
   limits: { maxRequestBytes: 8388608 }
+  # An account number shape the log must not keep: recorded arguments hold [REDACTED] in its place.
+  redact: ["ACCT-[0-9]{6}"]
   servers:
     web:
       url: ${web.url}
@@ -255,10 +257,14 @@ audit: { path: AUDIT_PATH }
         await agent.callTool({ name: "web__describe-me", arguments: {} });
         assert.equal((await agent.callTool({ name: "web__create_issue", arguments: { owner: "evil-org", repo: "x" } })).isError, true);
         // Held: a human approves it through the guard's own store while the agent waits.
-        const held = agent.callTool({ name: "web__create_issue", arguments: { owner: "other-org", repo: "app", title: "t" } });
-        const request = await eventually(() => started.guard.approvals.list({ status: "pending", kind: "tool-call" })[0], 10_000, "the held call");
-        started.guard.approvals.decide(request.id, { decision: "approve", approver: "admin:test" });
-        assert.match(resultText(await held), /created issue in other-org\/app/);
+        const approved = async (args: Record<string, unknown>) => {
+          const held = agent.callTool({ name: "web__create_issue", arguments: args });
+          const request = await eventually(() => started.guard.approvals.list({ status: "pending", kind: "tool-call" })[0], 10_000, "the held call");
+          started.guard.approvals.decide(request.id, { decision: "approve", approver: "admin:test" });
+          return resultText(await held);
+        };
+        assert.match(await approved({ owner: "other-org", repo: "app", title: "t" }), /created issue in other-org\/app/);
+        assert.match(await approved({ owner: "my-org", repo: "app", title: "ACCT-123456" }), /created issue in my-org\/app/);
         // Nested past what a record holds: the log keeps a placeholder, not the arguments.
         let deep: Record<string, unknown> = { repo: "x" };
         for (let level = 0; level < 40; level++) deep = { a: deep };
@@ -283,7 +289,7 @@ mcp:
       url: https://web.example.invalid/mcp
       tools: { allow: [create_issue, describe-me], approve: [create_issue] }
       arguments:
-        create_issue: { owner: { enum: [my-org], required: true } }
+        create_issue: { owner: { enum: [my-org], required: true }, title: { pattern: "[A-Za-z ]+" } }
 `,
     );
   });
@@ -302,11 +308,14 @@ mcp:
       ["web__describe-me", "allow", "allow", null, false],
       ["web__create_issue", "deny", "deny", "arguments", false],
       ["web__create_issue", "hold", "deny", "arguments", true],
+      // The log holds the title redacted, and the new title pattern refuses the placeholder: not the agent's value.
+      ["web__create_issue", "hold", "undecided", "arguments", null],
       // The record could not hold these arguments, and a constraint reads them: the replay does not guess.
       ["web__create_issue", "deny", "undecided", null, null],
       ["web__nosuch", "deny", "deny", "allowlist", false],
     ]);
-    assert.match(session.calls[4]?.reason ?? "", /the arguments were not recorded \(.*nested more than 32 levels.*\), and 1 argument constraint\(s\) on this tool cannot be checked/);
+    assert.match(session.calls[4]?.reason ?? "", /does not match.*but the audit log holds some of these arguments redacted/);
+    assert.match(session.calls[5]?.reason ?? "", /the arguments were not recorded \(.*nested more than 32 levels.*\), and 2 argument constraint\(s\) on this tool cannot be checked/);
     assert.equal(report.totals.changed, 2);
     assert.equal(session.outcome, "refused");
   });
