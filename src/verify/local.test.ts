@@ -235,7 +235,7 @@ after(() => {
   cleanup();
 });
 
-test("a correct deployment passes every check, from the agent's own namespaces, within 15 s", { skip: SKIP }, async () => {
+test("a correct deployment passes every check, from the agent's own namespaces, within 15 s", { skip: SKIP }, async (context) => {
   const pid = await startAgent();
   const verification = await verify(pid);
   assert.deepEqual(failed(verification), [], explain(verification));
@@ -248,6 +248,7 @@ test("a correct deployment passes every check, from the agent's own namespaces, 
   assert.match(byId.get("isolation.lan")?.evidence ?? "", new RegExp(`${LAN_IP.replace(/\./g, "\\.")}:${LAN_PORT} (timeout|unreachable|refused)`));
   assert.match(verification.report.vantage, new RegExp(`agent's process ${pid} as uid ${AGENT_UID}`));
   assert.ok(verification.report.seconds <= 15, `verify all took ${verification.report.seconds} s`);
+  context.diagnostic(`verify all -t local: ${verification.report.seconds.toFixed(2)} s, ${verification.report.results.length} checks; ${byId.get("mcp.sandbox.call")?.status} mcp.sandbox.call: ${byId.get("mcp.sandbox.call")?.evidence}`);
   // No secret value in what verify printed.
   const secrets = Object.values(readSecrets(join(directory, "state", "secrets.env")));
   for (const value of [...secrets, PROVIDER_KEY]) assert.ok(!JSON.stringify(verification.report).includes(value), "no credential value in the report");
