@@ -7,6 +7,7 @@ import { namespaces } from "./kubernetes/names.ts";
 import { AGENT_WORKLOAD, MCP_GUARD, sharedSecretNotes } from "./plan.ts";
 import type { Target } from "./plan.ts";
 import type { OutputFile } from "./write.ts";
+import { RUNBOOK_PATH, composeRunbook, kubernetesRunbook } from "./runbook.ts";
 import { vpsOutput } from "./vps/output.ts";
 
 export interface RenderOutput {
@@ -25,7 +26,7 @@ export function renderTarget(config: PerimeterConfig, target: Target): RenderOut
 function kubernetesOutput(config: PerimeterConfig): RenderOutput {
   const render = renderKubernetes(config);
   const ns = namespaces(config);
-  const files = render.files.map((file) => ({ path: file.path, content: file.content, mode: file.path.endsWith(".sh") ? 0o755 : 0o644 }));
+  const files = [...render.files, { path: RUNBOOK_PATH, content: kubernetesRunbook(config, render) }].map((file) => ({ path: file.path, content: file.content, mode: file.path.endsWith(".sh") ? 0o755 : 0o644 }));
   const external = config.kubernetes.externalSecrets;
   return {
     target: "kubernetes",
@@ -58,6 +59,7 @@ function kubernetesOutput(config: PerimeterConfig): RenderOutput {
         `  4. kubectl -n ${ns.system} rollout status deployment/${AGENT_WORKLOAD} --timeout=10m   (Ready = "Gateway running with" in gateway.log)`,
         `  5. approvals: kubectl -n ${ns.tools} port-forward deployment/${MCP_GUARD} ${portAdmin(config)} and perimeter approvals list`,
         `  6. perimeter check ${directory}`,
+        `Day 1 and day 2 (changes, rotation, upgrades, backups, teardown): ${directory}/${RUNBOOK_PATH}`,
       );
       return `${lines.join("\n")}\n`;
     },
@@ -71,7 +73,7 @@ function portAdmin(config: PerimeterConfig): string {
 
 function composeOutput(config: PerimeterConfig): RenderOutput {
   const render = renderCompose(config);
-  const files = render.files.map((file) => ({ path: file.path, content: file.content, mode: 0o644 }));
+  const files = [...render.files, { path: RUNBOOK_PATH, content: composeRunbook(config, render) }].map((file) => ({ path: file.path, content: file.content, mode: 0o644 }));
   return {
     target: "compose",
     files,
@@ -90,6 +92,7 @@ function composeOutput(config: PerimeterConfig): RenderOutput {
         `  3. approvals: docker compose exec ${MCP_GUARD} perimeter approvals list`,
         `  4. perimeter check ${directory}`,
         "  The sandbox runner's privileges on this target are explained in docs/render.md.",
+        `Day 1 and day 2 (changes, rotation, upgrades, backups, teardown): ${directory}/${RUNBOOK_PATH}`,
       );
       return `${lines.join("\n")}\n`;
     },

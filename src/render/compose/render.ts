@@ -32,6 +32,7 @@ import { KUBERNETES_READ_RULES, kubernetesMcpToml, multiplyQuantity } from "../k
 import { standardLabels } from "../kubernetes/names.ts";
 import { toCommentedYaml, toYaml, toYamlStream } from "../yaml.ts";
 import { SANDBOX_SECCOMP_PROFILE } from "./seccomp.ts";
+import { labelConfigHashes } from "./config-hash.ts";
 
 export interface ComposeFile {
   readonly path: string;
@@ -313,6 +314,9 @@ export function renderCompose(config: PerimeterConfig): ComposeRender {
     });
   }
   files.push({ path: ".env.example", content: envExample(config, envFiles) });
+  // Every mounted file is known now: label each service with the hash of what it mounts, then write compose.yaml again.
+  labelConfigHashes(composeObject.services, files);
+  files.splice(files.findIndex((file) => file.path === "compose.yaml"), 1, { path: "compose.yaml", content: toCommentedYaml(composeObject, comments, header) });
   files.sort((a, b) => (a.path < b.path ? -1 : 1));
   return { files, compose: composeObject, envFiles, warnings };
 }

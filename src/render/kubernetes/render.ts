@@ -43,6 +43,8 @@ import type { PerimeterService, SecretSpec } from "../plan.ts";
 import { runtimeConfig, sandboxEgressConfig } from "../runtime-config.ts";
 import { toYaml, toYamlStream } from "../yaml.ts";
 import { sandboxAdmissionObjects } from "./admission.ts";
+import { annotateConfigHashes } from "./config-hash.ts";
+import { createSecretsScript } from "./secrets-script.ts";
 import { AGENT_SERVICES, agentServiceNames, dnsNamesPolicy, hostsOnly, nameResolution, pinnedClusterIP } from "./dns.ts";
 import { namespaces, selectorLabels, serviceHost, standardLabels } from "./names.ts";
 import { API_SERVER_IPBLOCK_NOTE, allowDns, apiServer, defaultDeny, inNamespace, networkPolicy, publicInternet, tcp } from "./network.ts";
@@ -838,6 +840,12 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
   manifest("network-policies.yaml", [...systemPolicies, ...policyObjects]);
   manifest("cilium-network-policies.yaml", ciliumObjects);
   manifest("external-secrets.yaml", externalSecretObjects);
+  // Every manifest is built: each pod template gets the hash of the ConfigMap data it reads, so apply -k rolls
+  // exactly the workloads whose configuration changed (config-hash.ts). Written after, so no file is missed.
+  annotateConfigHashes(files.flatMap((file) => file.objects ?? []));
+  files.forEach((file, index) => {
+    if (file.objects !== undefined) files[index] = { ...file, content: toYamlStream(file.objects) };
+  });
   const resources = files.map((file) => file.path);
   files.push({
     path: "kustomization.yaml",
@@ -941,21 +949,6 @@ function fqdnPolicy(config: PerimeterConfig, workload: string, namespace: string
       ],
     },
   } as KubernetesObject;
-}
-
-function createSecretsScript(config: PerimeterConfig, secrets: readonly SecretSpec[]): string {
-  const ns = namespaces(config);
-  const lines = [
-    "#!/bin/sh",
-    `# Secrets for perimeter "${config.name}", one per component. Export each variable first (values never`,
-    "# appear in rendered files); a missing one stops the script. Generate tokens with: openssl rand -hex 32",
-    "set -eu",
-  ];
-  for (const secret of secrets) {
-    lines.push("", `# ${secret.purpose}`);
-    lines.push(...kubectlCreateSecret(secret, secret.namespace === "system" ? ns.system : ns.tools));
-  }
-  return `${lines.join("\n")}\n`;
 }
 
 /** The exact command for one Secret; each value comes from the shell variable of the same name. */

@@ -3,13 +3,14 @@ import type { PerimeterConfig } from "../../config/index.ts";
 import type { RenderOutput } from "../render.ts";
 import { sharedSecretNotes } from "../plan.ts";
 import { renderVps } from "./render.ts";
+import { RUNBOOK_PATH, vpsRunbook } from "../runbook.ts";
 
 export function vpsOutput(config: PerimeterConfig): RenderOutput {
   const render = renderVps(config);
   const { manifest } = render;
   return {
     target: "vps",
-    files: render.files.map((file) => ({ path: file.path, content: file.content, mode: file.mode ?? 0o644 })),
+    files: [...render.files, { path: RUNBOOK_PATH, content: vpsRunbook(config, render) }].map((file) => ({ path: file.path, content: file.content, mode: file.mode ?? 0o644 })),
     warnings: render.warnings,
     instructions: (directory) => {
       const lines = [
@@ -29,6 +30,7 @@ export function vpsOutput(config: PerimeterConfig): RenderOutput {
         ...sharedSecretNotes(config).map((note) => `  ${note}`),
         "",
         "Approvals: perimeter approvals list -c /etc/perimeter/perimeter.yaml (with the admin token exported).",
+        `Day 1 and day 2 (changes, rotation, upgrades, backups, teardown): ${directory}/${RUNBOOK_PATH}`,
       ];
       return `${lines.join("\n")}\n`;
     },
