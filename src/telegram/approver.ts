@@ -12,7 +12,8 @@ import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { Bot, GrammyError } from "grammy";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Bot, GrammyError, HttpError } from "grammy";
 import type { Context } from "grammy";
 import { ApprovalStateError } from "../approvals/index.ts";
 import type { Approval, ApprovalStore, AuditAppender } from "../approvals/index.ts";
@@ -46,7 +47,11 @@ export interface TelegramApprover {
   /** Starts long polling and posting; returns at once (failures are logged and shown by state()). */
   start(): void;
   close(): Promise<void>;
-  state(): { state: "created" | "polling" | "failed" | "stopped"; error?: string };
+  /**
+   * created → starting → polling; "unreachable" while the Bot API (or the proxy) cannot be reached, retried with
+   * backoff; "failed" when the Bot API refuses the token, which no retry fixes.
+   */
+  state(): { state: "created" | "starting" | "unreachable" | "polling" | "failed" | "stopped"; error?: string };
   /** Resolves when the queue of sends and edits is empty (tests, shutdown). */
   idle(): Promise<void>;
 }
@@ -147,8 +152,27 @@ export function createTelegramApprover(config: PerimeterConfig, dependencies: Te
 
   // ---- one queue for sends and edits: the Bot API sees them in order and a burst of requests cannot interleave.
   let queue: Promise<void> = Promise.resolve();
+  /** grammY hides the cause of a network failure in `error`; it names the proxy's refusal or the unreachable host. */
+  const describe = (error: unknown): string => {
+    const cause = error instanceof HttpError ? (error.error as Error | undefined)?.message : undefined;
+    return scrub(`${(error as Error).message ?? String(error)}${cause === undefined ? "" : ` (${cause})`}`);
+  };
+  // After a failure (Telegram or the proxy unreachable, a 429), sends wait instead of retrying on every sweep.
+  let retryAt = 0;
+  let backoffMs = 1000;
   const enqueue = (what: string, task: () => Promise<void>) => {
-    queue = queue.then(task).catch((error: unknown) => logger.error({ event: "telegram-error", what, error: scrub((error as Error).message ?? String(error)) }, "the approver bot could not update Telegram"));
+    queue = queue
+      .then(async () => {
+        if (now() < retryAt) return;
+        await task();
+        backoffMs = 1000;
+      })
+      .catch((error: unknown) => {
+        const retryAfter = error instanceof GrammyError && error.error_code === 429 ? (error.parameters.retry_after ?? 5) * 1000 : backoffMs;
+        retryAt = now() + retryAfter;
+        backoffMs = Math.min(backoffMs * 2, 60_000);
+        logger.error({ event: "telegram-error", what, error: describe(error), retryInMs: retryAfter }, "the approver bot could not update Telegram");
+      });
   };
 
   const refusal = (reason: string, fields: Record<string, unknown>) => {
@@ -295,27 +319,56 @@ export function createTelegramApprover(config: PerimeterConfig, dependencies: Te
   bot.catch((error) => logger.error({ event: "telegram-error", error: scrub(error.message) }, "the approver bot failed to handle an update"));
 
   let sweeper: NodeJS.Timeout | undefined;
-  let stopping = false;
+  const lifetime = new AbortController();
+
+  /**
+   * grammY retries a failing getMe forever and cannot be stopped while it does; so the bot is introduced here first,
+   * with backoff that close() interrupts and a state that says why it waits, and polling starts once that worked.
+   */
+  const run = async () => {
+    let delay = 1000;
+    while (!lifetime.signal.aborted) {
+      try {
+        // grammY types its signal with the abort-controller shim; the platform AbortSignal is what it uses at run time.
+        bot.botInfo = await bot.api.getMe(lifetime.signal as unknown as Parameters<typeof bot.api.getMe>[0]);
+        break;
+      } catch (error) {
+        if (lifetime.signal.aborted) return;
+        if (error instanceof GrammyError && (error.error_code === 401 || error.error_code === 404)) {
+          status = { state: "failed", error: `the Bot API refused the token in ${telegram.tokenSecret} (${error.error_code}): check it with @BotFather` };
+          logger.error({ event: "telegram-approver-failed", error: status.error }, "the Telegram approver bot cannot start: approve from the terminal or the dashboard until it is fixed");
+          return;
+        }
+        const reason = describe(error);
+        if (status.error !== reason) logger.error({ event: "telegram-approver-unreachable", error: reason }, "the Telegram Bot API cannot be reached (retrying): approve from the terminal or the dashboard meanwhile");
+        status = { state: "unreachable", error: reason };
+        await sleep(delay, undefined, { signal: lifetime.signal }).catch(() => undefined);
+        delay = Math.min(delay * 2, 60_000);
+      }
+    }
+    if (lifetime.signal.aborted) return;
+    await bot.start({
+      allowed_updates: ["message", "callback_query"],
+      timeout: dependencies.pollTimeoutSeconds ?? 30,
+      onStart: (info) => {
+        status = { state: "polling" };
+        logger.info({ event: "telegram-approver-started", bot: info.username, approvers: approvers.size }, "Telegram approver bot polling");
+        sweep();
+      },
+    });
+  };
+
   return {
     start() {
       if (status.state !== "created") return;
-      status = { state: "polling" };
+      status = { state: "starting" };
       sweeper = setInterval(sweep, dependencies.sweepIntervalMs ?? 2000);
       sweeper.unref();
-      bot
-        .start({
-          allowed_updates: ["message", "callback_query"],
-          timeout: dependencies.pollTimeoutSeconds ?? 30,
-          onStart: (info) => {
-            logger.info({ event: "telegram-approver-started", bot: info.username, approvers: approvers.size }, "Telegram approver bot polling");
-            sweep();
-          },
-        })
-        .catch((error: unknown) => {
-          if (stopping) return;
-          status = { state: "failed", error: scrub((error as Error).message ?? String(error)) };
-          logger.error({ event: "telegram-approver-failed", error: status.error }, "the Telegram approver bot stopped: approve from the terminal or the dashboard until it is fixed");
-        });
+      run().catch((error: unknown) => {
+        if (lifetime.signal.aborted) return;
+        status = { state: "failed", error: describe(error) };
+        logger.error({ event: "telegram-approver-failed", error: status.error }, "the Telegram approver bot stopped: approve from the terminal or the dashboard until it is fixed");
+      });
     },
     state: () => status,
     idle: async () => {
@@ -326,13 +379,13 @@ export function createTelegramApprover(config: PerimeterConfig, dependencies: Te
       } while (current !== queue);
     },
     async close() {
-      stopping = true;
+      lifetime.abort();
       unsubscribe();
       if (sweeper !== undefined) clearInterval(sweeper);
       if (bot.isRunning()) await bot.stop().catch(() => undefined);
       await queue;
       agent?.destroy();
-      if (status.state !== "failed") status = { state: "stopped" };
+      status = status.state === "failed" ? status : { state: "stopped" };
     },
   };
 }
