@@ -1,5 +1,6 @@
 // `perimeter verify isolation|mcp|host|all`: proof that what runs is what was declared, from the agent's side and
 // the operator's. Exit 0 when nothing FAILs, 1 when something does, 2 on usage errors.
+import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { EXIT_OK, UsageError, parseCommandArgs } from "../cli/command.ts";
 import type { Command } from "../cli/command.ts";
@@ -104,6 +105,7 @@ export const verifyCommand: Command = async (args, io) => {
   if (values["agent-pid"] !== undefined) {
     agentPid = Number(values["agent-pid"]);
     if (!Number.isInteger(agentPid) || agentPid <= 1) throw new UsageError(`verify: --agent-pid "${values["agent-pid"]}" must be the process id of the agent (e.g. $(pgrep -f 'hermes gateway'))`);
+    if (!existsSync(`/proc/${agentPid}/environ`)) throw new UsageError(`verify: no process ${agentPid} on this host: pass the pid of the running agent (e.g. $(pgrep -f 'hermes gateway'))`);
   }
   for (const [flag, targets] of [["agent-pid", ["local"]], ["secrets-file", ["local"]], ["root", ["vps"]], ["namespace", ["kubernetes"]], ["kubeconfig", ["kubernetes"]], ["context", ["kubernetes"]], ["compose-file", ["compose"]], ["project", ["compose"]]] as const) {
     if (values[flag] !== undefined && !(targets as readonly string[]).includes(target)) throw new UsageError(`verify: --${flag} is for -t ${targets.join("|")}, not -t ${target}`);

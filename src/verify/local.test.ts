@@ -387,6 +387,9 @@ test("usage errors exit 2 and say how to fix them", { skip: SKIP }, async () => 
   const badLan = run(["host", "-t", "local", "-c", config.file, "--lan", "nowhere"]);
   assert.equal(badLan.status, 2);
   assert.match(badLan.stderr, /HOST:PORT/);
+  const gone = run(["isolation", "-t", "local", "-c", config.file, "--agent-pid", "999999999"]);
+  assert.equal(gone.status, 2);
+  assert.match(gone.stderr, /no process 999999999/);
   const nothing = run(["-t", "local", "-c", config.file]);
   assert.equal(nothing.status, 2);
   assert.match(nothing.stderr, /isolation, mcp, host or all/);
