@@ -107,6 +107,26 @@ export function sandboxServerName(config: PerimeterConfig): string | undefined {
   return "sandbox";
 }
 
+/** The approver bot's token for the egress proxy when up routes it there; generated like the other local tokens. */
+export const APPROVER_EGRESS_TOKEN = "PERIMETER_APPROVER_EGRESS_TOKEN";
+const APPROVER_EGRESS_CLIENT = "approvals-telegram";
+
+/**
+ * The Telegram approver bot goes out through this host's egress proxy as a client of its own, allowed only the Bot
+ * API's host. A Bot API root on loopback (a local Bot API server) or a proxy the operator set is left as written.
+ */
+function approverEgress(config: PerimeterConfig): { client: { name: string; tokenSecret: string; sources: string[]; allow: Array<string | { host: string; ports: number[]; requireSni: boolean }> } } | undefined {
+  const telegram = config.approvals.telegram;
+  if (telegram === undefined || telegram.proxy !== undefined) return undefined;
+  const root = new URL(telegram.apiRoot);
+  if (/^(localhost|127\.|\[::1\])/.test(root.host)) return undefined;
+  if (config.egress.clients.some((client) => client.name === APPROVER_EGRESS_CLIENT)) {
+    throw new UpPlanError(`egress.clients already has a client named ${APPROVER_EGRESS_CLIENT}, the name up gives the Telegram approver bot: rename it, or set approvals.telegram.proxy yourself`);
+  }
+  const port = root.port === "" ? 443 : Number(root.port);
+  return { client: { name: APPROVER_EGRESS_CLIENT, tokenSecret: telegram.proxyTokenSecret ?? APPROVER_EGRESS_TOKEN, sources: [], allow: [port === 443 ? root.hostname : { host: root.hostname, ports: [port], requireSni: true }] } };
+}
+
 function absolute(cwd: string, path: string): string {
   return isAbsolute(path) ? path : resolve(cwd, path);
 }
@@ -124,6 +144,14 @@ export function runtimeConfig(config: PerimeterConfig, options: PlanOptions): Pe
   if (config.egress.auditPath !== undefined) runtime.egress.auditPath = absolute(options.cwd, config.egress.auditPath);
   runtime.egress.metrics = config.egress.metrics ?? `127.0.0.1:${options.egressMetricsPort}`;
   runtime.sandbox.backend = "bubblewrap";
+  const approver = approverEgress(config);
+  if (approver !== undefined && runtime.approvals.telegram !== undefined) {
+    const egress = listenNeed("egress.listen", runtime.egress.listen);
+    runtime.approvals.telegram = { ...runtime.approvals.telegram, proxy: url(egress), proxyTokenSecret: approver.client.tokenSecret };
+    // With no clients the proxy gives everyone the global list; adding the bot's client must not change that.
+    if (config.egress.clients.length === 0 && config.egress.unknownClients === "deny") runtime.egress.unknownClients = "global";
+    runtime.egress.clients = [...runtime.egress.clients, approver.client];
+  }
   const sandboxServer = sandboxServerName(config);
   if (sandboxServer !== undefined && config.mcp.servers[sandboxServer] === undefined) {
     const implicit: McpServerConfig = {
@@ -155,6 +183,12 @@ function guardSecrets(config: PerimeterConfig, sandboxServer: string | undefined
     for (const variable of server.secrets) needs.push({ name: variable, usedFor: `mcp.servers.${name}.secrets (values mcp-guard redacts)`, local: false, required: false });
   }
   if (sandboxServer !== undefined) needs.push({ name: config.sandbox.tokenSecret, usedFor: "sandbox.tokenSecret (mcp-guard calls the sandbox runner with it)", local: true });
+  const telegram = config.approvals.telegram;
+  if (telegram !== undefined) {
+    needs.push({ name: telegram.tokenSecret, usedFor: "approvals.telegram.tokenSecret (the approver bot's token, from @BotFather)", local: false });
+    const proxyToken = telegram.proxyTokenSecret ?? approverEgress(config)?.client.tokenSecret;
+    if (proxyToken !== undefined) needs.push({ name: proxyToken, usedFor: "the approver bot's egress proxy token", local: true });
+  }
   return needs;
 }
 
@@ -169,7 +203,8 @@ function llmSecrets(config: PerimeterConfig): SecretNeed[] {
 }
 
 function egressSecrets(config: PerimeterConfig): SecretNeed[] {
-  return config.egress.clients.flatMap((client) =>
+  const approver = approverEgress(config)?.client;
+  return [...config.egress.clients, ...(approver === undefined ? [] : [approver])].flatMap((client) =>
     client.tokenSecret === undefined ? [] : [{ name: client.tokenSecret, usedFor: `egress.clients ${client.name} (its proxy token)`, local: true }],
   );
 }
