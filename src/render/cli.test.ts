@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { writeDirectory } from "./write.ts";
@@ -149,4 +149,41 @@ test("a failed --force write keeps the previous render intact", () => {
   assert.throws(() => writeDirectory(output, [{ path: "../../escape.yaml", content: "x\n" }], { force: true }));
   assert.deepEqual(readdirSync(output), ["previous.yaml"]);
   assert.deepEqual(leftovers(root), []);
+});
+
+test("render --force on Compose keeps the operator's filled-in env files byte for byte (issue 14 item 5)", () => {
+  const root = workspace();
+  const output = join(root, "out");
+  assert.equal(perimeter("render", "-c", examplePath("compose-vps"), "-t", "compose", "-o", output).code, 0);
+  const filled = new Map<string, string>();
+  for (const example of readdirSync(join(output, "env")).filter((name) => name.endsWith(".env.example"))) {
+    const file = join("env", example.replace(/\.example$/, ""));
+    const content = `${readFileSync(join(output, "env", example), "utf8").replace(/=$/gm, "=filled-in-by-the-operator")}# ${file}\n`;
+    writeFileSync(join(output, file), content, { mode: 0o600 });
+    filled.set(file, content);
+  }
+  // Compose reads a top-level .env for variable substitution; the operator owns it too.
+  writeFileSync(join(output, ".env"), "COMPOSE_PROJECT_NAME=mine\n", { mode: 0o600 });
+  filled.set(".env", "COMPOSE_PROJECT_NAME=mine\n");
+  assert.ok(filled.size > 2);
+  const again = perimeter("render", "-c", examplePath("compose-vps"), "-t", "compose", "-o", output, "--force");
+  assert.equal(again.code, 0, again.stderr);
+  for (const [file, content] of filled) {
+    assert.equal(readFileSync(join(output, file), "utf8"), content, `${file} must survive render --force`);
+    assert.equal(statSync(join(output, file)).mode & 0o777, 0o600, `${file} keeps its mode`);
+  }
+  // What the render produces is still replaced: a stale rendered file goes, a rendered one comes back.
+  assert.ok(existsSync(join(output, "compose.yaml")));
+  assert.deepEqual(leftovers(root), []);
+});
+
+test("render --force replaces everything else the previous render held", () => {
+  const root = workspace();
+  const output = join(root, "out");
+  mkdirSync(join(output, "env"), { recursive: true });
+  writeFileSync(join(output, "stale.yaml"), "kind: Stale\n");
+  writeFileSync(join(output, "env", "notes.txt"), "not an env file\n");
+  const written = writeDirectory(output, [{ path: "compose.yaml", content: "services: {}\n" }], { force: true });
+  assert.ok(written.ok);
+  assert.deepEqual(readdirSync(output).sort(), ["compose.yaml"]);
 });
