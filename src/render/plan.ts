@@ -36,6 +36,8 @@ export const CONFIG_DIRECTORY = "/etc/perimeter";
 export const RUNTIME_CONFIG_PATH = "/etc/perimeter/perimeter.yaml";
 export const SANDBOX_EGRESS_CONFIG_PATH = "/etc/perimeter/sandbox-egress.yaml";
 export const STATE_DIRECTORY = "/var/lib/perimeter";
+/** Each rendered component's checkpoint signing key, created on its first start in its own state directory. */
+export const DEFAULT_SIGNING_KEY = `${STATE_DIRECTORY}/audit-signing.pem`;
 /** The path mcp-guard and the sandbox runner serve MCP on, and llm-proxy's OpenAI-compatible prefix. */
 export const MCP_PATH = "/mcp";
 export const LLM_PATH = "/v1";
@@ -247,6 +249,17 @@ export function secretPlan(config: PerimeterConfig): SecretSpec[] {
     keys: unique([...config.mcp.agents.map((agent) => agent.tokenSecret), config.mcp.admin.tokenSecret, ...(sandboxServer === undefined ? [] : [config.sandbox.tokenSecret])]),
     purpose: "the agents' tokens it accepts, the admin (approvals) token, the token it calls the sandbox runner with",
   });
+  const telegram = config.approvals.telegram;
+  if (telegram !== undefined) {
+    // The approver bot runs inside mcp-guard; its token gets a Secret of its own (never the agent's platform token).
+    specs.push({
+      name: `${MCP_GUARD}-telegram-approver`,
+      workload: MCP_GUARD,
+      namespace: "tools",
+      keys: unique([telegram.tokenSecret, ...(telegram.proxyTokenSecret === undefined ? [] : [telegram.proxyTokenSecret])]),
+      purpose: "the Telegram approver bot's token (a bot of its own: the agent's bot token would let the agent answer the buttons)",
+    });
+  }
   const deployed = new Set(deployedMcpServers(config).map((server) => server.server));
   for (const [server, entry] of Object.entries(config.mcp.servers).sort(([a], [b]) => (a < b ? -1 : 1))) {
     if (entry.builtin !== undefined) continue;
