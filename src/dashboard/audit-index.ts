@@ -203,8 +203,13 @@ export function createAuditIndex(options: { statePath: string; sources: readonly
     }
   }
 
+  // Counted once at start (a full scan of the source's index entries), then kept up to date as rows are added.
   const counts = database.prepare("SELECT count(*) AS count FROM dashboard_records WHERE source = ?");
-  for (const [name, id] of sourceIds) states.set(name, { name, state: "ok", records: Number((counts.get(id) as { count: number }).count) });
+  const indexed = new Map<number, number>();
+  for (const [name, id] of sourceIds) {
+    indexed.set(id, Number((counts.get(id) as { count: number }).count));
+    states.set(name, { name, state: "ok", records: indexed.get(id) ?? 0 });
+  }
 
   function ingestSource(source: LocalSource, maxRows: number): { more: boolean; added: number } {
     const id = sourceIds.get(source.name) as number;
@@ -218,6 +223,7 @@ export function createAuditIndex(options: { statePath: string; sources: readonly
           // The log was replaced (a restore, a new file) or rewritten: index it again from the start. The chain
           // status, not the index, is what tells the operator whether it was tampered with.
           resetSource(id);
+          indexed.set(id, 0);
           lastSeq = 0;
           lastHash = null;
         }
@@ -251,7 +257,10 @@ export function createAuditIndex(options: { statePath: string; sources: readonly
         throw error;
       }
     });
-    if (result !== undefined) states.set(source.name, { name: source.name, state: "ok", records: Number((counts.get(id) as { count: number }).count) });
+    if (result !== undefined) {
+      indexed.set(id, (indexed.get(id) ?? 0) + result.added);
+      states.set(source.name, { name: source.name, state: "ok", records: indexed.get(id) ?? 0 });
+    }
     return result ?? { more: false, added: 0 };
   }
 

@@ -22,7 +22,9 @@ const WORKER = new URL("./verify-worker.ts", import.meta.url);
 
 function verifyInWorker(path: string, timeoutMs: number): Promise<{ ok: true; verification: AuditVerification; lastSigned?: { seq: number; time: string } } | { ok: false; message: string }> {
   return new Promise((resolve) => {
-    const worker = new Worker(WORKER, { workerData: { path } });
+    // No inherited --import: perimeter up preloads a parent watch into its services that stops the process when its
+    // stdin ends, and a worker's stdin ends at once.
+    const worker = new Worker(WORKER, { workerData: { path }, execArgv: [] });
     const timer = setTimeout(() => {
       void worker.terminate();
       resolve({ ok: false, message: `verification took longer than ${Math.round(timeoutMs / 1000)} s` });

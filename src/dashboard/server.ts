@@ -238,7 +238,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     try {
       // Bounded per tick, so a first indexing of a large log never holds the event loop for long; the next tick
       // continues where this one stopped.
-      const { more } = index.ingest(20_000);
+      const { more } = index.ingest(2_000);
       if (streams.size > 0) {
         const oldest = Math.min(...[...streams].map((stream) => stream.after));
         const rows = index.since(oldest, 200);

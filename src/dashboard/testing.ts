@@ -50,15 +50,15 @@ export interface Perimeter {
   close(): Promise<void>;
 }
 
-export async function startPerimeter(overrides: Partial<DashboardOptions> & { chainIntervalMs?: number } = {}): Promise<Perimeter> {
+export async function startPerimeter(overrides: Partial<DashboardOptions> & { chainIntervalMs?: number; directory?: string } = {}): Promise<Perimeter> {
   const web = await startRecordingServer();
-  const guard = await startGuard(guardYaml(web.url), ENV);
+  const guard = await startGuard(guardYaml(web.url), ENV, overrides.directory === undefined ? {} : { directory: overrides.directory });
   await eventually(() => (guard.guard.upstream("web")?.state().state === "ready" ? true : undefined), 20_000, "the upstream ready");
   const agent = await connectAgent(guard.url, ENV.PERIMETER_AGENT_TOKEN, "2026-07-28");
   const sources = [{ name: "perimeter", path: guard.auditPath }];
   const index = createAuditIndex({ statePath: join(guard.directory, "dashboard.db"), sources });
   const chain = createChainMonitor({ sources, minIntervalMs: overrides.chainIntervalMs ?? 300 });
-  const { chainIntervalMs: _interval, ...options } = overrides;
+  const { chainIntervalMs: _interval, directory: _directory, ...options } = overrides;
   const dashboard = createDashboard({
     listen: "127.0.0.1:0",
     adminToken: ENV.PERIMETER_ADMIN_TOKEN,

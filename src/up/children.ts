@@ -63,6 +63,7 @@ const SERVE_COMMANDS: Record<ServicePlan["name"], Loader> = {
   "llm-proxy": async () => (await import("../llm-proxy/cli.ts")).serveLlmProxy,
   sandbox: async () => (await import("../sandbox/cli.ts")).serveSandbox,
   "mcp-guard": async () => (await import("../mcp-guard/cli.ts")).serveMcpGuard,
+  dashboard: async () => (await import("../dashboard/cli.ts")).serveDashboard,
 };
 
 /** Loads every service's command, so that starting them in one process does not wait for imports one by one. */

@@ -19,7 +19,7 @@ test("--one-process: every service in the supervisor's process serves; a sandbox
     const status = await runPerimeter(["status", "-c", config.file, "--json"], { env: environment, cwd: directory });
     assert.equal(status.code, 0, status.stdout);
     const services = (JSON.parse(status.stdout) as { services: Array<{ name: string; pid: number; health: string }> }).services;
-    assert.deepEqual(services.map((service) => service.name).sort(), ["egress-proxy", "llm-proxy", "mcp-guard", "sandbox"]);
+    assert.deepEqual(services.map((service) => service.name).sort(), ["dashboard", "egress-proxy", "llm-proxy", "mcp-guard", "sandbox"]);
     for (const service of services) {
       assert.equal(service.pid, up.child.pid, `${service.name} runs in the supervisor's process`);
       assert.equal(service.health, "healthy");

@@ -5,10 +5,10 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import { placeholdersIn, splitHostPort } from "../config/index.ts";
 import type { McpServerConfig, PerimeterConfig } from "../config/index.ts";
 
-export type ServiceName = "egress-proxy" | "llm-proxy" | "sandbox" | "mcp-guard";
+export type ServiceName = "egress-proxy" | "llm-proxy" | "sandbox" | "mcp-guard" | "dashboard";
 
 /** Start order when printed; all of them start at once. */
-export const SERVICE_ORDER: readonly ServiceName[] = ["egress-proxy", "llm-proxy", "sandbox", "mcp-guard"];
+export const SERVICE_ORDER: readonly ServiceName[] = ["egress-proxy", "llm-proxy", "sandbox", "mcp-guard", "dashboard"];
 
 /** A config that is valid but cannot run on one host as written; the CLI maps it to exit 2 with the message. */
 export class UpPlanError extends Error {
@@ -142,6 +142,9 @@ export function runtimeConfig(config: PerimeterConfig, options: PlanOptions): Pe
   if (config.audit.signingKeyFile !== undefined) runtime.audit.signingKeyFile = absolute(options.cwd, config.audit.signingKeyFile);
   if (config.llm.keysPath !== undefined) runtime.llm.keysPath = absolute(options.cwd, config.llm.keysPath);
   if (config.egress.auditPath !== undefined) runtime.egress.auditPath = absolute(options.cwd, config.egress.auditPath);
+  if (config.dashboard.statePath !== undefined) runtime.dashboard.statePath = absolute(options.cwd, config.dashboard.statePath);
+  runtime.dashboard.sources = config.dashboard.sources.map((source) => (source.path === undefined ? source : { ...source, path: absolute(options.cwd, source.path) }));
+  if (config.dashboard.tls !== undefined) runtime.dashboard.tls = { certFile: absolute(options.cwd, config.dashboard.tls.certFile), keyFile: absolute(options.cwd, config.dashboard.tls.keyFile) };
   runtime.egress.metrics = config.egress.metrics ?? `127.0.0.1:${options.egressMetricsPort}`;
   runtime.sandbox.backend = "bubblewrap";
   const approver = approverEgress(config);
@@ -266,6 +269,18 @@ export function planUp(config: PerimeterConfig, configFile: string, options: Pla
       secrets: guardSecrets(config, sandboxServer),
       localUpstreams: sandboxServer === undefined ? [] : [sandboxServer],
       note: `approvals ${url(admin)}`,
+    });
+    // The dashboard decides through the guard's admin API with the same token, so it runs where the guard does.
+    const dashboard = listenNeed("dashboard.listen", runtime.dashboard.listen);
+    services.push({
+      name: "dashboard",
+      args: ["-c", runtimeFile],
+      endpoint: `${runtime.dashboard.tls === undefined ? "http" : "https"}://${dialAddress(dashboard.host, dashboard.port)}/`,
+      healthUrl: url(dashboard, "/healthz"),
+      listens: [dashboard],
+      secrets: [{ name: config.mcp.admin.tokenSecret, usedFor: "mcp.admin.tokenSecret (the dashboard's login and its calls to the approvals API)", local: true }],
+      localUpstreams: [],
+      note: "log in with the admin token",
     });
   } else {
     notes.push("mcp.servers is empty and agent.terminal is not sandbox: mcp-guard is not started");

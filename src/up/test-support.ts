@@ -69,7 +69,7 @@ export async function startUp(args: string[], options: { env: Record<string, str
 export interface LocalConfig {
   readonly file: string;
   readonly directory: string;
-  readonly ports: { mcp: number; admin: number; sandbox: number; llm: number; egress: number };
+  readonly ports: { mcp: number; admin: number; sandbox: number; llm: number; egress: number; dashboard: number };
 }
 
 /**
@@ -78,12 +78,13 @@ export interface LocalConfig {
  */
 export async function localConfig(directory: string, edit: (document: ReturnType<typeof parseDocument>) => void = () => undefined): Promise<LocalConfig> {
   const document = parseDocument(readFileSync(LOCAL_EXAMPLE, "utf8"));
-  const ports = { mcp: await freePort(), admin: await freePort(), sandbox: await freePort(), llm: await freePort(), egress: await freePort() };
+  const ports = { mcp: await freePort(), admin: await freePort(), sandbox: await freePort(), llm: await freePort(), egress: await freePort(), dashboard: await freePort() };
   document.setIn(["mcp", "listen"], `127.0.0.1:${ports.mcp}`);
   document.setIn(["mcp", "admin", "listen"], `127.0.0.1:${ports.admin}`);
   document.setIn(["sandbox", "listen"], `127.0.0.1:${ports.sandbox}`);
   document.setIn(["llm", "listen"], `127.0.0.1:${ports.llm}`);
   document.setIn(["egress", "listen"], `127.0.0.1:${ports.egress}`);
+  document.setIn(["dashboard", "listen"], `127.0.0.1:${ports.dashboard}`);
   document.setIn(["audit", "path"], join(directory, "state", "audit.db"));
   document.setIn(["audit", "signingKeyFile"], join(directory, "state", "audit-signing.pem"));
   edit(document);

@@ -71,7 +71,7 @@ function text(result: { content?: unknown }): string {
 
 test("up prints the endpoints and the agent's environment by variable name, never a credential's value", () => {
   const output = up.stdout();
-  for (const [service, port] of [["egress-proxy", config.ports.egress], ["llm-proxy", config.ports.llm], ["sandbox", config.ports.sandbox], ["mcp-guard", config.ports.mcp]] as const) {
+  for (const [service, port] of [["egress-proxy", config.ports.egress], ["llm-proxy", config.ports.llm], ["sandbox", config.ports.sandbox], ["mcp-guard", config.ports.mcp], ["dashboard", config.ports.dashboard]] as const) {
     assert.match(output, new RegExp(`${service}\\s+\\d+\\s+http://127\\.0\\.0\\.1:${port}`), `${service} in the table`);
   }
   assert.match(output, new RegExp(`HTTPS_PROXY=http://127\\.0\\.0\\.1:${config.ports.egress}`));
@@ -193,8 +193,8 @@ test("a killed service is restarted, the exit and the restart are in the audit l
 test("SIGTERM stops every service and leaves no process behind; the shared audit log verifies", async () => {
   const running = await status();
   const pids = running.services.map((service) => service.pid);
-  assert.equal(pids.length, 4);
-  assert.ok(processesMentioning(directory).length >= 4, "the services' processes are visible before the stop");
+  assert.equal(pids.length, 5);
+  assert.ok(processesMentioning(directory).length >= 5, "the services' processes are visible before the stop");
   up.child.kill("SIGTERM");
   const exit = await up.exited;
   assert.equal(exit.code, 0, up.stderr().slice(-2000));
