@@ -58,7 +58,7 @@ describe("the dashboard in a real browser", { timeout: 240_000, skip }, () => {
     const cookies = await page.context().cookies();
     const session = cookies.find((cookie) => cookie.name === "perimeter-session");
     assert.ok(session !== undefined && session.httpOnly && session.sameSite === "Strict" && session.expires > Date.now() / 1000);
-    assert.equal(await page.evaluate(() => document.cookie), "", "scripts cannot read the session cookie");
+    assert.equal(await page.evaluate("document.cookie"), "", "scripts cannot read the session cookie");
   });
 
   test("a call held by mcp-guard appears with its arguments; approving it completes the agent's call", async () => {

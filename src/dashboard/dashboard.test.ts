@@ -85,7 +85,7 @@ describe("dashboard over a real mcp-guard", { timeout: 180_000 }, () => {
   test("CSRF: a decision without the session's CSRF token, with a wrong one, or from another origin is refused (403), recorded, and changes nothing", async () => {
     const { call, request } = await holdCall("csrf");
     const csrf = await operator.csrf();
-    const attempts = [
+    const attempts: Array<{ body: string; headers: Record<string, string> }> = [
       { body: "decision=approve", headers: {} },
       { body: "decision=approve&csrf=wrong-token", headers: {} },
       { body: `decision=approve&csrf=${csrf}`, headers: { origin: "http://evil.example" } },
