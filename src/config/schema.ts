@@ -499,7 +499,9 @@ const sandbox = z.strictObject({
   backend: z.enum(["kubernetes", "bubblewrap"]).default("bubblewrap"),
   listen: hostPort.default("127.0.0.1:8701"),
   tokenSecret: secretName.default("PERIMETER_SANDBOX_TOKEN").describe("Bearer token mcp-guard uses to call the sandbox runner."),
-  image: imageReference.default("python:3.12-slim"),
+  image: imageReference
+    .optional()
+    .describe("The image every sandbox task runs in, on the kubernetes backend (a Job per task). The bubblewrap backend (Compose, vps, perimeter up) runs tasks on the runner's own /usr, so render refuses it there. Unset on kubernetes: python:3.12-slim."),
   runtimeClassName: z.string().optional(),
   limits: z
     .strictObject({
@@ -727,7 +729,7 @@ const config = z
       .strictObject({
         store: z.enum(["sqlite"]).default("sqlite"),
         path: z.string().default("/var/lib/perimeter/audit.db"),
-        signingKeyFile: z.string().optional().describe("Ed25519 private key (PEM) for checkpoints; created on first start when absent."),
+        signingKeyFile: z.string().optional().describe("Ed25519 private key (PEM) for checkpoints; created on first start when absent. Unset, perimeter up writes unsigned checkpoints; a rendered deployment always signs, each component with /var/lib/perimeter/audit-signing.pem in its own state volume."),
         checkpointEvery: z.number().int().min(1).default(1000),
       })
       .prefault({}),

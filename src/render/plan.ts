@@ -7,6 +7,17 @@ import { placeholdersIn } from "../config/index.ts";
 export type Target = "kubernetes" | "compose" | "vps";
 
 /** A config that is valid but cannot be rendered as asked; the CLI maps it to exit 2 with the message. */
+/**
+ * Issue 14: the bubblewrap backend (Compose, vps) runs tasks on the runner's own /usr, which has no Python; a
+ * declared sandbox.image would be silently ignored there, and a pypi allowlist with it.
+ */
+export function refuseSandboxImage(config: PerimeterConfig, target: string): void {
+  if (config.sandbox.image === undefined) return;
+  throw new RenderError(
+    `sandbox.image ${config.sandbox.image} cannot be honoured on the ${target} target: its sandbox (bubblewrap) runs each task on the runner's own /usr, not in an image (and that has no Python). Remove sandbox.image for ${target}, or render for kubernetes, where every task runs in a Job from sandbox.image`,
+  );
+}
+
 export class RenderError extends Error {
   constructor(message: string) {
     super(message);
@@ -36,6 +47,8 @@ export const CONFIG_DIRECTORY = "/etc/perimeter";
 export const RUNTIME_CONFIG_PATH = "/etc/perimeter/perimeter.yaml";
 export const SANDBOX_EGRESS_CONFIG_PATH = "/etc/perimeter/sandbox-egress.yaml";
 export const STATE_DIRECTORY = "/var/lib/perimeter";
+/** The image of a sandbox task's Job when sandbox.image is not set (the kubernetes backend alone runs one). */
+export const DEFAULT_SANDBOX_IMAGE = "python:3.12-slim";
 /** Each rendered component's checkpoint signing key, created on its first start in its own state directory. */
 export const DEFAULT_SIGNING_KEY = `${STATE_DIRECTORY}/audit-signing.pem`;
 /** The path mcp-guard and the sandbox runner serve MCP on, and llm-proxy's OpenAI-compatible prefix. */

@@ -189,10 +189,8 @@ export function kubernetesRunbook(config: PerimeterConfig, render: KubernetesRen
     ...audited.map((service) => `kubectl -n ${service.namespace} exec deployment/${service.name} -- perimeter audit-log verify -c ${service.configPath}`),
     `kubectl -n ${ns.tools} exec deployment/${MCP_GUARD} -- perimeter audit-log tail -n 20 -c /etc/perimeter/perimeter.yaml`,
   );
-  if (config.audit.signingKeyFile !== undefined) {
-    document.text("Checkpoints are signed: keep each service's public key off the cluster and verify copies against it (section Backups).");
-    document.commands("cluster", ...audited.map((service) => `kubectl -n ${service.namespace} exec deployment/${service.name} -- perimeter audit-log public-key -c ${service.configPath} > "$BACKUP_DIR/${service.name}-audit.pub"`));
-  }
+  document.text(SIGNED_CHECKPOINTS);
+  document.commands("cluster", 'mkdir -p "$BACKUP_DIR"', ...audited.map((service) => `kubectl -n ${service.namespace} exec deployment/${service.name} -- perimeter audit-log public-key -c ${service.configPath} > "$BACKUP_DIR/${service.name}-audit.pub"`));
 
   document.heading(2, "Day 2");
   document.heading(3, "8. Change the declaration and apply it").text(
@@ -295,6 +293,10 @@ function readsOf(pod: unknown): string[] {
   return reads;
 }
 
+/** Issue 14 item 6: every rendered component signs; the public keys must live where an attacker on the host is not. */
+const SIGNED_CHECKPOINTS =
+  "Checkpoints are signed with a key each service created on its first start in its own state volume (`audit.signingKeyFile`). Keep each public key off the host: with it, `perimeter audit-log verify --public-key FILE` detects a log rewritten whole, which the hash chain alone cannot.";
+
 // ---------------------------------------------------------------------------------------------------- compose
 
 export function composeRunbook(config: PerimeterConfig, render: ComposeRender): string {
@@ -335,10 +337,12 @@ export function composeRunbook(config: PerimeterConfig, render: ComposeRender): 
   document.commands("docker", approvals("list --kind tool-call"), approvals('deny "$APPROVAL_ID" --reason "not expected"'));
   document.heading(3, "7. Read and verify the audit logs");
   document.commands("docker", ...audited.map((service) => exec(service, "perimeter audit-log verify -c /etc/perimeter/perimeter.yaml")), exec(MCP_GUARD, "perimeter audit-log tail -n 20 -c /etc/perimeter/perimeter.yaml"));
+  document.text(SIGNED_CHECKPOINTS);
+  document.commands("docker", 'mkdir -p "$BACKUP_DIR"', ...audited.map((service) => `${exec(service, "perimeter audit-log public-key -c /etc/perimeter/perimeter.yaml")} > "$BACKUP_DIR/${service}-audit.pub"`));
 
   document.heading(2, "Day 2");
   document.heading(3, "8. Change the declaration and apply it").text(
-    "Render beside this directory, check, and copy the new files over the old ones. Never `render --force` here: it would replace the directory whole, your env files with it. Copying in place (not swapping directories) also keeps the running containers' bind mounts on the files they read.",
+    "Render beside this directory, check, and copy the new files over the old ones. `render --force` would keep your env files but swap the directory; copying in place keeps the running containers' bind mounts on the files they read.",
   );
   document.commands(
     "here",
@@ -431,6 +435,8 @@ export function vpsRunbook(config: PerimeterConfig, render: VpsRender): string {
   document.commands("host", approvals("list --kind tool-call"), approvals('deny "$APPROVAL_ID" --reason "not expected"'));
   document.heading(3, "6. Read and verify the audit logs").text("Each service writes its own log under its state directory:");
   document.commands("host", ...services.map((service) => `perimeter audit-log verify --db /var/lib/${service}/audit.db`), `perimeter audit-log tail -n 20 --db /var/lib/perimeter-${MCP_GUARD}/audit.db`, `journalctl -u perimeter-${MCP_GUARD} --since today --no-pager | tail -n 50`);
+  document.text(SIGNED_CHECKPOINTS, "Print each here and copy the output off the host:");
+  document.commands("host", ...services.map((service) => `perimeter audit-log public-key --key /var/lib/${service}/audit-signing.pem`));
 
   document.heading(2, "Day 2");
   document.heading(3, "7. Change the declaration and apply it").text(

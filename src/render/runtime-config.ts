@@ -5,6 +5,8 @@
 import type { PerimeterConfig } from "../config/index.ts";
 import type { Endpoints } from "./endpoints.ts";
 import {
+  DEFAULT_SANDBOX_IMAGE,
+  DEFAULT_SIGNING_KEY,
   EGRESS_METRICS_PORT,
   builtinServer,
   deployedMcpServers,
@@ -34,10 +36,14 @@ export function runtimeConfig(config: PerimeterConfig, endpoints: Endpoints): Js
   if (observability && runtime.egress.metrics === undefined) runtime.egress.metrics = `0.0.0.0:${EGRESS_METRICS_PORT}`;
   // mcp-guard refuses a Host it does not know (DNS rebinding); the agent calls it by this name.
   runtime.mcp.allowedHosts = [...new Set([...(config.mcp.allowedHosts ?? []), endpoints.mcpGuardHost])].sort();
+  // Unsigned checkpoints cannot reveal a rewrite of a whole log, so every rendered component signs: its key is
+  // created on first start in its own state volume (never in the render), and the runbook takes the public key off.
+  runtime.audit.signingKeyFile = config.audit.signingKeyFile ?? DEFAULT_SIGNING_KEY;
 
   // Kubernetes: each task is a Job (bubblewrap cannot create namespaces in a restricted pod). Compose: bubblewrap
   // inside the runner container (docs/render.md explains the privileges that takes).
   runtime.sandbox.backend = endpoints.target === "kubernetes" ? "kubernetes" : "bubblewrap";
+  if (endpoints.target === "kubernetes") runtime.sandbox.image = config.sandbox.image ?? DEFAULT_SANDBOX_IMAGE;
 
   const sandboxServer = sandboxServerName(config);
   if (sandboxServer !== undefined) {

@@ -17,6 +17,7 @@ import {
   SANDBOX_RUNNER,
   SERVICE_UID,
   STATE_DIRECTORY,
+  refuseSandboxImage,
   builtinServer,
   deployedMcpServers,
   mcpGuardNeedsInternet,
@@ -91,6 +92,7 @@ function composeCpus(quantity: string): string {
 }
 
 export function renderCompose(config: PerimeterConfig): ComposeRender {
+  refuseSandboxImage(config, "compose");
   const endpoints = endpointsFor(config, "compose");
   const warnings: string[] = [];
   const secrets = secretPlan(config);

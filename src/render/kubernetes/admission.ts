@@ -7,6 +7,7 @@
 // plugins add tolerations (DefaultTolerationSeconds) and RuntimeClass node selectors to every Pod before validation.
 import type { PerimeterConfig } from "../../config/index.ts";
 import { namespaces, standardLabels } from "./names.ts";
+import { DEFAULT_SANDBOX_IMAGE } from "../plan.ts";
 import { SANDBOX_TASK_SERVICE_ACCOUNT } from "./sandbox-job.ts";
 
 interface Validation {
@@ -30,7 +31,7 @@ export function podSpecValidations(config: PerimeterConfig, kind: "Job" | "Pod")
   const unset = (field: string) => `(!has(${pod}.${field}) || !${pod}.${field})`;
   const empty = (field: string) => `(!has(${pod}.${field}) || size(${pod}.${field}) == 0)`;
   const rules: Validation[] = [
-    rule(`${pod}.containers.all(c, c.image == ${celString(config.sandbox.image)})`, `sandbox containers run only the image ${config.sandbox.image} (sandbox.image)`),
+    rule(`${pod}.containers.all(c, c.image == ${celString(config.sandbox.image ?? DEFAULT_SANDBOX_IMAGE)})`, `sandbox containers run only the image ${config.sandbox.image ?? DEFAULT_SANDBOX_IMAGE} (sandbox.image)`),
     rule(`${empty("initContainers")} && ${empty("ephemeralContainers")}`, "sandbox pods have no init or ephemeral containers"),
     rule(
       `has(${pod}.serviceAccountName) && ${pod}.serviceAccountName == ${celString(SANDBOX_TASK_SERVICE_ACCOUNT)} && (!has(${pod}.serviceAccount) || ${pod}.serviceAccount == ${celString(SANDBOX_TASK_SERVICE_ACCOUNT)})`,

@@ -4,7 +4,7 @@
 import type { IJob } from "kubernetes-models/batch/v1/Job";
 import type { IPodSpec } from "kubernetes-models/v1/PodSpec";
 import type { PerimeterConfig } from "../../config/index.ts";
-import { SANDBOX_EGRESS_PROXY } from "../plan.ts";
+import { DEFAULT_SANDBOX_IMAGE, SANDBOX_EGRESS_PROXY } from "../plan.ts";
 import { NO_RESOLVER, hostsOnly } from "./dns.ts";
 import { namespaces, serviceHost, standardLabels } from "./names.ts";
 
@@ -99,7 +99,7 @@ export function sandboxJobTemplate(config: PerimeterConfig): IJob {
           containers: [
             {
               name: SANDBOX_TASK_CONTAINER,
-              image: config.sandbox.image,
+              image: config.sandbox.image ?? DEFAULT_SANDBOX_IMAGE,
               workingDir: "/workspace",
               ...(proxyEnvironment.length === 0 ? {} : { env: proxyEnvironment }),
               securityContext: {

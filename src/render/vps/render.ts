@@ -14,8 +14,10 @@ import {
   MCP_GUARD,
   MCP_PATH,
   RenderError,
+  refuseSandboxImage,
   RUNTIME_CONFIG_PATH,
   SANDBOX_RUNNER,
+  DEFAULT_SIGNING_KEY,
   STATE_DIRECTORY,
   builtinServer,
   deployedMcpServers,
@@ -129,6 +131,7 @@ export function vpsEndpoints(config: PerimeterConfig): Endpoints {
 }
 
 function refuseUnsupported(config: PerimeterConfig): void {
+  refuseSandboxImage(config, "vps");
   if (builtinServer(config, "kubernetes-readonly") !== undefined) {
     throw new RenderError("the builtin kubernetes-readonly server runs from its image, which the vps target does not deploy: render for kubernetes or compose, or run kubernetes-mcp-server yourself on 127.0.0.1 and declare it with url");
   }
@@ -170,7 +173,8 @@ function vpsRuntimeConfig(config: PerimeterConfig, endpoints: Endpoints, warning
     return placed;
   };
   runtime.audit.path = inState(config.audit.path, "audit.path");
-  if (config.audit.signingKeyFile !== undefined) runtime.audit.signingKeyFile = inState(config.audit.signingKeyFile, "audit.signingKeyFile");
+  // Every unit signs its checkpoints, with a key created on first start in its own state directory.
+  runtime.audit.signingKeyFile = inState(config.audit.signingKeyFile ?? DEFAULT_SIGNING_KEY, "audit.signingKeyFile");
   if (config.llm.keysPath !== undefined) runtime.llm.keysPath = inState(config.llm.keysPath, "llm.keysPath");
   if (config.egress.auditPath !== undefined) runtime.egress.auditPath = inState(config.egress.auditPath, "egress.auditPath");
   return runtime as unknown as Record<string, unknown>;
