@@ -52,6 +52,8 @@ function parsePorts(text: string): number[] | string {
  */
 export function parseHostRule(source: string, ports?: readonly number[]): HostRuleResult {
   let text = source.trim();
+  const url = urlRuleSuggestion(text);
+  if (url !== undefined) return { ok: false, reason: url };
   let portList: number[] | undefined;
   const colon = text.lastIndexOf(":");
   if (colon !== -1) {
@@ -116,4 +118,18 @@ export function splitHostPort(authority: string): { host: string; port: number }
   const port = Number(found[2]);
   if (port < 1 || port > 65535) return undefined;
   return { host: (found[1] as string).toLowerCase(), port };
+}
+
+/** A pasted URL ("https://api.telegram.org/") is the commonest mistake in a rule; say which rule was meant. */
+function urlRuleSuggestion(text: string): string | undefined {
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) return undefined;
+  let host: string;
+  try {
+    const url = new URL(text);
+    const port = url.port !== "" ? url.port : url.protocol === "http:" || url.protocol === "ws:" ? "80" : "";
+    host = `${url.hostname}${port === "" ? "" : `:${port}`}`;
+  } catch {
+    return `"${text}" is a URL; a rule names the host alone (host or host:port, e.g. api.example.com)`;
+  }
+  return `"${text}" is a URL; a rule names the host alone: write "${host}"${host.includes(":") ? "" : " (port 443)"}`;
 }

@@ -29,6 +29,7 @@ export {
   MissingSecretError,
 } from "./secrets.ts";
 export type { Environment } from "./secrets.ts";
+export { declarationWarnings } from "./risks.ts";
 export { parseHostRule, ruleMatchesHost, normalizeHostname, splitHostPort, DEFAULT_PORTS } from "./hosts.ts";
 export { aliasTargetOf, ownersOfModel, modelsGrantedBy, unpricedProvidersFor, describeUnpriced, pricingFix } from "./llm-models.ts";
 export type { LlmModelSection, GrantedModel, UnpricedProvider } from "./llm-models.ts";

@@ -187,3 +187,12 @@ test("render --force replaces everything else the previous render held", () => {
   assert.ok(written.ok);
   assert.deepEqual(readdirSync(output).sort(), ["compose.yaml"]);
 });
+
+test("render warns about a risky declaration (a Telegram @handle in allowedUsers) and still renders (issue 14 item 7)", () => {
+  const root = workspace();
+  const config = join(root, "perimeter.yaml");
+  writeFileSync(config, exampleText("compose-vps").replace('allowedUsers: ["987654321"]', 'allowedUsers: ["987654321", "@alice"]'));
+  const result = perimeter("render", "-c", config, "-t", "compose", "-o", join(root, "out"));
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stderr, /perimeter render: warning: agent\.platforms\.telegram\.allowedUsers: "@alice" is not a numeric user id/);
+});

@@ -1,5 +1,5 @@
 // `perimeter render -c FILE -t kubernetes|compose|vps -o DIR [--force]`.
-import { loadConfig } from "../config/index.ts";
+import { declarationWarnings, loadConfig } from "../config/index.ts";
 import { EXIT_OK, EXIT_USAGE, UsageError, parseCommandArgs, writeLine } from "../cli/command.ts";
 import type { Command } from "../cli/command.ts";
 import { isAbsolute, resolve } from "node:path";
@@ -54,7 +54,7 @@ export const renderCommand: Command = async (args, io) => {
     writeLine(io.stderr, `perimeter render: ${written.reason}`);
     return EXIT_USAGE;
   }
-  for (const warning of output.warnings) writeLine(io.stderr, `perimeter render: warning: ${warning}`);
+  for (const warning of [...declarationWarnings(config), ...output.warnings]) writeLine(io.stderr, `perimeter render: warning: ${warning}`);
   io.stdout.write(output.instructions(values.output));
   return EXIT_OK;
 };
