@@ -9,6 +9,8 @@ export type { AuditRecorder, AuditRecorderOptions, RecorderEvent, RecorderLog, U
 export { verifyAuditLog } from "./verify.ts";
 export type { AuditVerification, VerifyAuditLogOptions } from "./verify.ts";
 export { readAuditRecords } from "./read.ts";
+export { createAuditFeed } from "./feed.ts";
+export type { AuditFeedOptions, FeedCheckpoint, FeedPage, FeedRecord } from "./feed.ts";
 export { snapshotAuditLog } from "./snapshot.ts";
 export type { ReadAuditRecordsOptions } from "./read.ts";
 export { AUDIT_COMPONENTS, AuditEventInvalidError, AuditWriteError, AuditReadError } from "./types.ts";

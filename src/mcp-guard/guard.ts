@@ -11,6 +11,7 @@ import type { AuthInfo, CallToolResult, McpRequestContext } from "@modelcontextp
 import { createApprovalStore } from "../approvals/index.ts";
 import type { ApprovalStore, AuditAppender } from "../approvals/index.ts";
 import type { AuditLog } from "../audit-log/index.ts";
+import { createAuditFeed } from "../audit-log/index.ts";
 import { createApprovalsApi } from "../approvals/api.ts";
 import type { Environment, PerimeterConfig } from "../config/index.ts";
 import { closeAfterAnswerIfBodyUnread, silentLogger } from "../shared/index.ts";
@@ -336,6 +337,8 @@ export function createMcpGuard(config: PerimeterConfig, dependencies: McpGuardDe
     authenticate: (authorization) => admins.verify(bearerToken(authorization)),
     onDecision: (event) => logger.info({ event: "approval-decision", ...event }, "approval decided"),
   });
+  // The dashboard on another host reads this guard's records through here (docs/dashboard.md).
+  const auditFeed = createAuditFeed({ database, authenticate: (authorization) => admins.verify(bearerToken(authorization)) });
   const adminServer = createServer(async (request, response) => {
     try {
       const path = (request.url ?? "/").split("?")[0];
@@ -359,7 +362,8 @@ export function createMcpGuard(config: PerimeterConfig, dependencies: McpGuardDe
       const rejected = hostRejection(request, adminHosts);
       if (rejected !== undefined) return jsonError(response, 403, `forbidden: ${rejected}`);
       if (await approvalsApi(request, response)) return;
-      jsonError(response, 404, "not found: /v1/approvals, /metrics, /healthz");
+      if (auditFeed(request, response)) return;
+      jsonError(response, 404, "not found: /v1/approvals, /v1/audit/records, /v1/audit/head, /metrics, /healthz");
     } catch (error) {
       logger.error({ event: "admin-endpoint-error", error: redactor.text((error as Error).message) });
       if (!response.headersSent) jsonError(response, 500, "internal error");
