@@ -26,7 +26,9 @@ COPY bin ./bin
 COPY src ./src
 # Node strips the TypeScript types itself (src is not under node_modules); `perimeter` is the bin on PATH.
 RUN chmod 0755 bin/perimeter.js && ln -s /app/bin/perimeter.js /usr/local/bin/perimeter
+# PERIMETER_CONFIG: where every render mounts perimeter.yaml, so `perimeter approvals list` in a container needs no -c.
 ENV NODE_ENV=production \
+    PERIMETER_CONFIG=/etc/perimeter/perimeter.yaml \
     HOME=/tmp \
     NPM_CONFIG_UPDATE_NOTIFIER=false
 USER 65532:65532

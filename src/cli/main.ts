@@ -32,6 +32,18 @@ Exit codes: 0 ok; 1 findings, denial or failed verification; 2 usage or config e
 
 type Loader = () => Promise<Command>;
 
+const SERVE_HELP = `perimeter serve — run one service of the perimeter in the foreground
+
+Usage:
+  perimeter serve egress-proxy -c FILE   the allowlisting HTTP(S) proxy every outbound connection goes through
+  perimeter serve sandbox -c FILE        the sandbox runner (code execution for the agent)
+  perimeter serve mcp-guard -c FILE      the MCP gateway: tool policy, approvals, definition pinning, audit
+  perimeter serve llm-proxy -c FILE      the LLM proxy: provider keys, model allowlist, budgets, DLP
+  perimeter serve dashboard -c FILE      approvals, reviews, the audit log and health in a browser
+
+Each service's own flags: perimeter help serve SERVICE (or perimeter serve SERVICE --help).
+`;
+
 const SERVICES: Record<string, Loader> = {
   "egress-proxy": async () => (await import("../egress-proxy/cli.ts")).serveEgressProxy,
   sandbox: async () => (await import("../sandbox/cli.ts")).serveSandbox,
@@ -56,7 +68,12 @@ const COMMANDS: Record<string, Loader> = {
   replay: async () => (await import("../replay/cli.ts")).replayCommand,
   serve: async () => async (args, io) => {
     const [service, ...rest] = args;
-    const loader = service === undefined ? undefined : SERVICES[service];
+    // `perimeter help serve` arrives here as `serve --help`: the list of services is the help.
+    if (service === undefined || service === "--help" || service === "-h") {
+      io.stdout.write(SERVE_HELP);
+      return service === undefined ? EXIT_USAGE : EXIT_OK;
+    }
+    const loader = SERVICES[service];
     if (loader === undefined) {
       throw new UsageError(`serve: name a service: ${Object.keys(SERVICES).join(", ")}${service === undefined ? "" : ` (not "${service}")`}`);
     }
@@ -73,7 +90,8 @@ export async function runCli(argv: string[], io: CommandIo): Promise<number> {
   const [name, ...args] = argv;
   if (name === undefined || name === "help" || name === "--help" || name === "-h") {
     const topic = args[0];
-    if (topic !== undefined && COMMANDS[topic] !== undefined) return runCli([topic, "--help"], io);
+    // `help serve mcp-guard` is the service's own help; `help serve` the list of services.
+    if (topic !== undefined && COMMANDS[topic] !== undefined) return runCli([topic, ...args.slice(1), "--help"], io);
     io.stdout.write(HELP);
     return EXIT_OK;
   }

@@ -23,12 +23,13 @@ export {
   placeholdersIn,
   literalCredentialIn,
   readSecret,
+  requireSecrets,
   expandPlaceholders,
   secretValues,
   processEnvironment,
   MissingSecretError,
 } from "./secrets.ts";
-export type { Environment } from "./secrets.ts";
+export type { Environment, SecretNeed } from "./secrets.ts";
 export { declarationWarnings } from "./risks.ts";
 export { parseHostRule, ruleMatchesHost, normalizeHostname, splitHostPort, DEFAULT_PORTS } from "./hosts.ts";
 export { aliasTargetOf, ownersOfModel, modelsGrantedBy, unpricedProvidersFor, describeUnpriced, pricingFix } from "./llm-models.ts";

@@ -56,16 +56,45 @@ export function literalCredentialIn(headerName: string, value: string): string |
   return undefined;
 }
 
+/** A secret a component needs, and what for (named in the error when it is missing). */
+export interface SecretNeed {
+  name: string;
+  usedFor: string;
+}
+
 export class MissingSecretError extends Error {
+  /** The first missing variable. */
   readonly secretName: string;
-  constructor(secretName: string, usedFor: string) {
-    super(`${usedFor} needs the environment variable ${secretName}; set it (or create the Secret key ${secretName}) before starting.`);
+  /** Every missing variable, so the operator sets them all in one round instead of one per failed start. */
+  readonly secretNames: readonly string[];
+  constructor(secretName: string | readonly SecretNeed[], usedFor = "") {
+    const missing = typeof secretName === "string" ? [{ name: secretName, usedFor }] : secretName;
+    const first = missing[0]?.name ?? "";
+    super(
+      missing.length === 1
+        ? `${missing[0]?.usedFor} needs the environment variable ${first}; set it (or create the Secret key ${first}) before starting.`
+        : `${missing.length} environment variables are missing; set each (or create the Secret key of the same name) before starting:\n${missing.map((need) => `  ${need.name}: ${need.usedFor}`).join("\n")}`,
+    );
     this.name = "MissingSecretError";
-    this.secretName = secretName;
+    this.secretName = first;
+    this.secretNames = missing.map((need) => need.name);
   }
 }
 
 export type Environment = Readonly<Record<string, string | undefined>>;
+
+/** Throws one MissingSecretError naming every unset variable among `needs` (each once, with all its uses). */
+export function requireSecrets(environment: Environment, needs: Iterable<SecretNeed>): void {
+  const missing = new Map<string, string[]>();
+  for (const need of needs) {
+    const value = environment[need.name];
+    if (value !== undefined && value !== "") continue;
+    const uses = missing.get(need.name) ?? [];
+    if (!uses.includes(need.usedFor)) uses.push(need.usedFor);
+    missing.set(need.name, uses);
+  }
+  if (missing.size > 0) throw new MissingSecretError([...missing].map(([name, uses]) => ({ name, usedFor: uses.join("; ") })));
+}
 
 /** The value of a referenced secret; throws a message that names the variable (never a value) when it is unset. */
 export function readSecret(environment: Environment, name: string, usedFor: string): string {

@@ -2,8 +2,8 @@
 // connect time, never earlier), the agents' and admin tokens, and the redactor that knows every injected value.
 // Everything that can be wrong with the config or the environment is found here, at start, with a message that
 // says how to fix it.
-import { MissingSecretError, expandPlaceholders, placeholdersIn, readSecret, secretValues } from "../config/index.ts";
-import type { Environment, McpServerConfig, PerimeterConfig } from "../config/index.ts";
+import { MissingSecretError, expandPlaceholders, placeholdersIn, readSecret, requireSecrets, secretValues } from "../config/index.ts";
+import type { Environment, McpServerConfig, PerimeterConfig, SecretNeed } from "../config/index.ts";
 import { compileConstraints } from "./arguments.ts";
 import type { CompiledConstraint } from "./arguments.ts";
 import type { TokenEntry } from "./auth.ts";
@@ -109,7 +109,24 @@ function prepareServer(name: string, server: McpServerConfig, config: PerimeterC
   return { name, config: server, constraints, secretNames, spec: { kind: "http", url: server.url, headers: () => expand(server.headers) } };
 }
 
+/** Every variable the guard reads at start, so that a missing one is reported with all the others at once. */
+function secretNeeds(config: PerimeterConfig): SecretNeed[] {
+  const needs: SecretNeed[] = config.mcp.agents.map((agent) => ({ name: agent.tokenSecret, usedFor: `mcp.agents ${agent.name} (the agent's bearer token for mcp-guard)` }));
+  needs.push({ name: config.mcp.admin.tokenSecret, usedFor: "mcp.admin.tokenSecret (the bearer token of the approvals/admin API)" });
+  for (const [name, server] of Object.entries(config.mcp.servers)) {
+    for (const variable of referencedNames([...Object.values(server.headers), ...Object.values(server.env)])) needs.push({ name: variable, usedFor: `mcp.servers.${name}` });
+    if (server.builtin === "sandbox") needs.push({ name: config.sandbox.tokenSecret, usedFor: `mcp.servers.${name} (builtin sandbox: sandbox.tokenSecret)` });
+  }
+  const telegram = config.approvals.telegram;
+  if (telegram !== undefined) {
+    needs.push({ name: telegram.tokenSecret, usedFor: "approvals.telegram.tokenSecret (the approver bot's token)" });
+    if (telegram.proxyTokenSecret !== undefined) needs.push({ name: telegram.proxyTokenSecret, usedFor: "approvals.telegram.proxyTokenSecret (the bot's egress proxy token)" });
+  }
+  return needs;
+}
+
 export function prepareGuard(config: PerimeterConfig, env: Environment): PreparedGuard {
+  requireSecrets(env, secretNeeds(config));
   const agents = config.mcp.agents.map((agent) => ({ name: agent.name, token: readSecret(env, agent.tokenSecret, `mcp.agents ${agent.name} (the agent's bearer token for mcp-guard)`) }));
   const admin = { name: "admin", token: readSecret(env, config.mcp.admin.tokenSecret, "mcp.admin.tokenSecret (the bearer token of the approvals/admin API)") };
   const seen = new Map<string, string>();
