@@ -1,12 +1,18 @@
 // `perimeter approvals list [--json] | approve ID... [--reason R] | deny ID... [--reason R]`, each with -c FILE to
 // find the mcp-guard admin listener (mcp.admin.listen) and its token (the variable named by mcp.admin.tokenSecret).
 // Everything shown comes from agents and upstreams, so it is escaped before it reaches the terminal.
+import { existsSync } from "node:fs";
 import { resolve } from "node:path";
+import { createInterface } from "node:readline";
 import { EXIT_FINDINGS, EXIT_OK, UsageError, parseCommandArgs, writeLine } from "../cli/command.ts";
 import type { Command } from "../cli/command.ts";
 import { loadConfig, readSecret } from "../config/index.ts";
 import { ApprovalsApiError, createApprovalsClient } from "./client.ts";
+import type { ApprovalsClient } from "./client.ts";
 import type { Approval, ApprovalKind, ApprovalStatus } from "./store.ts";
+
+/** Where every render mounts perimeter.yaml (Compose, Kubernetes, the VPS host). */
+const DEFAULT_CONFIG_PATH = "/etc/perimeter/perimeter.yaml";
 
 const HELP = `perimeter approvals — decide calls held by mcp-guard and review new or changed tool definitions
 
@@ -15,11 +21,16 @@ Usage:
   perimeter approvals show ID [--json] -c perimeter.yaml
   perimeter approvals approve ID... [--reason R] -c perimeter.yaml
   perimeter approvals deny ID... [--reason R] -c perimeter.yaml
+  perimeter approvals review [--approve-clean] -c perimeter.yaml
 
+review walks the pending tool-definition reviews one by one (name, description, schema, findings) and asks
+[a]pprove, [r]eject, [s]kip or [q]uit; answers come from the terminal or, in a script, one per line on stdin.
+--approve-clean prints every pending definition, approves the new ones without findings, and leaves flagged or
+changed definitions for review one by one.
 list shows pending requests (--all: every status). An approval lets exactly one call through: the same agent, tool
 definition and arguments. Approving a tool-definition review makes that exact definition available to the agent.
 The admin listener and token come from the config (mcp.admin.listen, mcp.admin.tokenSecret); --admin-url overrides
-the address. --approver NAME records who decided (default: $USER).
+the address. Without -c the config is $PERIMETER_CONFIG (set in the perimeter image), else ${DEFAULT_CONFIG_PATH}. --approver NAME records who decided (default: $USER).
 `;
 
 const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2069\ufeff]/g;
@@ -104,8 +115,144 @@ function formatDetail(approval: Approval): string[] {
     lines.push("detail:", ...safe(JSON.stringify(rest, null, 2)).split("\n").map((text) => `  ${text}`));
     return lines;
   }
+  if (approval.kind === "tool-definition" && detail !== null && typeof detail === "object" && !Array.isArray(detail) && "definition" in detail) {
+    lines.push(...formatDefinition(approval));
+    return lines;
+  }
   lines.push("detail:", ...safe(JSON.stringify(detail, null, 2)).split("\n").map((text) => `  ${text}`));
   return lines;
+}
+
+interface DefinitionDetail {
+  change?: string;
+  definition?: { name?: string; title?: string; description?: string; inputSchema?: unknown; outputSchema?: unknown; annotations?: unknown };
+  previousHash?: string | null;
+  changes?: Array<{ path?: string; before?: unknown; after?: unknown }>;
+  findings?: Array<{ field?: string; kind?: string; excerpt?: string }>;
+}
+
+const indented = (text: string, prefix = "  ") => safe(text).split("\n").map((line) => `${prefix}${line}`);
+const pretty = (value: unknown) => indented(JSON.stringify(value, null, 2));
+
+/** A tool definition as a reviewer reads it: what the model is told (description), what it may send, what is odd. */
+function formatDefinition(approval: Approval): string[] {
+  const detail = approval.detail as DefinitionDetail;
+  const definition = detail.definition ?? {};
+  const findings = Array.isArray(detail.findings) ? detail.findings : [];
+  const lines = [
+    `name:      ${safe(`${approval.server}__${approval.tool}`)}${definition.title === undefined ? "" : ` (${safe(String(definition.title))})`}`,
+    `change:    ${detail.change === "changed" ? `changed since the trusted definition ${detail.previousHash ?? "?"}` : "new tool"}`,
+    "description:",
+    ...(definition.description === undefined || definition.description === "" ? ["  (none)"] : indented(String(definition.description))),
+    "input schema:",
+    ...pretty(definition.inputSchema ?? {}),
+  ];
+  if (definition.outputSchema !== undefined) lines.push("output schema:", ...pretty(definition.outputSchema));
+  if (definition.annotations !== undefined) lines.push("annotations (hints from the server, not enforced):", ...pretty(definition.annotations));
+  if (detail.change === "changed" && Array.isArray(detail.changes)) {
+    lines.push(`changes:   ${detail.changes.length}`);
+    for (const change of detail.changes) lines.push(...indented(`${change.path ?? "?"}: ${JSON.stringify(change.before)} -> ${JSON.stringify(change.after)}`));
+  }
+  lines.push(`findings:  ${findings.length}${findings.length === 0 ? " (no hidden-instruction pattern found; still read the description)" : " — FLAGGED, read these before approving:"}`);
+  for (const finding of findings) lines.push(...indented(`${finding.kind ?? "?"} in ${finding.field ?? "?"}: ${finding.excerpt ?? ""}`));
+  return lines;
+}
+
+/** -c, else $PERIMETER_CONFIG (the image sets it), else the path every render mounts the config at. */
+function configPath(option: string | undefined, io: { cwd: string; env: Readonly<Record<string, string | undefined>> }): string {
+  if (option !== undefined) return resolve(io.cwd, option);
+  const fromEnvironment = io.env.PERIMETER_CONFIG;
+  if (fromEnvironment !== undefined && fromEnvironment !== "") return resolve(io.cwd, fromEnvironment);
+  if (existsSync(DEFAULT_CONFIG_PATH)) return DEFAULT_CONFIG_PATH;
+  throw new UsageError(`approvals: pass the config with -c perimeter.yaml, or set PERIMETER_CONFIG (it names the admin listener and its token variable); ${DEFAULT_CONFIG_PATH} does not exist here`);
+}
+
+/** Lines of an answer stream: the terminal, or a script's stdin. Undefined once it ends. */
+function answers(io: { stdin: NodeJS.ReadableStream; stdout: NodeJS.WritableStream }): { next(prompt: string): Promise<string | undefined>; close(): void } {
+  const reader = createInterface({ input: io.stdin, terminal: false });
+  const iterator = reader[Symbol.asyncIterator]();
+  return {
+    async next(prompt) {
+      io.stdout.write(prompt);
+      const result = await iterator.next();
+      if (result.done === true) {
+        writeLine(io.stdout);
+        return undefined;
+      }
+      writeLine(io.stdout, (io.stdin as { isTTY?: boolean }).isTTY === true ? "" : safe(result.value));
+      return result.value.trim().toLowerCase();
+    },
+    close: () => reader.close(),
+  };
+}
+
+const findingsOf = (approval: Approval) => {
+  const detail = approval.detail as DefinitionDetail | null;
+  return Array.isArray(detail?.findings) ? detail.findings.length : 0;
+};
+const isChanged = (approval: Approval) => (approval.detail as DefinitionDetail | null)?.change === "changed";
+
+async function review(client: ApprovalsClient, io: Parameters<Command>[1], options: { approveClean: boolean; approver: string | undefined; reason: string | undefined }): Promise<number> {
+  const pending = await client.list({ status: "pending", kind: "tool-definition" });
+  if (pending.length === 0) {
+    writeLine(io.stdout, "no tool definitions wait for review");
+    return EXIT_OK;
+  }
+  const decide = async (approval: Approval, decision: "approve" | "deny") => {
+    const decided = await client.decide(approval.id, decision, {
+      ...(options.reason === undefined ? {} : { reason: options.reason }),
+      ...(options.approver === undefined ? {} : { approver: options.approver }),
+      channel: "cli",
+    });
+    const name = `${safe(decided.server)}__${safe(decided.tool)}`;
+    if (decided.status === "pending") writeLine(io.stdout, `${decided.id} counted: ${name} needs another person's approval`);
+    else writeLine(io.stdout, `${decision === "approve" ? "approved" : "rejected"} ${name} (${decided.id})`);
+  };
+  if (options.approveClean) {
+    // Only new definitions without findings: a changed one is a possible rug pull and a flagged one a possible
+    // injection, both worth a person's attention one at a time.
+    let approved = 0;
+    let left = 0;
+    for (const [index, approval] of pending.entries()) {
+      writeLine(io.stdout, `--- (${index + 1} of ${pending.length}) ${approval.id}`);
+      for (const line of formatDefinition(approval)) writeLine(io.stdout, line);
+      if (findingsOf(approval) === 0 && !isChanged(approval)) {
+        await decide(approval, "approve");
+        approved += 1;
+      } else {
+        writeLine(io.stdout, `left for review: ${findingsOf(approval) > 0 ? "FLAGGED" : "changed definition"}`);
+        left += 1;
+      }
+      writeLine(io.stdout);
+    }
+    writeLine(io.stdout, `approved ${approved}, left ${left} for review one by one${left === 0 ? "" : " (perimeter approvals review)"}`);
+    return EXIT_OK;
+  }
+  const input = answers(io);
+  try {
+    for (const [index, approval] of pending.entries()) {
+      writeLine(io.stdout, `--- (${index + 1} of ${pending.length}) ${approval.id}`);
+      for (const line of formatDefinition(approval)) writeLine(io.stdout, line);
+      for (;;) {
+        const answer = await input.next("[a]pprove, [r]eject, [s]kip, [q]uit? ");
+        if (answer === undefined || answer === "q" || answer === "quit") {
+          writeLine(io.stdout, `stopped; ${pending.length - index} left pending (perimeter approvals review)`);
+          return EXIT_OK;
+        }
+        if (answer === "a" || answer === "approve") await decide(approval, "approve");
+        else if (answer === "r" || answer === "reject" || answer === "d" || answer === "deny") await decide(approval, "deny");
+        else if (answer !== "s" && answer !== "skip") {
+          writeLine(io.stdout, "answer a, r, s or q");
+          continue;
+        }
+        break;
+      }
+      writeLine(io.stdout);
+    }
+  } finally {
+    input.close();
+  }
+  return EXIT_OK;
 }
 
 export const approvalsCommand: Command = async (args, io) => {
@@ -121,6 +268,7 @@ export const approvalsCommand: Command = async (args, io) => {
       reason: { type: "string" },
       approver: { type: "string" },
       "admin-url": { type: "string" },
+      "approve-clean": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
     true,
@@ -130,9 +278,8 @@ export const approvalsCommand: Command = async (args, io) => {
     io.stdout.write(HELP);
     return action === undefined && values.help !== true ? 2 : EXIT_OK;
   }
-  if (!["list", "show", "approve", "deny"].includes(action)) throw new UsageError(`approvals: unknown action "${action}" (use list, show, approve or deny)`);
-  if (values.config === undefined) throw new UsageError("approvals: pass the config with -c perimeter.yaml (it names the admin listener and its token variable)");
-  const config = loadConfig(resolve(io.cwd, values.config));
+  if (!["list", "show", "approve", "deny", "review"].includes(action)) throw new UsageError(`approvals: unknown action "${action}" (use list, show, approve, deny or review)`);
+  const config = loadConfig(configPath(values.config, io));
   const token = readSecret(io.env, config.mcp.admin.tokenSecret, "perimeter approvals (the mcp-guard admin API token, mcp.admin.tokenSecret)");
   const client = createApprovalsClient({ baseUrl: values["admin-url"] ?? adminBaseUrl(config.mcp.admin.listen), token });
   const now = Date.now();
@@ -143,7 +290,21 @@ export const approvalsCommand: Command = async (args, io) => {
       const approvals = await client.list({ ...(status === undefined ? {} : { status }), ...(values.kind === undefined ? {} : { kind: values.kind as ApprovalKind }) });
       if (values.json === true) writeLine(io.stdout, JSON.stringify(approvals, null, 2));
       else for (const line of formatTable(approvals, now)) writeLine(io.stdout, line);
+      // On stderr, so that stdout stays the table (or JSON) a script reads.
+      const waiting = approvals.filter((approval) => approval.kind === "tool-definition" && approval.status === "pending").length;
+      if (waiting > 0) {
+        writeLine(
+          io.stderr,
+          `${waiting} tool definition${waiting === 1 ? " waits" : "s wait"} for review: the agent cannot use ${waiting === 1 ? "it" : "them"} until approved` +
+            `${config.mcp.pinning.trustOnFirstUse ? "" : " (mcp.pinning.trustOnFirstUse is off, so every new tool is reviewed first)"}. Run perimeter approvals review.`,
+        );
+      }
       return EXIT_OK;
+    }
+    const approver = values.approver ?? io.env.USER ?? io.env.LOGNAME;
+    if (action === "review") {
+      if (ids.length > 0) throw new UsageError("approvals review takes no IDs (it walks every pending definition; use approvals approve ID for one)");
+      return await review(client, io, { approveClean: values["approve-clean"] === true, approver, reason: values.reason });
     }
     if (ids.length === 0) throw new UsageError(`approvals ${action}: name the request ID (see perimeter approvals list)`);
     if (action === "show") {
@@ -154,7 +315,6 @@ export const approvalsCommand: Command = async (args, io) => {
       }
       return EXIT_OK;
     }
-    const approver = values.approver ?? io.env.USER ?? io.env.LOGNAME;
     let failed = 0;
     for (const id of ids) {
       try {

@@ -65,3 +65,15 @@ describe("config: approvals.telegram and the two-person rule", () => {
     );
   });
 });
+
+describe("config: approvals.hook", () => {
+  test("an argv hook with a timeout parses; an empty argv, a shell string or a timeout out of range is refused", () => {
+    const config = parseConfig(`${base}approvals:\n  hook: [/usr/local/bin/page-me, --channel, ops]\n  hookTimeoutSeconds: 5\n`);
+    assert.deepEqual(config.approvals.hook, ["/usr/local/bin/page-me", "--channel", "ops"]);
+    assert.equal(config.approvals.hookTimeoutSeconds, 5);
+    assert.equal(parseConfig(base).approvals.hook, undefined, "no hook unless asked");
+    assert.match(problems(`${base}approvals:\n  hook: []\n`), /approvals\.hook/);
+    assert.match(problems(`${base}approvals:\n  hook: "curl -d @- https://hooks.example"\n`), /approvals\.hook/);
+    assert.match(problems(`${base}approvals:\n  hook: [x]\n  hookTimeoutSeconds: 0\n`), /hookTimeoutSeconds/);
+  });
+});

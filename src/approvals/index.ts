@@ -5,3 +5,5 @@ export { createApprovalsApi } from "./api.ts";
 export type { ApprovalsApiOptions } from "./api.ts";
 export { createApprovalsClient, ApprovalsApiError } from "./client.ts";
 export type { ApprovalsClient } from "./client.ts";
+export { createApprovalAnnouncer, announcement } from "./announce.ts";
+export type { Announcer, AnnouncerOptions } from "./announce.ts";

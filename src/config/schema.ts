@@ -716,6 +716,12 @@ const config = z
           .default([])
           .describe("Extra `<server>__<tool>` globs whose calls need approval, as a string or { tool, approvers: N } for N distinct approvers."),
         telegram: telegramApprover.optional(),
+        hook: z
+          .array(z.string().min(1))
+          .min(1)
+          .optional()
+          .describe("A command (argv, no shell) run for each held call and each pending definition review, with the event as one JSON object on stdin: a page, a webhook through curl, a chat message. It gets PATH, HOME and LANG only, is killed after hookTimeoutSeconds, and its failure is logged; it never delays or changes a decision. @default none"),
+        hookTimeoutSeconds: z.number().int().min(1).max(300).optional().describe("How long the hook may run before it is killed. @default 10"),
         maxReviewBytes: z
           .number()
           .int()

@@ -8,7 +8,7 @@ import type { AddressInfo } from "node:net";
 import type { DatabaseSync } from "node:sqlite";
 import { PROTOCOL_VERSION_META_KEY, Server, createMcpHandler, isLegacyRequest, validateHostHeader, validateOriginHeader } from "@modelcontextprotocol/server";
 import type { AuthInfo, CallToolResult, McpRequestContext } from "@modelcontextprotocol/server";
-import { createApprovalStore } from "../approvals/index.ts";
+import { createApprovalAnnouncer, createApprovalStore } from "../approvals/index.ts";
 import type { ApprovalStore, AuditAppender } from "../approvals/index.ts";
 import type { AuditLog } from "../audit-log/index.ts";
 import { createAuditFeed } from "../audit-log/index.ts";
@@ -151,6 +151,16 @@ export function createMcpGuard(config: PerimeterConfig, dependencies: McpGuardDe
     definitions: () => pins.counts(),
   });
   countAuditFailure = () => metrics.auditFailures.inc();
+  // Before the catalog's first sync, so that the reviews a first start opens are announced too.
+  const announcer = createApprovalAnnouncer({
+    store: approvals,
+    logger,
+    env: dependencies.env,
+    ...(config.approvals.hook === undefined ? {} : { hook: config.approvals.hook }),
+    ...(config.approvals.hookTimeoutSeconds === undefined ? {} : { hookTimeoutMs: config.approvals.hookTimeoutSeconds * 1000 }),
+    onAnnounce: (kind) => metrics.approvalRequests.inc({ kind }),
+    onHookFailure: () => metrics.approvalHookFailures.inc(),
+  });
   // The Telegram approver decides through this process's store, so a click wakes the held call at once.
   let telegram: TelegramApprover | undefined;
   try {
@@ -401,6 +411,7 @@ export function createMcpGuard(config: PerimeterConfig, dependencies: McpGuardDe
     },
     async close() {
       unsubscribe();
+      announcer.close();
       await telegram?.close();
       await legacy.close();
       await handler.close().catch(() => undefined);

@@ -9,6 +9,8 @@ export interface GuardMetrics {
   authFailures: Counter<"reason">;
   auditFailures: Counter;
   approvalsPending: Gauge<"kind">;
+  approvalRequests: Counter<"kind">;
+  approvalHookFailures: Counter;
   toolDefinitions: Gauge<"status">;
 }
 
@@ -38,6 +40,8 @@ export function createGuardMetrics(collect: { approvalsPending: (kind: "tool-cal
         this.set({ kind: "tool-definition" }, collect.approvalsPending("tool-definition"));
       },
     }),
+    approvalRequests: new Counter({ name: "perimeter_mcp_guard_approval_requests_total", help: "Requests opened for a human: held calls and definitions waiting for review (alert on its rate)", labelNames: ["kind"], registers: [registry] }),
+    approvalHookFailures: new Counter({ name: "perimeter_mcp_guard_approval_hook_failures_total", help: "approvals.hook runs that failed, timed out or were skipped", registers: [registry] }),
     toolDefinitions: new Gauge({
       name: "perimeter_mcp_guard_tool_definitions",
       help: "Pinned tool definitions by status (pending = quarantined)",
