@@ -11,6 +11,8 @@ export type { AuditVerification, VerifyAuditLogOptions } from "./verify.ts";
 export { readAuditRecords } from "./read.ts";
 export { createAuditFeed } from "./feed.ts";
 export type { AuditFeedOptions, FeedCheckpoint, FeedPage, FeedRecord } from "./feed.ts";
+// For a copy of a log made elsewhere (the dashboard's mirror of a remote service's feed): the same tables.
+export { SCHEMA_SQL as AUDIT_SCHEMA_SQL } from "./format.ts";
 export { snapshotAuditLog } from "./snapshot.ts";
 export type { ReadAuditRecordsOptions } from "./read.ts";
 export { AUDIT_COMPONENTS, AuditEventInvalidError, AuditWriteError, AuditReadError } from "./types.ts";

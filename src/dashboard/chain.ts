@@ -41,7 +41,13 @@ function verifyInWorker(path: string, timeoutMs: number): Promise<{ ok: true; ve
   });
 }
 
-export function createChainMonitor(options: { sources: readonly LocalSource[]; minIntervalMs?: number; timeoutMs?: number }): ChainMonitor {
+export function createChainMonitor(options: {
+  sources: readonly LocalSource[];
+  minIntervalMs?: number;
+  timeoutMs?: number;
+  /** A remote source's copy can verify while the service's log was rewritten under it (remote-source.ts): broken. */
+  divergence?: (source: string) => { firstBrokenSeq: number; reason: string } | undefined;
+}): ChainMonitor {
   const minIntervalMs = options.minIntervalMs ?? 5000;
   const timeoutMs = options.timeoutMs ?? 600_000;
   const results = new Map<string, ChainStatus>(options.sources.map((source) => [source.name, { source: source.name, state: "pending" }]));
@@ -56,7 +62,10 @@ export function createChainMonitor(options: { sources: readonly LocalSource[]; m
       const answer = await verifyInWorker(source.path, timeoutMs);
       const checkedAt = new Date().toISOString();
       const tookMs = Math.round(performance.now() - started);
-      if (!answer.ok) {
+      const diverged = options.divergence?.(source.name);
+      if (diverged !== undefined) {
+        results.set(source.name, { source: source.name, state: "broken", firstBrokenSeq: diverged.firstBrokenSeq, reason: diverged.reason, checkedAt });
+      } else if (!answer.ok) {
         results.set(source.name, { source: source.name, state: "unavailable", message: answer.message, checkedAt });
       } else if (answer.verification.ok) {
         const { records, head, checkpoints, keySource, uncheckpointed } = answer.verification;

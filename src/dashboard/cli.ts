@@ -9,8 +9,10 @@ import type { PerimeterConfig } from "../config/index.ts";
 import { readFileSync } from "node:fs";
 import { createLogger } from "../shared/index.ts";
 import { createAuditIndex } from "./audit-index.ts";
-import type { LocalSource } from "./audit-index.ts";
+import type { AuditIndex, LocalSource, SourceState } from "./audit-index.ts";
 import { createChainMonitor } from "./chain.ts";
+import { createRemoteMirror } from "./remote-source.ts";
+import type { RemoteMirror } from "./remote-source.ts";
 import { readKeySpend } from "./llm-spend.ts";
 import { createDashboard } from "./server.ts";
 
@@ -66,18 +68,60 @@ export function secretNamesOf(config: PerimeterConfig): Set<string> {
   return names;
 }
 
-export function dashboardSources(config: PerimeterConfig, cwd: string): LocalSource[] {
+/** A source the dashboard copies from a service's audit feed into a local mirror (remote-source.ts). */
+export interface RemoteSource extends LocalSource {
+  readonly url: string;
+}
+
+/** Every log the dashboard shows; a url source is read from its local mirror in `mirrorDirectory`. */
+export function dashboardSources(config: PerimeterConfig, cwd: string, mirrorDirectory: string): { sources: LocalSource[]; remotes: RemoteSource[] } {
   if (config.dashboard.sources.length === 0) {
     const sources: LocalSource[] = [{ name: "perimeter", path: resolve(cwd, config.audit.path) }];
     if (config.egress.auditPath !== undefined && resolve(cwd, config.egress.auditPath) !== sources[0]?.path) sources.push({ name: "egress-proxy", path: resolve(cwd, config.egress.auditPath) });
-    return sources;
+    return { sources, remotes: [] };
   }
-  return config.dashboard.sources.map((source) => {
-    if (source.path === undefined) {
-      throw new UsageError(`dashboard.sources ${source.name}: url sources are read by the dashboard's feed client, which this build does not include; mount the log and give its path`);
+  const remotes: RemoteSource[] = [];
+  const sources = config.dashboard.sources.map((source): LocalSource => {
+    if (source.url !== undefined) {
+      const remote = { name: source.name, url: source.url, path: join(mirrorDirectory, `mirror-${source.name}.db`) };
+      remotes.push(remote);
+      return remote;
     }
-    return { name: source.name, path: resolve(cwd, source.path) };
+    return { name: source.name, path: resolve(cwd, source.path ?? "") };
   });
+  return { sources, remotes };
+}
+
+/** Copies every remote source's new records now and then, one page round at a time; never overlapping itself. */
+function startMirroring(mirrors: readonly RemoteMirror[], intervalMs: number): () => void {
+  let busy = false;
+  const tick = () => {
+    if (busy) return;
+    busy = true;
+    void Promise.all(mirrors.map((mirror) => mirror.sync())).finally(() => {
+      busy = false;
+    });
+  };
+  tick();
+  const timer = setInterval(tick, intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+/** The index's source states, with a remote that cannot be copied from shown as such (its copy stays searchable). */
+function withRemoteStates(index: AuditIndex, mirrors: readonly RemoteMirror[]): AuditIndex {
+  const byName = new Map(mirrors.map((mirror) => [mirror.name, mirror]));
+  return {
+    ...index,
+    sources: () =>
+      index.sources().map((source): SourceState => {
+        const remote = byName.get(source.name)?.state();
+        if (remote?.state === "unreachable") return { name: source.name, state: "unreadable", records: source.records, message: remote.message };
+        if (remote?.state === "diverged") return { name: source.name, state: "unreadable", records: source.records, message: remote.reason };
+        if (remote?.state === "pending" && source.state === "missing") return { name: source.name, state: "missing", records: source.records, message: "not copied from its service yet" };
+        return source;
+      }),
+  };
 }
 
 export const serveDashboard: Command = async (args, io) => {
@@ -95,11 +139,13 @@ export const serveDashboard: Command = async (args, io) => {
   const config = loadConfig(resolve(io.cwd, values.config));
   const logger = createLogger("dashboard", values["log-level"] ?? "info");
   const adminToken = readSecret(io.env, config.mcp.admin.tokenSecret, "the dashboard's login (mcp.admin.tokenSecret, the approvals/admin token)");
-  const sources = dashboardSources(config, io.cwd);
   const auditPath = resolve(io.cwd, config.audit.path);
   const statePath = resolve(io.cwd, config.dashboard.statePath ?? join(dirname(auditPath), "dashboard.db"));
-  const index = createAuditIndex({ statePath, sources });
-  const chain = createChainMonitor({ sources });
+  const { sources, remotes } = dashboardSources(config, io.cwd, dirname(statePath));
+  const mirrors = remotes.map((remote) => createRemoteMirror({ ...remote, token: adminToken }));
+  const stopMirroring = startMirroring(mirrors, 1000);
+  const index = withRemoteStates(createAuditIndex({ statePath, sources }), mirrors);
+  const chain = createChainMonitor({ sources, divergence: (name) => mirrors.find((mirror) => mirror.name === name)?.divergence() });
   const audit = openAuditLog({
     path: auditPath,
     ...(config.audit.signingKeyFile === undefined ? {} : { signingKeyFile: resolve(io.cwd, config.audit.signingKeyFile) }),
@@ -130,8 +176,10 @@ export const serveDashboard: Command = async (args, io) => {
     io.signal.addEventListener("abort", () => resolveWait(), { once: true });
   });
   logger.info({ event: "shutdown" }, "dashboard shutting down");
+  stopMirroring();
   await dashboard.close();
   index.close();
+  for (const mirror of mirrors) mirror.close();
   audit.close();
   return EXIT_OK;
 };
