@@ -74,3 +74,18 @@ test("the image sets PERIMETER_CONFIG to the path every render mounts the config
   const compose = readFileSync(join(import.meta.dirname, "../render/compose/render.ts"), "utf8");
   assert.match(compose, /\.\/config:\/etc\/perimeter:ro/, "compose mounts ./config at /etc/perimeter");
 });
+
+test("render's next steps say that with trust-on-first-use off the agent has no tools until reviewed, and how to review (kubernetes, compose, vps)", async () => {
+  for (const target of ["kubernetes", "compose", "vps"]) {
+    const directory = mkdtempSync(join(tmpdir(), `next-steps-${target}-`));
+    try {
+      const example = join(import.meta.dirname, "../../examples", target === "vps" ? "vps.yaml" : "compose-vps.yaml");
+      const { code, stdout, stderr } = await cli(["render", "-c", example, "-t", target, "-o", join(directory, "out")]);
+      assert.equal(code, 0, stderr);
+      assert.match(stdout, /trustOnFirstUse is off: the agent has no tools until you review them/, target);
+      assert.match(stdout, /perimeter approvals review/, target);
+    } finally {
+      rmSync(directory, { recursive: true, force: true });
+    }
+  }
+});

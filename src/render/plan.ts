@@ -305,6 +305,19 @@ export function secretPlan(config: PerimeterConfig): SecretSpec[] {
   return specs;
 }
 
+/**
+ * With trust-on-first-use off, the first start leaves the agent without tools until a person reviews them; the next
+ * steps say so, with the command, instead of leaving the operator to find out from a silent agent.
+ */
+export function firstStartReviewNote(config: PerimeterConfig, approvals: string): string[] {
+  // The render adds the sandbox runner's tools even when mcp.servers is empty.
+  if (config.mcp.pinning.trustOnFirstUse || (Object.keys(config.mcp.servers).length === 0 && sandboxServerName(config) === undefined)) return [];
+  return [
+    "  mcp.pinning.trustOnFirstUse is off: the agent has no tools until you review them:",
+    `     ${approvals} review   (--approve-clean approves the new, unflagged ones after printing them)`,
+  ];
+}
+
 /** Secret keys whose value must be the same in two Secrets (the two ends of one credential). */
 export function sharedSecretNotes(config: PerimeterConfig): string[] {
   const notes: string[] = [];

@@ -4,7 +4,7 @@ import type { PerimeterConfig } from "../config/index.ts";
 import { renderCompose } from "./compose/render.ts";
 import { kubectlCreateSecret, renderKubernetes } from "./kubernetes/render.ts";
 import { namespaces } from "./kubernetes/names.ts";
-import { AGENT_WORKLOAD, MCP_GUARD, sharedSecretNotes } from "./plan.ts";
+import { AGENT_WORKLOAD, MCP_GUARD, firstStartReviewNote, sharedSecretNotes } from "./plan.ts";
 import type { Target } from "./plan.ts";
 import type { OutputFile } from "./write.ts";
 import { RUNBOOK_PATH, composeRunbook, kubernetesRunbook } from "./runbook.ts";
@@ -58,6 +58,7 @@ function kubernetesOutput(config: PerimeterConfig): RenderOutput {
         `  3. kubectl apply -k ${directory}`,
         `  4. kubectl -n ${ns.system} rollout status deployment/${AGENT_WORKLOAD} --timeout=10m   (Ready = "Gateway running with" in gateway.log)`,
         `  5. approvals: kubectl -n ${ns.tools} port-forward deployment/${MCP_GUARD} ${portAdmin(config)} and perimeter approvals list`,
+        ...firstStartReviewNote(config, `kubectl -n ${ns.tools} exec -it deployment/${MCP_GUARD} -- perimeter approvals`),
         `  6. perimeter check ${directory}`,
         `Day 1 and day 2 (changes, rotation, upgrades, backups, teardown): ${directory}/${RUNBOOK_PATH}`,
       );
@@ -90,6 +91,7 @@ function composeOutput(config: PerimeterConfig): RenderOutput {
         "     and fill in each env/*.env (tokens: openssl rand -hex 32)",
         "  2. docker compose up -d && docker compose ps   (the gateway turns healthy once connected)",
         `  3. approvals: docker compose exec ${MCP_GUARD} perimeter approvals list`,
+        ...firstStartReviewNote(config, `docker compose exec ${MCP_GUARD} perimeter approvals`),
         `  4. perimeter check ${directory}`,
         "  The sandbox runner's privileges on this target are explained in docs/render.md.",
         `Day 1 and day 2 (changes, rotation, upgrades, backups, teardown): ${directory}/${RUNBOOK_PATH}`,

@@ -1,7 +1,7 @@
 // What `perimeter render -t vps` writes and tells the operator next.
 import type { PerimeterConfig } from "../../config/index.ts";
 import type { RenderOutput } from "../render.ts";
-import { sharedSecretNotes } from "../plan.ts";
+import { firstStartReviewNote, sharedSecretNotes } from "../plan.ts";
 import { renderVps } from "./render.ts";
 import { RUNBOOK_PATH, vpsRunbook } from "../runbook.ts";
 
@@ -30,6 +30,7 @@ export function vpsOutput(config: PerimeterConfig): RenderOutput {
         ...sharedSecretNotes(config).map((note) => `  ${note}`),
         "",
         "Approvals: perimeter approvals list -c /etc/perimeter/perimeter.yaml (with the admin token exported).",
+        ...firstStartReviewNote(config, "perimeter approvals"),
         `Day 1 and day 2 (changes, rotation, upgrades, backups, teardown): ${directory}/${RUNBOOK_PATH}`,
       ];
       return `${lines.join("\n")}\n`;
