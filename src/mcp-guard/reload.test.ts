@@ -113,7 +113,7 @@ ${extra}`;
     // Written in place, then SIGHUP, as perimeter up and systemd's ExecReload send it.
     writeFileSync(configFile, configText(["echo", "create_issue"]));
     child.kill("SIGHUP");
-    await eventually(async () => ((await listed().catch(() => [])).includes("web__create_issue") ? true : undefined), 20_000, `create_issue to come back (stderr: ${stderr})`);
+    await eventually(async () => ((await listed().catch((): string[] => [])).includes("web__create_issue") ? true : undefined), 20_000, `create_issue to come back (stderr: ${stderr})`);
     // The watcher sees the write too; the SIGHUP is its own reload whichever comes first.
     await eventually(() => (stderr.includes('"event":"config-reloaded","trigger":"SIGHUP"') ? true : undefined), 20_000, "the SIGHUP reload");
     assert.ok(reloadCount(await metrics(), "applied") >= 2);
