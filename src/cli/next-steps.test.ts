@@ -89,3 +89,24 @@ test("render's next steps say that with trust-on-first-use off the agent has no 
     }
   }
 });
+
+test("llm-proxy and egress-proxy also name every missing variable at once", async () => {
+  const directory = mkdtempSync(join(tmpdir(), "missing-secrets-"));
+  try {
+    const egress = join(directory, "egress.yaml");
+    writeFileSync(
+      egress,
+      ["version: 1", "name: t", "egress:", "  clients:", "    - { name: hermes, tokenSecret: HERMES_PROXY_TOKEN }", "    - { name: bot, tokenSecret: BOT_PROXY_TOKEN }", ""].join("\n"),
+    );
+    const configs: Record<string, string> = { "llm-proxy": join(import.meta.dirname, "../../examples/kubernetes-full.yaml"), "egress-proxy": egress };
+    for (const [service, file] of Object.entries(configs)) {
+      const { code, stderr } = await cli(["serve", service, "-c", file, "--listen", "127.0.0.1:0"], { PATH: process.env.PATH });
+      assert.equal(code, 2, `${service}: ${stderr}`);
+      assert.match(stderr, /\d+ environment variables are missing/, `${service}: ${stderr}`);
+      const listed = stderr.split("\n").filter((line) => /^\s+[A-Z_][A-Z0-9_]*: /.test(line));
+      assert.ok(listed.length >= 2, `${service} lists each missing variable on its own line: ${stderr}`);
+    }
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+});

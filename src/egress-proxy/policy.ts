@@ -4,7 +4,7 @@
 // whole new policy or keeps the old one.
 import { createHash } from "node:crypto";
 import { isIP } from "node:net";
-import { parseHostRule, readSecret } from "../config/index.ts";
+import { parseHostRule, readSecret, requireSecrets } from "../config/index.ts";
 import type { EgressConfig, Environment, HostRule, HostRuleInput } from "../config/index.ts";
 
 /** One allow rule as a caller may write it: `host[:ports]`, an already parsed HostRule, or the config's object form. */
@@ -261,6 +261,7 @@ export function policyFromConfig(
   extra: { allow?: readonly string[]; allowCidrs?: readonly string[]; auditBeforeForwarding?: boolean } = {},
 ): { policy: EgressPolicyInput; notes: string[] } {
   const notes: string[] = [];
+  requireSecrets(environment, egress.clients.flatMap((client) => (client.tokenSecret === undefined ? [] : [{ name: client.tokenSecret, usedFor: `egress client "${client.name}"` }])));
   const clients: ClientInput[] = egress.clients.map((client) => ({
     name: client.name,
     token: client.tokenSecret === undefined ? undefined : readSecret(environment, client.tokenSecret, `egress client "${client.name}"`),

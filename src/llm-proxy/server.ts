@@ -6,7 +6,7 @@ import type { ClientRequest, IncomingHttpHeaders, IncomingMessage, OutgoingHttpH
 import { randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import type { AddressInfo } from "node:net";
-import { placeholdersIn, readSecret, secretValues } from "../config/index.ts";
+import { placeholdersIn, readSecret, requireSecrets, secretValues } from "../config/index.ts";
 import type { Environment, PerimeterConfig } from "../config/index.ts";
 import { cachingResolver, systemResolver } from "../net/index.ts";
 import type { Resolver } from "../net/index.ts";
@@ -121,6 +121,12 @@ function referencedSecrets(config: PerimeterConfig): Array<{ name: string; label
 /** Validates the `llm` section against the environment and builds what requests need. Throws on any problem. */
 export function buildRuntime(config: PerimeterConfig, environment: Environment): Runtime {
   // A failover to a provider of the other kind is valid: chat completions and messages are translated (translate.ts).
+  // Every unset variable in one error, so the operator fixes them in one round rather than one per failed start.
+  requireSecrets(environment, [
+    ...Object.entries(config.llm.providers).flatMap(([name, provider]) => (provider.apiKeySecret === undefined ? [] : [{ name: provider.apiKeySecret, usedFor: `llm-proxy provider ${name}` }])),
+    ...config.llm.canaries.map((canary) => ({ name: canary, usedFor: "llm-proxy (llm.canaries)" })),
+    ...config.llm.clients.map((client) => ({ name: client.keySecret, usedFor: `llm-proxy client ${client.name}` })),
+  ]);
   const providers = new Map<string, UpstreamProvider>();
   for (const [name, provider] of Object.entries(config.llm.providers)) {
     const apiKey = provider.apiKeySecret === undefined ? undefined : readSecret(environment, provider.apiKeySecret, `llm-proxy provider ${name}`);
