@@ -179,7 +179,8 @@ function answers(io: { stdin: NodeJS.ReadableStream; stdout: NodeJS.WritableStre
         writeLine(io.stdout);
         return undefined;
       }
-      writeLine(io.stdout, (io.stdin as { isTTY?: boolean }).isTTY === true ? "" : safe(result.value));
+      // A terminal echoes the answer itself; a script's answer is echoed so the transcript reads as a dialogue.
+      if ((io.stdin as { isTTY?: boolean }).isTTY !== true) writeLine(io.stdout, safe(result.value));
       return result.value.trim().toLowerCase();
     },
     close: () => reader.close(),

@@ -20,7 +20,8 @@ Usage:
   perimeter replay -c FILE [TRACE...] [--from-audit DB] [--format text|json|junit]   a policy against recorded calls
   perimeter serve egress-proxy|sandbox|mcp-guard|llm-proxy|dashboard [-c FILE] [flags]
   perimeter sandbox exec [limits] -- CMD ARGS...
-  perimeter approvals list [--json] | approve ID [--reason R] | deny ID [--reason R]   (-c FILE)
+  perimeter approvals list [--json] | show ID | approve ID [--reason R] | deny ID [--reason R]
+                 | review [--approve-clean]   (-c FILE, else $PERIMETER_CONFIG)
   perimeter audit-log verify [--db FILE] [--public-key FILE] | tail [--follow] [--json]
   perimeter backup create -c FILE | verify [ARCHIVE] | restore ARCHIVE [--force] | list   (-i IDENTITY)
   perimeter llm-keys create --client NAME [--models a,b] | list | revoke ID   (-c FILE)
