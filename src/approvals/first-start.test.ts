@@ -5,9 +5,9 @@
 // (warn log, metric, the operator's hook with the event as JSON on stdin), and the command finds its config from
 // PERIMETER_CONFIG. Real guard, real upstream, real audit log, the real CLI command.
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { PassThrough, Writable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import type { Approval } from "./index.ts";
@@ -67,6 +67,7 @@ describe("the first start with trust-on-first-use off", { timeout: 120_000 }, ()
   after(async () => {
     await started?.close();
     await web?.close();
+    rmSync(dirname(hookFile), { recursive: true, force: true });
   });
 
   /** `perimeter approvals ARGS`, in process, against the guard's admin listener; stdin is the given text. */
