@@ -30,6 +30,11 @@ export interface CheckOptions {
   readonly baselineFile?: string;
   /** Today as YYYY-MM-DD (UTC); suppressions with an earlier `until` have lapsed. */
   readonly today?: string;
+  /**
+   * Validates a Perimeter declaration (perimeter.yaml) met among the inputs, returning its problems. Injected by the
+   * CLI (it loads the config schema only when one is met); without it a declaration is reported as not checked.
+   */
+  readonly validateDeclaration?: (text: string, file: string) => readonly CheckError[];
 }
 
 const SKIPPED_DIRECTORIES = new Set([".git", "node_modules"]);
@@ -283,7 +288,13 @@ function checkYamlText(run: Run, display: string, text: string, explicit: boolea
     return;
   }
   const root = first.value as Record<string, unknown>;
-  const reason = typeof root === "object" && root !== null && root.version === 1 && root.name !== undefined ? "Perimeter's own configuration (perimeter render validates it)" : "not a Kubernetes manifest, compose file, kustomization or Hermes config.yaml";
+  const declaration = typeof root === "object" && root !== null && root.version === 1 && root.name !== undefined;
+  if (declaration && run.options.validateDeclaration !== undefined) {
+    run.inputs.push({ file: display, kind: "perimeter-config" });
+    run.errors.push(...run.options.validateDeclaration(text, display));
+    return;
+  }
+  const reason = declaration ? "Perimeter's own configuration (perimeter render validates it)" : "not a Kubernetes manifest, compose file, kustomization or Hermes config.yaml";
   if (explicit) run.errors.push({ location: first.locate([]), message: reason });
   else run.skipped.push({ file: display, reason });
 }

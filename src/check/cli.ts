@@ -4,12 +4,12 @@
 // the command was called wrongly.
 import { EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, UsageError, parseCommandArgs, writeLine } from "../cli/command.ts";
 import type { Command } from "../cli/command.ts";
-import { closest } from "../config/index.ts";
+import { ConfigError, closest, parseConfig } from "../config/index.ts";
 import { runCheck } from "./check.ts";
 import { counts, formatExplanation, formatJson, formatJunit, formatRuleList, formatSarif, formatText } from "./format.ts";
 import type { KustomizeMode } from "./kustomize.ts";
 import { SEVERITIES, isSeverity } from "./model.ts";
-import type { Severity } from "./model.ts";
+import type { CheckError, Severity } from "./model.ts";
 import { ruleById, ruleIds } from "./rules.ts";
 
 const HELP = `perimeter check PATH... [-] [options]
@@ -81,7 +81,17 @@ export const checkCommand: Command = async (args, io) => {
   if (positionals.length === 0) throw new UsageError("check: name at least one file or directory to check (or - for standard input)");
 
   const stdinText = (positionals as string[]).includes("-") ? await readAll(io.stdin) : undefined;
-  const result = runCheck(positionals, { cwd: io.cwd, stdinText, kustomize, baselineFile: values.baseline });
+  // A perimeter.yaml among the inputs is validated as render would.
+  const validateDeclaration = (text: string, file: string): CheckError[] => {
+    try {
+      parseConfig(text, file);
+      return [];
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      return error.problems.map((problem) => ({ location: { file, line: problem.line, column: problem.column }, message: `${problem.path === "" ? "" : `${problem.path}: `}${problem.message}` }));
+    }
+  };
+  const result = runCheck(positionals, { cwd: io.cwd, stdinText, kustomize, baselineFile: values.baseline, validateDeclaration });
   const severity: Severity = failOn;
   const colour = format === "text" && (io.stdout as NodeJS.WriteStream).isTTY === true && io.env.NO_COLOR === undefined;
   switch (format) {

@@ -78,4 +78,4 @@ export interface CheckResult {
   readonly skipped: ReadonlyArray<{ readonly file: string; readonly reason: string }>;
 }
 
-export type InputKind = "kubernetes" | "kustomization" | "compose" | "hermes-config" | "env" | "dockerfile" | "data-directory";
+export type InputKind = "kubernetes" | "kustomization" | "compose" | "hermes-config" | "env" | "dockerfile" | "data-directory" | "perimeter-config";

@@ -162,6 +162,9 @@ export function parseConfig(text: string, file = "perimeter.yaml"): PerimeterCon
       message = `must be one of ${options.join(", ")}${suggestion !== undefined ? ` — did you mean "${suggestion}"?` : ""}`;
     } else if (issue.code === "invalid_type" && defaultMessage && document.getIn(issue.path as PropertyKey[]) === undefined) {
       message = `is required (${issue.expected})`;
+    } else if (issue.code === "invalid_type" && defaultMessage && issue.expected === "object" && document.getIn(issue.path as PropertyKey[]) === null) {
+      // `kubernetes:` with every line under it commented out: YAML reads an empty value, not an empty mapping.
+      message = "is empty (everything under it is commented out?): give it at least one key, write `{}`, or remove the line";
     }
     problems.push({ file, ...locate(document, lines, issue.path), path: dotted(issue.path), message });
   }

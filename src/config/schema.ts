@@ -11,6 +11,21 @@ import { describeUnpriced, pricingFix, unpricedProvidersFor } from "./llm-models
 // ---------------------------------------------------------------------------------------------------------------
 // Scalars
 
+/** A variable name to suggest for a pasted secret of a recognised shape (the suggestion should fit what was pasted). */
+const SUGGESTED_SECRET_NAME: Readonly<Record<string, string>> = {
+  "OpenAI-style API key": "OPENAI_API_KEY",
+  "Anthropic API key": "ANTHROPIC_API_KEY",
+  "GitHub token": "GITHUB_TOKEN",
+  "Slack token": "SLACK_BOT_TOKEN",
+  "Telegram bot token": "TELEGRAM_BOT_TOKEN",
+  "AWS access key id": "AWS_ACCESS_KEY_ID",
+  "Google API key": "GOOGLE_API_KEY",
+  "Discord bot token": "DISCORD_BOT_TOKEN",
+};
+
+/** The Hermes image tag Perimeter was verified against (src/render/hermes-sources.ts), suggested for a ':latest'. */
+const VERIFIED_HERMES_TAG = "v2026.7.1";
+
 const secretName = z
   .string()
   .superRefine((value, context) => {
@@ -20,7 +35,7 @@ const secretName = z
       code: "custom",
       message:
         shape !== undefined || value.length > 24
-          ? `this looks like a literal secret${shape !== undefined ? ` (${shape})` : ""}: write the NAME of an environment variable (e.g. GITHUB_TOKEN) and put the value in that variable or Secret key`
+          ? `this looks like a literal secret${shape !== undefined ? ` (${shape})` : ""}: write the NAME of an environment variable (e.g. ${SUGGESTED_SECRET_NAME[shape ?? ""] ?? "MY_SERVICE_TOKEN"}) and put the value in that variable or Secret key`
           : `"${value}" is not an environment variable name: use upper case letters, digits and underscores (e.g. TELEGRAM_BOT_TOKEN)`,
     });
   })
@@ -46,7 +61,9 @@ export const imageReference = z
     if (!/^[a-z0-9][a-z0-9._\-/:@]*$/.test(value)) {
       context.addIssue({ code: "custom", message: `"${value}" is not an image reference (registry/name:tag or name@sha256:...)` });
     } else if (tag === "latest") {
-      context.addIssue({ code: "custom", message: `":latest" is refused: pin a version tag (e.g. ${value.replace(/:latest$/, ":v2026.11.1")}) or a digest so upgrades are deliberate` });
+      const name = value.replace(/:latest$/, "");
+      const example = name.endsWith("hermes-agent") ? `${name}:${VERIFIED_HERMES_TAG}, the release Perimeter was verified against` : `${name}:<the version you run>`;
+      context.addIssue({ code: "custom", message: `":latest" is refused: pin a version tag (e.g. ${example}) or a digest so upgrades are deliberate` });
     } else if (!digest && (tag === undefined || tag === "")) {
       context.addIssue({ code: "custom", message: `"${value}" has no tag: pin a version tag or an @sha256 digest so upgrades are deliberate` });
     }
@@ -119,7 +136,7 @@ const platform = z.strictObject({
 });
 
 const agent = z.strictObject({
-  image: imageReference.default("nousresearch/hermes-agent:v2026.7.1"),
+  image: imageReference.default(`nousresearch/hermes-agent:${VERIFIED_HERMES_TAG}`),
   platforms: z.partialRecord(z.enum(["telegram", "discord", "slack", "whatsapp", "signal", "matrix", "mattermost", "email"]), platform).default({}),
   data: z
     .strictObject({
