@@ -11,7 +11,7 @@
 // approved by this principal, 400 bad body,
 // 503 when the decision cannot be audited (it is then not applied).
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { closeAfterAnswerIfBodyUnread } from "../shared/index.ts";
+import { sendJson, sendJsonError } from "../shared/index.ts";
 import { ApprovalStateError } from "./store.ts";
 import type { ApprovalChannel, ApprovalKind, ApprovalStatus, ApprovalStore } from "./store.ts";
 
@@ -27,17 +27,7 @@ const KINDS: readonly ApprovalKind[] = ["tool-call", "tool-definition"];
 const MAX_BODY = 16 * 1024;
 const API_CHANNELS: readonly ApprovalChannel[] = ["api", "cli", "dashboard"];
 
-function send(response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
-  // An answer given before the request body was read (a refusal) never reads it (src/shared/refusal.ts).
-  closeAfterAnswerIfBodyUnread(response);
-  response.writeHead(status, { "content-type": "application/json", "cache-control": "no-store", "content-length": String(Buffer.byteLength(text)), ...headers });
-  response.end(text);
-}
 
-function failure(response: ServerResponse, status: number, code: string, message: string, headers: Record<string, string> = {}): void {
-  send(response, status, { error: { code, message } }, headers);
-}
 
 async function readJson(request: IncomingMessage): Promise<unknown> {
   let size = 0;
@@ -59,7 +49,7 @@ export function createApprovalsApi(options: ApprovalsApiOptions): (request: Inco
     if (url.pathname !== "/v1/approvals" && !url.pathname.startsWith("/v1/approvals/")) return false;
     const principal = options.authenticate(request.headers.authorization);
     if (principal === undefined) {
-      failure(response, 401, "unauthorized", "the approvals API needs the admin bearer token (mcp.admin.tokenSecret); agent tokens are not accepted here", {
+      sendJsonError(response, 401, "unauthorized", "the approvals API needs the admin bearer token (mcp.admin.tokenSecret); agent tokens are not accepted here", {
         "www-authenticate": 'Bearer realm="perimeter-admin"',
       });
       return true;
@@ -67,41 +57,41 @@ export function createApprovalsApi(options: ApprovalsApiOptions): (request: Inco
     const rest = url.pathname.slice("/v1/approvals".length).split("/").filter((part) => part !== "");
     try {
       if (rest.length === 0) {
-        if (request.method !== "GET") return (failure(response, 405, "method-not-allowed", "use GET to list approvals", { allow: "GET" }), true);
+        if (request.method !== "GET") return (sendJsonError(response, 405, "method-not-allowed", "use GET to list approvals", { allow: "GET" }), true);
         const status = url.searchParams.get("status") ?? undefined;
         const kind = url.searchParams.get("kind") ?? undefined;
-        if (status !== undefined && !STATUSES.includes(status as ApprovalStatus)) return (failure(response, 400, "bad-request", `status must be one of ${STATUSES.join(", ")}`), true);
-        if (kind !== undefined && !KINDS.includes(kind as ApprovalKind)) return (failure(response, 400, "bad-request", `kind must be one of ${KINDS.join(", ")}`), true);
+        if (status !== undefined && !STATUSES.includes(status as ApprovalStatus)) return (sendJsonError(response, 400, "bad-request", `status must be one of ${STATUSES.join(", ")}`), true);
+        if (kind !== undefined && !KINDS.includes(kind as ApprovalKind)) return (sendJsonError(response, 400, "bad-request", `kind must be one of ${KINDS.join(", ")}`), true);
         const limit = Number(url.searchParams.get("limit") ?? "500");
-        send(response, 200, {
+        sendJson(response, 200, {
           approvals: store.list({ ...(status === undefined ? {} : { status: status as ApprovalStatus }), ...(kind === undefined ? {} : { kind: kind as ApprovalKind }), limit: Number.isFinite(limit) ? limit : 500 }),
         });
         return true;
       }
       const [id, action, extra] = rest;
-      if (id === undefined || extra !== undefined || !/^[a-z0-9]{1,40}$/.test(id)) return (failure(response, 404, "not-found", "no such route"), true);
+      if (id === undefined || extra !== undefined || !/^[a-z0-9]{1,40}$/.test(id)) return (sendJsonError(response, 404, "not-found", "no such route"), true);
       if (action === undefined) {
-        if (request.method !== "GET") return (failure(response, 405, "method-not-allowed", "use GET", { allow: "GET" }), true);
+        if (request.method !== "GET") return (sendJsonError(response, 405, "method-not-allowed", "use GET", { allow: "GET" }), true);
         const approval = store.get(id);
-        if (approval === undefined) return (failure(response, 404, "not-found", `no approval request ${id}`), true);
-        send(response, 200, approval);
+        if (approval === undefined) return (sendJsonError(response, 404, "not-found", `no approval request ${id}`), true);
+        sendJson(response, 200, approval);
         return true;
       }
-      if (action !== "approve" && action !== "deny") return (failure(response, 404, "not-found", "no such route (use /approve or /deny)"), true);
-      if (request.method !== "POST") return (failure(response, 405, "method-not-allowed", "use POST", { allow: "POST" }), true);
+      if (action !== "approve" && action !== "deny") return (sendJsonError(response, 404, "not-found", "no such route (use /approve or /deny)"), true);
+      if (request.method !== "POST") return (sendJsonError(response, 405, "method-not-allowed", "use POST", { allow: "POST" }), true);
       let body: unknown;
       try {
         body = await readJson(request);
       } catch (error) {
-        return (failure(response, 400, "bad-request", `the body must be a JSON object with optional reason and approver (${(error as Error).message})`), true);
+        return (sendJsonError(response, 400, "bad-request", `the body must be a JSON object with optional reason and approver (${(error as Error).message})`), true);
       }
-      if (body === null || typeof body !== "object" || Array.isArray(body)) return (failure(response, 400, "bad-request", "the body must be a JSON object"), true);
+      if (body === null || typeof body !== "object" || Array.isArray(body)) return (sendJsonError(response, 400, "bad-request", "the body must be a JSON object"), true);
       const { reason, approver, channel } = body as { reason?: unknown; approver?: unknown; channel?: unknown };
       if ((reason !== undefined && typeof reason !== "string") || (approver !== undefined && typeof approver !== "string")) {
-        return (failure(response, 400, "bad-request", "reason and approver must be strings"), true);
+        return (sendJsonError(response, 400, "bad-request", "reason and approver must be strings"), true);
       }
       if (channel !== undefined && !API_CHANNELS.includes(channel as ApprovalChannel)) {
-        return (failure(response, 400, "bad-request", `channel must be one of ${API_CHANNELS.join(", ")} (telegram decisions come from the approver bot only)`), true);
+        return (sendJsonError(response, 400, "bad-request", `channel must be one of ${API_CHANNELS.join(", ")} (telegram decisions come from the approver bot only)`), true);
       }
       const cleanApprover = typeof approver === "string" ? approver.replace(/[^\w.@+-]/g, "").slice(0, 64) : "";
       // The token proves the principal; the name the human gives is recorded beside it, not instead of it.
@@ -114,14 +104,14 @@ export function createApprovalsApi(options: ApprovalsApiOptions): (request: Inco
         ...(typeof reason === "string" && reason !== "" ? { reason: reason.slice(0, 500) } : {}),
       });
       options.onDecision?.({ id, decision: action, approver: who });
-      send(response, 200, decided);
+      sendJson(response, 200, decided);
       return true;
     } catch (error) {
       if (error instanceof ApprovalStateError) {
-        failure(response, error.code === "not-found" ? 404 : 409, error.code, error.message);
+        sendJsonError(response, error.code === "not-found" ? 404 : 409, error.code, error.message);
       } else {
         // Most likely the audit log: the decision was not applied because it could not be recorded.
-        failure(response, 503, "not-recorded", `the decision was not applied: ${(error as Error).message}`);
+        sendJsonError(response, 503, "not-recorded", `the decision was not applied: ${(error as Error).message}`);
       }
       return true;
     }

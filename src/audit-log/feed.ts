@@ -10,7 +10,7 @@
 // The feed never writes, takes no body, and answers only the admin token (the agent's token must not pass).
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { DatabaseSync } from "node:sqlite";
-import { closeAfterAnswerIfBodyUnread } from "../shared/index.ts";
+import { sendJson, sendJsonError } from "../shared/index.ts";
 
 export interface AuditFeedOptions {
   /** A connection on the audit database; the feed only reads through it. */
@@ -51,16 +51,7 @@ export interface FeedPage {
   more: boolean;
 }
 
-function send(response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
-  closeAfterAnswerIfBodyUnread(response);
-  response.writeHead(status, { "content-type": "application/json", "cache-control": "no-store", "content-length": String(Buffer.byteLength(text)), ...headers });
-  response.end(text);
-}
 
-function failure(response: ServerResponse, status: number, code: string, message: string, headers: Record<string, string> = {}): void {
-  send(response, status, { error: { code, message } }, headers);
-}
 
 /** A non-negative integer query parameter; undefined when absent, an error message when malformed. */
 function count(url: URL, name: string, fallback: number, max = Number.MAX_SAFE_INTEGER): number | string {
@@ -78,25 +69,25 @@ export function createAuditFeed(options: AuditFeedOptions): (request: IncomingMe
     const url = new URL(request.url ?? "/", "http://admin.invalid");
     if (url.pathname !== "/v1/audit/head" && url.pathname !== "/v1/audit/records") {
       if (!url.pathname.startsWith("/v1/audit/")) return false;
-      failure(response, 404, "not-found", "not found: the audit feed is GET /v1/audit/head and GET /v1/audit/records?after=SEQ");
+      sendJsonError(response, 404, "not-found", "not found: the audit feed is GET /v1/audit/head and GET /v1/audit/records?after=SEQ");
       return true;
     }
     if (options.authenticate(request.headers.authorization) === undefined) {
       const presented = request.headers.authorization !== undefined;
-      failure(response, 401, "unauthorized", presented ? "unauthorized: the token is not the admin token" : "unauthorized: send Authorization: Bearer <the admin token> (mcp.admin.tokenSecret)", {
+      sendJsonError(response, 401, "unauthorized", presented ? "unauthorized: the token is not the admin token" : "unauthorized: send Authorization: Bearer <the admin token> (mcp.admin.tokenSecret)", {
         "www-authenticate": 'Bearer realm="perimeter-admin"',
       });
       return true;
     }
     if (request.method !== "GET") {
-      failure(response, 405, "method-not-allowed", "the audit feed is read-only: use GET", { allow: "GET" });
+      sendJsonError(response, 405, "method-not-allowed", "the audit feed is read-only: use GET", { allow: "GET" });
       return true;
     }
     const head = database.prepare("SELECT seq, hash FROM audit_log_records ORDER BY seq DESC LIMIT 1").get() as { seq: number; hash: string } | undefined;
     const headOut = head === undefined ? null : { seq: Number(head.seq), hash: String(head.hash) };
     if (url.pathname === "/v1/audit/head") {
       const checkpoints = database.prepare("SELECT count(*) AS count FROM audit_log_checkpoints").get() as { count: number };
-      send(response, 200, { head: headOut, checkpoints: Number(checkpoints.count) });
+      sendJson(response, 200, { head: headOut, checkpoints: Number(checkpoints.count) });
       return true;
     }
     const after = count(url, "after", 0);
@@ -104,7 +95,7 @@ export function createAuditFeed(options: AuditFeedOptions): (request: IncomingMe
     const checkpointsAfter = count(url, "checkpointsAfter", 0);
     for (const value of [after, limit, checkpointsAfter]) {
       if (typeof value === "string") {
-        failure(response, 400, "bad-request", value);
+        sendJsonError(response, 400, "bad-request", value);
         return true;
       }
     }
@@ -154,7 +145,7 @@ export function createAuditFeed(options: AuditFeedOptions): (request: IncomingMe
     } finally {
       if (own) database.exec("COMMIT");
     }
-    send(response, 200, page);
+    sendJson(response, 200, page);
     return true;
   };
 }

@@ -3,6 +3,7 @@
 import type { CheckResult, Finding, RuleDefinition, Severity } from "./model.ts";
 import { severityRank } from "./model.ts";
 import { RULES, ruleById } from "./rules.ts";
+import { xmlText } from "../shared/xml.ts";
 
 export const JSON_SCHEMA_ID = "https://perimeter.dev/schemas/check-result/v1";
 const TOOL_VERSION = "0.1.0";
@@ -174,10 +175,6 @@ export function formatSarif(result: CheckResult): string {
 
 // --- JUnit XML --------------------------------------------------------------------------------------------------
 
-function xml(text: string): string {
-  // XML 1.0 forbids most control characters even when escaped.
-  return text.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, "").replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
-}
 
 export function formatJunit(result: CheckResult, failOn: Severity): string {
   const files = new Set<string>([...result.inputs.map((input) => input.file.replace(/ \(.*\)$/, "")), ...result.findings.map((finding) => finding.location.file), ...result.errors.map((error) => error.location.file)]);
@@ -191,26 +188,26 @@ export function formatJunit(result: CheckResult, failOn: Severity): string {
     let failures = 0;
     let skipped = 0;
     const errors = result.errors.filter((error) => error.location.file === file);
-    for (const error of errors) cases.push(`    <testcase classname="${xml(file)}" name="${xml(`parse ${file}:${error.location.line}`)}"><error message="${xml(error.message)}" type="input-error">${xml(`${file}:${error.location.line}:${error.location.column}: ${error.message}`)}</error></testcase>`);
+    for (const error of errors) cases.push(`    <testcase classname="${xmlText(file)}" name="${xmlText(`parse ${file}:${error.location.line}`)}"><error message="${xmlText(error.message)}" type="input-error">${xmlText(`${file}:${error.location.line}:${error.location.column}: ${error.message}`)}</error></testcase>`);
     for (const finding of result.findings.filter((candidate) => candidate.location.file === file)) {
-      const name = xml(`${finding.ruleId} ${finding.subject} ${finding.path}`.trim());
-      const body = xml(`${file}:${finding.location.line}:${finding.location.column}: ${finding.severity}: ${finding.message}\n${ruleById(finding.ruleId)?.remediation ?? ""}`);
+      const name = xmlText(`${finding.ruleId} ${finding.subject} ${finding.path}`.trim());
+      const body = xmlText(`${file}:${finding.location.line}:${finding.location.column}: ${finding.severity}: ${finding.message}\n${ruleById(finding.ruleId)?.remediation ?? ""}`);
       if (finding.suppression !== undefined) {
         skipped += 1;
-        cases.push(`    <testcase classname="${xml(file)}" name="${name}"><skipped message="${xml(`suppressed by ${finding.suppression.kind}: ${finding.suppression.reason}`)}"/></testcase>`);
+        cases.push(`    <testcase classname="${xmlText(file)}" name="${name}"><skipped message="${xmlText(`suppressed by ${finding.suppression.kind}: ${finding.suppression.reason}`)}"/></testcase>`);
       } else if (severityRank(finding.severity) >= severityRank(failOn)) {
         failures += 1;
-        cases.push(`    <testcase classname="${xml(file)}" name="${name}"><failure message="${xml(finding.message)}" type="${finding.severity}">${body}</failure></testcase>`);
+        cases.push(`    <testcase classname="${xmlText(file)}" name="${name}"><failure message="${xmlText(finding.message)}" type="${finding.severity}">${body}</failure></testcase>`);
       } else {
-        cases.push(`    <testcase classname="${xml(file)}" name="${name}"><system-out>${body}</system-out></testcase>`);
+        cases.push(`    <testcase classname="${xmlText(file)}" name="${name}"><system-out>${body}</system-out></testcase>`);
       }
     }
-    if (cases.length === 0) cases.push(`    <testcase classname="${xml(file)}" name="no findings"/>`);
+    if (cases.length === 0) cases.push(`    <testcase classname="${xmlText(file)}" name="no findings"/>`);
     totalTests += cases.length;
     totalFailures += failures;
     totalErrors += errors.length;
     totalSkipped += skipped;
-    suites.push(`  <testsuite name="${xml(file)}" tests="${cases.length}" failures="${failures}" errors="${errors.length}" skipped="${skipped}">\n${cases.join("\n")}\n  </testsuite>`);
+    suites.push(`  <testsuite name="${xmlText(file)}" tests="${cases.length}" failures="${failures}" errors="${errors.length}" skipped="${skipped}">\n${cases.join("\n")}\n  </testsuite>`);
   }
   return `<?xml version="1.0" encoding="UTF-8"?>\n<testsuites name="perimeter check" tests="${totalTests}" failures="${totalFailures}" errors="${totalErrors}" skipped="${totalSkipped}">\n${suites.join("\n")}\n</testsuites>\n`;
 }

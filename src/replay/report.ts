@@ -2,6 +2,7 @@
 // tools, JUnit XML for CI (a testcase per session; an unmet expectation is a failure). Tool names, reasons and
 // arguments come from agents, so terminal control characters are escaped and XML is made well-formed.
 import type { CallVerdict, ReplayReport, SessionVerdict } from "./replay.ts";
+import { xmlText } from "../shared/xml.ts";
 
 export const FORMATS = ["text", "json", "junit"] as const;
 export type Format = (typeof FORMATS)[number];
@@ -49,16 +50,6 @@ function text(report: ReplayReport): string {
   return `${lines.join("\n").trimStart()}\n`;
 }
 
-/** XML 1.0 text: escaped markup, and the characters XML cannot carry at all replaced. */
-function xml(value: string): string {
-  return value
-    .replace(/[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu, "\uFFFD")
-    .replace(/&/g, "&amp;")
-    .replace(/</g, "&lt;")
-    .replace(/>/g, "&gt;")
-    .replace(/"/g, "&quot;")
-    .replace(/'/g, "&apos;");
-}
 
 function junit(report: ReplayReport): string {
   const bySource = new Map<string, SessionVerdict[]>();
@@ -69,14 +60,14 @@ function junit(report: ReplayReport): string {
     `<testsuites name="perimeter replay" tests="${report.sessions.length}" failures="${failures(report.sessions)}" errors="0" skipped="0">`,
   ];
   for (const [source, sessions] of bySource) {
-    lines.push(`  <testsuite name="${xml(source)}" tests="${sessions.length}" failures="${failures(sessions)}" errors="0" skipped="0">`);
+    lines.push(`  <testsuite name="${xmlText(source)}" tests="${sessions.length}" failures="${failures(sessions)}" errors="0" skipped="0">`);
     for (const session of sessions) {
       const detail = session.calls.flatMap(callLine).join("\n");
-      lines.push(`    <testcase classname="perimeter.replay" name="${xml(session.id)}">`);
+      lines.push(`    <testcase classname="perimeter.replay" name="${xmlText(session.id)}">`);
       if (session.met === false) {
-        lines.push(`      <failure message="${xml(`expected ${session.expect ?? ""}, got ${session.outcome}`)}" type="expectation">${xml(detail)}</failure>`);
+        lines.push(`      <failure message="${xmlText(`expected ${session.expect ?? ""}, got ${session.outcome}`)}" type="expectation">${xmlText(detail)}</failure>`);
       } else {
-        lines.push(`      <system-out>${xml(`${session.outcome}${session.expect === undefined ? "" : " (as expected)"}\n${detail}`)}</system-out>`);
+        lines.push(`      <system-out>${xmlText(`${session.outcome}${session.expect === undefined ? "" : " (as expected)"}\n${detail}`)}</system-out>`);
       }
       lines.push("    </testcase>");
     }

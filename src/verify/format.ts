@@ -2,6 +2,7 @@
 // FAIL), JSON for tools, JUnit XML for CI (one testcase per check; FAIL is a failure, SKIP is skipped, WARN passes
 // with its evidence in system-out).
 import type { CheckResult, Suite } from "./model.ts";
+import { xmlText } from "../shared/xml.ts";
 
 export type Format = "text" | "json" | "junit";
 
@@ -37,16 +38,6 @@ function text(report: Report): string {
   return `${lines.join("\n")}\n`;
 }
 
-/** XML 1.0 text: escaped markup, and the control characters XML cannot carry at all replaced. */
-function xml(value: string): string {
-  return value
-    .replace(/[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu, "\uFFFD")
-    .replace(/&/g, "&amp;")
-    .replace(/</g, "&lt;")
-    .replace(/>/g, "&gt;")
-    .replace(/"/g, "&quot;")
-    .replace(/'/g, "&apos;");
-}
 
 function junit(report: Report): string {
   const suites = new Map<Suite, CheckResult[]>();
@@ -54,22 +45,22 @@ function junit(report: Report): string {
   const total = (status: string, results: readonly CheckResult[]) => results.filter((result) => result.status === status).length;
   const lines = [
     '<?xml version="1.0" encoding="UTF-8"?>',
-    `<testsuites name="perimeter verify -t ${xml(report.target)}" tests="${report.results.length}" failures="${total("FAIL", report.results)}" errors="0" skipped="${total("SKIP", report.results)}" time="${report.seconds.toFixed(3)}">`,
+    `<testsuites name="perimeter verify -t ${xmlText(report.target)}" tests="${report.results.length}" failures="${total("FAIL", report.results)}" errors="0" skipped="${total("SKIP", report.results)}" time="${report.seconds.toFixed(3)}">`,
   ];
   for (const [suite, results] of suites) {
     lines.push(`  <testsuite name="${suite}" tests="${results.length}" failures="${total("FAIL", results)}" errors="0" skipped="${total("SKIP", results)}">`);
     for (const result of results) {
-      const open = `    <testcase classname="perimeter.verify.${suite}" name="${xml(result.id)}" time="${(result.seconds ?? 0).toFixed(3)}"`;
+      const open = `    <testcase classname="perimeter.verify.${suite}" name="${xmlText(result.id)}" time="${(result.seconds ?? 0).toFixed(3)}"`;
       if (result.status === "PASS") {
-        lines.push(`${open}>`, `      <system-out>${xml(result.evidence)}</system-out>`, "    </testcase>");
+        lines.push(`${open}>`, `      <system-out>${xmlText(result.evidence)}</system-out>`, "    </testcase>");
       } else if (result.status === "SKIP") {
-        lines.push(`${open}>`, `      <skipped message="${xml(result.evidence)}"/>`, "    </testcase>");
+        lines.push(`${open}>`, `      <skipped message="${xmlText(result.evidence)}"/>`, "    </testcase>");
       } else if (result.status === "WARN") {
-        lines.push(`${open}>`, `      <system-out>${xml(`WARN ${result.evidence}${result.fix === undefined ? "" : ` — fix: ${result.fix}`}`)}</system-out>`, "    </testcase>");
+        lines.push(`${open}>`, `      <system-out>${xmlText(`WARN ${result.evidence}${result.fix === undefined ? "" : ` — fix: ${result.fix}`}`)}</system-out>`, "    </testcase>");
       } else {
         lines.push(
           `${open}>`,
-          `      <failure message="${xml(result.evidence)}" type="FAIL">${xml(result.fix === undefined ? result.evidence : `${result.evidence}\nfix: ${result.fix}`)}</failure>`,
+          `      <failure message="${xmlText(result.evidence)}" type="FAIL">${xmlText(result.fix === undefined ? result.evidence : `${result.evidence}\nfix: ${result.fix}`)}</failure>`,
           "    </testcase>",
         );
       }
