@@ -102,7 +102,7 @@ test("invalid events are refused with a message saying what to fix, and leave no
   const cycle: Record<string, unknown> = {};
   cycle.self = cycle;
   const cases: Array<[unknown, RegExp]> = [
-    [{ component: "dashboard", type: "tool-call" }, /unknown audit component "dashboard"; use one of egress-proxy, sandbox/],
+    [{ component: "intruder", type: "tool-call" }, /unknown audit component "intruder"; use one of egress-proxy, sandbox/],
     [{ type: "tool-call" }, /unknown audit component/],
     [{ component: "cli", type: "Tool Call" }, /noun-verb name/],
     [{ component: "cli", type: "" }, /noun-verb name/],
