@@ -310,7 +310,12 @@ export function startOperator(perimeterSetup: Perimeter): { readonly log: readon
   };
   const loop = (async () => {
     while (operating) {
-      for (const pending of await pendingApprovals(perimeterSetup).catch(() => [])) {
+      // A failed listing is kept in the log (shown when a test fails), then retried on the next round.
+      const pendings = await pendingApprovals(perimeterSetup).catch((error: unknown) => {
+        if (log.filter((entry) => entry.what.startsWith("approvals list failed")).length < 20) log.push({ at: Date.now() - started, action: "wait", id: "", what: `approvals list failed: ${String((error as Error).message).slice(0, 300)}` });
+        return [];
+      });
+      for (const pending of pendings) {
         if (pending.kind !== "tool-call" || seen.has(pending.id)) continue;
         seen.add(pending.id);
         const what = `${pending.kind} ${pending.server}__${pending.tool}`;
