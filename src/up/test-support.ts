@@ -54,8 +54,9 @@ export async function startUp(args: string[], options: { env: Record<string, str
   const deadline = Date.now() + (options.timeoutMs ?? 60_000);
   let ended = false;
   void exited.then(() => (ended = true));
-  // Bounded by the deadline.
-  while (!/services ready in/.test(stdout)) {
+  // Bounded by the deadline. The block up prints once ready ends with its "Ctrl-C" line: wait for the whole of it
+  // (its first line alone raced the table in a loaded CI run).
+  while (!/services ready in[\s\S]*Ctrl-C or SIGTERM stops every service\./.test(stdout)) {
     if (ended) throw new Error(`perimeter up exited before it was ready: ${(await exited).code}\n${stderr.slice(-3000)}`);
     if (Date.now() > deadline) {
       child.kill("SIGKILL");

@@ -89,7 +89,8 @@ function cleanup(): void {
 const LISTENER = `
 const net = require("node:net");
 const [address, port, name] = process.argv.slice(1);
-net.createServer((socket) => socket.end(name + "\\n")).listen(Number(port), address, () => console.log(name + " listening"));
+// A client that resets the connection must not crash the listener (later probes would then see it refused).
+net.createServer((socket) => { socket.on("error", () => {}); socket.end(name + "\\n"); }).listen(Number(port), address, () => console.log(name + " listening"));
 `;
 
 const HTTP_ORIGIN = `
@@ -101,7 +102,7 @@ http.createServer((request, response) => response.end("origin " + request.url)).
 // What a leftover forward proxy looks like from the agent's side: it says yes to every CONNECT.
 const OPEN_PROXY = `
 const net = require("node:net");
-net.createServer((socket) => socket.once("data", () => socket.write("HTTP/1.1 200 Connection established\\r\\n\\r\\n"))).listen(3129, "127.0.0.1", () => console.log("open proxy listening"));
+net.createServer((socket) => { socket.on("error", () => {}); socket.once("data", () => socket.write("HTTP/1.1 200 Connection established\\r\\n\\r\\n")); }).listen(3129, "127.0.0.1", () => console.log("open proxy listening"));
 `;
 
 /** The host's wall around the agent's link: only the perimeter's agent-facing ports, and nothing forwarded. */

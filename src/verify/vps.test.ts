@@ -63,7 +63,8 @@ function startIn(namespace: string, command: string[], pattern: RegExp): Promise
 const LISTENER = `
 const net = require("node:net");
 const [address, port, name] = process.argv.slice(1);
-net.createServer((socket) => socket.end(name + "\\n")).listen(Number(port), address, () => console.log(name + " listening"));
+// A client that resets the connection must not crash the listener (later probes would then see it refused).
+net.createServer((socket) => { socket.on("error", () => {}); socket.end(name + "\\n"); }).listen(Number(port), address, () => console.log(name + " listening"));
 `;
 
 function loadFirewall(text: string): void {
