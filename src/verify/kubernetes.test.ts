@@ -18,6 +18,8 @@ import { loadConfig } from "../config/index.ts";
 import { renderKubernetes } from "../render/index.ts";
 import { startKubernetesStandIn } from "./kubernetes-stand-in.ts";
 import type { KubernetesStandIn } from "./kubernetes-stand-in.ts";
+import { explainChecks as explain, failedChecks as failed, runVerification } from "./testing.ts";
+import type { Verification } from "./testing.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const BIN = join(ROOT, "bin", "perimeter.js");
@@ -108,30 +110,9 @@ function loadRender(objects = rendered): void {
   standIn.put({ apiVersion: "v1", kind: "Service", metadata: { name: "kubernetes", namespace: "default" }, spec: { clusterIP: API_IP, ports: [{ name: "https", port: 443 }] } });
 }
 
-interface Verification {
-  code: number | null;
-  report: { results: Array<{ id: string; status: string; evidence: string; fix?: string }>; vantage: string; seconds: number };
-}
-
 function verify(): Promise<Verification> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, "verify", "isolation", "-t", "kubernetes", "-c", EXAMPLE, "--kubeconfig", kubeconfig, "--lan", `${LAN_IP}:30002`, "--format", "json"], { cwd: directory, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: directory } });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on("close", (code) => {
-      try {
-        resolve({ code, report: JSON.parse(stdout) });
-      } catch {
-        reject(new Error(`no JSON (exit ${code}): ${stdout.slice(0, 1000)} ${stderr.slice(-2000)}`));
-      }
-    });
-  });
+  return runVerification(process.execPath, [BIN, "verify", "isolation", "-t", "kubernetes", "-c", EXAMPLE, "--kubeconfig", kubeconfig, "--lan", `${LAN_IP}:30002`, "--format", "json"], { cwd: directory, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: directory } });
 }
-
-const failed = (verification: Verification) => verification.report.results.filter((result) => result.status === "FAIL").map((result) => result.id).sort();
-const explain = (verification: Verification) => verification.report.results.filter((result) => result.status !== "PASS").map((result) => `${result.status} ${result.id}: ${result.evidence}`).join("\n");
 
 before(async () => {
   if (SKIP !== false) return;

@@ -21,6 +21,8 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { localConfig, readSecrets } from "../up/test-support.ts";
 import type { LocalConfig } from "../up/test-support.ts";
+import { explainChecks as explain, failedChecks as failed, runVerification } from "./testing.ts";
+import type { Verification } from "./testing.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const BIN = join(ROOT, "bin", "perimeter.js");
@@ -144,38 +146,12 @@ async function startAgent(overrides: Record<string, string> = {}, remove: string
   return agent.pid as number;
 }
 
-interface Verification {
-  code: number | null;
-  report: { results: Array<{ id: string; status: string; evidence: string; fix?: string }>; seconds: number; vantage: string };
-  stderr: string;
-}
-
-async function verify(pid: number, extra: string[] = []): Promise<Verification> {
+function verify(pid: number, extra: string[] = []): Promise<Verification> {
   const args = [
     BIN, "verify", "all", "-t", "local", "-c", config.file, "--agent-pid", String(pid), "--data-dir", dataDirectory,
     "--lan", `${LAN_IP}:${LAN_PORT}`, "--direct", `${INTERNET_IP}:${ORIGIN_PORT}`, "--docker-socket", dockerSocket, "--python", "/usr/bin/python3", "--format", "json", ...extra,
   ];
-  const child = spawn("ip", ["netns", "exec", NS.host, process.execPath, ...args], { cwd: directory, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: directory, PROVIDER_KEY }, stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));
-  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
-  const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
-  let report;
-  try {
-    report = JSON.parse(stdout);
-  } catch {
-    throw new Error(`verify printed no JSON (exit ${code}): ${stdout.slice(0, 2000)} ${stderr.slice(-2000)}`);
-  }
-  return { code, report, stderr };
-}
-
-function failed(verification: Verification): string[] {
-  return verification.report.results.filter((result) => result.status === "FAIL").map((result) => result.id).sort();
-}
-
-function explain(verification: Verification): string {
-  return verification.report.results.filter((result) => result.status !== "PASS").map((result) => `${result.status} ${result.id}: ${result.evidence}`).join("\n");
+  return runVerification("ip", ["netns", "exec", NS.host, process.execPath, ...args], { cwd: directory, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: directory, PROVIDER_KEY } });
 }
 
 before(async () => {

@@ -12,6 +12,8 @@ import type { ChildProcess } from "node:child_process";
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { explainChecks as explain, failedChecks as failed, runVerification } from "./testing.ts";
+import type { Verification } from "./testing.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const BIN = join(ROOT, "bin", "perimeter.js");
@@ -75,31 +77,10 @@ function file(path: string): string {
   return join(root, path);
 }
 
-interface Verification {
-  code: number | null;
-  report: { results: Array<{ id: string; status: string; evidence: string; fix?: string }>; notes: string[]; vantage: string };
-}
-
 function verify(what: "isolation" | "host"): Promise<Verification> {
-  return new Promise((resolve, reject) => {
-    const args = [BIN, "verify", what, "-t", "vps", "-c", EXAMPLE, "--root", root, "--lan", `${LAN_IP}:30002`, "--python", "/usr/bin/python3", "--format", "json"];
-    const child = spawn("ip", ["netns", "exec", NS.host, process.execPath, ...args], { cwd: directory, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: directory } });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on("close", (code) => {
-      try {
-        resolve({ code, report: JSON.parse(stdout) });
-      } catch {
-        reject(new Error(`no JSON (exit ${code}): ${stdout.slice(0, 1000)} ${stderr.slice(-2000)}`));
-      }
-    });
-  });
+  const args = [BIN, "verify", what, "-t", "vps", "-c", EXAMPLE, "--root", root, "--lan", `${LAN_IP}:30002`, "--python", "/usr/bin/python3", "--format", "json"];
+  return runVerification("ip", ["netns", "exec", NS.host, process.execPath, ...args], { cwd: directory, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: directory } });
 }
-
-const failed = (verification: Verification) => verification.report.results.filter((result) => result.status === "FAIL").map((result) => result.id).sort();
-const explain = (verification: Verification) => verification.report.results.filter((result) => result.status !== "PASS").map((result) => `${result.status} ${result.id}: ${result.evidence}`).join("\n");
 
 before(async () => {
   if (SKIP !== false) return;
