@@ -754,6 +754,9 @@ const config = z
         path: z.string().default("/var/lib/perimeter/audit.db"),
         signingKeyFile: z.string().optional().describe("Ed25519 private key (PEM) for checkpoints; created on first start when absent. Unset, perimeter up writes unsigned checkpoints; a rendered deployment always signs, each component with /var/lib/perimeter/audit-signing.pem in its own state volume."),
         checkpointEvery: z.number().int().min(1).default(1000),
+        feedTokenSecret: secretName
+          .optional()
+          .describe("Environment variable holding a read-only token for the audit feed (GET /v1/audit/head, /v1/audit/records): with it set, egress-proxy and the sandbox runner serve their records on their metrics listener, llm-proxy on its listener and mcp-guard on its admin listener, so the dashboard can copy and verify every component's chain without holding the admin token anywhere but in mcp-guard. Unset, only mcp-guard serves its records (to the admin token)."),
       })
       .prefault({}),
     backup: backupSection.optional().describe("Encrypted backups of the agent's data directory and the audit log (perimeter backup)."),
