@@ -17,6 +17,8 @@ export interface AuditFeedOptions {
   database: DatabaseSync;
   /** The principal holding this bearer token, or undefined. */
   authenticate: (authorization: string | undefined) => string | undefined;
+  /** How a 401 names the token to send, e.g. "the audit feed token (audit.feedTokenSecret)". @default the admin token */
+  tokenHint?: string;
   /** Largest page. @default 1000 */
   maxPage?: number;
 }
@@ -74,7 +76,12 @@ export function createAuditFeed(options: AuditFeedOptions): (request: IncomingMe
     }
     if (options.authenticate(request.headers.authorization) === undefined) {
       const presented = request.headers.authorization !== undefined;
-      sendJsonError(response, 401, "unauthorized", presented ? "unauthorized: the token is not the admin token" : "unauthorized: send Authorization: Bearer <the admin token> (mcp.admin.tokenSecret)", {
+      const hint = options.tokenHint;
+      const message =
+        hint === undefined
+          ? presented ? "unauthorized: the token is not the admin token" : "unauthorized: send Authorization: Bearer <the admin token> (mcp.admin.tokenSecret)"
+          : presented ? `unauthorized: the token is not ${hint}` : `unauthorized: send Authorization: Bearer <${hint}>`;
+      sendJsonError(response, 401, "unauthorized", message, {
         "www-authenticate": 'Bearer realm="perimeter-admin"',
       });
       return true;

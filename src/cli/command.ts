@@ -4,6 +4,8 @@
 import { parseArgs } from "node:util";
 import type { ParseArgsConfig } from "node:util";
 import type { Environment } from "../config/index.ts";
+// errors.ts directly, not shared/index.ts: the CLI fast path (--version, help) must load no package (pino).
+import { PerimeterError } from "../shared/errors.ts";
 
 export const EXIT_OK = 0;
 export const EXIT_FINDINGS = 1;
@@ -25,10 +27,9 @@ export interface CommandIo {
 export type Command = (args: string[], io: CommandIo) => Promise<number>;
 
 /** A mistake in how the command was called; main prints the message and exits 2. */
-export class UsageError extends Error {
+export class UsageError extends PerimeterError {
   constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
+    super("usage", message);
   }
 }
 

@@ -3,6 +3,8 @@
 // Not config/index.ts: the schema (zod, yaml) loads only for commands that read a config.
 import { ConfigError } from "../config/errors.ts";
 import { MissingSecretError, processEnvironment } from "../config/secrets.ts";
+// errors.ts directly, not shared/index.ts: the CLI fast path (--version, help) must load no package (pino).
+import { PerimeterError } from "../shared/errors.ts";
 import { EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, UsageError, writeLine } from "./command.ts";
 import type { Command, CommandIo } from "./command.ts";
 
@@ -113,6 +115,12 @@ export async function runCli(argv: string[], io: CommandIo): Promise<number> {
     if (error instanceof UsageError || error instanceof MissingSecretError) {
       writeLine(io.stderr, `perimeter: ${error.message}`);
       return EXIT_USAGE;
+    }
+    // Every other error we throw on purpose says what went wrong and how to fix it; its code picks the exit code
+    // (src/shared/errors.ts). Only what is not ours is a bug worth a stack trace.
+    if (error instanceof PerimeterError) {
+      writeLine(io.stderr, `perimeter ${name}: ${error.message}`);
+      return error.exitCode;
     }
     writeLine(io.stderr, `perimeter ${name}: internal error: ${(error as Error).stack ?? String(error)}`);
     return EXIT_INTERNAL;

@@ -1,4 +1,6 @@
 // Config errors, kept apart from the schema so the CLI can recognise them without loading zod and yaml.
+// errors.ts directly, not shared/index.ts: the CLI fast path (--version, help) must load no package (pino).
+import { PerimeterError } from "../shared/errors.ts";
 
 export interface ConfigProblem {
   readonly file: string;
@@ -9,11 +11,10 @@ export interface ConfigProblem {
   readonly message: string;
 }
 
-export class ConfigError extends Error {
+export class ConfigError extends PerimeterError {
   readonly problems: readonly ConfigProblem[];
   constructor(problems: readonly ConfigProblem[]) {
-    super(problems.map(formatProblem).join("\n"));
-    this.name = "ConfigError";
+    super("config", problems.map(formatProblem).join("\n"));
     this.problems = problems;
   }
 }

@@ -1,6 +1,8 @@
 // Secrets are referenced by the name of an environment variable (or Secret key), never written in perimeter.yaml.
 // This module knows what a reference looks like, what a pasted credential looks like, and how `${VAR}` placeholders
 // expand. Only config/ reads the environment (STYLE.md); services receive values through these helpers.
+// errors.ts directly, not shared/index.ts: the CLI fast path (--version, help) must load no package (pino).
+import { PerimeterError } from "../shared/errors.ts";
 
 /** An environment variable / Secret key name: upper case, digits and underscores, not starting with a digit. */
 export const SECRET_NAME = /^[A-Z_][A-Z0-9_]*$/;
@@ -62,7 +64,7 @@ export interface SecretNeed {
   usedFor: string;
 }
 
-export class MissingSecretError extends Error {
+export class MissingSecretError extends PerimeterError {
   /** The first missing variable. */
   readonly secretName: string;
   /** Every missing variable, so the operator sets them all in one round instead of one per failed start. */
@@ -71,11 +73,11 @@ export class MissingSecretError extends Error {
     const missing = typeof secretName === "string" ? [{ name: secretName, usedFor }] : secretName;
     const first = missing[0]?.name ?? "";
     super(
+      "missing_secret",
       missing.length === 1
         ? `${missing[0]?.usedFor} needs the environment variable ${first}; set it (or create the Secret key ${first}) before starting.`
         : `${missing.length} environment variables are missing; set each (or create the Secret key of the same name) before starting:\n${missing.map((need) => `  ${need.name}: ${need.usedFor}`).join("\n")}`,
     );
-    this.name = "MissingSecretError";
     this.secretName = first;
     this.secretNames = missing.map((need) => need.name);
   }
