@@ -142,7 +142,13 @@ export const serveDashboard: Command = async (args, io) => {
   const auditPath = resolve(io.cwd, config.audit.path);
   const statePath = resolve(io.cwd, config.dashboard.statePath ?? join(dirname(auditPath), "dashboard.db"));
   const { sources, remotes } = dashboardSources(config, io.cwd, dirname(statePath));
-  const mirrors = remotes.map((remote) => createRemoteMirror({ ...remote, token: adminToken }));
+  // With audit.feedTokenSecret every component's feed answers that read-only token, so the admin token (which decides
+  // approvals) is presented to mcp-guard's admin API alone; without it, only mcp-guard serves a feed, to the admin token.
+  const feedSecret = config.audit.feedTokenSecret;
+  const feedToken = feedSecret === undefined ? undefined : readSecret(io.env, feedSecret, "the dashboard's copies of every component's audit log (audit.feedTokenSecret)");
+  const mirrors = remotes.map((remote) =>
+    createRemoteMirror({ ...remote, ...(feedToken === undefined ? { token: adminToken } : { token: feedToken, tokenName: "the audit feed token (audit.feedTokenSecret)" }) }),
+  );
   const stopMirroring = startMirroring(mirrors, 1000);
   const index = withRemoteStates(createAuditIndex({ statePath, sources }), mirrors);
   const chain = createChainMonitor({ sources, divergence: (name) => mirrors.find((mirror) => mirror.name === name)?.divergence() });

@@ -32,6 +32,8 @@ export interface RemoteMirrorOptions {
   /** The service's admin origin, e.g. http://mcp-guard:8710. */
   url: string;
   token: string;
+  /** How a refusal names the token. @default the admin token (mcp.admin.tokenSecret) */
+  tokenName?: string;
   path: string;
   pageSize?: number;
   timeoutMs?: number;
@@ -124,7 +126,11 @@ export function createRemoteMirror(options: RemoteMirrorOptions): RemoteMirror {
     }
     if (response.status === 401 || response.status === 403) {
       await response.body?.cancel();
-      throw new FeedError(`${options.url} refused the admin token (${response.status}): the dashboard and the service must share mcp.admin.tokenSecret`);
+      throw new FeedError(
+        options.tokenName === undefined
+          ? `${options.url} refused the admin token (${response.status}): the dashboard and the service must share mcp.admin.tokenSecret`
+          : `${options.url} refused ${options.tokenName} (${response.status}): the dashboard and the service must be given the same value`,
+      );
     }
     if (response.status === 404) {
       await response.body?.cancel();

@@ -59,11 +59,11 @@ interface RunningDashboard {
   stop(): Promise<void>;
 }
 
-async function runDashboard(directory: string, sources: Array<{ name: string; url: string }>): Promise<RunningDashboard> {
+async function runDashboard(directory: string, sources: Array<{ name: string; url: string }>, extra: { auditYaml?: string; env?: Record<string, string> } = {}): Promise<RunningDashboard> {
   const configPath = join(directory, "perimeter.yaml");
   writeFileSync(
     configPath,
-    `version: 1\nname: t\naudit: { path: ${join(directory, "own-audit.db")} }\ndashboard:\n  statePath: ${join(directory, "state", "dashboard.db")}\n  sources:\n${sources.map((source) => `    - { name: ${source.name}, url: "${source.url}" }`).join("\n")}\n`,
+    `version: 1\nname: t\naudit: { path: ${join(directory, "own-audit.db")}${extra.auditYaml ?? ""} }\ndashboard:\n  statePath: ${join(directory, "state", "dashboard.db")}\n  sources:\n${sources.map((source) => `    - { name: ${source.name}, url: "${source.url}" }`).join("\n")}\n`,
   );
   const controller = new AbortController();
   let output = "";
@@ -73,7 +73,7 @@ async function runDashboard(directory: string, sources: Array<{ name: string; ur
       callback();
     },
   });
-  const io = { stdout, stderr: new PassThrough(), stdin: new PassThrough(), env: ENV, cwd: directory, signal: controller.signal, onReload: () => {} };
+  const io = { stdout, stderr: new PassThrough(), stdin: new PassThrough(), env: { ...ENV, ...extra.env }, cwd: directory, signal: controller.signal, onReload: () => {} };
   let failed: unknown;
   const done = serveDashboard(["-c", configPath, "--listen", "127.0.0.1:0", "--log-level", "error"], io).catch((error: unknown) => {
     failed = error;
@@ -204,6 +204,43 @@ describe("serve dashboard with a url source served broken or refusing the token"
       await dashboard.stop();
       await tampered.close();
       await refusing.close();
+    }
+  });
+});
+
+describe("serve dashboard with audit.feedTokenSecret (issue 19: the admin token stays with mcp-guard)", () => {
+  test("url sources are read with the read-only feed token, and a feed that wants the admin token says which token it refused", async () => {
+    const directory = mkdtempSync(join(tmpdir(), "dashboard-remote-feed-"));
+    const feedToken = "audit-feed-token-for-the-dashboard-42";
+    const reading = await startFeedService(directory, "egress", feedToken);
+    const adminOnly = await startFeedService(directory, "admin-only", ENV.PERIMETER_ADMIN_TOKEN);
+    for (let index = 0; index < 3; index += 1) {
+      reading.log.append({ component: "egress-proxy", type: "egress-decision", client: "hermes", host: `feed${index}.example`, decision: "deny" });
+      adminOnly.log.append({ component: "sandbox", type: "sandbox-run", caller: "hermes", exitCode: index });
+    }
+    const dashboard = await runDashboard(
+      directory,
+      [
+        { name: "egress-proxy", url: reading.url },
+        { name: "sandbox", url: adminOnly.url },
+      ],
+      { auditYaml: ", feedTokenSecret: PERIMETER_AUDIT_FEED_TOKEN", env: { PERIMETER_AUDIT_FEED_TOKEN: feedToken } },
+    );
+    try {
+      const status = await eventually(async () => {
+        const chain = await chainOf(dashboard.session);
+        const egressChain = chain.chain.find((source) => source.source === "egress-proxy");
+        const refused = chain.sources.find((source) => source.name === "sandbox");
+        return egressChain?.state === "verified" && (egressChain.records ?? 0) >= 3 && refused?.state === "unreadable" ? chain : undefined;
+      }, 40_000, "the feed-token source verified and the admin-only one refused");
+      const refused = status.sources.find((source) => source.name === "sandbox");
+      assert.match(refused?.message ?? "", /refused the audit feed token \(audit\.feedTokenSecret\) \(401\)/);
+      const page = await dashboard.session.request("/chain.json");
+      assert.doesNotMatch(page.text, new RegExp(feedToken));
+    } finally {
+      await dashboard.stop();
+      await reading.close();
+      await adminOnly.close();
     }
   });
 });
