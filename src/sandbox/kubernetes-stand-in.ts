@@ -19,7 +19,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import type { IJob } from "kubernetes-models/batch/v1/Job";
 import type { IConfigMap } from "kubernetes-models/v1/ConfigMap";
 import type { IPod } from "kubernetes-models/v1/Pod";
-import { descendantsOf } from "./bubblewrap.ts";
+import { descendantsOf } from "./bubblewrap-process.ts";
 
 export const STAND_IN_TOKEN = "stand-in-token";
 
