@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { compilePolicy, credentialsToken, decide, PolicyError, policyFromConfig } from "./index.ts";
-import type { Decision, EgressRequest } from "./index.ts";
+import type { EgressDecision, EgressRequest } from "./index.ts";
 import { parseConfig } from "../config/index.ts";
 
 const policy = compilePolicy({
@@ -18,7 +18,7 @@ const policy = compilePolicy({
 });
 
 const request = (host: string, port = 443, extra: Partial<EgressRequest> = {}): EgressRequest => ({ kind: "connect", host, port, sourceAddress: "192.0.2.10", ...extra });
-const reason = (decision: Decision) => (decision.allow ? "allow" : decision.reason);
+const reason = (decision: EgressDecision) => (decision.allow ? "allow" : decision.reason);
 
 test("exact, *.suffix (subdomains only) and .suffix (apex and subdomains) match as documented", () => {
   assert.equal(reason(decide(request("api.example.com"), policy)), "allow");

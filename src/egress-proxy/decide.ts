@@ -20,7 +20,7 @@ export interface EgressRequest {
 }
 
 /** Every reason a request is refused before any upstream is contacted. */
-export type DenyReason =
+export type EgressDenyReason =
   | "not-allowlisted"
   | "port-not-allowed"
   | "private-address"
@@ -33,7 +33,7 @@ export type ClientIdentity =
   | { readonly kind: "unknown" }
   | { readonly kind: "bad-credentials"; readonly detail: string };
 
-export type Decision =
+export type EgressDecision =
   | {
       readonly allow: true;
       /** Client name, or `unknown` for a client under the default policy. */
@@ -52,7 +52,7 @@ export type Decision =
       readonly client: string;
       readonly host: string;
       readonly port: number;
-      readonly reason: DenyReason;
+      readonly reason: EgressDenyReason;
       /** One line for the client: what was refused and what to add to the allowlist. */
       readonly message: string;
     };
@@ -109,12 +109,12 @@ function formatAuthority(host: string, port: number): string {
 }
 
 /** Decides one request against a policy. Pure: same input, same answer. */
-export function decide(request: EgressRequest, policy: EgressPolicy): Decision {
+export function decide(request: EgressRequest, policy: EgressPolicy): EgressDecision {
   const identity = identifyClient(request, policy.clients);
   const clientName = identity.kind === "client" ? identity.client.name : "unknown";
   // Messages are built only on the refusing paths: this runs for every request.
   const refused = () => `${request.kind === "connect" ? "CONNECT" : "HTTP request to"} ${formatAuthority(request.host, request.port)} refused`;
-  const deny = (reason: DenyReason, message: string, host = request.host): Decision => ({ allow: false, client: clientName, host, port: request.port, reason, message: `${refused()}: ${message}` });
+  const deny = (reason: EgressDenyReason, message: string, host = request.host): EgressDecision => ({ allow: false, client: clientName, host, port: request.port, reason, message: `${refused()}: ${message}` });
 
   if (identity.kind === "bad-credentials") return deny("bad-credentials", identity.detail);
 

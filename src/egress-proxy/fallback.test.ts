@@ -8,7 +8,7 @@ import net from "node:net";
 import { staticResolver } from "../net/index.ts";
 import { createEgressProxy } from "./index.ts";
 import type { EgressProxy, ListenAddress } from "./index.ts";
-import { dialOrder } from "./server.ts";
+import { dialOrder } from "./dial.ts";
 import type { Dialer } from "./server.ts";
 import { guardedDial, httpThroughProxy, memoryAudit, openTunnel, startHttpOrigin, waitFor } from "./test-support.ts";
 import type { MemoryAudit, Origin } from "./test-support.ts";
