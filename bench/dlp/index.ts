@@ -6,7 +6,7 @@
 // same with a canary and a GitHub token planted; 24 known values (as a proxy holding a real configuration would).
 // Prints µs per body (median of rounds) and MB/s. Bounded: about 20 s.
 import { performance } from "node:perf_hooks";
-import { createSecretScanner, inspectRequestBody } from "../../src/llm-proxy/index.ts";
+import { createPromptScanner, inspectRequestBody } from "../../src/llm-proxy/index.ts";
 import { createRedactor } from "../../src/mcp-guard/index.ts";
 
 const ROUNDS = Number(process.env.ROUNDS ?? 15);
@@ -68,7 +68,7 @@ function measure(name: string, bytes: number, run: () => void): void {
   console.log(`${name.padEnd(46)} ${us.toFixed(0).padStart(8)} µs/body ${((bytes / us) * 1e6 / 1e6).toFixed(1).padStart(8)} MB/s`);
 }
 
-const scanner = createSecretScanner(known);
+const scanner = createPromptScanner(known);
 const redactor = createRedactor({ secrets: known.map((secret) => secret.value) });
 const clean = JSON.stringify(chatBody(false));
 const planted = JSON.stringify(chatBody(true));

@@ -51,7 +51,7 @@ const SERVICES: Record<string, Loader> = {
   "egress-proxy": async () => (await import("../egress-proxy/cli.ts")).serveEgressProxy,
   sandbox: async () => (await import("../sandbox/cli.ts")).serveSandbox,
   "mcp-guard": async () => (await import("../mcp-guard/cli.ts")).serveMcpGuard,
-  "llm-proxy": async () => (await import("../llm-proxy/cli.ts")).serveLlmProxy,
+  "llm-proxy": async () => (await import("../llm-proxy/index.ts")).serveLlmProxy,
   dashboard: async () => (await import("../dashboard/cli.ts")).serveDashboard,
 };
 
@@ -63,7 +63,7 @@ const COMMANDS: Record<string, Loader> = {
   approvals: async () => (await import("../approvals/cli.ts")).approvalsCommand,
   "audit-log": async () => (await import("../audit-log/cli.ts")).auditLogCommand,
   backup: async () => (await import("../backup/cli.ts")).backupCommand,
-  "llm-keys": async () => (await import("../llm-proxy/cli.ts")).llmKeysCommand,
+  "llm-keys": async () => (await import("../llm-proxy/index.ts")).llmKeysCommand,
   host: async () => (await import("../render/vps/apply.ts")).hostCommand,
   up: async () => (await import("../up/cli.ts")).upCommand,
   status: async () => (await import("../up/cli.ts")).statusCommand,

@@ -1,8 +1,8 @@
 // `perimeter serve llm-proxy` and `perimeter llm-keys create|list|revoke`.
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { EXIT_FINDINGS, EXIT_INTERNAL, EXIT_OK, UsageError, parseCommandArgs, writeLine } from "../cli/command.ts";
-import type { Command, CommandIo } from "../cli/command.ts";
+import { EXIT_FINDINGS, EXIT_INTERNAL, EXIT_OK, UsageError, parseCommandArgs, writeLine } from "../cli/index.ts";
+import type { Command, CommandIo } from "../cli/index.ts";
 import { describeUnpriced, loadConfig, ownersOfModel, pricingFix, unpricedProvidersFor } from "../config/index.ts";
 import type { PerimeterConfig } from "../config/index.ts";
 import { openAuditLog } from "../audit-log/index.ts";
@@ -10,7 +10,8 @@ import type { AuditLog } from "../audit-log/index.ts";
 import { createLogger } from "../shared/index.ts";
 import { openLlmKeyStore } from "./keys.ts";
 import type { KeyBudget, KeyLimits, LlmKeyStore, VirtualKey } from "./keys.ts";
-import { buildRuntime, createLlmProxy, LlmProxySetupError } from "./server.ts";
+import { createLlmProxy } from "./server.ts";
+import { buildRuntime, LlmProxySetupError } from "./setup.ts";
 import { listModelIds, patternMatchesSomething } from "./routing.ts";
 import { utcDay } from "./limits.ts";
 

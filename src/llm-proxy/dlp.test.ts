@@ -6,7 +6,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { SECRET_SHAPES } from "../config/index.ts";
 import { CANARY as ATTACK_CANARY, PROVIDER_KEY as ATTACK_PROVIDER_KEY, FALSE_POSITIVE_CORPUS, SHAPE_SAMPLES, attacks, repeat, revealed } from "../dlp/testing.ts";
-import { createSecretScanner, inspectRequestBody } from "./dlp.ts";
+import { createPromptScanner, inspectRequestBody } from "./dlp.ts";
 import { createStandInProvider } from "./stand-in-provider.ts";
 import type { StandInProvider } from "./stand-in-provider.ts";
 import { post, request, startProxy } from "./test-support.ts";
@@ -52,7 +52,7 @@ const CHAT_LOCATIONS = ["messages[0].content", "messages[1].content", "messages[
 const ANTHROPIC_LOCATIONS = ["system[0].text", "messages[0].content[0].text", "messages[1].content[0].input.command", "messages[2].content[0].content[0].text"];
 
 describe("DLP scanner", () => {
-  const scanner = createSecretScanner([{ label: "canary CANARY_TOKEN", value: CANARY }, { label: "provider key MAIN_KEY", value: PROVIDER_KEY }]);
+  const scanner = createPromptScanner([{ label: "canary CANARY_TOKEN", value: CANARY }, { label: "provider key MAIN_KEY", value: PROVIDER_KEY }]);
 
   test("there is a sample for every shape in SECRET_SHAPES (a new shape needs a test)", () => {
     for (const { kind } of SECRET_SHAPES) assert.ok(Object.hasOwn(SAMPLES, kind), `no sample for ${kind}`);

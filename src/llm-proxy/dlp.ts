@@ -18,7 +18,7 @@ export interface DlpHit {
   readonly inKey?: true;
 }
 
-export interface SecretScanner {
+export interface PromptScanner {
   /** The text with every finding replaced by `[REDACTED:<kind>]`, and the kinds found (in order). */
   redact(text: string): { text: string; kinds: string[] };
   /** The kinds found, without changing anything. */
@@ -27,7 +27,7 @@ export interface SecretScanner {
 
 const marker = (kind: string): string => `[REDACTED:${kind}]`;
 
-export function createSecretScanner(known: readonly KnownSecret[]): SecretScanner {
+export function createPromptScanner(known: readonly KnownSecret[]): PromptScanner {
   const scanner = createSharedScanner({ known });
   return { redact: (text) => scanner.redact(text, marker), find: (text) => scanner.scan(text).kinds };
 }
@@ -87,7 +87,7 @@ const isTokenIds = (value: unknown): boolean => Array.isArray(value) && value.so
  * property), so the caller refuses the request in either mode. Throws UnscannableBodyError for what it cannot
  * read: nesting deeper than MAX_DEPTH, and `input`/`prompt` given as token ids (embeddings, legacy completions).
  */
-export function inspectRequestBody(body: unknown, scanner: SecretScanner, mode: "redact" | "block"): DlpHit[] {
+export function inspectRequestBody(body: unknown, scanner: PromptScanner, mode: "redact" | "block"): DlpHit[] {
   if (typeof body === "object" && body !== null && !Array.isArray(body)) {
     const record = body as Record<string, unknown>;
     for (const param of ["input", "prompt"]) if (isTokenIds(record[param])) throw new TokenIdInputError(param);

@@ -1,8 +1,10 @@
-// What other capabilities (render, the future `perimeter up`) may use from llm-proxy.
-export { createLlmProxy, buildRuntime, configClientKeys, LlmProxySetupError } from "./server.ts";
-export type { LlmProxy, LlmProxyDependencies } from "./server.ts";
-export { openLlmKeyStore, generateVirtualKey, hashKey } from "./keys.ts";
+// Public API of llm-proxy: other folders import only from here (their tests and benches may also use testing.ts).
+export { serveLlmProxy, llmKeysCommand } from "./cli.ts";
+export { createLlmProxy } from "./server.ts";
+export type { LlmProxy } from "./server.ts";
+export type { LlmProxyDependencies } from "./state.ts";
+export { LlmProxySetupError } from "./setup.ts";
+export { openLlmKeyStore } from "./keys.ts";
 export type { LlmKeyStore, VirtualKey, KeyPolicy, KeyLimits, KeyBudget } from "./keys.ts";
-export { createSecretScanner, inspectRequestBody, VIRTUAL_KEY_PREFIX } from "./dlp.ts";
-export type { SecretScanner, KnownSecret, DlpHit } from "./dlp.ts";
-export { resolveModel, modelAllowed, failoverChain } from "./routing.ts";
+export { createPromptScanner, inspectRequestBody } from "./dlp.ts";
+export type { PromptScanner, DlpHit } from "./dlp.ts";

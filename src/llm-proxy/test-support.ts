@@ -9,12 +9,13 @@ import { parseConfig } from "../config/index.ts";
 import type { Environment, PerimeterConfig } from "../config/index.ts";
 import { openAuditLog, readAuditRecords } from "../audit-log/index.ts";
 import type { AuditLog, AuditRecord, RecorderLog } from "../audit-log/index.ts";
-import type { CommandIo } from "../cli/command.ts";
+import type { CommandIo } from "../cli/index.ts";
 import { runCli } from "../cli/main.ts";
 import { openLlmKeyStore } from "./keys.ts";
 import type { LlmKeyStore } from "./keys.ts";
 import { createLlmProxy } from "./server.ts";
-import type { LlmProxy, LlmProxyDependencies } from "./server.ts";
+import type { LlmProxy } from "./server.ts";
+import type { LlmProxyDependencies } from "./state.ts";
 import { eventually as pollUntil } from "../shared/testing.ts";
 
 export function temporaryDirectory(): string {

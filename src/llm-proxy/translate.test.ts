@@ -11,7 +11,8 @@ import assert from "node:assert/strict";
 import { createStandInProvider, STAND_IN_TOOL_ARGUMENT_FRAGMENTS } from "./stand-in-provider.ts";
 import type { StandInProvider } from "./stand-in-provider.ts";
 import { eventually, post, postStream, request, sseData, startProxy } from "./test-support.ts";
-import { createAnswerTranslator, messagesRequestToChat } from "./translate.ts";
+import { messagesRequestToChat } from "./translate.ts";
+import { createAnswerTranslator } from "./translate-answer.ts";
 import type { Harness } from "./test-support.ts";
 
 const OPENAI_KEY = "sk-upstreamprovider-translate-0123456789abcdef";

@@ -60,7 +60,7 @@ type Loader = () => Promise<Command>;
 // The same commands `perimeter serve NAME` runs (src/cli/main.ts dispatches to them the same way).
 const SERVE_COMMANDS: Record<ServicePlan["name"], Loader> = {
   "egress-proxy": async () => (await import("../egress-proxy/cli.ts")).serveEgressProxy,
-  "llm-proxy": async () => (await import("../llm-proxy/cli.ts")).serveLlmProxy,
+  "llm-proxy": async () => (await import("../llm-proxy/index.ts")).serveLlmProxy,
   sandbox: async () => (await import("../sandbox/cli.ts")).serveSandbox,
   "mcp-guard": async () => (await import("../mcp-guard/cli.ts")).serveMcpGuard,
   dashboard: async () => (await import("../dashboard/cli.ts")).serveDashboard,

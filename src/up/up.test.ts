@@ -12,8 +12,8 @@ import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/cli
 import { readAuditRecords, verifyAuditLog } from "../audit-log/index.ts";
 import { httpThroughProxy, startHttpOrigin } from "../egress-proxy/test-support.ts";
 import type { Origin } from "../egress-proxy/test-support.ts";
-import { createStandInProvider } from "../llm-proxy/stand-in-provider.ts";
-import type { StandInProvider } from "../llm-proxy/stand-in-provider.ts";
+import { createStandInProvider } from "../llm-proxy/testing.ts";
+import type { StandInProvider } from "../llm-proxy/testing.ts";
 import { localConfig, processesMentioning, readSecrets, runPerimeter, startUp, temporaryDirectory } from "./test-support.ts";
 import type { LocalConfig, RunningUp } from "./test-support.ts";
 
