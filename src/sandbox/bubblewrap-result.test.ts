@@ -15,10 +15,9 @@ function run(collect: string[] = []): TaskRun {
   return { id: "t", task, limits: TEST_LIMITS, started: performance.now(), cgroup: null, rlimits: rlimitsFor(TEST_LIMITS, false, false), missing: ["cgroup memory: none"], proxy: undefined };
 }
 
-function outcome(overrides: Partial<TaskOutcome> & { stderr?: string } = {}): TaskOutcome {
-  const { stderr, ...rest } = overrides;
+function outcome(overrides: Partial<TaskOutcome> = {}, stderr = ""): TaskOutcome {
   const output = (text: string) => ({ chunks: [Buffer.from(text)], kept: text.length, bytes: text.length, truncated: false });
-  return { exit: { code: 0, signal: null }, reason: undefined, statusText: '{ "child-pid": 12 }\n{ "exit-code": 0 }', stdout: output("out"), stderr: output(stderr ?? ""), returned: { data: Buffer.alloc(0), overflow: false, limit: 1 }, ...rest };
+  return { exit: { code: 0, signal: null }, reason: undefined, statusText: '{ "child-pid": 12 }\n{ "exit-code": 0 }', stdout: output("out"), stderr: output(stderr), returned: { data: Buffer.alloc(0), overflow: false, limit: 1 }, ...overrides };
 }
 
 test("bwrap's status JSON gives the child's pid and exit code", () => {
@@ -43,7 +42,7 @@ test("the end reason: our stop first, then the OOM killer, RLIMIT_CPU, RLIMIT_FS
 });
 
 test("a launcher that failed before the program ran is a host problem, explained; a task stopped before it ran is not", () => {
-  assert.throws(() => taskResult(run(), outcome({ statusText: "", exit: { code: 1, signal: null }, stderr: "bwrap: Creating new namespace failed: Operation not permitted\n" }), NO_STATS, 10), (error: unknown) => error instanceof SandboxUnavailableError && /user namespace/.test(error.message));
+  assert.throws(() => taskResult(run(), outcome({ statusText: "", exit: { code: 1, signal: null } }, "bwrap: Creating new namespace failed: Operation not permitted\n"), NO_STATS, 10), (error: unknown) => error instanceof SandboxUnavailableError && /user namespace/.test(error.message));
   assert.throws(() => taskResult(run(), outcome({ exit: { code: null, signal: null, spawnError: new Error("spawn prlimit ENOENT") } }), NO_STATS, 10), /cannot start the sandbox: spawn prlimit ENOENT/);
   assert.equal(taskResult(run(), outcome({ statusText: "", reason: "aborted", exit: { code: null, signal: "SIGKILL" } }), NO_STATS, 10).exitCode, 137);
 });
