@@ -1,11 +1,15 @@
 // Lint: typescript-eslint's recommended rules plus the habits in STYLE.md that a linter can hold us to.
 import tseslint from "typescript-eslint";
+import perimeter from "./scripts/eslint/import-boundary.js";
 
 export default tseslint.config(
   { ignores: ["node_modules/**", "out/**", "**/golden/**", ".ci/**"] },
   ...tseslint.configs.recommended,
   {
+    plugins: { perimeter },
     rules: {
+      // Each folder of src/ is used by the others only through its index.ts (scripts/eslint/import-boundary.js).
+      "perimeter/import-boundary": "error",
       // Only the CLI entry point may end the process (STYLE.md); everything else returns or throws.
       "no-restricted-properties": ["error", { object: "process", property: "exit", message: "Only src/cli/main.ts may call process.exit; return an exit code instead." }],
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],

@@ -2,8 +2,8 @@
 // [--file NAME | --env | --json] [-o FILE [--force]]`.
 import { existsSync, renameSync, writeFileSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
-import { EXIT_OK, EXIT_USAGE, UsageError, parseCommandArgs, writeLine } from "../cli/command.ts";
-import type { Command } from "../cli/command.ts";
+import { EXIT_OK, EXIT_USAGE, UsageError, parseCommandArgs, writeLine } from "../cli/index.ts";
+import type { Command } from "../cli/index.ts";
 import { loadConfig } from "../config/index.ts";
 import { RenderError } from "../render/index.ts";
 import type { EnvironmentEntry } from "../render/index.ts";

@@ -4,8 +4,8 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { createInterface } from "node:readline";
-import { EXIT_FINDINGS, EXIT_OK, UsageError, parseCommandArgs, writeLine } from "../cli/command.ts";
-import type { Command } from "../cli/command.ts";
+import { EXIT_FINDINGS, EXIT_OK, UsageError, parseCommandArgs, writeLine } from "../cli/index.ts";
+import type { Command } from "../cli/index.ts";
 import { loadConfig, readSecret } from "../config/index.ts";
 import { ApprovalsApiError, createApprovalsClient } from "./client.ts";
 import type { ApprovalsClient } from "./client.ts";

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { DatabaseSync } from "node:sqlite";
-import type { CommandIo } from "../cli/command.ts";
+import type { CommandIo } from "../cli/index.ts";
 import { runCli } from "../cli/main.ts";
 import { openAuditLog } from "./index.ts";
 import type { AuditLog, AuditLogOptions } from "./index.ts";

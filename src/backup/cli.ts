@@ -3,8 +3,8 @@
 // damaged, truncated or altered archive, broken audit chain); 2 usage or config error, or a restore that would
 // replace data without --force.
 import { resolve } from "node:path";
-import { EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, UsageError, parseCommandArgs, writeLine } from "../cli/command.ts";
-import type { Command, CommandIo } from "../cli/command.ts";
+import { EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, UsageError, parseCommandArgs, writeLine } from "../cli/index.ts";
+import type { Command, CommandIo } from "../cli/index.ts";
 import { loadConfig } from "../config/index.ts";
 import type { PerimeterConfig } from "../config/index.ts";
 import { ArchiveError } from "./age-stream.ts";

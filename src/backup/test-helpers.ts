@@ -9,7 +9,7 @@ import { pipeline } from "node:stream/promises";
 import { createWriteStream } from "node:fs";
 import { generateIdentity, identityToRecipient } from "age-encryption";
 import { openAuditLog } from "../audit-log/index.ts";
-import type { CommandIo } from "../cli/command.ts";
+import type { CommandIo } from "../cli/index.ts";
 import { runCli } from "../cli/main.ts";
 import { createEncryptStream } from "./age-stream.ts";
 import { END_OF_ARCHIVE, encodeHeader, padding } from "./tar.ts";

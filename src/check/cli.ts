@@ -2,8 +2,8 @@
 //                  [--list-rules] [--explain RULE] [--kustomize auto|kubectl|builtin]`
 // Exit codes: 0 nothing at or above --fail-on; 1 findings at or above it; 2 an input could not be read or parsed, or
 // the command was called wrongly.
-import { EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, UsageError, parseCommandArgs, writeLine } from "../cli/command.ts";
-import type { Command } from "../cli/command.ts";
+import { EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, UsageError, parseCommandArgs, writeLine } from "../cli/index.ts";
+import type { Command } from "../cli/index.ts";
 import { ConfigError, closest, parseConfig } from "../config/index.ts";
 import { runCheck } from "./check.ts";
 import { counts, formatExplanation, formatJson, formatJunit, formatRuleList, formatSarif, formatText } from "./format.ts";

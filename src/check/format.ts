@@ -3,7 +3,7 @@
 import type { CheckResult, Finding, RuleDefinition, Severity } from "./model.ts";
 import { severityRank } from "./model.ts";
 import { RULES, ruleById } from "./rules.ts";
-import { xmlText } from "../shared/xml.ts";
+import { xmlText } from "../shared/index.ts";
 
 export const JSON_SCHEMA_ID = "https://perimeter.dev/schemas/check-result/v1";
 const TOOL_VERSION = "0.1.0";

@@ -1,7 +1,7 @@
 // `perimeter serve dashboard -c perimeter.yaml [--listen HOST:PORT]`
 import { dirname, join, resolve } from "node:path";
-import { EXIT_OK, UsageError, parseCommandArgs, writeLine } from "../cli/command.ts";
-import type { Command } from "../cli/command.ts";
+import { EXIT_OK, UsageError, parseCommandArgs, writeLine } from "../cli/index.ts";
+import type { Command } from "../cli/index.ts";
 import { createApprovalsClient } from "../approvals/index.ts";
 import { openAuditLog } from "../audit-log/index.ts";
 import { loadConfig, placeholdersIn, readSecret, secretValues, splitHostPort } from "../config/index.ts";

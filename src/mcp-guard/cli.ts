@@ -2,8 +2,8 @@
 import { resolve } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { Counter } from "prom-client";
-import { EXIT_OK, UsageError, parseCommandArgs, writeLine } from "../cli/command.ts";
-import type { Command } from "../cli/command.ts";
+import { EXIT_OK, UsageError, parseCommandArgs, writeLine } from "../cli/index.ts";
+import type { Command } from "../cli/index.ts";
 import { openAuditLog } from "../audit-log/index.ts";
 import { ConfigError, MissingSecretError, loadConfig } from "../config/index.ts";
 import type { Environment, PerimeterConfig } from "../config/index.ts";

@@ -1,7 +1,7 @@
 // `perimeter render -c FILE -t kubernetes|compose|vps -o DIR [--force]`.
 import { declarationWarnings, loadConfig } from "../config/index.ts";
-import { EXIT_OK, EXIT_USAGE, UsageError, parseCommandArgs, writeLine } from "../cli/command.ts";
-import type { Command } from "../cli/command.ts";
+import { EXIT_OK, EXIT_USAGE, UsageError, parseCommandArgs, writeLine } from "../cli/index.ts";
+import type { Command } from "../cli/index.ts";
 import { isAbsolute, resolve } from "node:path";
 import { RenderError } from "./plan.ts";
 import type { Target } from "./plan.ts";

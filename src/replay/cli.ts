@@ -2,8 +2,8 @@
 // decided by mcp-guard's own decision function. Exit 1 when a session's expectation is not met.
 import { resolve } from "node:path";
 import { AuditReadError } from "../audit-log/index.ts";
-import { EXIT_FINDINGS, EXIT_OK, UsageError, parseCommandArgs } from "../cli/command.ts";
-import type { Command } from "../cli/command.ts";
+import { EXIT_FINDINGS, EXIT_OK, UsageError, parseCommandArgs } from "../cli/index.ts";
+import type { Command } from "../cli/index.ts";
 import { loadConfig } from "../config/index.ts";
 import { sessionsFromAudit } from "./audit.ts";
 import { ReplaySetupError, replaySessions } from "./replay.ts";

@@ -2,7 +2,7 @@
 // tools, JUnit XML for CI (a testcase per session; an unmet expectation is a failure). Tool names, reasons and
 // arguments come from agents, so terminal control characters are escaped and XML is made well-formed.
 import type { CallVerdict, ReplayReport, SessionVerdict } from "./replay.ts";
-import { xmlText } from "../shared/xml.ts";
+import { xmlText } from "../shared/index.ts";
 
 export const FORMATS = ["text", "json", "junit"] as const;
 export type Format = (typeof FORMATS)[number];

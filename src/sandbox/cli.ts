@@ -3,8 +3,8 @@ import { closeSync, constants, lstatSync, mkdirSync, openSync, readdirSync, read
 import { join } from "node:path";
 // Config (zod, yaml: most of a short command's start-up) loads only when a command reads one; see configFrom.
 import type { PerimeterConfig } from "../config/index.ts";
-import { EXIT_OK, EXIT_USAGE, UsageError, parseCommandArgs, writeLine } from "../cli/command.ts";
-import type { Command, CommandIo } from "../cli/command.ts";
+import { EXIT_OK, EXIT_USAGE, UsageError, parseCommandArgs, writeLine } from "../cli/index.ts";
+import type { Command, CommandIo } from "../cli/index.ts";
 import { createLogger } from "../shared/index.ts";
 import type { Logger } from "../shared/index.ts";
 import { createBubblewrapBackend } from "./bubblewrap.ts";

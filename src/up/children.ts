@@ -3,7 +3,7 @@
 import { spawn } from "node:child_process";
 import http from "node:http";
 import { fileURLToPath } from "node:url";
-import type { Command, CommandIo } from "../cli/command.ts";
+import type { Command, CommandIo } from "../cli/index.ts";
 import type { Child, ChildExit } from "./supervisor.ts";
 import type { ServicePlan } from "./plan.ts";
 

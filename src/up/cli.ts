@@ -2,8 +2,8 @@
 // shares one audit log; and `perimeter status -c FILE`: each service's health, its last restart, the chain head.
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { EXIT_FINDINGS, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, UsageError, parseCommandArgs, writeLine } from "../cli/command.ts";
-import type { Command, CommandIo } from "../cli/command.ts";
+import { EXIT_FINDINGS, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, UsageError, parseCommandArgs, writeLine } from "../cli/index.ts";
+import type { Command, CommandIo } from "../cli/index.ts";
 import { loadConfig } from "../config/index.ts";
 import type { PerimeterConfig } from "../config/index.ts";
 import { createLogger, freePort } from "../shared/index.ts";

@@ -2,8 +2,8 @@
 // the operator's. Exit 0 when nothing FAILs, 1 when something does, 2 on usage errors.
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { EXIT_OK, UsageError, parseCommandArgs } from "../cli/command.ts";
-import type { Command } from "../cli/command.ts";
+import { EXIT_OK, UsageError, parseCommandArgs } from "../cli/index.ts";
+import type { Command } from "../cli/index.ts";
 import { loadConfig } from "../config/index.ts";
 import { composeSetup, kubernetesSetup } from "./cluster.ts";
 import { formatReport } from "./format.ts";

@@ -2,7 +2,7 @@
 // FAIL), JSON for tools, JUnit XML for CI (one testcase per check; FAIL is a failure, SKIP is skipped, WARN passes
 // with its evidence in system-out).
 import type { CheckResult, Suite } from "./model.ts";
-import { xmlText } from "../shared/xml.ts";
+import { xmlText } from "../shared/index.ts";
 
 export type Format = "text" | "json" | "junit";
 
