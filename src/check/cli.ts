@@ -4,7 +4,7 @@
 // the command was called wrongly.
 import { EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, UsageError, parseCommandArgs, writeLine } from "../cli/index.ts";
 import type { Command } from "../cli/index.ts";
-import { ConfigError, closest, parseConfig } from "../config/index.ts";
+import { ConfigError, closest, declarationWarnings, parseConfig } from "../config/index.ts";
 import { runCheck } from "./check.ts";
 import { counts, formatExplanation, formatJson, formatJunit, formatRuleList, formatSarif, formatText } from "./format.ts";
 import type { KustomizeMode } from "./kustomize.ts";
@@ -81,10 +81,12 @@ export const checkCommand: Command = async (args, io) => {
   if (positionals.length === 0) throw new UsageError("check: name at least one file or directory to check (or - for standard input)");
 
   const stdinText = (positionals as string[]).includes("-") ? await readAll(io.stdin) : undefined;
-  // A perimeter.yaml among the inputs is validated as render would.
+  // A perimeter.yaml among the inputs is validated as render would, and gets render's warnings on what loads but is
+  // risky: on stderr, so a JSON or SARIF report stays parseable, and without failing the run.
+  const warnings: string[] = [];
   const validateDeclaration = (text: string, file: string): CheckError[] => {
     try {
-      parseConfig(text, file);
+      for (const warning of declarationWarnings(parseConfig(text, file))) warnings.push(`${file}: ${warning}`);
       return [];
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
@@ -92,6 +94,7 @@ export const checkCommand: Command = async (args, io) => {
     }
   };
   const result = runCheck(positionals, { cwd: io.cwd, stdinText, kustomize, baselineFile: values.baseline, validateDeclaration });
+  for (const warning of warnings) writeLine(io.stderr, `perimeter check: warning: ${warning}`);
   const severity: Severity = failOn;
   const colour = format === "text" && (io.stdout as NodeJS.WriteStream).isTTY === true && io.env.NO_COLOR === undefined;
   switch (format) {

@@ -2,12 +2,13 @@
 // validates it"), an empty section says so instead of a raw validator error, and the fixes suggested fit the field.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { runCli } from "../cli/main.ts";
 import type { CommandIo } from "../cli/command.ts";
+import { declarationWarnings, parseConfig } from "../config/index.ts";
 
 const REPOSITORY = join(import.meta.dirname, "..", "..");
 
@@ -72,4 +73,36 @@ test("suggested fixes fit the field: a pasted Telegram token is told TELEGRAM_BO
   assert.match(result.stdout, /agent\.image: ":latest" is refused: pin a version tag \(e\.g\. nousresearch\/hermes-agent:v2026\.7\.1, the release Perimeter was verified against\)/);
   assert.match(result.stdout, /sandbox\.image: ":latest" is refused: pin a version tag \(e\.g\. python:<the version you run>\)/);
   assert.ok(!result.stdout.includes(token), "the pasted token is never echoed");
+});
+
+test("check prints the risky-declaration warnings render prints, on stderr, and they neither fail the run nor touch the report (issue 14 item 7)", async () => {
+  const base = readFileSync(join(REPOSITORY, "examples", "compose-vps.yaml"), "utf8");
+  const risky = base
+    .replace("      apiKeySecret: ANTHROPIC_API_KEY\n", "")
+    .replace('allowedUsers: ["987654321"]', 'allowedUsers: ["987654321", "@alice"]')
+    .replace("allow: [api.telegram.org]", "allow: [api.telegram.org, api.anthropic.com]");
+  assert.notEqual(risky, base);
+  const expected = declarationWarnings(parseConfig(risky, "perimeter.yaml"));
+  assert.ok(expected.length >= 3, `the changed example has risky declarations: ${JSON.stringify(expected)}`);
+  const { directory } = declaration(risky);
+
+  const rendered = await perimeter(["render", "-c", "perimeter.yaml", "-t", "compose", "-o", "out"], directory);
+  assert.equal(rendered.code, 0, rendered.stderr);
+  const renderWarnings = rendered.stderr.split("\n").filter((line) => line.startsWith("perimeter render: warning: ")).map((line) => line.slice("perimeter render: warning: ".length));
+  for (const warning of expected) assert.ok(renderWarnings.includes(warning), `render prints: ${warning}`);
+
+  for (const format of ["text", "json"]) {
+    const checked = await perimeter(["check", "--format", format, "perimeter.yaml"], directory);
+    assert.equal(checked.code, 0, `${format}: warnings do not fail the check: ${checked.stdout}${checked.stderr}`);
+    const lines = checked.stderr.split("\n").filter((line) => line !== "");
+    assert.deepEqual(lines, expected.map((warning) => `perimeter check: warning: perimeter.yaml: ${warning}`), `${format}: the same warnings as render, each naming the file`);
+    if (format === "json") assert.deepEqual((JSON.parse(checked.stdout) as { errors: unknown[] }).errors, []);
+  }
+});
+
+test("a declaration without risky parts gets no warning from check", async () => {
+  const { directory } = declaration(readFileSync(join(REPOSITORY, "examples", "compose-vps.yaml"), "utf8"));
+  const checked = await perimeter(["check", "perimeter.yaml"], directory);
+  assert.equal(checked.code, 0, checked.stdout);
+  assert.equal(checked.stderr, "");
 });
