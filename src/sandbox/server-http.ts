@@ -1,0 +1,156 @@
+// The runner's HTTP edge. The MCP listener: /healthz, then /mcp only, the bearer token checked before any body is
+// read, loopback Host names only when it listens on loopback (DNS rebinding), the caller taken from
+// X-Perimeter-Caller, the body read (bounded) to catch cancellations and handed to the MCP handler. The metrics
+// listener: GET /metrics and /healthz, no token, nothing that runs a command.
+import { createServer } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { timingSafeEqual } from "node:crypto";
+import { validateHostHeader } from "@modelcontextprotocol/server";
+import type { AuthInfo } from "@modelcontextprotocol/server";
+import { splitHostPort } from "../config/index.ts";
+import { closeAfterAnswerIfBodyUnread } from "../shared/index.ts";
+import { hashToken } from "./server-state.ts";
+import type { SandboxServerState } from "./server-state.ts";
+import { cancelInFlight, DEFAULT_CALLER } from "./server-tools.ts";
+import { SandboxTaskError } from "./task.ts";
+
+export type RequestHandler = (request: IncomingMessage, response: ServerResponse) => Promise<void>;
+/** The MCP SDK's Node handler, given the request with its AuthInfo (or a buffered stand-in for it). */
+export type McpNodeHandler = (request: IncomingMessage | (AsyncIterable<Buffer> & { method?: string; url?: string; headers: IncomingMessage["headers"]; auth: AuthInfo }), response: ServerResponse) => Promise<void>;
+
+const CALLER = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const UNHEALTHY = "audit log failing: every run is refused; see the runner's log\n";
+
+/** "Bearer X" matching the expected token's hash, compared in constant time. */
+export function bearerMatches(header: string | undefined, expected: Buffer): boolean {
+  const match = /^\s*Bearer\s+(\S+)\s*$/i.exec(header ?? "");
+  const presented = hashToken(match?.[1] ?? "");
+  return timingSafeEqual(presented, expected) && match !== null;
+}
+
+function answerHealth(state: SandboxServerState, response: ServerResponse): void {
+  // Unhealthy while the audit log refuses writes: every run is refused then, and a probe should say so.
+  if (state.recorder.healthy()) response.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
+  else response.writeHead(503, { "content-type": "text/plain" }).end(UNHEALTHY);
+}
+
+/** Answers what is not an authorized MCP request on an allowed Host; true when it did. */
+function refusedBeforeMcp(state: SandboxServerState, request: IncomingMessage, response: ServerResponse, path: string | undefined): boolean {
+  if (path === "/metrics") {
+    closeAfterAnswerIfBodyUnread(response);
+    response.writeHead(404, { "content-type": "text/plain" }).end("not found: metrics are served on the metrics listener (perimeter serve sandbox --metrics-listen HOST:PORT), without a token\n");
+    return true;
+  }
+  if (path !== "/mcp") {
+    closeAfterAnswerIfBodyUnread(response);
+    response.writeHead(404, { "content-type": "text/plain" }).end("not found: the MCP endpoint is /mcp\n");
+    return true;
+  }
+  if (!bearerMatches(request.headers.authorization, state.expectedToken)) {
+    const presented = request.headers.authorization !== undefined;
+    // Refused before its body is read: the body never is (src/shared/refusal.ts).
+    closeAfterAnswerIfBodyUnread(response);
+    response
+      .writeHead(401, { "content-type": "application/json", "www-authenticate": `Bearer realm="perimeter-sandbox"${presented ? ', error="invalid_token"' : ""}` })
+      .end(JSON.stringify({ error: presented ? "invalid_token" : "unauthorized", error_description: "present the sandbox runner's token as Authorization: Bearer TOKEN" }));
+    return true;
+  }
+  // DNS rebinding: on loopback, only loopback names may address us.
+  if (state.loopbackOnly && !validateHostHeader(request.headers.host ?? null, ["localhost", "127.0.0.1", "[::1]"]).ok) {
+    closeAfterAnswerIfBodyUnread(response);
+    response.writeHead(403, { "content-type": "text/plain" }).end("forbidden host\n");
+    return true;
+  }
+  return false;
+}
+
+/** The MCP listener's handler. */
+export function mcpRequestHandler(state: SandboxServerState, serveMcp: McpNodeHandler): RequestHandler {
+  return async (request, response) => {
+    const path = (request.url ?? "/").split("?")[0];
+    if (path === "/healthz") return answerHealth(state, response);
+    if (refusedBeforeMcp(state, request, response, path)) return;
+    const named = request.headers["x-perimeter-caller"];
+    const caller = typeof named === "string" && CALLER.test(named) ? named : DEFAULT_CALLER;
+    // A call is served within one HTTP exchange: if the client drops it, the run it started is stopped.
+    const disconnected = new AbortController();
+    response.on("close", () => {
+      if (!response.writableFinished) disconnected.abort();
+    });
+    const auth: AuthInfo = { token: "bearer", clientId: caller, scopes: [], extra: { disconnected: disconnected.signal } };
+    if (request.method !== "POST") return serveMcp(Object.assign(request, { auth }), response);
+    // Buffer the body (bounded) to look for cancellations, then hand the same bytes to the MCP handler.
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of request) {
+      size += (chunk as Buffer).length;
+      if (size > state.maxRequestBytes) {
+        response.writeHead(413, { "content-type": "text/plain" }).end(`request body over ${state.maxRequestBytes} bytes: send large files in several write_file calls\n`);
+        return;
+      }
+      chunks.push(chunk as Buffer);
+    }
+    const body = Buffer.concat(chunks);
+    if (body.length < 65536 && body.includes("notifications/cancelled")) {
+      try {
+        cancelInFlight(state, caller, JSON.parse(body.toString("utf8")));
+      } catch {
+        // Not JSON: the MCP handler answers with a parse error.
+      }
+    }
+    const buffered = {
+      method: request.method,
+      url: request.url,
+      headers: request.headers,
+      auth,
+      async *[Symbol.asyncIterator]() {
+        yield body;
+      },
+    };
+    await serveMcp(buffered, response);
+  };
+}
+
+/** The metrics listener's handler: /metrics and /healthz, GET only, no token (it runs nothing). */
+export function metricsRequestHandler(state: SandboxServerState): RequestHandler {
+  return async (request, response) => {
+    const path = (request.url ?? "/").split("?")[0];
+    closeAfterAnswerIfBodyUnread(response);
+    if (path !== "/metrics" && path !== "/healthz") {
+      response.writeHead(404, { "content-type": "text/plain" }).end("not found: this listener serves /metrics and /healthz only (MCP is on the main listener)\n");
+    } else if (request.method !== "GET" && request.method !== "HEAD") {
+      response.writeHead(405, { "content-type": "text/plain", allow: "GET, HEAD" }).end("the metrics listener answers GET only\n");
+    } else if (path === "/metrics") {
+      response.writeHead(200, { "content-type": state.metrics.registry.contentType }).end(await state.metrics.registry.metrics());
+    } else {
+      answerHealth(state, response);
+    }
+  };
+}
+
+/** Listens on HOST:PORT (port 0: any free port) with `handle`; a crash in a request is that request's 500. */
+export async function listenOn(state: SandboxServerState, target: string, handle: RequestHandler, path: string): Promise<{ host: string; port: number; url: string; loopback: boolean }> {
+  // Port 0 (any free port) is fine for a listener, though not for a host rule.
+  const parsed = /:0$/.test(target) ? (() => {
+    const found = splitHostPort(target.replace(/:0$/, ":1"));
+    return found === undefined ? undefined : { host: found.host, port: 0 };
+  })() : splitHostPort(target);
+  if (parsed === undefined) throw new SandboxTaskError(`"${target}" is not HOST:PORT (write 127.0.0.1:8701, or [::1]:8701)`);
+  const host = parsed.host.replace(/^\[|\]$/g, "");
+  const server = createServer((request, response) => {
+    handle(request, response).catch((error: unknown) => {
+      state.logger.error({ event: "request-crashed", error: (error as Error).stack }, "sandbox server request failed");
+      if (!response.headersSent) response.writeHead(500, { "content-type": "text/plain" });
+      response.end("internal error\n");
+    });
+  });
+  server.requestTimeout = 0; // runs may take minutes; the task's own timeout bounds them
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(parsed.port, host, () => resolve());
+  });
+  state.servers.push(server);
+  const address = server.address() as { address: string; port: number };
+  const shown = address.address.includes(":") ? `[${address.address}]` : address.address;
+  return { host: address.address, port: address.port, url: `http://${shown}:${address.port}${path}`, loopback: host === "127.0.0.1" || host === "::1" || host === "localhost" };
+}
