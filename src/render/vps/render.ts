@@ -419,7 +419,9 @@ function sandboxProxyUnits(port: number): Unit[] {
       unit: [["Requires", `${runner} perimeter-sandbox-proxy.socket`], ["After", `${runner} perimeter-sandbox-proxy.socket`], ["JoinsNamespaceOf", runner]],
       notes: ["Joins the runner's private network namespace; the listening socket comes from perimeter-sandbox-proxy.socket."],
       service: [
-        ["Type", "notify"],
+        // Not notify: systemd-socket-proxyd sends no READY=1 (systemd 252/255), so the unit would stay activating
+        // and be killed at TimeoutStartSec (socket-proxy.test.ts; seen on a booted host by vps-nspawn-proof.sh).
+        ["Type", "exec"],
         ["ExecStart", `${SOCKET_PROXYD} ${local(port)}`],
         ["DynamicUser", "yes"],
         ["PrivateNetwork", "yes"],
