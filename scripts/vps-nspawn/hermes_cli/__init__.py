@@ -1,0 +1,1 @@
+"""Stand-in package: see main.py (scripts/vps-nspawn-proof.sh)."""
