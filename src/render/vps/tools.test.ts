@@ -57,23 +57,25 @@ function scores(render: VpsRender): Map<string, number> {
   return found;
 }
 
-test("systemd-analyze security --offline=yes: every perimeter unit scores ≤ 2.0 and the agent's ≤ 3.0", { skip: skipUnless(["systemd-analyze"]) }, () => {
+test("systemd-analyze security --offline=yes: every perimeter unit scores ≤ 2.0 (the sandbox runner 2.1) and the agent's ≤ 3.0", { skip: skipUnless(["systemd-analyze"]) }, () => {
   const withBackup = configFrom(exampleText("vps").replace("\nhost:\n", "\nbackup:\n  dataDirectory: /var/lib/hermes/.hermes\n  recipients: [age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p]\n\nhost:\n"));
   const found = scores(renderVps(withBackup));
   process.stdout.write(`# scores (examples/vps.yaml + backup): ${[...found].map(([unit, score]) => `${unit} ${score}`).join(", ")}\n`);
   assert.ok(found.size >= 8, `only ${found.size} units scored`);
   for (const [unit, score] of found) {
-    const limit = unit.startsWith("hermes-") ? 3.0 : 2.0;
+    // The runner's one point over 2.0 is AF_NETLINK, without which bwrap cannot bring up a task's loopback and the
+    // unit does not start at all (sandbox-unit.test.ts; its 2.0 before was a unit that could not run).
+    const limit = unit.startsWith("hermes-") ? 3.0 : unit === "perimeter-sandbox.service" ? 2.1 : 2.0;
     assert.ok(score <= limit, `${unit} scores ${score}, above ${limit}`);
   }
 });
 
-test("systemd-analyze security: a sandbox runner whose tasks reach the network (in-process proxy) stays ≤ 2.6, the rest as before", { skip: skipUnless(["systemd-analyze"]) }, () => {
+test("systemd-analyze security: a sandbox runner whose tasks reach the network (in-process proxy) stays ≤ 2.7, the rest as before", { skip: skipUnless(["systemd-analyze"]) }, () => {
   // The runner then needs the host's network (no PrivateNetwork): the one documented exception to 2.0 (docs/render.md).
   const found = scores(renderVps(sandboxWithNetwork()));
   process.stdout.write(`# scores (sandbox network allow): ${[...found].map(([unit, score]) => `${unit} ${score}`).join(", ")}\n`);
   for (const [unit, score] of found) {
-    const limit = unit.startsWith("hermes-") ? 3.0 : unit === "perimeter-sandbox.service" ? 2.6 : 2.0;
+    const limit = unit.startsWith("hermes-") ? 3.0 : unit === "perimeter-sandbox.service" ? 2.7 : 2.0;
     assert.ok(score <= limit, `${unit} scores ${score}, above ${limit}`);
   }
 });

@@ -62,7 +62,9 @@ export function hardening(options: { readonly internet: boolean; readonly sandbo
     ["UMask", "0077"],
     ["SystemCallArchitectures", "native"],
     ["SystemCallErrorNumber", "EPERM"],
-    ["RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6"],
+    // bwrap brings up each task's loopback over rtnetlink (sandbox-unit.test.ts); the filter covers its tasks too,
+    // whose netlink reaches only their own empty network namespace.
+    ["RestrictAddressFamilies", sandbox ? "AF_UNIX AF_INET AF_INET6 AF_NETLINK" : "AF_UNIX AF_INET AF_INET6"],
   ];
   if (sandbox) {
     // bubblewrap builds every task from new user, mount, pid, net, ipc, uts and cgroup namespaces and mounts a fresh
