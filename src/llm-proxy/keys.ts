@@ -149,17 +149,10 @@ export interface KeyStoreOptions {
   readonly onError?: (error: Error) => void;
 }
 
-export function openLlmKeyStore(path: string, options: KeyStoreOptions = {}): LlmKeyStore {
-  const now = options.now ?? (() => new Date());
-  if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const database = new DatabaseSync(path);
-  // WAL and a busy timeout: the audit log and the CLI write the same file from other connections.
-  database.exec("PRAGMA busy_timeout = 5000");
-  database.exec("PRAGMA journal_mode = WAL");
-  database.exec("PRAGMA synchronous = NORMAL");
-  database.exec(SCHEMA);
+type Statements = ReturnType<typeof prepareStatements>;
 
-  const statements = {
+function prepareStatements(database: DatabaseSync) {
+  return {
     byHash: database.prepare("SELECT * FROM llm_keys WHERE key_hash = ?"),
     byId: database.prepare("SELECT * FROM llm_keys WHERE id = ?"),
     all: database.prepare("SELECT * FROM llm_keys ORDER BY created_at, id"),
@@ -178,20 +171,44 @@ export function openLlmKeyStore(path: string, options: KeyStoreOptions = {}): Ll
     ),
     usageRows: database.prepare("SELECT key_id, day, requests, tokens_in, tokens_out, cost FROM llm_usage ORDER BY key_id, day"),
   } satisfies Record<string, StatementSync>;
+}
 
-  interface PendingUsage {
-    keyId: string;
-    day: string;
-    requests: number;
-    tokensIn: number;
-    tokensOut: number;
-    cost: number;
+interface PendingUsage {
+  keyId: string;
+  day: string;
+  requests: number;
+  tokensIn: number;
+  tokensOut: number;
+  cost: number;
+}
+
+/** The key store on one SQLite connection, with usage written in batches (KeyStoreOptions.flushIntervalMs). */
+class SqliteKeyStore implements LlmKeyStore {
+  readonly #database: DatabaseSync;
+  readonly #statements: Statements;
+  readonly #now: () => Date;
+  readonly #flushIntervalMs: number;
+  readonly #onError: ((error: Error) => void) | undefined;
+  readonly #pending = new Map<string, PendingUsage>();
+  #flushTimer: NodeJS.Timeout | undefined;
+
+  constructor(path: string, options: KeyStoreOptions) {
+    this.#now = options.now ?? (() => new Date());
+    this.#flushIntervalMs = options.flushIntervalMs ?? 100;
+    this.#onError = options.onError;
+    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    const database = new DatabaseSync(path);
+    // WAL and a busy timeout: the audit log and the CLI write the same file from other connections.
+    database.exec("PRAGMA busy_timeout = 5000");
+    database.exec("PRAGMA journal_mode = WAL");
+    database.exec("PRAGMA synchronous = NORMAL");
+    database.exec(SCHEMA);
+    this.#database = database;
+    this.#statements = prepareStatements(database);
   }
-  const pending = new Map<string, PendingUsage>();
-  let flushTimer: NodeJS.Timeout | undefined;
-  const flushIntervalMs = options.flushIntervalMs ?? 100;
 
-  const transaction = <T>(work: () => T): T => {
+  #transaction<T>(work: () => T): T {
+    const database = this.#database;
     database.exec("BEGIN IMMEDIATE");
     try {
       const result = work();
@@ -201,142 +218,145 @@ export function openLlmKeyStore(path: string, options: KeyStoreOptions = {}): Ll
       if (database.isTransaction) database.exec("ROLLBACK");
       throw error;
     }
-  };
-
-  const flush = (): void => {
-    clearTimeout(flushTimer);
-    flushTimer = undefined;
-    if (pending.size === 0) return;
-    try {
-      transaction(() => {
-        for (const row of pending.values()) statements.addUsage.run(row.keyId, row.day, row.requests, row.tokensIn, row.tokensOut, row.cost);
-      });
-      pending.clear();
-    } catch (error) {
-      options.onError?.(error as Error);
-      if (database.isOpen) flushTimer = setTimeout(flush, flushIntervalMs * 10).unref();
-    }
-  };
+  }
 
   /** Usage added but not yet written, so readers in this process see it at once. */
-  const pendingFor = (keyId: string, day: string | undefined): { tokens: number; cost: number } => {
+  #pendingFor(keyId: string, day: string | undefined): { tokens: number; cost: number } {
     let tokens = 0;
     let cost = 0;
-    for (const row of pending.values()) {
+    for (const row of this.#pending.values()) {
       if (row.keyId !== keyId || (day !== undefined && row.day !== day)) continue;
       tokens += row.tokensIn + row.tokensOut;
       cost += row.cost;
     }
     return { tokens, cost };
-  };
+  }
 
-  return {
-    authenticate(presented) {
-      const presentedHash = hashKey(presented);
-      const row = statements.byHash.get(presentedHash) as KeyRow | undefined;
-      // The lookup is by hash (an attacker cannot steer it); the comparison is constant-time all the same.
-      if (row === undefined || !timingSafeEqual(Buffer.from(row.key_hash, "hex"), Buffer.from(presentedHash, "hex"))) return { ok: false, reason: "unknown-key" };
-      if (row.revoked_at !== null) return { ok: false, reason: "revoked-key" };
-      return { ok: true, key: rowToKey(row) };
-    },
+  authenticate(presented: string): AuthenticationResult {
+    const presentedHash = hashKey(presented);
+    const row = this.#statements.byHash.get(presentedHash) as KeyRow | undefined;
+    // The lookup is by hash (an attacker cannot steer it); the comparison is constant-time all the same.
+    if (row === undefined || !timingSafeEqual(Buffer.from(row.key_hash, "hex"), Buffer.from(presentedHash, "hex"))) return { ok: false, reason: "unknown-key" };
+    if (row.revoked_at !== null) return { ok: false, reason: "revoked-key" };
+    return { ok: true, key: rowToKey(row) };
+  }
 
-    create(client, policy) {
-      const secret = generateVirtualKey();
-      const id = `llmk_${randomBytes(6).toString("hex")}`;
-      const createdAt = now().toISOString();
-      statements.insert.run(id, client, hashKey(secret), "cli", JSON.stringify(policy.models), JSON.stringify(policy.limits), JSON.stringify(policy.budget), createdAt);
-      return { key: rowToKey(statements.byId.get(id) as unknown as KeyRow), secret };
-    },
+  create(client: string, policy: KeyPolicy): { key: VirtualKey; secret: string } {
+    const secret = generateVirtualKey();
+    const id = `llmk_${randomBytes(6).toString("hex")}`;
+    const createdAt = this.#now().toISOString();
+    this.#statements.insert.run(id, client, hashKey(secret), "cli", JSON.stringify(policy.models), JSON.stringify(policy.limits), JSON.stringify(policy.budget), createdAt);
+    return { key: rowToKey(this.#statements.byId.get(id) as unknown as KeyRow), secret };
+  }
 
-    list() {
-      return (statements.all.all() as unknown as KeyRow[]).map(rowToKey);
-    },
+  list(): VirtualKey[] {
+    return (this.#statements.all.all() as unknown as KeyRow[]).map(rowToKey);
+  }
 
-    revoke(id, reason) {
-      const row = statements.byId.get(id) as KeyRow | undefined;
-      if (row === undefined) return "not-found";
-      if (row.revoked_at !== null) return "already-revoked";
-      statements.revoke.run(now().toISOString(), reason, id);
-      return "revoked";
-    },
+  revoke(id: string, reason: string): "revoked" | "already-revoked" | "not-found" {
+    const row = this.#statements.byId.get(id) as KeyRow | undefined;
+    if (row === undefined) return "not-found";
+    if (row.revoked_at !== null) return "already-revoked";
+    this.#statements.revoke.run(this.#now().toISOString(), reason, id);
+    return "revoked";
+  }
 
-    syncConfigClients(clients) {
-      transaction(() => {
-        const current = new Set<string>();
-        for (const client of clients) {
-          const valueHash = hashKey(client.value);
-          // The id carries a hash prefix so that a rotated value is a new key and the old one gets revoked.
-          const id = `cfg_${client.name}_${valueHash.slice(0, 8)}`;
-          current.add(id);
-          const existing = statements.byId.get(id) as KeyRow | undefined;
-          const models = JSON.stringify(client.policy.models);
-          const limits = JSON.stringify(client.policy.limits);
-          const budget = JSON.stringify(client.policy.budget);
-          if (existing === undefined) {
-            const clash = statements.byHash.get(valueHash) as KeyRow | undefined;
-            if (clash !== undefined) {
-              throw new Error(`llm.clients ${client.name}: its key value is already the key ${clash.id} (client ${clash.client}); give each client its own value`);
-            }
-            statements.insert.run(id, client.name, valueHash, "config", models, limits, budget, now().toISOString());
-          } else {
-            // A revoked config key stays revoked (an operator revoked it on purpose): rotate the value to replace it.
-            statements.updatePolicy.run(models, limits, budget, id);
-          }
-        }
-        for (const row of statements.configKeys.all() as unknown as KeyRow[]) {
-          if (!current.has(row.id)) {
-            const stillListed = clients.some((client) => client.name === row.client);
-            statements.revoke.run(now().toISOString(), stillListed ? "value rotated in the environment" : "client removed from llm.clients", row.id);
-          }
-        }
-      });
-    },
-
-    usageTotals(keyId, day) {
-      const dayRow = statements.dayUsage.get(keyId, day) as { tokens: number; cost: number } | undefined;
-      const totalRow = statements.totalUsage.get(keyId) as { tokens: number; cost: number };
-      const pendingDay = pendingFor(keyId, day);
-      const pendingTotal = pendingFor(keyId, undefined);
-      return {
-        dayTokens: (dayRow?.tokens ?? 0) + pendingDay.tokens,
-        dayCost: (dayRow?.cost ?? 0) + pendingDay.cost,
-        totalTokens: totalRow.tokens + pendingTotal.tokens,
-        totalCost: totalRow.cost + pendingTotal.cost,
-      };
-    },
-
-    addUsage(keyId, day, tokensIn, tokensOut, cost) {
-      const id = `${keyId}\u0000${day}`;
-      const row = pending.get(id);
-      if (row === undefined) pending.set(id, { keyId, day, requests: 1, tokensIn, tokensOut, cost });
-      else {
-        row.requests += 1;
-        row.tokensIn += tokensIn;
-        row.tokensOut += tokensOut;
-        row.cost += cost;
+  #syncConfigClient(client: ConfigClientKey): string {
+    const statements = this.#statements;
+    const valueHash = hashKey(client.value);
+    // The id carries a hash prefix so that a rotated value is a new key and the old one gets revoked.
+    const id = `cfg_${client.name}_${valueHash.slice(0, 8)}`;
+    const existing = statements.byId.get(id) as KeyRow | undefined;
+    const models = JSON.stringify(client.policy.models);
+    const limits = JSON.stringify(client.policy.limits);
+    const budget = JSON.stringify(client.policy.budget);
+    if (existing === undefined) {
+      const clash = statements.byHash.get(valueHash) as KeyRow | undefined;
+      if (clash !== undefined) {
+        throw new Error(`llm.clients ${client.name}: its key value is already the key ${clash.id} (client ${clash.client}); give each client its own value`);
       }
-      flushTimer ??= setTimeout(flush, flushIntervalMs).unref();
-    },
+      statements.insert.run(id, client.name, valueHash, "config", models, limits, budget, this.#now().toISOString());
+    } else {
+      // A revoked config key stays revoked (an operator revoked it on purpose): rotate the value to replace it.
+      statements.updatePolicy.run(models, limits, budget, id);
+    }
+    return id;
+  }
 
-    flush,
+  syncConfigClients(clients: readonly ConfigClientKey[]): void {
+    this.#transaction(() => {
+      const current = new Set<string>();
+      for (const client of clients) current.add(this.#syncConfigClient(client));
+      for (const row of this.#statements.configKeys.all() as unknown as KeyRow[]) {
+        if (!current.has(row.id)) {
+          const stillListed = clients.some((client) => client.name === row.client);
+          this.#statements.revoke.run(this.#now().toISOString(), stillListed ? "value rotated in the environment" : "client removed from llm.clients", row.id);
+        }
+      }
+    });
+  }
 
-    usageRows() {
-      flush();
-      return (statements.usageRows.all() as unknown as Array<{ key_id: string; day: string; requests: number; tokens_in: number; tokens_out: number; cost: number }>).map((row) => ({
-        keyId: row.key_id,
-        day: row.day,
-        requests: row.requests,
-        tokensIn: row.tokens_in,
-        tokensOut: row.tokens_out,
-        cost: row.cost,
-      }));
-    },
+  usageTotals(keyId: string, day: string): UsageTotals {
+    const dayRow = this.#statements.dayUsage.get(keyId, day) as { tokens: number; cost: number } | undefined;
+    const totalRow = this.#statements.totalUsage.get(keyId) as { tokens: number; cost: number };
+    const pendingDay = this.#pendingFor(keyId, day);
+    const pendingTotal = this.#pendingFor(keyId, undefined);
+    return {
+      dayTokens: (dayRow?.tokens ?? 0) + pendingDay.tokens,
+      dayCost: (dayRow?.cost ?? 0) + pendingDay.cost,
+      totalTokens: totalRow.tokens + pendingTotal.tokens,
+      totalCost: totalRow.cost + pendingTotal.cost,
+    };
+  }
 
-    close() {
-      if (!database.isOpen) return;
-      flush();
-      clearTimeout(flushTimer);
-      database.close();
-    },
-  };
+  addUsage(keyId: string, day: string, tokensIn: number, tokensOut: number, cost: number): void {
+    const id = `${keyId}\u0000${day}`;
+    const row = this.#pending.get(id);
+    if (row === undefined) this.#pending.set(id, { keyId, day, requests: 1, tokensIn, tokensOut, cost });
+    else {
+      row.requests += 1;
+      row.tokensIn += tokensIn;
+      row.tokensOut += tokensOut;
+      row.cost += cost;
+    }
+    this.#flushTimer ??= setTimeout(() => this.flush(), this.#flushIntervalMs).unref();
+  }
+
+  flush(): void {
+    clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
+    if (this.#pending.size === 0) return;
+    try {
+      this.#transaction(() => {
+        for (const row of this.#pending.values()) this.#statements.addUsage.run(row.keyId, row.day, row.requests, row.tokensIn, row.tokensOut, row.cost);
+      });
+      this.#pending.clear();
+    } catch (error) {
+      this.#onError?.(error as Error);
+      if (this.#database.isOpen) this.#flushTimer = setTimeout(() => this.flush(), this.#flushIntervalMs * 10).unref();
+    }
+  }
+
+  usageRows(): UsageRow[] {
+    this.flush();
+    return (this.#statements.usageRows.all() as unknown as Array<{ key_id: string; day: string; requests: number; tokens_in: number; tokens_out: number; cost: number }>).map((row) => ({
+      keyId: row.key_id,
+      day: row.day,
+      requests: row.requests,
+      tokensIn: row.tokens_in,
+      tokensOut: row.tokens_out,
+      cost: row.cost,
+    }));
+  }
+
+  close(): void {
+    if (!this.#database.isOpen) return;
+    this.flush();
+    clearTimeout(this.#flushTimer);
+    this.#database.close();
+  }
+}
+
+export function openLlmKeyStore(path: string, options: KeyStoreOptions = {}): LlmKeyStore {
+  return new SqliteKeyStore(path, options);
 }

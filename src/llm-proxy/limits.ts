@@ -4,7 +4,7 @@
 // and together can never pass a budget. Reservations live in this process (one llm-proxy per key store); settled
 // usage is persisted in the key store.
 import type { BudgetName, ProxyError } from "./errors.ts";
-import type { KeyBudget, LlmKeyStore, VirtualKey } from "./keys.ts";
+import type { KeyBudget, KeyLimits, LlmKeyStore, VirtualKey } from "./keys.ts";
 
 export interface WorstCase {
   /** Prompt estimate + max output tokens. */
@@ -23,10 +23,10 @@ export interface Reservation {
   settled: boolean;
 }
 
-export type Admission = { ok: true; reservation: Reservation } | { ok: false; error: ProxyError };
+export type BudgetAdmission = { ok: true; reservation: Reservation } | { ok: false; error: ProxyError };
 
 export interface UsageLedger {
-  admit(key: VirtualKey, worst: WorstCase): Admission;
+  admit(key: VirtualKey, worst: WorstCase): BudgetAdmission;
   /** Replaces the reservation by what the request really cost; idempotent. */
   settle(reservation: Reservation, actual: { tokensIn: number; tokensOut: number; cost: number }): void;
 }
@@ -61,6 +61,84 @@ function formatAmount(value: number, isCost: boolean): string {
   return isCost ? value.toFixed(4) : String(Math.round(value));
 }
 
+function inFlightTotal(state: KeyState): { tokens: number; cost: number } {
+  let tokens = 0;
+  let cost = 0;
+  for (const entry of state.inFlight.values()) {
+    tokens += entry.tokens;
+    cost += entry.cost;
+  }
+  return { tokens, cost };
+}
+
+/** The first budget the worst case would exceed, counting what is settled and what is reserved in flight. */
+function budgetError(budget: KeyBudget, state: KeyState, worst: WorstCase): ProxyError | undefined {
+  // Fail closed: a cost budget that cannot see what a request costs must not wave it through as free. The schema
+  // and `llm-keys create` refuse such keys; this catches one created before a price was removed.
+  const unpriced = worst.unpricedProviders ?? [];
+  if (unpriced.length > 0) {
+    const costBudget = budget.costPerDay !== undefined ? "costPerDay" : budget.costTotal !== undefined ? "costTotal" : undefined;
+    if (costBudget !== undefined) return { kind: "budget-unpriced", budget: costBudget, providers: unpriced };
+  }
+  const today = state.inFlight.get(state.day) ?? { tokens: 0, cost: 0 };
+  const everywhere = inFlightTotal(state);
+  const checks: Array<{ name: BudgetName; limit: number | undefined; used: number; reserved: number; needed: number; cost: boolean }> = [
+    { name: "tokensPerDay", limit: budget.tokensPerDay, used: state.settled.dayTokens, reserved: today.tokens, needed: worst.tokens, cost: false },
+    { name: "tokensTotal", limit: budget.tokensTotal, used: state.settled.totalTokens, reserved: everywhere.tokens, needed: worst.tokens, cost: false },
+    { name: "costPerDay", limit: budget.costPerDay, used: state.settled.dayCost, reserved: today.cost, needed: worst.cost, cost: true },
+    { name: "costTotal", limit: budget.costTotal, used: state.settled.totalCost, reserved: everywhere.cost, needed: worst.cost, cost: true },
+  ];
+  for (const check of checks) {
+    if (check.limit === undefined) continue;
+    if (check.used + check.reserved + check.needed > check.limit) {
+      const amount = (value: number) => formatAmount(value, check.cost);
+      return {
+        kind: "budget-exhausted",
+        budget: check.name,
+        detail: `the ${check.name} budget of this key (${amount(check.limit)}) would be exceeded: used ${amount(check.used)}, reserved by requests in flight ${amount(check.reserved)}, this request may need up to ${amount(check.needed)}${check.cost ? "" : " (prompt estimate + max_tokens; a lower max_tokens may fit)"}`,
+      };
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Checks the per-minute buckets. The refilled buckets are returned to be committed only once every check passed; a
+ * refusal keeps the refill (so the next request sees the time that passed) but takes nothing.
+ */
+function rateLimitCheck(state: KeyState, limits: KeyLimits, worst: WorstCase, time: number): { ok: true; requests: Bucket | undefined; tokens: Bucket | undefined } | { ok: false; error: ProxyError } {
+  const { requestsPerMinute, tokensPerMinute } = limits;
+  let requests: Bucket | undefined;
+  if (requestsPerMinute !== undefined) {
+    requests = refill(state.requests, requestsPerMinute, time);
+    if (requests.level < 1) {
+      state.requests = requests;
+      return {
+        ok: false,
+        error: { kind: "rate-limited", limit: "requestsPerMinute", retryAfterSeconds: ((1 - requests.level) * 60) / requestsPerMinute, detail: `rate limit of ${requestsPerMinute} requests per minute reached for this key` },
+      };
+    }
+  }
+  let tokens: Bucket | undefined;
+  if (tokensPerMinute !== undefined) {
+    if (worst.tokens > tokensPerMinute) {
+      return {
+        ok: false,
+        error: { kind: "rate-limited", limit: "tokensPerMinute", retryAfterSeconds: 60, detail: `this request may use up to ${worst.tokens} tokens (prompt estimate + max_tokens), more than this key's limit of ${tokensPerMinute} tokens per minute: lower max_tokens or shorten the prompt` },
+      };
+    }
+    tokens = refill(state.tokens, tokensPerMinute, time);
+    if (tokens.level < worst.tokens) {
+      state.tokens = tokens;
+      return {
+        ok: false,
+        error: { kind: "rate-limited", limit: "tokensPerMinute", retryAfterSeconds: ((worst.tokens - tokens.level) * 60) / tokensPerMinute, detail: `rate limit of ${tokensPerMinute} tokens per minute reached for this key` },
+      };
+    }
+  }
+  return { ok: true, requests, tokens };
+}
+
 export function createUsageLedger(store: Pick<LlmKeyStore, "usageTotals" | "addUsage">, now: () => number = Date.now): UsageLedger {
   const states = new Map<string, KeyState>();
   // The UTC day is asked for on every admission; format it only when the clock leaves the cached day.
@@ -86,81 +164,14 @@ export function createUsageLedger(store: Pick<LlmKeyStore, "usageTotals" | "addU
     return state;
   };
 
-  const inFlightTotal = (state: KeyState): { tokens: number; cost: number } => {
-    let tokens = 0;
-    let cost = 0;
-    for (const entry of state.inFlight.values()) {
-      tokens += entry.tokens;
-      cost += entry.cost;
-    }
-    return { tokens, cost };
-  };
-
-  const budgetError = (budget: KeyBudget, state: KeyState, worst: WorstCase): ProxyError | undefined => {
-    // Fail closed: a cost budget that cannot see what a request costs must not wave it through as free. The schema
-    // and `llm-keys create` refuse such keys; this catches one created before a price was removed.
-    const unpriced = worst.unpricedProviders ?? [];
-    if (unpriced.length > 0) {
-      const costBudget = budget.costPerDay !== undefined ? "costPerDay" : budget.costTotal !== undefined ? "costTotal" : undefined;
-      if (costBudget !== undefined) return { kind: "budget-unpriced", budget: costBudget, providers: unpriced };
-    }
-    const today = state.inFlight.get(state.day) ?? { tokens: 0, cost: 0 };
-    const everywhere = inFlightTotal(state);
-    const checks: Array<{ name: BudgetName; limit: number | undefined; used: number; reserved: number; needed: number; cost: boolean }> = [
-      { name: "tokensPerDay", limit: budget.tokensPerDay, used: state.settled.dayTokens, reserved: today.tokens, needed: worst.tokens, cost: false },
-      { name: "tokensTotal", limit: budget.tokensTotal, used: state.settled.totalTokens, reserved: everywhere.tokens, needed: worst.tokens, cost: false },
-      { name: "costPerDay", limit: budget.costPerDay, used: state.settled.dayCost, reserved: today.cost, needed: worst.cost, cost: true },
-      { name: "costTotal", limit: budget.costTotal, used: state.settled.totalCost, reserved: everywhere.cost, needed: worst.cost, cost: true },
-    ];
-    for (const check of checks) {
-      if (check.limit === undefined) continue;
-      if (check.used + check.reserved + check.needed > check.limit) {
-        const amount = (value: number) => formatAmount(value, check.cost);
-        return {
-          kind: "budget-exhausted",
-          budget: check.name,
-          detail: `the ${check.name} budget of this key (${amount(check.limit)}) would be exceeded: used ${amount(check.used)}, reserved by requests in flight ${amount(check.reserved)}, this request may need up to ${amount(check.needed)}${check.cost ? "" : " (prompt estimate + max_tokens; a lower max_tokens may fit)"}`,
-        };
-      }
-    }
-    return undefined;
-  };
-
   return {
     admit(key, worst) {
       const time = now();
       const day = dayOf(time);
       const state = stateOf(key.id, day);
-      const { requestsPerMinute, tokensPerMinute } = key.limits;
-
-      let requests: Bucket | undefined;
-      if (requestsPerMinute !== undefined) {
-        requests = refill(state.requests, requestsPerMinute, time);
-        if (requests.level < 1) {
-          state.requests = requests;
-          return {
-            ok: false,
-            error: { kind: "rate-limited", limit: "requestsPerMinute", retryAfterSeconds: ((1 - requests.level) * 60) / requestsPerMinute, detail: `rate limit of ${requestsPerMinute} requests per minute reached for this key` },
-          };
-        }
-      }
-      let tokens: Bucket | undefined;
-      if (tokensPerMinute !== undefined) {
-        if (worst.tokens > tokensPerMinute) {
-          return {
-            ok: false,
-            error: { kind: "rate-limited", limit: "tokensPerMinute", retryAfterSeconds: 60, detail: `this request may use up to ${worst.tokens} tokens (prompt estimate + max_tokens), more than this key's limit of ${tokensPerMinute} tokens per minute: lower max_tokens or shorten the prompt` },
-          };
-        }
-        tokens = refill(state.tokens, tokensPerMinute, time);
-        if (tokens.level < worst.tokens) {
-          state.tokens = tokens;
-          return {
-            ok: false,
-            error: { kind: "rate-limited", limit: "tokensPerMinute", retryAfterSeconds: ((worst.tokens - tokens.level) * 60) / tokensPerMinute, detail: `rate limit of ${tokensPerMinute} tokens per minute reached for this key` },
-          };
-        }
-      }
+      const limited = rateLimitCheck(state, key.limits, worst, time);
+      if (!limited.ok) return { ok: false, error: limited.error };
+      const { requests, tokens } = limited;
       const exhausted = budgetError(key.budget, state, worst);
       if (exhausted !== undefined) return { ok: false, error: exhausted };
 
