@@ -1,9 +1,10 @@
 // The mechanism under the supervisor: a service as a child process (`perimeter serve NAME`) in a process group of
-// its own, and the readiness probe against its /healthz.
+// its own (--process-per-service), the serve commands for services in up's own process (in-process.ts), and the
+// readiness probe against a service's /healthz.
 import { spawn } from "node:child_process";
 import http from "node:http";
 import { fileURLToPath } from "node:url";
-import type { Command, CommandIo } from "../cli/index.ts";
+import type { Command } from "../cli/index.ts";
 import type { Child, ChildExit } from "./supervisor.ts";
 import type { ServicePlan } from "./plan.ts";
 
@@ -69,43 +70,6 @@ const SERVE_COMMANDS: Record<ServicePlan["name"], Loader> = {
 /** Loads every service's command, so that starting them in one process does not wait for imports one by one. */
 export async function loadServeCommands(names: readonly ServicePlan["name"][]): Promise<Map<ServicePlan["name"], Command>> {
   return new Map(await Promise.all(names.map(async (name) => [name, await SERVE_COMMANDS[name]()] as const)));
-}
-
-/**
- * A service run inside this process (`perimeter up --one-process`): the same command, with its own abort signal,
- * environment and reload listeners. "Killing" it aborts it; it cannot be killed apart from the others, and an
- * uncaught exception in any service ends them all — the price of sharing one process's memory.
- */
-export function runInProcess(plan: ServicePlan, command: Command, options: SpawnOptions): Child {
-  const controller = new AbortController();
-  const reloadListeners: Array<() => void> = [];
-  const io: CommandIo = {
-    stdout: process.stderr,
-    stderr: process.stderr,
-    stdin: process.stdin,
-    env: options.environment(plan),
-    cwd: options.cwd,
-    signal: controller.signal,
-    onReload: (listener) => reloadListeners.push(listener),
-  };
-  const exited = (async (): Promise<ChildExit> => {
-    try {
-      return { code: await command([...plan.args], io), signal: null };
-    } catch (error) {
-      // As src/cli/main.ts maps them: a problem with the config or the host is 2, anything else 3.
-      const expected = ["UsageError", "ConfigError", "MissingSecretError"].includes((error as Error).name);
-      process.stderr.write(`perimeter: serve ${plan.name}: ${expected ? (error as Error).message : ((error as Error).stack ?? String(error))}\n`);
-      return { code: expected ? 2 : 3, signal: null };
-    }
-  })();
-  return {
-    pid: process.pid,
-    exited,
-    signal: () => controller.abort(new Error(`${plan.name} stopped by perimeter up`)),
-    reload: () => {
-      for (const listener of reloadListeners) listener();
-    },
-  };
 }
 
 /** GET url with a short timeout; the status code and body, or undefined when nothing answered. */

@@ -1,5 +1,5 @@
-// `perimeter up -c FILE`: the whole perimeter on one host, each service a child process under one supervisor that
-// shares one audit log; and `perimeter status -c FILE`: each service's health, its last restart, the chain head.
+// `perimeter up -c FILE`: the whole perimeter on one host, every service under one supervisor that restarts a crashed
+// one and shares one audit log — by default inside up's own process, with --process-per-service each a child process; and `perimeter status -c FILE`: each service's health, its last restart, the chain head.
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { EXIT_FINDINGS, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, UsageError, parseCommandArgs, writeLine } from "../cli/index.ts";
@@ -7,7 +7,8 @@ import type { Command, CommandIo } from "../cli/index.ts";
 import { loadConfig } from "../config/index.ts";
 import type { PerimeterConfig } from "../config/index.ts";
 import { createLogger, freePort } from "../shared/index.ts";
-import { fetchHealth, loadServeCommands, probeService, runInProcess, spawnService } from "./children.ts";
+import { fetchHealth, loadServeCommands, probeService, spawnService } from "./children.ts";
+import { createInProcessHost } from "./in-process.ts";
 import { configuredSecretNames, planUp, runtimeConfigFile, stateFile, UpPlanError } from "./plan.ts";
 import type { ServicePlan, UpPlan } from "./plan.ts";
 import { portProblems, processAlive, sandboxHostProblems } from "./preflight.ts";
@@ -21,12 +22,12 @@ const UP_HELP = `perimeter up — run the whole perimeter on this host
 
 Usage:
   perimeter up -c perimeter.yaml [--secrets-file FILE] [--no-generate] [--resolve NAME=ADDRESS]...
-               [--ready-timeout SECONDS] [--check]
+               [--ready-timeout SECONDS] [--process-per-service] [--check]
 
 Starts every service the config enables — egress-proxy, llm-proxy (when llm.providers is set), the sandbox runner
-(bubblewrap) and mcp-guard (when it has servers, or agent.terminal is sandbox) — each as its own process sharing
-the audit log at audit.path. Waits until each answers /healthz, prints the endpoints and the environment an agent
-needs, restarts a service that dies (with a growing delay, recorded in the audit log) and stops them all on
+(bubblewrap), mcp-guard (when it has servers, or agent.terminal is sandbox) and its dashboard — sharing the audit
+log at audit.path. Waits until each answers /healthz, prints the endpoints and the environment an agent needs,
+restarts a service that crashes (alone, with a growing delay, recorded in the audit log) and stops them all on
 SIGTERM or Ctrl-C.
 
   --secrets-file FILE  where local credentials live (default: secrets.env beside the audit log, mode 0600)
@@ -35,8 +36,11 @@ SIGTERM or Ctrl-C.
   --resolve NAME=ADDR  pin a name for egress-proxy instead of DNS (still checked against its deny set)
   --ready-timeout S    how long each service may take to become ready (default 30)
   --check              run every check, print what would start, start nothing
-  --one-process        run the services inside this process instead of one child process each: about a third
-                       of the memory, but a crash of any service stops them all and they share one address space
+  --process-per-service
+                       run each service as its own child process instead of inside this one: a crash or a
+                       stalled event loop stays in one process and a memory bug cannot read another service's
+                       credentials, for about four times the memory and CPU to start (docs/up.md)
+  --one-process        the default: every service inside this process (accepted for older scripts)
 
 Provider keys, upstream credentials and canaries are never generated: set them in the environment.
 `;
@@ -101,6 +105,7 @@ export const upCommand: Command = async (args, io) => {
     "ready-timeout": { type: "string" },
     check: { type: "boolean" },
     "one-process": { type: "boolean" },
+    "process-per-service": { type: "boolean" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help === true) {
@@ -108,6 +113,10 @@ export const upCommand: Command = async (args, io) => {
     return EXIT_OK;
   }
   const began = performance.now();
+  if (values["one-process"] === true && values["process-per-service"] === true) {
+    throw new UsageError("up: --one-process and --process-per-service exclude each other; pass one (the default is one process)");
+  }
+  const perService = values["process-per-service"] === true;
   const { file, config } = requireConfig("up", values.config, io);
   const readyTimeout = values["ready-timeout"] === undefined ? 30 : Number(values["ready-timeout"]);
   if (!(readyTimeout > 0 && readyTimeout <= 3600)) throw new UsageError(`up: --ready-timeout "${values["ready-timeout"]}" must be a number of seconds from 1 to 3600`);
@@ -199,9 +208,18 @@ export const upCommand: Command = async (args, io) => {
     }
   };
   const spawnOptions = { cwd: io.cwd, environment: (served: ServicePlan) => childEnvironment(io, served, secretNames, secrets.values) };
-  const commands = values["one-process"] === true ? await loadServeCommands(plan.services.map((service) => service.name)) : undefined;
+  // A bug outside every service (no service to restart) ends up as it would end a process: everything stops, exit 3.
+  const fatal = new AbortController();
+  const stopSignal = AbortSignal.any([io.signal, fatal.signal]);
+  const host = perService
+    ? undefined
+    : createInProcessHost({
+        log: (level, fields, message) => logger[level](fields, message),
+        onFatal: (_error, reason) => fatal.abort(new Error(reason)),
+      });
+  const commands = perService ? undefined : await loadServeCommands(plan.services.map((service) => service.name));
   const supervisor = createSupervisor(plan.services, {
-    spawn: (service) => (commands === undefined ? spawnService(service, spawnOptions) : runInProcess(service, commands.get(service.name) as Command, spawnOptions)),
+    spawn: (service) => (host === undefined || commands === undefined ? spawnService(service, spawnOptions) : host.spawn(service, commands.get(service.name) as Command, spawnOptions)),
     probe: probeService,
     record: (event) => audit.append({ component: "cli", supervisor: "perimeter up", ...event }).seq,
     log: (level, fields, message) => logger[level](fields, message),
@@ -210,21 +228,24 @@ export const upCommand: Command = async (args, io) => {
   });
 
   try {
-    audit.append({ component: "cli", type: "perimeter-start", supervisor: "perimeter up", pid: process.pid, config: file, services: plan.services.map((service) => service.name), mode: commands === undefined ? "processes" : "one-process" });
+    audit.append({ component: "cli", type: "perimeter-start", supervisor: "perimeter up", pid: process.pid, config: file, services: plan.services.map((service) => service.name), mode: perService ? "processes" : "one-process" });
   } catch (error) {
     audit.close();
+    host?.close();
     writeLine(io.stderr, `perimeter up: nothing was started: the audit log ${plan.auditPath} cannot be written (${(error as Error).message})`);
     return EXIT_INTERNAL;
   }
 
   try {
-    await supervisor.start(io.signal);
+    await supervisor.start(stopSignal);
   } catch (error) {
     if (!(error instanceof ServiceStartError)) throw error;
-    audit.append({ component: "cli", type: "perimeter-stop", supervisor: "perimeter up", reason: error.message });
+    audit.append({ component: "cli", type: "perimeter-stop", supervisor: "perimeter up", reason: fatal.signal.aborted ? String((fatal.signal.reason as Error).message) : error.message });
     audit.close();
+    host?.close();
     state.stoppedAt = new Date().toISOString();
     saveState(supervisor.states());
+    if (fatal.signal.aborted) return EXIT_INTERNAL;
     if (io.signal.aborted) return EXIT_OK;
     writeLine(io.stderr, `perimeter up: ${error.message}; every service was stopped. Its own message is above.`);
     // A service that exits 2 found a problem in the config or the host, as up's own checks do.
@@ -255,20 +276,21 @@ export const upCommand: Command = async (args, io) => {
   });
 
   await new Promise<void>((resolveWait) => {
-    if (io.signal.aborted) resolveWait();
-    else io.signal.addEventListener("abort", () => resolveWait(), { once: true });
+    if (stopSignal.aborted) resolveWait();
+    else stopSignal.addEventListener("abort", () => resolveWait(), { once: true });
   });
   logger.info({ event: "perimeter-stopping" }, "stopping every service");
   await supervisor.stop();
+  host?.close();
   state.stoppedAt = new Date().toISOString();
   saveState(supervisor.states());
   try {
-    audit.append({ component: "cli", type: "perimeter-stop", supervisor: "perimeter up", reason: String((io.signal.reason as Error | undefined)?.message ?? "signal") });
+    audit.append({ component: "cli", type: "perimeter-stop", supervisor: "perimeter up", reason: String((stopSignal.reason as Error | undefined)?.message ?? "signal") });
   } finally {
     audit.close();
   }
   logger.flush();
-  return EXIT_OK;
+  return fatal.signal.aborted ? EXIT_INTERNAL : EXIT_OK;
 };
 
 export const statusCommand: Command = async (args, io) => {

@@ -136,7 +136,8 @@ test("a service that cannot start stops every other one; up exits 2 and names it
 test("a second up for the same perimeter is refused while the first runs; a supervisor killed with SIGKILL leaves no service running", async () => {
   const directory = temporaryDirectory();
   const config = await localConfig(directory);
-  const up = await startUp(["-c", config.file], { env: environment(directory), cwd: directory });
+  // Each service its own process, so that each one's environment can be read from outside (/proc/PID/environ).
+  const up = await startUp(["-c", config.file, "--process-per-service"], { env: environment(directory), cwd: directory });
   try {
     const second = await runPerimeter(["up", "-c", config.file], { env: environment(directory), cwd: directory });
     assert.equal(second.code, 2);

@@ -1,11 +1,14 @@
-// The supervisor of `perimeter up`: starts every service as its own child process, waits until each is ready, restarts
-// one that dies (with a growing delay, every restart recorded), and stops them all on request, leaving no process
-// behind. The mechanism (spawning, probing, recording) is injected, so the policy here is tested on its own.
+// The supervisor of `perimeter up`: starts every service (inside up's process, or each as its own child process),
+// waits until each is ready, restarts one that dies (with a growing delay, every restart recorded), and stops them all
+// on request, leaving no process behind. The mechanism (spawning, probing, recording) is injected, so the policy here
+// is tested on its own.
 import type { ServiceName, ServicePlan } from "./plan.ts";
 
 export interface ChildExit {
   readonly code: number | null;
   readonly signal: NodeJS.Signals | null;
+  /** Why, when the code and signal do not say it (a service in up's own process that threw). */
+  readonly reason?: string;
 }
 
 export interface Child {
@@ -78,6 +81,7 @@ interface Slot {
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 function describeExit(exit: ChildExit): string {
+  if (exit.reason !== undefined) return `crashed: ${exit.reason}`;
   return exit.signal !== null ? `killed by ${exit.signal}` : `exited with ${exit.code}`;
 }
 
@@ -136,9 +140,9 @@ export function createSupervisor(services: readonly ServicePlan[], dependencies:
     slot.crashes += 1;
     slot.state.ready = false;
     changed();
-    dependencies.log("error", { event: "service-exit", service: slot.plan.name, pid: child.pid, code: exit.code, signal: exit.signal, restartInMs: delayMs }, `${slot.plan.name} (pid ${child.pid}) ${describeExit(exit)}; restarting in ${delayMs} ms`);
+    dependencies.log("error", { event: "service-exit", service: slot.plan.name, pid: child.pid, code: exit.code, signal: exit.signal, reason: exit.reason, restartInMs: delayMs }, `${slot.plan.name} (pid ${child.pid}) ${describeExit(exit)}; restarting in ${delayMs} ms`);
     try {
-      dependencies.record({ type: "service-exit", service: slot.plan.name, pid: child.pid, exitCode: exit.code, signal: exit.signal, restartInMs: delayMs });
+      dependencies.record({ type: "service-exit", service: slot.plan.name, pid: child.pid, exitCode: exit.code, signal: exit.signal, ...(exit.reason === undefined ? {} : { reason: exit.reason }), restartInMs: delayMs });
     } catch (error) {
       // The restart goes ahead: a perimeter service refuses whatever it cannot record itself, so availability here
       // does not open anything; the failure is loud in the log.

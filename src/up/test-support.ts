@@ -11,6 +11,8 @@ import { freePort } from "../shared/index.ts";
 export const ROOT = join(import.meta.dirname, "..", "..");
 export const BIN = join(ROOT, "bin", "perimeter.js");
 export const LOCAL_EXAMPLE = join(ROOT, "examples", "local.yaml");
+/** NODE_OPTIONS for `perimeter up` that let a test stand for a bug in a service (see fault-preload.ts). */
+export const FAULT_PRELOAD_OPTIONS = `--import ${join(import.meta.dirname, "fault-preload.ts")}`;
 
 export function temporaryDirectory(prefix = "perimeter-up-"): string {
   return mkdtempSync(join(tmpdir(), prefix));

@@ -2,8 +2,10 @@
 // sharing one audit log, and an agent-side client gets its whole job done through it: its MCP tools through mcp-guard
 // (official MCP client), a sandboxed command, an OpenAI-compatible request through llm-proxy to a provider (a
 // stand-in: the real one is outside this network), an allowlisted fetch through egress-proxy and a refused one, a
-// held call approved with `perimeter approvals`. Killing one service's process shows it restarted, with the exit
-// and the restart in the audit log; SIGTERM leaves no process behind. The real CLI throughout.
+// held call approved with `perimeter approvals`. A service that crashes (by default every service runs in up's own
+// process; a bug is stood for by fault-preload.ts) is restarted alone, with the exit and the restart in the audit log,
+// while the agent's other sessions go on; SIGTERM leaves no process behind. The real CLI throughout.
+// (`--process-per-service`, where a service is a process one can kill, is process-per-service.test.ts.)
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
@@ -14,7 +16,7 @@ import { httpThroughProxy, startHttpOrigin } from "../egress-proxy/test-support.
 import type { Origin } from "../egress-proxy/test-support.ts";
 import { createStandInProvider } from "../llm-proxy/testing.ts";
 import type { StandInProvider } from "../llm-proxy/testing.ts";
-import { localConfig, processesMentioning, readSecrets, runPerimeter, startUp, temporaryDirectory } from "./test-support.ts";
+import { FAULT_PRELOAD_OPTIONS, localConfig, processesMentioning, readSecrets, runPerimeter, startUp, temporaryDirectory } from "./test-support.ts";
 import type { LocalConfig, RunningUp } from "./test-support.ts";
 
 const PROVIDER_KEY = "provider-key-for-the-up-test-0123456789abcdef";
@@ -40,7 +42,7 @@ before(async () => {
     document.addIn(["egress", "allow"], document.createNode({ host: "allowed.test", ports: [origin.port], allowCidr: [`${ORIGIN_IP}/32`] }));
   });
   environment = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: directory, PROVIDER_KEY };
-  up = await startUp(["-c", config.file, "--resolve", `allowed.test=${ORIGIN_IP}`, "--resolve", `refused.test=${ORIGIN_IP}`], { env: environment, cwd: directory });
+  up = await startUp(["-c", config.file, "--resolve", `allowed.test=${ORIGIN_IP}`, "--resolve", `refused.test=${ORIGIN_IP}`], { env: { ...environment, NODE_OPTIONS: FAULT_PRELOAD_OPTIONS }, cwd: directory });
 });
 
 after(async () => {
@@ -154,33 +156,42 @@ test("a held call waits for perimeter approvals approve, then runs", async () =>
   }
 });
 
-test("a killed service is restarted, the exit and the restart are in the audit log, and status shows it", async () => {
+test("a service that crashes is restarted alone: its exit and restart are in the audit log, status shows it, the others keep serving", async () => {
   const before = await status();
   assert.equal(before.running, true);
-  assert.ok(before.services.every((service) => service.health === "healthy"), JSON.stringify(before.services));
-  const victim = before.services.find((service) => service.name === "llm-proxy");
-  assert.ok(victim !== undefined);
-  process.kill(victim.pid, "SIGKILL");
-  let after = before;
-  for (let attempt = 0; attempt < 200; attempt++) {
-    after = await status();
-    const service = after.services.find((entry) => entry.name === "llm-proxy");
-    if (service !== undefined && service.restarts === 1 && service.health === "healthy") break;
-    await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.ok(before.services.every((service) => service.health === "healthy" && service.restarts === 0), JSON.stringify(before.services));
+  const client = await agentClient();
+  try {
+    assert.ok((await client.listTools()).tools.length > 0, "an agent session is open before the crash");
+    // A bug in llm-proxy's request handling (the test's fault preload): an exception nobody catches, in its code.
+    await fetch(`http://127.0.0.1:${config.ports.llm}/healthz`, { headers: { "x-perimeter-test-fault": "crash" } }).catch(() => undefined);
+    let after = before;
+    for (let attempt = 0; attempt < 400; attempt++) {
+      after = await status();
+      const service = after.services.find((entry) => entry.name === "llm-proxy");
+      if (service !== undefined && service.restarts === 1 && service.health === "healthy") break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.equal(after.running, true, "perimeter up itself kept running");
+    const restarted = after.services.find((entry) => entry.name === "llm-proxy");
+    assert.equal(restarted?.restarts, 1, JSON.stringify(after.services));
+    assert.equal(restarted?.health, "healthy");
+    assert.equal(restarted?.pid, up.child.pid, "by default every service runs in up's own process");
+    for (const other of after.services.filter((entry) => entry.name !== "llm-proxy")) assert.equal(other.restarts, 0, `${other.name} was not touched`);
+    const records = readAuditRecords(join(directory, "state", "audit.db"), { last: 500 });
+    const exit = records.find((record) => record.type === "service-exit" && record.data.service === "llm-proxy");
+    assert.match(String(exit?.data.reason), /uncaught exception \(TypeError\)/);
+    assert.equal(exit?.data.exitCode, 1);
+    const restart = records.find((record) => record.type === "service-restart" && record.data.service === "llm-proxy");
+    assert.ok(restart !== undefined && exit !== undefined && restart.seq > exit.seq);
+    assert.equal(restart.seq, restarted?.lastRestart?.seq);
+    assert.ok((after.audit.head?.seq ?? 0) >= restart.seq, "status shows the chain head");
+    // The session opened before the crash still works: mcp-guard and the sandbox runner were not restarted.
+    const result = await client.callTool({ name: "sandbox__run", arguments: { command: ["echo", "still-here"] } });
+    assert.match(text(result), /still-here/);
+  } finally {
+    await client.close();
   }
-  const restarted = after.services.find((entry) => entry.name === "llm-proxy");
-  assert.equal(restarted?.restarts, 1);
-  assert.equal(restarted?.health, "healthy");
-  assert.notEqual(restarted?.pid, victim.pid);
-  assert.equal(restarted?.lastRestart?.previousPid, victim.pid);
-  assert.equal(restarted?.lastRestart?.signal, "SIGKILL");
-  const records = readAuditRecords(join(directory, "state", "audit.db"), { last: 500 });
-  const exit = records.find((record) => record.type === "service-exit" && record.data.pid === victim.pid);
-  assert.equal(exit?.data.signal, "SIGKILL");
-  const restart = records.find((record) => record.type === "service-restart" && record.data.previousPid === victim.pid);
-  assert.equal(restart?.data.service, "llm-proxy");
-  assert.equal(restart?.seq, restarted?.lastRestart?.seq);
-  assert.ok((after.audit.head?.seq ?? 0) >= (restart?.seq ?? Infinity), "status shows the chain head");
   // The restarted proxy serves again.
   const response = await fetch(`http://127.0.0.1:${config.ports.llm}/v1/chat/completions`, {
     method: "POST",
@@ -194,7 +205,7 @@ test("SIGTERM stops every service and leaves no process behind; the shared audit
   const running = await status();
   const pids = running.services.map((service) => service.pid);
   assert.equal(pids.length, 5);
-  assert.ok(processesMentioning(directory).length >= 5, "the services' processes are visible before the stop");
+  assert.ok(processesMentioning(directory).some((entry) => entry.pid === up.child.pid), "perimeter up is visible before the stop");
   up.child.kill("SIGTERM");
   const exit = await up.exited;
   assert.equal(exit.code, 0, up.stderr().slice(-2000));
