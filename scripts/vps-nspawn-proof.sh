@@ -261,20 +261,23 @@ done
 # The socket-activated proxy and units pulled in by others are in the render too; list every unit file it installs.
 mapfile -t ALL_UNITS < <(cd "$RENDER/files/etc/systemd/system" && ls)
 log ""
-log "   $(printf '%-36s %-10s %-8s %s' UNIT ACTIVE EXPOSURE SUB-STATE)"
+log "   $(printf '%-40s %-10s %-8s %-8s %s' UNIT ACTIVE RESTARTS EXPOSURE SUB-STATE)"
 for unit in "${ALL_UNITS[@]}"; do
   active=$(in_container systemctl is-active "$unit" 2>/dev/null || true)
   substate=$(in_container systemctl show -p SubState --value "$unit" 2>/dev/null || true)
+  # A unit that crashes and restarts is "active" half of the time: its restart count tells.
+  restarts=$(in_container systemctl show -p NRestarts --value "$unit" 2>/dev/null || true)
   exposure="-"
   case "$unit" in
     *.service) exposure=$(in_container systemd-analyze security --no-pager "$unit" 2>/dev/null | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p') ;;
   esac
-  log "   $(printf '%-36s %-10s %-8s %s' "$unit" "$active" "${exposure:--}" "$substate")"
+  log "   $(printf '%-40s %-10s %-8s %-8s %s' "$unit" "$active" "${restarts:--}" "${exposure:--}" "$substate")"
+  [ "${restarts:-0}" = 0 ] || fail "$unit restarted ${restarts} time(s) ($(in_container journalctl -u "$unit" -n 5 --no-pager -o cat 2>/dev/null | tr '\n' '|'))"
   [ "$active" = active ] || fail "$unit is $active ($(in_container journalctl -u "$unit" -n 5 --no-pager -o cat 2>/dev/null | tr '\n' '|'))"
 done
 for unit in ssh.service fail2ban.service; do
   active=$(in_container systemctl is-active "$unit" 2>/dev/null || true)
-  log "   $(printf '%-36s %-10s %-8s %s' "$unit" "$active" "" "(reloaded by apply)")"
+  log "   $(printf '%-40s %-10s %-8s %-8s %s' "$unit" "$active" "" "" "(reloaded by apply)")"
   [ "$active" = active ] || fail "$unit is $active"
 done
 log ""

@@ -51,7 +51,9 @@ export function hardening(options: { readonly internet: boolean; readonly sandbo
     ["DevicePolicy", "closed"],
     ["PrivateIPC", "yes"],
     ["ProtectClock", "yes"],
-    ["ProtectHostname", "yes"],
+    // bwrap names each task's own UTS namespace (sethostname), which ProtectHostname's seccomp filter refuses; with no
+    // capability the runner cannot rename the host anyway.
+    ["ProtectHostname", sandbox ? "no" : "yes"],
     ["ProtectControlGroups", sandbox ? "no" : "yes"],
     ["ProtectKernelModules", "yes"],
     ["RestrictSUIDSGID", "yes"],
