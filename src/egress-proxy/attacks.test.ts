@@ -12,7 +12,8 @@ import tls from "node:tls";
 import { DENIED_RANGES, staticResolver } from "../net/index.ts";
 import type { Resolver } from "../net/index.ts";
 import { createEgressProxy } from "./index.ts";
-import type { EgressPolicyInput, EgressProxy, ListenAddress } from "./index.ts";
+import type { EgressPolicyInput, EgressProxy } from "./index.ts";
+import type { BoundAddress } from "../shared/index.ts";
 import { TLS_ACCESS_DENIED_ALERT } from "./client-hello.ts";
 import {
   captureClientHello,
@@ -84,7 +85,7 @@ async function startTrapOn443(): Promise<Origin> {
 
 interface Harness {
   proxy: EgressProxy;
-  address: ListenAddress & { kind: "tcp" };
+  address: BoundAddress & { kind: "tcp" };
   audit: ReturnType<typeof memoryAudit>;
   dial: ReturnType<typeof guardedDial>;
 }
@@ -94,7 +95,7 @@ async function startProxy(policy: EgressPolicyInput, resolver: Resolver): Promis
   const dial = guardedDial();
   // A generous rate unless a test sets one: many requests from one client follow each other here.
   const proxy = createEgressProxy({ ...policy, limits: { requestsPerSecondPerClient: 10_000, ...policy.limits } }, { resolver, audit, dial });
-  const address = (await proxy.listen("127.0.0.1:0")) as ListenAddress & { kind: "tcp" };
+  const address = (await proxy.listen("127.0.0.1:0")) as BoundAddress & { kind: "tcp" };
   return { proxy, address, audit, dial };
 }
 
@@ -646,7 +647,7 @@ describe("limits and identity", () => {
       },
     };
     const proxy = createEgressProxy({ allow: [{ host: "allowed.test", ports: [httpOrigin.port], allowCidr: [ORIGIN_CIDR] }], unknownClients: "global" }, { resolver: staticResolver({ "allowed.test": [ORIGIN_IP] }), audit: failing, dial: guardedDial() });
-    const address = (await proxy.listen("127.0.0.1:0")) as ListenAddress & { kind: "tcp" };
+    const address = (await proxy.listen("127.0.0.1:0")) as BoundAddress & { kind: "tcp" };
     try {
       const before = httpOrigin.seen.requests.length;
       const response = await httpThroughProxy(address, `http://allowed.test:${httpOrigin.port}/`);

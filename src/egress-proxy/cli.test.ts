@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import tls from "node:tls";
 import { readAuditRecords, verifyAuditLog } from "../audit-log/index.ts";
-import type { ListenAddress } from "./index.ts";
+import type { BoundAddress } from "../shared/index.ts";
 import { httpThroughProxy, makeCertificate, openTunnel, startHttpOrigin, startTlsOrigin, waitFor } from "./test-support.ts";
 import type { Certificate, Origin } from "./test-support.ts";
 
@@ -37,13 +37,13 @@ after(async () => {
 
 interface Running {
   child: ChildProcess;
-  proxy: ListenAddress & { kind: "tcp" };
+  proxy: BoundAddress & { kind: "tcp" };
   metrics: string | undefined;
   stderr: () => string;
   exited: Promise<number | null>;
 }
 
-function toAddress(url: string): ListenAddress & { kind: "tcp" } {
+function toAddress(url: string): BoundAddress & { kind: "tcp" } {
   const parsed = new URL(url);
   return { kind: "tcp", host: parsed.hostname, port: Number(parsed.port), family: 4, url };
 }
@@ -201,6 +201,82 @@ ${hosts.map((host) => `        - { host: ${host}, ports: [${tlsOrigin.port}], al
   assert.equal(await running.exited, 0);
 });
 
+test("audit.feedTokenSecret: the metrics listener serves the audit feed to the feed token only — not to no token, a wrong one, or the agent's own client token (issue 19)", async () => {
+  const configFile = join(directory, "feed.yaml");
+  writeFileSync(
+    configFile,
+    `version: 1
+name: hermes
+audit:
+  feedTokenSecret: EGRESS_FEED_TOKEN
+egress:
+  clients:
+    - name: hermes
+      tokenSecret: EGRESS_HERMES_TOKEN
+      allow:
+        - { host: allowed.test, ports: [${httpOrigin.port}], allowCidr: ["${ORIGIN_IP}/32"] }
+`,
+  );
+  const clientToken = "hermes-egress-token-0123456789abcdef";
+  const feedToken = "audit-feed-token-0123456789abcdef";
+  const running = await startCli(["-c", configFile, "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--resolve", `allowed.test=${ORIGIN_IP}`, "--audit", join(directory, "feed-audit.db")], {
+    EGRESS_HERMES_TOKEN: clientToken,
+    EGRESS_FEED_TOKEN: feedToken,
+  });
+  const feedGet = (path: string, authorization?: string) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      http
+        .get(`${running.metrics as string}${path}`, { headers: authorization === undefined ? {} : { Authorization: authorization } }, (response) => {
+          let body = "";
+          response.on("data", (chunk: Buffer) => {
+            body += chunk.toString();
+          });
+          response.on("end", () => resolve({ status: response.statusCode ?? 0, body }));
+        })
+        .on("error", reject);
+    });
+  try {
+    const allowed = await httpThroughProxy(running.proxy, `http://allowed.test:${httpOrigin.port}/feed`, { headers: { "Proxy-Authorization": `Bearer ${clientToken}` } });
+    assert.equal(allowed.status, 200);
+    const head = await feedGet("/v1/audit/head", `Bearer ${feedToken}`);
+    assert.equal(head.status, 200, head.body);
+    assert.ok((JSON.parse(head.body) as { head: { seq: number } | null }).head !== null, "the chain head is served");
+    // The decision is committed before the answer, so it is in the feed now.
+    const page = JSON.parse((await feedGet("/v1/audit/records?after=0", `Bearer ${feedToken}`)).body) as { records: Array<{ component: string; type: string }> };
+    assert.ok(page.records.some((record) => record.component === "egress-proxy" && record.type === "egress-decision"));
+    for (const [what, authorization] of [
+      ["no token", undefined],
+      ["a wrong token", "Bearer not-the-feed-token-0123456789"],
+      ["the agent's client token", `Bearer ${clientToken}`],
+    ] as const) {
+      const refused = await feedGet("/v1/audit/records?after=0", authorization);
+      assert.equal(refused.status, 401, what);
+      assert.doesNotMatch(refused.body, /egress-decision/, what);
+    }
+    assert.match(await get(`${running.metrics as string}/metrics`), /perimeter_egress_decisions_total/, "metrics are still served beside the feed");
+    assert.equal((await feedGet("/healthz")).status, 200);
+  } finally {
+    running.child.kill("SIGTERM");
+  }
+  assert.equal(await running.exited, 0);
+});
+
+test("without audit.feedTokenSecret the metrics listener serves no audit feed", async () => {
+  const running = await startCli(["--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--allow", "allowed.test", "--audit", join(directory, "no-feed-audit.db")]);
+  try {
+    const answer = await new Promise<number>((resolve, reject) => {
+      http.get(`${running.metrics as string}/v1/audit/records?after=0`, (response) => {
+        response.resume();
+        resolve(response.statusCode ?? 0);
+      }).on("error", reject);
+    });
+    assert.equal(answer, 404);
+  } finally {
+    running.child.kill("SIGTERM");
+  }
+  assert.equal(await running.exited, 0);
+});
+
 test("usage errors exit 2 with a message saying how to fix it", async () => {
   const run = (args: string[], env: Record<string, string> = {}) =>
     new Promise<{ code: number | null; stderr: string }>((resolve) => {
@@ -222,6 +298,12 @@ test("usage errors exit 2 with a message saying how to fix it", async () => {
   const missing = await run(["-c", configFile]);
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /MISSING_EGRESS_TOKEN/);
+  // The audit feed's token is named with the clients' in one message.
+  writeFileSync(configFile, "version: 1\nname: hermes\naudit: { feedTokenSecret: MISSING_FEED_TOKEN }\negress:\n  clients:\n    - { name: hermes, tokenSecret: MISSING_EGRESS_TOKEN, allow: [api.example.com] }\n");
+  const both = await run(["-c", configFile, "--listen", "127.0.0.1:0"]);
+  assert.equal(both.code, 2);
+  assert.match(both.stderr, /MISSING_EGRESS_TOKEN/);
+  assert.match(both.stderr, /MISSING_FEED_TOKEN/);
 });
 
 test("when its output pipe loses its reader the proxy shuts down cleanly with 141 (as after SIGPIPE), never hangs", async () => {

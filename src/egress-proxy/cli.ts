@@ -1,16 +1,17 @@
 // `perimeter serve egress-proxy`: flags alone run a standalone proxy; with -c it reads perimeter.yaml's `egress`
 // section (client tokens from the environment variables it names) and reloads on SIGHUP and when the file changes.
 import { resolve as resolvePath } from "node:path";
-import { ConfigError, MissingSecretError, loadConfig, normalizeHostname } from "../config/index.ts";
+import { ConfigError, MissingSecretError, loadConfig, normalizeHostname, requireSecrets } from "../config/index.ts";
 import type { PerimeterConfig } from "../config/index.ts";
-import { EXIT_OK, UsageError, parseCommandArgs, writeLine } from "../cli/index.ts";
-import type { Command } from "../cli/index.ts";
+import { EXIT_OK, UsageError, parseCommandArgs, writeLine } from "../cli/command.ts";
+import type { Command, CommandIo } from "../cli/command.ts";
 import { cachingResolver, parseIpLiteral, systemResolver } from "../net/index.ts";
 import type { Resolver } from "../net/index.ts";
-import { createLogger } from "../shared/index.ts";
+import { PerimeterError, ServiceHost, createLogger, describeBound, feedTokenVerifier } from "../shared/index.ts";
+import type { AuditFeedRoute } from "../shared/index.ts";
 import { createEgressProxy } from "./server.ts";
-import type { AuditSink, ListenAddress } from "./server.ts";
-import { PolicyError, compilePolicy, normalizeCidr, policyFromConfig } from "./policy.ts";
+import type { AuditSink, EgressProxy } from "./server.ts";
+import { PolicyError, compilePolicy, egressSecretNeeds, normalizeCidr, policyFromConfig } from "./policy.ts";
 import type { EgressPolicyInput } from "./policy.ts";
 import { watchConfigFile } from "./watch.ts";
 
@@ -66,12 +67,10 @@ function pinnedResolver(pins: Record<string, string[]>, fallback: Resolver): Res
   };
 }
 
-function describeAddress(address: ListenAddress): string {
-  return address.kind === "unix" ? `unix:${address.path}` : address.url;
-}
+type Values = ReturnType<typeof parseValues>["values"];
 
-export const serveEgressProxy: Command = async (args, io) => {
-  const { values } = parseCommandArgs("serve egress-proxy", args, {
+function parseValues(args: string[]) {
+  return parseCommandArgs("serve egress-proxy", args, {
     config: { type: "string", short: "c" },
     listen: { type: "string" },
     allow: { type: "string", multiple: true },
@@ -82,31 +81,73 @@ export const serveEgressProxy: Command = async (args, io) => {
     resolve: { type: "string", multiple: true },
     help: { type: "boolean", short: "h" },
   });
+}
+
+interface Loaded {
+  readonly policy: EgressPolicyInput;
+  readonly config: PerimeterConfig | undefined;
+  readonly notes: string[];
+}
+
+/**
+ * Reads the policy from the config file (if any) and the flags. Throws ConfigError, MissingSecretError (every
+ * variable the config names and the environment lacks, the audit feed token's included) or PolicyError.
+ */
+function policyLoader(values: Values, io: CommandIo, configFile: string | undefined): () => Loaded {
+  const allowFlags = values.allow ?? [];
+  const cidrFlags = values["allow-cidr"] ?? [];
+  const auditOrder = values["audit-before-forwarding"] === true ? { auditBeforeForwarding: true } : {};
+  return () => {
+    if (configFile === undefined) {
+      return { policy: { allow: allowFlags, allowCidrs: cidrFlags, unknownClients: "global", ...auditOrder }, config: undefined, notes: [] };
+    }
+    const config = loadConfig(configFile);
+    const feedSecret = config.audit.feedTokenSecret;
+    requireSecrets(io.env, [...egressSecretNeeds(config.egress), ...(feedSecret === undefined ? [] : [{ name: feedSecret, usedFor: "the audit feed token (audit.feedTokenSecret)" }])]);
+    const { policy, notes } = policyFromConfig(config.egress, io.env, { allow: allowFlags, allowCidrs: cidrFlags, ...auditOrder });
+    return { policy, config, notes };
+  };
+}
+
+/** The audit log, and its read-only feed when audit.feedTokenSecret is set; both closed by the host. */
+async function openAudit(host: ServiceHost, values: Values, config: PerimeterConfig | undefined, io: CommandIo): Promise<{ log?: AuditSink; feed?: AuditFeedRoute }> {
+  const auditPath = values.audit ?? config?.egress.auditPath ?? config?.audit.path;
+  if (auditPath === undefined) {
+    host.logger.warn("no audit log configured (--audit FILE or audit.path): audit records go to this log");
+    return {};
+  }
+  const log = await host.openAudit({
+    path: auditPath,
+    cwd: io.cwd,
+    ...(config?.audit.signingKeyFile !== undefined ? { signingKeyFile: config.audit.signingKeyFile } : {}),
+    ...(config !== undefined ? { checkpointEvery: config.audit.checkpointEvery } : {}),
+    walCheckpoints: "background",
+  });
+  const verifier = feedTokenVerifier(config?.audit.feedTokenSecret, io.env);
+  if (verifier === undefined) return { log };
+  const feed = await host.openAuditFeed({ auditPath: resolvePath(io.cwd, auditPath), verifier, tokenHint: "the audit feed token (audit.feedTokenSecret)" });
+  return { log, feed };
+}
+
+/** A PerimeterError keeps its code (and so its exit code), with the service named for `perimeter up`'s log. */
+function named(error: unknown): unknown {
+  return error instanceof PerimeterError && !(error instanceof UsageError) ? new PerimeterError(error.code, `serve egress-proxy: ${error.message}`, { cause: error }) : error;
+}
+
+export const serveEgressProxy: Command = async (args, io) => {
+  const { values } = parseValues(args);
   if (values.help === true) {
     io.stdout.write(HELP);
     return EXIT_OK;
   }
   const logger = createLogger("egress-proxy");
-  const allowFlags = values.allow ?? [];
-  const cidrFlags = values["allow-cidr"] ?? [];
-  for (const cidr of cidrFlags) {
+  for (const cidr of values["allow-cidr"] ?? []) {
     const parsed = normalizeCidr(cidr);
     if (!parsed.ok) throw new UsageError(`serve egress-proxy: --allow-cidr ${parsed.reason}`);
   }
-  const auditOrder = values["audit-before-forwarding"] === true ? { auditBeforeForwarding: true } : {};
   const configFile = values.config === undefined ? undefined : resolvePath(io.cwd, values.config);
-
-  /** The policy from the config file (if any) and the flags. Throws ConfigError, MissingSecretError or PolicyError. */
-  const load = (): { policy: EgressPolicyInput; config: PerimeterConfig | undefined; notes: string[] } => {
-    if (configFile === undefined) {
-      return { policy: { allow: allowFlags, allowCidrs: cidrFlags, unknownClients: "global", ...auditOrder }, config: undefined, notes: [] };
-    }
-    const config = loadConfig(configFile);
-    const { policy, notes } = policyFromConfig(config.egress, io.env, { allow: allowFlags, allowCidrs: cidrFlags, ...auditOrder });
-    return { policy, config, notes };
-  };
-
-  let initial: ReturnType<typeof load>;
+  const load = policyLoader(values, io, configFile);
+  let initial: Loaded;
   try {
     initial = load();
     compilePolicy(initial.policy);
@@ -119,51 +160,33 @@ export const serveEgressProxy: Command = async (args, io) => {
     logger.warn("no allow rules: every request will be denied (pass --allow HOST or set egress.allow)");
   }
 
-  const auditPath = values.audit ?? initial.config?.egress.auditPath ?? initial.config?.audit.path;
-  let auditLog: (AuditSink & { close(): void }) | undefined;
-  if (auditPath !== undefined) {
-    const { openAuditLog } = await import("../audit-log/index.ts");
-    try {
-      auditLog = openAuditLog({
-        path: resolvePath(io.cwd, auditPath),
-        ...(initial.config?.audit.signingKeyFile !== undefined ? { signingKeyFile: resolvePath(io.cwd, initial.config.audit.signingKeyFile) } : {}),
-        ...(initial.config !== undefined ? { checkpointEvery: initial.config.audit.checkpointEvery } : {}),
-        walCheckpoints: "background",
-      });
-    } catch (error) {
-      throw new UsageError(`serve egress-proxy: ${(error as Error).message}`);
-    }
-  } else {
-    logger.warn("no audit log configured (--audit FILE or audit.path): audit records go to this log");
-  }
-
-  const pins = parsePins(values.resolve ?? []);
-  const proxy = createEgressProxy(initial.policy, {
-    resolver: Object.keys(pins).length > 0 ? pinnedResolver(pins, cachingResolver(systemResolver())) : cachingResolver(systemResolver()),
-    logger,
-    ...(auditLog !== undefined ? { audit: auditLog } : {}),
-  });
-
-  const listenTarget = values.listen ?? initial.config?.egress.listen ?? "127.0.0.1:3128";
-  const metricsTarget = values.metrics ?? initial.config?.egress.metrics;
-  let addresses: string[];
+  const host = new ServiceHost("egress-proxy", logger);
+  let proxy: EgressProxy;
   try {
-    const proxyAddress = await proxy.listen(listenTarget);
-    addresses = [`proxy=${describeAddress(proxyAddress)}`];
-    if (metricsTarget !== undefined) addresses.push(`metrics=${describeAddress(await proxy.listenMetrics(metricsTarget))}`);
+    const audit = await openAudit(host, values, initial.config, io);
+    const pins = parsePins(values.resolve ?? []);
+    proxy = createEgressProxy(initial.policy, {
+      resolver: Object.keys(pins).length > 0 ? pinnedResolver(pins, cachingResolver(systemResolver())) : cachingResolver(systemResolver()),
+      logger,
+      ...(audit.log !== undefined ? { audit: audit.log } : {}),
+      ...(audit.feed !== undefined ? { auditFeed: audit.feed } : {}),
+    });
+    host.defer("egress proxy", () => proxy.close());
+    const addresses = [`proxy=${describeBound(await proxy.listen(values.listen ?? initial.config?.egress.listen ?? "127.0.0.1:3128"))}`];
+    const metricsTarget = values.metrics ?? initial.config?.egress.metrics;
+    if (metricsTarget !== undefined) addresses.push(`metrics=${describeBound(await proxy.listenMetrics(metricsTarget))}`);
+    writeLine(io.stdout, `egress-proxy listening ${addresses.join(" ")}`);
   } catch (error) {
-    await proxy.close();
-    auditLog?.close();
-    throw new UsageError(`serve egress-proxy: cannot listen: ${(error as Error).message}`);
+    await host.close();
+    throw named(error);
   }
-  writeLine(io.stdout, `egress-proxy listening ${addresses.join(" ")}`);
 
   const reload = (trigger: string) => {
     if (configFile === undefined) {
       logger.info({ trigger }, "no config file: nothing to reload (flags are fixed for the life of the process)");
       return;
     }
-    let next: ReturnType<typeof load>;
+    let next: Loaded;
     try {
       next = load();
     } catch (error) {
@@ -182,16 +205,11 @@ export const serveEgressProxy: Command = async (args, io) => {
     }
   };
   io.onReload(() => reload("SIGHUP"));
-  const watcher = configFile === undefined ? undefined : watchConfigFile(configFile, () => reload("file-change"));
-
-  await new Promise<void>((resolve) => {
-    if (io.signal.aborted) resolve();
-    else io.signal.addEventListener("abort", () => resolve(), { once: true });
-  });
-  logger.info("shutting down");
-  watcher?.close();
-  await proxy.close();
-  auditLog?.close();
+  if (configFile !== undefined) {
+    const watcher = watchConfigFile(configFile, () => reload("file-change"));
+    host.defer("config watcher", () => watcher.close());
+  }
+  await host.serveUntil(io.signal);
   logger.flush();
   return EXIT_OK;
 };

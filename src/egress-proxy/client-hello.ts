@@ -2,6 +2,7 @@
 // hand: it is small, and it sits on the security boundary (domain fronting), so it is strict where clients are
 // uniform (one server_name extension, one host_name entry, no duplicate extensions) and tolerant where the protocol
 // allows variety (a ClientHello split across TCP segments and across several TLS records, in any sizes).
+import { PerimeterError } from "../shared/errors.ts";
 
 /** The handshake bytes we are willing to buffer before giving up; real ClientHellos (post-quantum key shares and
  * all) are well under this. */
@@ -19,7 +20,12 @@ export type ClientHelloResult =
   | { readonly kind: "complete"; readonly serverName: string | undefined; readonly bytes: number }
   | { readonly kind: "invalid"; readonly reason: "not-tls" | "malformed-client-hello" | "client-hello-too-large"; readonly detail: string };
 
-class Malformed extends Error {}
+/** A ClientHello that breaks its own length fields; caught below and answered as malformed-client-hello. */
+class Malformed extends PerimeterError {
+  constructor(message: string) {
+    super("bad_request", message);
+  }
+}
 
 /** Bounds-checked reader over one buffer. */
 class Cursor {

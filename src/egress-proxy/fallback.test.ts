@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import { staticResolver } from "../net/index.ts";
 import { createEgressProxy } from "./index.ts";
-import type { EgressProxy, ListenAddress } from "./index.ts";
+import type { EgressProxy } from "./index.ts";
+import type { BoundAddress } from "../shared/index.ts";
 import { dialOrder } from "./dial.ts";
 import type { Dialer } from "./server.ts";
 import { guardedDial, httpThroughProxy, memoryAudit, openTunnel, startHttpOrigin, waitFor } from "./test-support.ts";
@@ -26,7 +27,7 @@ after(async () => {
   await origin.close();
 });
 
-function start(names: Record<string, string[]>, dial: Dialer, audit: MemoryAudit, connectTimeoutSeconds = 10): Promise<{ proxy: EgressProxy; address: ListenAddress & { kind: "tcp" } }> {
+function start(names: Record<string, string[]>, dial: Dialer, audit: MemoryAudit, connectTimeoutSeconds = 10): Promise<{ proxy: EgressProxy; address: BoundAddress & { kind: "tcp" } }> {
   const proxy = createEgressProxy(
     {
       allow: Object.keys(names).map((host) => ({ host, ports: [origin.port], allowCidr: ["127.0.0.0/8"] })),
@@ -35,7 +36,7 @@ function start(names: Record<string, string[]>, dial: Dialer, audit: MemoryAudit
     },
     { resolver: staticResolver(names), dial, audit },
   );
-  return proxy.listen("127.0.0.1:0").then((address) => ({ proxy, address: address as ListenAddress & { kind: "tcp" } }));
+  return proxy.listen("127.0.0.1:0").then((address) => ({ proxy, address: address as BoundAddress & { kind: "tcp" } }));
 }
 
 const decisions = (audit: MemoryAudit) => audit.records.filter((record) => record.type === "egress-decision");
@@ -127,7 +128,7 @@ test("a name checked out to one private address among others is still refused be
     { allow: [{ host: "mixed.test", ports: [origin.port], allowCidr: [`${ORIGIN_IP}/32`] }], unknownClients: "global" },
     { resolver: staticResolver({ "mixed.test": [ORIGIN_IP, DEAD_IP] }), dial, audit },
   );
-  const address = (await proxy.listen("127.0.0.1:0")) as ListenAddress & { kind: "tcp" };
+  const address = (await proxy.listen("127.0.0.1:0")) as BoundAddress & { kind: "tcp" };
   try {
     const response = await httpThroughProxy(address, `http://mixed.test:${origin.port}/`);
     assert.equal(response.status, 403);

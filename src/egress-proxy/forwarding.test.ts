@@ -22,7 +22,8 @@ import { staticResolver } from "../net/index.ts";
 import { openAuditLog, readAuditRecords } from "../audit-log/index.ts";
 import type { AuditLog } from "../audit-log/index.ts";
 import { createEgressProxy } from "./index.ts";
-import type { EgressPolicyInput, EgressProxy, ListenAddress } from "./index.ts";
+import type { EgressPolicyInput, EgressProxy } from "./index.ts";
+import type { BoundAddress } from "../shared/index.ts";
 import type { AuditSink } from "./server.ts";
 import { guardedDial, memoryAudit, waitFor } from "./test-support.ts";
 
@@ -217,7 +218,7 @@ class RawClient {
     });
   }
 
-  static connect(address: ListenAddress & { kind: "tcp" }, localAddress?: string): Promise<RawClient> {
+  static connect(address: BoundAddress & { kind: "tcp" }, localAddress?: string): Promise<RawClient> {
     return new Promise((resolve, reject) => {
       const socket = net.connect({ host: address.host, port: address.port, ...(localAddress !== undefined ? { localAddress } : {}) });
       socket.once("error", reject);
@@ -324,7 +325,7 @@ class RawClient {
 
 interface Harness {
   readonly proxy: EgressProxy;
-  readonly address: ListenAddress & { kind: "tcp" };
+  readonly address: BoundAddress & { kind: "tcp" };
   readonly origin: RawOrigin;
   readonly audit: ReturnType<typeof memoryAudit>;
   /** An absolute-form request to the origin through the proxy. */
@@ -344,7 +345,7 @@ async function withProxy(
     { allow: [rule], unknownClients: "global", ...options.policy, limits: { requestsPerSecondPerClient: 10_000, ...options.policy?.limits } },
     { resolver: staticResolver({ "origin.test": [ORIGIN_IP], "denied.test": [ORIGIN_IP] }), audit: options.audit ?? audit, dial: guardedDial() },
   );
-  const address = (await proxy.listen("127.0.0.1:0")) as ListenAddress & { kind: "tcp" };
+  const address = (await proxy.listen("127.0.0.1:0")) as BoundAddress & { kind: "tcp" };
   const clients: RawClient[] = [];
   const harness: Harness = {
     proxy,

@@ -7,6 +7,7 @@
 // control characters, two Content-Lengths, Content-Length with Transfer-Encoding, codings other than chunked,
 // oversized heads, chunk sizes that overflow) is refused, and the connection it came on is never reused, so an origin
 // cannot make us misframe one response into another.
+import { PerimeterError } from "../shared/errors.ts";
 
 export interface ResponseHead {
   /** 0 or 1: the minor version of HTTP/1.x. */
@@ -144,10 +145,10 @@ export interface ChunkedDecoder {
   readonly done: boolean;
 }
 
-export class ChunkedError extends Error {
+/** An origin's chunked body that does not follow the framing rules; the exchange fails with a 502. */
+export class ChunkedError extends PerimeterError {
   constructor(message: string) {
-    super(`malformed chunked body: ${message}`);
-    this.name = "ChunkedError";
+    super("upstream", `malformed chunked body: ${message}`);
   }
 }
 

@@ -10,7 +10,7 @@ import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import net from "node:net";
 import { join } from "node:path";
-import type { ListenAddress } from "./index.ts";
+import type { BoundAddress } from "../shared/index.ts";
 import { httpThroughProxy, openTunnel, startTrap, waitFor } from "./test-support.ts";
 import type { Origin } from "./test-support.ts";
 
@@ -56,7 +56,7 @@ async function stop(running: Running): Promise<void> {
   assert.equal(await running.exited, 0, running.stderr());
 }
 
-function endpoint(port: number): ListenAddress & { kind: "tcp" } {
+function endpoint(port: number): BoundAddress & { kind: "tcp" } {
   return { kind: "tcp", host: "127.0.0.1", port, family: 4, url: `http://127.0.0.1:${port}` };
 }
 

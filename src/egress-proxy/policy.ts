@@ -5,7 +5,8 @@
 import { createHash } from "node:crypto";
 import { isIP } from "node:net";
 import { parseHostRule, readSecret, requireSecrets } from "../config/index.ts";
-import type { EgressConfig, Environment, HostRule, HostRuleInput } from "../config/index.ts";
+import { PerimeterError } from "../shared/errors.ts";
+import type { EgressConfig, Environment, HostRule, HostRuleInput, SecretNeed } from "../config/index.ts";
 
 /** One allow rule as a caller may write it: `host[:ports]`, an already parsed HostRule, or the config's object form. */
 export type RuleInput =
@@ -97,11 +98,11 @@ export interface EgressPolicy {
   readonly auditBeforeForwarding: boolean;
 }
 
-export class PolicyError extends Error {
+/** An egress policy that does not compile, with every problem found (a config or flag mistake: exit 2). */
+export class PolicyError extends PerimeterError {
   readonly problems: readonly string[];
   constructor(problems: readonly string[]) {
-    super(`invalid egress policy:\n  ${problems.join("\n  ")}`);
-    this.name = "PolicyError";
+    super("config", `invalid egress policy:\n  ${problems.join("\n  ")}`);
     this.problems = problems;
   }
 }
@@ -242,6 +243,11 @@ export function compilePolicy(input: EgressPolicyInput): EgressPolicy {
   return { rules, clients, unknownClients, limits, auditBeforeForwarding };
 }
 
+/** The environment variables the egress section names: one token per client that has one. */
+export function egressSecretNeeds(egress: EgressConfig): SecretNeed[] {
+  return egress.clients.flatMap((client) => (client.tokenSecret === undefined ? [] : [{ name: client.tokenSecret, usedFor: `egress client "${client.name}"` }]));
+}
+
 function ruleFromConfig(rule: HostRuleInput): RuleInput {
   return typeof rule === "string" ? rule : { host: rule.host, ports: rule.ports, allowCidr: rule.allowCidr, requireSni: rule.requireSni };
 }
@@ -261,7 +267,7 @@ export function policyFromConfig(
   extra: { allow?: readonly string[]; allowCidrs?: readonly string[]; auditBeforeForwarding?: boolean } = {},
 ): { policy: EgressPolicyInput; notes: string[] } {
   const notes: string[] = [];
-  requireSecrets(environment, egress.clients.flatMap((client) => (client.tokenSecret === undefined ? [] : [{ name: client.tokenSecret, usedFor: `egress client "${client.name}"` }])));
+  requireSecrets(environment, egressSecretNeeds(egress));
   const clients: ClientInput[] = egress.clients.map((client) => ({
     name: client.name,
     token: client.tokenSecret === undefined ? undefined : readSecret(environment, client.tokenSecret, `egress client "${client.name}"`),

@@ -11,7 +11,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { staticResolver } from "../net/index.ts";
 import { createEgressProxy, PolicyError } from "./index.ts";
-import type { EgressProxy, ListenAddress } from "./index.ts";
+import type { EgressProxy } from "./index.ts";
+import type { BoundAddress } from "../shared/index.ts";
 import {
   guardedDial,
   httpThroughProxy,
@@ -44,14 +45,14 @@ after(async () => {
 
 const resolver = staticResolver({ "allowed.test": [ORIGIN_IP], "api.allowed.test": [ORIGIN_IP], "other.test": [ORIGIN_IP] });
 
-function tcp(address: ListenAddress): ListenAddress & { kind: "tcp" } {
+function tcp(address: BoundAddress): BoundAddress & { kind: "tcp" } {
   assert.equal(address.kind, "tcp");
-  return address as ListenAddress & { kind: "tcp" };
+  return address as BoundAddress & { kind: "tcp" };
 }
 
 describe("happy paths", () => {
   let proxy: EgressProxy;
-  let address: ListenAddress & { kind: "tcp" };
+  let address: BoundAddress & { kind: "tcp" };
   const audit = memoryAudit();
   const dial = guardedDial();
 
@@ -174,7 +175,7 @@ describe("happy paths", () => {
 describe("embedding API (sandbox runner): Unix socket listener and run-time clients", () => {
   let proxy: EgressProxy;
   let directory: string;
-  let socketAddress: ListenAddress;
+  let socketAddress: BoundAddress;
 
   before(async () => {
     directory = mkdtempSync(join(tmpdir(), "perimeter-egress-"));

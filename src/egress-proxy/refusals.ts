@@ -5,6 +5,7 @@ import type http from "node:http";
 import type net from "node:net";
 import { closeAfterAnswerIfBodyUnread } from "../shared/index.ts";
 import type { EgressDenyReason } from "./decide.ts";
+import { UpstreamError } from "./upstream.ts";
 
 /** Reasons beyond the pure decision's, for responses, audit records and metrics. */
 export type RefusalReason =
@@ -106,7 +107,7 @@ export function outcomeOf(reason: RefusalReason): "deny" | "error" {
 
 /** The one mapping from a socket error to an upstream failure reason. */
 export function upstreamFailure(error: unknown): UpstreamFailure {
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  const code = error instanceof UpstreamError ? error.socketCode : (error as NodeJS.ErrnoException | undefined)?.code;
   if (code === "ECONNREFUSED") return "upstream-refused";
   if (code === "ECONNRESET" || code === "EPIPE" || code === "ECONNABORTED") return "upstream-reset";
   if (code === "EHOSTUNREACH" || code === "ENETUNREACH" || code === "EADDRNOTAVAIL") return "upstream-unreachable";

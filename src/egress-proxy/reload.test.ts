@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import { staticResolver } from "../net/index.ts";
 import { createEgressProxy } from "./index.ts";
-import type { EgressProxy, ListenAddress } from "./index.ts";
+import type { EgressProxy } from "./index.ts";
+import type { BoundAddress } from "../shared/index.ts";
 import { guardedDial, httpThroughProxy, makeCertificate, memoryAudit, openTunnel, rawExchange, startHttpOrigin, startTlsOrigin, waitFor } from "./test-support.ts";
 import type { Certificate, Origin } from "./test-support.ts";
 import tls from "node:tls";
@@ -17,8 +18,8 @@ let certificate: Certificate;
 let tlsOrigin: Origin;
 let httpOrigin: Origin;
 let proxy: EgressProxy;
-let address: ListenAddress & { kind: "tcp" };
-let metricsAddress: ListenAddress & { kind: "tcp" };
+let address: BoundAddress & { kind: "tcp" };
+let metricsAddress: BoundAddress & { kind: "tcp" };
 
 const rule = (host: string) => ({ host, ports: [tlsOrigin.port, httpOrigin.port], allowCidr: [ORIGIN_CIDR] });
 
@@ -30,8 +31,8 @@ before(async () => {
     { allow: [rule("first.test")], unknownClients: "global" },
     { resolver: staticResolver({ "first.test": [ORIGIN_IP], "second.test": [ORIGIN_IP] }), dial: guardedDial() },
   );
-  address = (await proxy.listen("127.0.0.1:0")) as ListenAddress & { kind: "tcp" };
-  metricsAddress = (await proxy.listenMetrics("127.0.0.1:0")) as ListenAddress & { kind: "tcp" };
+  address = (await proxy.listen("127.0.0.1:0")) as BoundAddress & { kind: "tcp" };
+  metricsAddress = (await proxy.listenMetrics("127.0.0.1:0")) as BoundAddress & { kind: "tcp" };
 });
 after(async () => {
   await proxy.close();
@@ -135,8 +136,8 @@ test("/metrics exposes decisions by reason, open tunnels, bytes and the setup la
 test("/healthz is 503 while the audit log refuses writes (every request is refused then) and ok once a commit succeeds", async () => {
   const audit = memoryAudit();
   const failing = createEgressProxy({ allow: [rule("first.test")], unknownClients: "global" }, { resolver: staticResolver({ "first.test": [ORIGIN_IP] }), dial: guardedDial(), audit });
-  const proxyAddress = (await failing.listen("127.0.0.1:0")) as ListenAddress & { kind: "tcp" };
-  const health = (await failing.listenMetrics("127.0.0.1:0")) as ListenAddress & { kind: "tcp" };
+  const proxyAddress = (await failing.listen("127.0.0.1:0")) as BoundAddress & { kind: "tcp" };
+  const health = (await failing.listenMetrics("127.0.0.1:0")) as BoundAddress & { kind: "tcp" };
   try {
     assert.equal((await get(`${health.url}/healthz`)).status, 200);
     audit.failing = true;

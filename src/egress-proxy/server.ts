@@ -23,9 +23,13 @@ import type { EgressMetrics } from "./metrics.ts";
 import { applyTimeouts, createFrontServer, metricsHandler } from "./front.ts";
 import { listenOn, selfAddressesOf } from "./listen.ts";
 import { createProxyState, rebuildEffective } from "./state.ts";
-import type { EgressProxyDependencies, EgressProxyState, ListenAddress, ListenTarget } from "./state.ts";
+import type { ListenTarget } from "./listen.ts";
+import type { EgressProxyDependencies, EgressProxyState } from "./state.ts";
+import { withAuditFeed } from "../shared/index.ts";
+import type { BoundAddress } from "../shared/index.ts";
 
-export type { AuditSink, Dialer, EgressProxyDependencies, ListenAddress, ListenTarget } from "./state.ts";
+export type { AuditSink, Dialer, EgressProxyDependencies } from "./state.ts";
+export type { ListenTarget } from "./listen.ts";
 
 export interface RuntimeClient {
   readonly name: string;
@@ -37,12 +41,12 @@ export type ReloadResult = { readonly ok: true } | { readonly ok: false; readonl
 
 export interface EgressProxy {
   /** Starts accepting proxy clients on `host:port` (`[::1]:3128`), `{ host, port }` or a Unix socket path. May be called more than once. */
-  listen(target: ListenTarget): Promise<ListenAddress>;
-  /** Serves `/metrics` (Prometheus) and `/healthz` on a separate listener, never on the proxy port. */
-  listenMetrics(target: ListenTarget): Promise<ListenAddress>;
+  listen(target: ListenTarget): Promise<BoundAddress>;
+  /** Serves `/metrics` (Prometheus), `/healthz` and the audit feed (when given one) on a separate listener, never on the proxy port. */
+  listenMetrics(target: ListenTarget): Promise<BoundAddress>;
   /** Proxy listeners (not metrics), in the order they were opened. */
-  addresses(): ListenAddress[];
-  metricsAddresses(): ListenAddress[];
+  addresses(): BoundAddress[];
+  metricsAddresses(): BoundAddress[];
   /** Swaps in a new policy atomically; open tunnels stay open. An invalid policy keeps the old one and says why. */
   reload(policy: EgressPolicyInput): ReloadResult;
   /** Adds a client at run time (e.g. one per sandbox task) with its own token and allowlist. Throws PolicyError. */
@@ -71,9 +75,9 @@ export function createEgressProxy(input: EgressPolicyInput, dependencies: Egress
   };
 }
 
-async function listen(state: EgressProxyState, kind: "proxy" | "metrics", target: ListenTarget): Promise<ListenAddress> {
+async function listen(state: EgressProxyState, kind: "proxy" | "metrics", target: ListenTarget): Promise<BoundAddress> {
   if (state.closing) throw new Error("the proxy is closed");
-  const server = kind === "proxy" ? createFrontServer(state) : http.createServer((request, response) => metricsHandler(state, request, response));
+  const server = kind === "proxy" ? createFrontServer(state) : http.createServer(withAuditFeed(state.auditFeed, (request, response) => metricsHandler(state, request, response)));
   const address = await listenOn(server, target);
   (kind === "proxy" ? state.servers : state.metricsServers).push({ server, address });
   // Every listener is this process: a request to any of them would loop.

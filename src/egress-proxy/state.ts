@@ -10,7 +10,7 @@ import type { AddressFamily, Resolver } from "../net/index.ts";
 import { createAuditRecorder } from "../audit-log/index.ts";
 import type { AuditRecorder, RecorderLog } from "../audit-log/index.ts";
 import { silentLogger } from "../shared/index.ts";
-import type { Logger } from "../shared/index.ts";
+import type { AuditFeedRoute, BoundAddress, Logger } from "../shared/index.ts";
 import { createRateLimiter, createTunnelCounter } from "./limits.ts";
 import type { RateLimiter, TunnelCounter } from "./limits.ts";
 import { createEgressMetrics } from "./metrics.ts";
@@ -42,13 +42,12 @@ export interface EgressProxyDependencies {
   readonly audit?: AuditSink;
   /** Operational log (JSON lines on stderr in the CLI). @default silent */
   readonly logger?: Logger;
+  /**
+   * The read-only audit feed (src/shared/service-host.ts), served on the metrics listener beside /metrics and
+   * /healthz, so a dashboard can copy this component's chain with the feed token (audit.feedTokenSecret).
+   */
+  readonly auditFeed?: AuditFeedRoute;
 }
-
-export type ListenTarget = string | { readonly host: string; readonly port: number } | { readonly path: string };
-
-export type ListenAddress =
-  | { readonly kind: "tcp"; readonly host: string; readonly port: number; readonly family: AddressFamily; readonly url: string }
-  | { readonly kind: "unix"; readonly path: string };
 
 /** One client connection to the proxy, for its connection-close record. */
 export interface ConnectionState {
@@ -69,7 +68,7 @@ export interface OpenTunnel {
 
 export interface Listener {
   readonly server: http.Server;
-  readonly address: ListenAddress;
+  readonly address: BoundAddress;
 }
 
 export interface EgressProxyState {
@@ -107,6 +106,7 @@ export interface EgressProxyState {
    * record's commit before anything of it goes out, whatever auditBeforeForwarding says.
    */
   readonly recorder: AuditRecorder | undefined;
+  readonly auditFeed: AuditFeedRoute | undefined;
 }
 
 const defaultDial: Dialer = ({ host, port, family, onread }) => net.connect({ host, port, family, noDelay: true, ...(onread !== undefined ? { onread } : {}) });
@@ -138,6 +138,7 @@ export function createProxyState(input: EgressPolicyInput, dependencies: EgressP
     upstreamPool: createUpstreamPool(),
     firstReadBuffer: Buffer.allocUnsafe(16 * 1024),
     recorder: dependencies.audit === undefined ? undefined : createAuditRecorder(dependencies.audit, { component: "egress-proxy", logger, onFailure: () => metrics.auditFailures.inc() }),
+    auditFeed: dependencies.auditFeed,
   };
 }
 

@@ -9,7 +9,8 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import tls from "node:tls";
-import type { Dialer, ListenAddress } from "./server.ts";
+import type { Dialer } from "./server.ts";
+import type { BoundAddress } from "../shared/index.ts";
 import { AuditWriteError } from "../audit-log/types.ts";
 import { eventually } from "../shared/testing.ts";
 import type { AuditEventInput, AuditRecord, PreparedAuditEvent } from "../audit-log/types.ts";
@@ -133,12 +134,12 @@ export function parseResponse(text: string): ParsedResponse {
   return { status: Number(statusLine.split(" ")[1] ?? 0), headers, body: end === -1 ? "" : text.slice(end + 4) };
 }
 
-export function proxyEndpoint(address: ListenAddress): net.NetConnectOpts {
+export function proxyEndpoint(address: BoundAddress): net.NetConnectOpts {
   return address.kind === "unix" ? { path: address.path } : { host: address.host, port: address.port };
 }
 
 /** Sends raw bytes to the proxy and collects everything until it closes (or `timeoutMs`). */
-export async function rawExchange(address: ListenAddress, chunks: ReadonlyArray<string | Buffer>, options: { timeoutMs?: number; gapMs?: number } = {}): Promise<ParsedResponse & { closed: boolean; elapsedMs: number }> {
+export async function rawExchange(address: BoundAddress, chunks: ReadonlyArray<string | Buffer>, options: { timeoutMs?: number; gapMs?: number } = {}): Promise<ParsedResponse & { closed: boolean; elapsedMs: number }> {
   const started = performance.now();
   return new Promise((resolve) => {
     const socket = net.connect(proxyEndpoint(address));
@@ -175,7 +176,7 @@ export interface Tunnel {
 }
 
 /** Opens `CONNECT authority` through the proxy; on 200 the socket is the tunnel, otherwise the refusal is read. */
-export function openTunnel(address: ListenAddress, authority: string, headers: Record<string, string> = {}): Promise<Tunnel> {
+export function openTunnel(address: BoundAddress, authority: string, headers: Record<string, string> = {}): Promise<Tunnel> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(proxyEndpoint(address));
     let buffer = Buffer.alloc(0);
@@ -265,7 +266,7 @@ export function guardedDial(): Dialer & { readonly dialled: string[] } {
 
 /** One plain HTTP request through the proxy (absolute-form), with an optional keep-alive agent. */
 export function httpThroughProxy(
-  address: ListenAddress & { kind: "tcp" },
+  address: BoundAddress & { kind: "tcp" },
   url: string,
   options: { agent?: http.Agent; headers?: Record<string, string>; method?: string; body?: string } = {},
 ): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {

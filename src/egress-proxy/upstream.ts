@@ -6,6 +6,7 @@ import type { IncomingMessage } from "node:http";
 import type net from "node:net";
 import { CRLF, LAST_CHUNK, createChunkedDecoder, encodeChunk, parseResponseHead, responseHasBody } from "./http1.ts";
 import type { ChunkedDecoder, ResponseHead } from "./http1.ts";
+import { PerimeterError } from "../shared/errors.ts";
 
 /** Interim responses accepted before the final one: enough for 100 and 103s, not an endless stream of them. */
 const MAX_INFORMATIONAL = 16;
@@ -16,14 +17,16 @@ const MAX_INFORMATIONAL = 16;
  */
 const IDEMPOTENT_METHODS = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
 
-/** An upstream failure; `retryable` when a reused connection failed before any byte of the answer arrived. */
-export class UpstreamError extends Error {
-  readonly code: string;
+/**
+ * An upstream failure; `socketCode` is the errno-style code (ECONNRESET, ERR_UPSTREAM_TIMEOUT...) the refusal reason
+ * is read from, `retryable` when a reused connection failed before any byte of the answer arrived.
+ */
+export class UpstreamError extends PerimeterError {
+  readonly socketCode: string;
   readonly retryable: boolean;
-  constructor(message: string, code: string, retryable = false) {
-    super(message);
-    this.name = "UpstreamError";
-    this.code = code;
+  constructor(message: string, socketCode: string, retryable = false) {
+    super(socketCode === "ERR_UPSTREAM_TIMEOUT" ? "timeout" : "upstream", message);
+    this.socketCode = socketCode;
     this.retryable = retryable;
   }
 }
