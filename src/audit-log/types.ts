@@ -1,5 +1,6 @@
 // The audit log's public types and errors. Kept apart from the writer so that readers (verify, tail, the dashboard)
 // can import them without opening anything.
+import { PerimeterError } from "../shared/index.ts";
 
 export const AUDIT_COMPONENTS = ["egress-proxy", "sandbox", "mcp-guard", "llm-proxy", "approvals", "cli", "dashboard"] as const;
 
@@ -76,10 +77,9 @@ export interface AuditLog {
 }
 
 /** Appending failed: nothing was recorded, so the operation that wanted the record must be refused. */
-export class AuditWriteError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "AuditWriteError";
+export class AuditWriteError extends PerimeterError {
+  constructor(message: string, options?: { cause?: unknown }, code: "audit_unavailable" | "bad_request" = "audit_unavailable") {
+    super(code, message, options);
   }
 }
 
@@ -90,15 +90,13 @@ export class AuditWriteError extends Error {
  */
 export class AuditEventInvalidError extends AuditWriteError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "AuditEventInvalidError";
+    super(message, options, "bad_request");
   }
 }
 
 /** The file is missing, unreadable or not a Perimeter audit log (as opposed to a log whose records were tampered with). */
-export class AuditReadError extends Error {
+export class AuditReadError extends PerimeterError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "AuditReadError";
+    super("setup", message, options);
   }
 }

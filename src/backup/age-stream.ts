@@ -3,6 +3,7 @@
 // the age-encryption package. The payload is the spec's STREAM (64 KiB ChaCha20-Poly1305 chunks, a counter nonce
 // whose last byte marks the final chunk) done with node:crypto: the package's pure-JavaScript cipher ran at
 // 74 MB/s here against 800 MiB/s for OpenSSL's, and a 1 GiB data directory must back up at the speed of `tar | age`.
+import { PerimeterError } from "../shared/index.ts";
 import { Transform } from "node:stream";
 import type { TransformCallback } from "node:stream";
 import { Decrypter, Encrypter } from "age-encryption";
@@ -15,10 +16,9 @@ const MAGIC = "age-encryption.org/v1\n";
 const MAX_HEADER = 1024 * 1024;
 
 /** The archive cannot be opened or is not what was written: wrong key, damage, truncation, tampering. */
-export class ArchiveError extends Error {
+export class ArchiveError extends PerimeterError {
   constructor(message: string) {
-    super(message);
-    this.name = "ArchiveError";
+    super("integrity", message);
   }
 }
 

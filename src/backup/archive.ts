@@ -8,6 +8,7 @@
 // archive that decrypts: other entry types (hard links, devices, FIFOs), names outside that layout ("../", absolute
 // paths, empty or "." segments), an entry below a symbolic link or a file, and duplicates. Files are created with
 // O_EXCL|O_NOFOLLOW inside a fresh directory, so nothing is written through a link or over an existing file.
+import { PerimeterError } from "../shared/index.ts";
 import { createHash } from "node:crypto";
 import { constants } from "node:fs";
 import { chmod, lstat, lutimes, mkdir, open, readdir, readlink, realpath, symlink, utimes } from "node:fs/promises";
@@ -58,10 +59,9 @@ export interface BackupManifest {
 }
 
 /** A failure of the machine or of the data being backed up (not of an archive): disk full, a file that changed. */
-export class BackupError extends Error {
+export class BackupError extends PerimeterError {
   constructor(message: string) {
-    super(message);
-    this.name = "BackupError";
+    super("failed", message);
   }
 }
 

@@ -1,5 +1,6 @@
 // Creating, restoring and verifying backups. Archives are published, and restores swapped in, by rename within one
 // directory, so a failure at any point (wrong key, damage, a full disk) leaves what was there before untouched.
+import { PerimeterError } from "../shared/index.ts";
 import { randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { link, lstat, mkdir, mkdtemp, open, readdir, readFile, rename, rm, rmdir, stat, unlink } from "node:fs/promises";
@@ -250,10 +251,9 @@ export async function verifyBackup(options: VerifyBackupOptions): Promise<Verify
 // restore
 
 /** Restoring would replace data that is there: refused unless asked for with --force. */
-export class RestoreRefusedError extends Error {
+export class RestoreRefusedError extends PerimeterError {
   constructor(message: string) {
-    super(message);
-    this.name = "RestoreRefusedError";
+    super("usage", message);
   }
 }
 

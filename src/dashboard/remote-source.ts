@@ -8,6 +8,7 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { AUDIT_SCHEMA_SQL } from "../audit-log/index.ts";
+import { PerimeterError } from "../shared/index.ts";
 
 export type RemoteState =
   | { name: string; state: "pending" }
@@ -41,7 +42,11 @@ export interface RemoteMirrorOptions {
   maxBytes?: number;
 }
 
-class FeedError extends Error {}
+class FeedError extends PerimeterError {
+  constructor(message: string) {
+    super("upstream", message);
+  }
+}
 
 const HASH = /^[0-9a-f]{64}$/;
 /** A checkpoint cursor past any id: a recheck asks for records only. */

@@ -8,6 +8,7 @@
 //   (`base64` wraps at 76 columns, `xxd -p` at 60; real or JSON-escaped line breaks);
 // - credential shapes (SECRET_SHAPES, Perimeter virtual keys) and any extra patterns the caller adds.
 // A finding is reported by kind (a label such as "canary CANARY_TOKEN (base64)"), never by value.
+import { PerimeterError } from "../shared/index.ts";
 import { SECRET_SHAPES } from "../config/index.ts";
 
 /** Values shorter than this are not treated as secrets: redacting every "info" or "true" would destroy text. */
@@ -44,12 +45,11 @@ export interface SecretScanner {
   contains(text: string): boolean;
 }
 
-export class SecretPatternError extends Error {
+export class SecretPatternError extends PerimeterError {
   readonly source: string;
   readonly reason: string;
   constructor(source: string, reason: string) {
-    super(`"${source}" is not a valid regular expression (${reason})`);
-    this.name = "SecretPatternError";
+    super("config", `"${source}" is not a valid regular expression (${reason})`);
     this.source = source;
     this.reason = reason;
   }

@@ -2,6 +2,7 @@
 // every tools/call): per call allowed, held for approval or denied with the reason, per session the worst of them.
 // What the replay cannot know is said, not guessed: a call whose arguments were not recorded is "undecided" when a
 // constraint or an approval would have read them.
+import { PerimeterError } from "../shared/index.ts";
 import { globMatches } from "../config/index.ts";
 import type { PerimeterConfig } from "../config/index.ts";
 import { REDACTED, compileConstraints, createRedactor, decideCall, splitToolName } from "../mcp-guard/index.ts";
@@ -58,10 +59,9 @@ export interface ReplayOptions {
   readonly listing?: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
-export class ReplaySetupError extends Error {
+export class ReplaySetupError extends PerimeterError {
   constructor(message: string) {
-    super(message);
-    this.name = "ReplaySetupError";
+    super("setup", message);
   }
 }
 

@@ -6,6 +6,7 @@
 //   .jsonl  one SESSION per line, or one CALL per line carrying "session" (calls group by it, in file order)
 //   SESSION { "id", "agent"?, "expect"?: "allowed" | "held" | "refused", "description"?, "calls": [CALL, ...] }
 //   CALL    { "server", "tool" } or { "name": "<server>__<tool>" }, with "arguments"? (an object, default {})
+import { PerimeterError } from "../shared/index.ts";
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 
@@ -35,10 +36,9 @@ export interface TraceSession {
   readonly calls: readonly TraceCall[];
 }
 
-export class TraceError extends Error {
+export class TraceError extends PerimeterError {
   constructor(message: string) {
-    super(message);
-    this.name = "TraceError";
+    super("config", message);
   }
 }
 

@@ -33,6 +33,8 @@ const ERROR_KINDS = {
   conflict: { exit: 1, http: 409 },
   /** Stored data failed an integrity check (a broken audit chain, a tampered archive, a wrong key). */
   integrity: { exit: 1, http: 500 },
+  /** An operation (a backup, a restore) could not be completed, for a reason the message names. */
+  failed: { exit: 1, http: 500 },
   /** A dependency answered wrongly or not at all. */
   upstream: { exit: 1, http: 502 },
   /** A dependency or a task ran out of time. */

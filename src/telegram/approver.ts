@@ -8,13 +8,15 @@
 // sha256 is kept in approvals_telegram_messages). Anything else is refused, recorded and changes nothing. The bot
 // runs in mcp-guard's process (it holds the store), long-polls the Bot API through grammY, and sends its traffic
 // through the egress proxy when approvals.telegram.proxy is set.
+import { PerimeterError } from "../shared/index.ts";
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { createRequire } from "node:module";
 import { Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Bot, GrammyError, HttpError } from "grammy";
 import type { Context } from "grammy";
+import type * as Grammy from "grammy";
 import { ApprovalStateError } from "../approvals/index.ts";
 import type { Approval, ApprovalStore, AuditAppender } from "../approvals/index.ts";
 import { readSecret } from "../config/index.ts";
@@ -22,10 +24,9 @@ import type { Environment, PerimeterConfig, TelegramApproverConfig } from "../co
 import type { Logger } from "../shared/index.ts";
 import { outcomeLine, parseCallback, requestKeyboard, requestText } from "./messages.ts";
 
-export class TelegramSetupError extends Error {
+export class TelegramSetupError extends PerimeterError {
   constructor(message: string) {
-    super(message);
-    this.name = "TelegramSetupError";
+    super("setup", message);
   }
 }
 
@@ -140,6 +141,8 @@ export function createTelegramApprover(config: PerimeterConfig, dependencies: Te
   /** Nonces of this run's messages, to redraw their buttons when a vote changes the text; only hashes are stored. */
   const nonces = new Map<string, string>();
   const agent = proxyAgent(telegram, proxyToken);
+  // grammY (and node-fetch under it) loads only when a bot is configured: mcp-guard shares perimeter up's process.
+  const { Bot, GrammyError, HttpError } = createRequire(import.meta.url)("grammy") as typeof Grammy;
   const bot = new Bot<Context>(token, {
     client: {
       apiRoot: telegram.apiRoot.replace(/\/+$/, ""),
