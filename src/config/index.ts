@@ -15,6 +15,7 @@ export type {
 } from "./schema.ts";
 export { parseConfig, loadConfig, configJsonSchema, closest, editDistance } from "./load.ts";
 export { ConfigError, formatProblem } from "./errors.ts";
+export { compileRe2 } from "./re2.ts";
 export type { ConfigProblem } from "./errors.ts";
 export {
   SECRET_NAME,

@@ -7,8 +7,8 @@
 // string checked by glob, pattern or path must read the same to the guard, to the upstream and to the human who
 // reviews the call: no control or invisible characters, and it must also pass in its NFKC form, since upstreams
 // that fold compatibility characters turn a fullwidth "／．．" into "/..".
-import { RE2 } from "re2-wasm";
-import { globMatches } from "../config/index.ts";
+import type { RE2 } from "re2-wasm";
+import { compileRe2, globMatches } from "../config/index.ts";
 import type { ArgumentConstraint } from "../config/index.ts";
 
 export type Decision = { allow: true } | { allow: false; reason: string };
@@ -184,7 +184,7 @@ export function compileArgumentGlob(pattern: string): CompiledGlob {
       else expression += character.replace(REGEX_SPECIAL, "\\$&");
     }
   }
-  return { source: pattern, literal: !/[*?]/.test(pattern), matcher: new RE2(`^(?:${expression})$`, "u") };
+  return { source: pattern, literal: !/[*?]/.test(pattern), matcher: compileRe2(`^(?:${expression})$`, "u") };
 }
 
 function globAccepts(glob: CompiledGlob, text: string): boolean {
@@ -197,7 +197,7 @@ function globAccepts(glob: CompiledGlob, text: string): boolean {
 /** The anchored, linear-time form of a `pattern`: RE2 cannot be made to backtrack by an input the agent chooses. */
 export function compileArgumentPattern(pattern: string): RE2 {
   // Wrapped in a group so an alternation stays anchored ("a|b" must not accept "ab"), and not multiline.
-  return new RE2(`^(?:${pattern})$`, "u");
+  return compileRe2(`^(?:${pattern})$`, "u");
 }
 
 interface PathRoots {

@@ -1,7 +1,7 @@
 // mcp: mcp-guard's listeners, the agents it serves, the upstream MCP servers with their tool allowlists and argument
 // constraints, definition pinning and limits.
 import { z } from "zod";
-import { RE2 } from "re2-wasm";
+import { compileRe2 } from "../re2.ts";
 import { literalCredentialIn, secretShapeIn } from "../secrets.ts";
 import { globMatches } from "../glob.ts";
 import { componentName, hostPort, imageReference, resourceName, secretName } from "./scalars.ts";
@@ -31,7 +31,7 @@ export const argumentConstraint = z
   .superRefine((value, context) => {
     if (value.pattern !== undefined) {
       try {
-        new RE2(value.pattern, "u");
+        compileRe2(value.pattern, "u");
       } catch (error) {
         const reason = (error as Error).message.replace(/^Invalid regular expression: /, "");
         context.addIssue({

@@ -1,0 +1,67 @@
+// Requirement (issue 17, speed): `perimeter up` loads only what its config uses — every service shares one process
+// by default, so a package loaded for nothing costs every operator its memory and start time. On the bundled
+// examples/local.yaml (no argument pattern or glob, no Telegram, no Kubernetes) neither the RE2 WebAssembly module,
+// grammy nor the Kubernetes client may load; a config with a pattern constraint does load RE2 (so the check can fail),
+// and an invalid pattern is still refused before anything starts.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { localConfig, runPerimeter, startUp, temporaryDirectory } from "./test-support.ts";
+
+const HOOK = `import { registerHooks } from "node:module";
+const packages = new Set();
+registerHooks({
+  resolve(specifier, context, next) {
+    const resolved = next(specifier, context);
+    const found = /node_modules\\/((?:@[^/]+\\/)?[^/]+)\\//.exec(resolved.url);
+    if (found !== null) packages.add(found[1]);
+    return resolved;
+  },
+});
+process.on("exit", () => process.stderr.write("loaded-packages:" + JSON.stringify([...packages]) + "\\n"));
+`;
+
+async function packagesOfUp(directory: string, configFile: string): Promise<string[]> {
+  const hook = join(directory, "hook.mjs");
+  writeFileSync(hook, HOOK);
+  const environment = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: directory, NODE_OPTIONS: `--import ${hook}` };
+  const up = await startUp(["-c", configFile], { env: environment, cwd: directory });
+  up.child.kill("SIGTERM");
+  const exit = await up.exited;
+  assert.equal(exit.code, 0, up.stderr().slice(-2000));
+  // One line per thread that ran the hook (the dashboard verifies in worker threads): together, what the process loaded.
+  const lines = up.stderr().split("\n").filter((entry) => entry.startsWith("loaded-packages:"));
+  assert.ok(lines.length > 0, "the hook reported what loaded");
+  return [...new Set(lines.flatMap((line) => JSON.parse(line.slice("loaded-packages:".length)) as string[]))];
+}
+
+test("perimeter up on examples/local.yaml loads neither RE2, grammy nor the Kubernetes client", async () => {
+  const directory = temporaryDirectory();
+  try {
+    const config = await localConfig(directory);
+    const packages = await packagesOfUp(directory, config.file);
+    assert.ok(packages.includes("zod") && packages.includes("@modelcontextprotocol/server"), `the hook saw the services load: ${packages.join(", ")}`);
+    for (const unused of ["re2-wasm", "grammy", "@kubernetes/client-node"]) assert.ok(!packages.includes(unused), `${unused} loaded: ${packages.join(", ")}`);
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+});
+
+test("a pattern constraint loads RE2 and is enforced with it; an invalid one is refused before anything starts", async () => {
+  const directory = temporaryDirectory();
+  try {
+    const config = await localConfig(directory, (document) => {
+      document.setIn(["mcp", "servers", "sandbox", "arguments"], document.createNode({ run: { workspace: { pattern: "[a-z]+" } } }));
+    });
+    assert.ok((await packagesOfUp(directory, config.file)).includes("re2-wasm"));
+    const invalid = await localConfig(directory, (document) => {
+      document.setIn(["mcp", "servers", "sandbox", "arguments"], document.createNode({ run: { workspace: { pattern: "(a)\\1" } } }));
+    });
+    const refused = await runPerimeter(["up", "-c", invalid.file, "--check"], { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: directory }, cwd: directory });
+    assert.equal(refused.code, 2, refused.stdout);
+    assert.match(refused.stderr, /RE2 cannot compile it/);
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+});
