@@ -237,6 +237,9 @@ export -f wait_active
 step "every rendered unit active" 90 bash -c 'wait_active "$@"' _ "${UNITS[@]}" || true
 
 # --- 4. what the booted host shows ---------------------------------------------------------------------------------
+# Type=simple units are active as soon as they are forked; one whose start-up check fails exits a second or two
+# later and restarts after RestartSec=2. Ten seconds let such a unit show its restart count in the table below.
+sleep 10
 # Socket-activated proxies (into the network-less sandbox runner) start on their first connection: make one, a
 # GET /healthz through each rendered socket, so they are proven to carry a request and not only listed.
 for socket_file in "$RENDER"/files/etc/systemd/system/*.socket; do
