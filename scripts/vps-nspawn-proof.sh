@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Proves the VPS render on a booted systemd (issue 17, docs/vps.md "Proving the VPS render"). As root:
-#   1. debootstraps a minimal Debian with what the render needs (cached under $PERIMETER_NSPAWN_CACHE, so a second
-#      run only copies nothing: an overlay mount over the cached tree);
+#   1. debootstraps a minimal Debian with what the render needs, once: it is cached under $PERIMETER_NSPAWN_CACHE and
+#      each run mounts a writable overlay over it, so the cache stays as debootstrap left it;
 #   2. renders CONFIG (default examples/vps.yaml) with `perimeter render -t vps`, installs this repository read-only
 #      at /opt/perimeter (Node 24 from its node_modules) and a STAND-IN for the Hermes gateway where the agent's unit
 #      looks for Hermes (the real one is not on this network);
 #   3. boots the tree with `systemd-nspawn --boot --private-network` (loopback only: nothing can leave), enters it
 #      with nsenter (the host's PID 1 is not systemd here, so there is no machined for machinectl/systemd-run -M),
 #      runs `perimeter host apply` there, fills the env files as the operator would and restarts the services;
-#   4. checks `systemctl is-active` of every rendered unit (table with systemd-analyze security's exposure), that
-#      the agent's own unit is refused every non-loopback connect (first by the firewall's uid rule, then, with the
-#      firewall's table removed, with EPERM from the unit's IPAddressDeny filter while a process outside the unit
-#      is not) and reaches the egress proxy, llm-proxy and mcp-guard on loopback, and that a second apply changes
+#   4. checks `systemctl is-active` and the restart count of every rendered unit (table with systemd-analyze
+#      security's exposure), a request through each socket-activated proxy, that the agent's own unit is refused
+#      every non-loopback address (first by the firewall's uid rule; then, with the firewall's table removed, with
+#      EPERM for a datagram from the unit's IPAddressDeny filter, while the same datagram from outside the unit is
+#      sent) and reaches the egress proxy, llm-proxy and mcp-guard on loopback, and that a second apply changes
 #      nothing.
 # Exits non-zero on any failure. Every step is time-bounded.
 #   sudo scripts/vps-nspawn-proof.sh [CONFIG]
