@@ -294,8 +294,8 @@ for (const example of EXAMPLES) {
       const container = pod.containers[0];
       assert.equal(container.image, config.kubernetes.perimeterImage);
       const port = (deployment.spec as Loose).template.spec.containers[0].ports[0].containerPort;
-      // The sandbox runner's metrics have their own listener, rendered only when Prometheus scrapes.
-      const metrics = service === "sandbox-runner" && config.kubernetes.observability.enabled ? ["--metrics-listen", "0.0.0.0:9464"] : [];
+      // The sandbox runner's metrics listener (its health and audit feed for the dashboard, /metrics for Prometheus).
+      const metrics = service === "sandbox-runner" ? ["--metrics-listen", "0.0.0.0:9464"] : [];
       assert.deepEqual(container.command, ["perimeter", "serve", SERVICE_ARGUMENT[service], "-c", "/etc/perimeter/perimeter.yaml", "--listen", `0.0.0.0:${port}`, ...metrics]);
       assert.deepEqual(pod.securityContext, { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: { type: "RuntimeDefault" } });
       assert.deepEqual(container.securityContext, { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ["ALL"] } });
@@ -375,9 +375,9 @@ for (const example of EXAMPLES) {
         assert.equal(internet.length, 1, service);
         assert.deepEqual(internet[0].ports, [{ protocol: "TCP", port: 443 }]);
       }
-      // Ingress only from the agent (and Prometheus when enabled).
-      const sources = (policy.ingress as Loose[]).flatMap((rule) => rule.from.map((peer: Loose) => peer.namespaceSelector.matchLabels["kubernetes.io/metadata.name"]));
-      assert.ok(sources.every((source: string) => source === system || source === config.kubernetes.observability.namespace));
+      // Ingress only from the agent, the dashboard pod (its audit feed) and Prometheus when enabled.
+      const sources = (policy.ingress as Loose[]).flatMap((rule) => rule.from.map((peer: Loose) => `${peer.namespaceSelector.matchLabels["kubernetes.io/metadata.name"]}/${peer.podSelector?.matchLabels["app.kubernetes.io/name"] ?? "*"}`));
+      assert.ok(sources.every((source: string) => source.startsWith(`${system}/`) || source === `${tools}/dashboard` || source === `${config.kubernetes.observability.namespace}/*`), sources.join(", "));
     }
     if (config.kubernetes.cni === "cilium") {
       const fqdns = (find(objects, "CiliumNetworkPolicy", "egress-proxy-fqdn", tools).spec as Loose).egress.flatMap((rule: Loose) => rule.toFQDNs ?? []).map((entry: Loose) => entry.matchName ?? entry.matchPattern);
@@ -407,7 +407,8 @@ for (const example of EXAMPLES) {
       const policy = objects.find((object) => object.kind === "NetworkPolicy" && object.metadata.name === service);
       if (policy === undefined) continue;
       const fromPods = ((policy.spec as Loose).ingress as Loose[]).flatMap((rule) => rule.from).filter((peer: Loose) => peer.podSelector !== undefined).map((peer: Loose) => peer.podSelector.matchLabels["app.kubernetes.io/name"]);
-      assert.deepEqual([...new Set(fromPods)], [caller], service);
+      // The dashboard reads each service's audit feed; its own rule (dashboard.test.ts) names exactly that port.
+      assert.deepEqual([...new Set(fromPods)].filter((name) => name !== "dashboard"), [caller], service);
     }
   });
 
@@ -484,7 +485,9 @@ for (const example of EXAMPLES) {
     assert.equal(agent.environment.HTTPS_PROXY, "http://egress-proxy:3128");
     assert.equal(agent.environment.HTTP_PROXY, "http://egress-proxy:3128");
     assert.match(agent.environment.NO_PROXY, /mcp-guard/);
-    const outside = Object.entries(document.services as Record<string, Loose>).filter(([, service]) => (service.networks ?? []).some((network: string) => networks[network].internal !== true)).map(([service]) => service);
+    // A network without masquerading (the dashboard's, which exists only so Docker publishes its port) has no route out.
+    const routed = (network: string) => networks[network].internal !== true && networks[network].driver_opts?.["com.docker.network.bridge.enable_ip_masquerade"] !== "false";
+    const outside = Object.entries(document.services as Record<string, Loose>).filter(([, service]) => (service.networks ?? []).some(routed)).map(([service]) => service);
     const allowed = new Set(["egress-proxy", "llm-proxy", "mcp-guard", "kubernetes-mcp-server", ...Object.keys(config.mcp.servers).map((server) => `mcp-${server}`)]);
     // With a sandbox allowlist the runner's in-process egress proxy dials out itself (one client per task).
     if (config.sandbox.network !== "none") allowed.add("sandbox-runner");

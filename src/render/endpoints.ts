@@ -31,6 +31,8 @@ export interface Endpoints {
   readonly mcpServerOrigin: (workload: string, port: number) => string;
   /** A served model's baseUrl. */
   readonly servedModelUrl: (provider: string) => string;
+  /** A perimeter component's address on one of its ports (the dashboard reads the feeds and health there). */
+  readonly serviceOrigin: (component: string, port: number) => string;
 }
 
 export function endpoints(config: PerimeterConfig, target: Target): Endpoints {
@@ -50,6 +52,7 @@ export function endpoints(config: PerimeterConfig, target: Target): Endpoints {
     sandboxRunnerUrl: `http://${host(SANDBOX_RUNNER, tools)}:${portOf(config.sandbox.listen)}${MCP_PATH}`,
     kubernetesMcpUrl: `http://${host(KUBERNETES_MCP, tools)}:${KUBERNETES_MCP_PORT}${MCP_PATH}`,
     mcpServerOrigin: (workload, port) => `http://${host(workload, tools)}:${port}`,
+    serviceOrigin: (component, port) => `http://${host(component, tools)}:${port}`,
     servedModelUrl: (provider) => {
       const model = served.get(provider);
       if (model === undefined) throw new Error(`internal: ${provider} is not served`);

@@ -32,6 +32,13 @@ export const SANDBOX_EGRESS_PROXY = "egress-proxy-sandbox";
 export const MCP_GUARD = "mcp-guard";
 export const SANDBOX_RUNNER = "sandbox-runner";
 export const LLM_PROXY = "llm-proxy";
+/** The operator's web UI (`perimeter serve dashboard`): loopback only, reads every component's audit feed. */
+export const DASHBOARD = "dashboard";
+/** The variable of the read-only audit feed token when the declaration names none: every render turns the feed on. */
+export const DEFAULT_FEED_TOKEN_SECRET = "PERIMETER_AUDIT_FEED_TOKEN";
+/** The Telegram approver bot's egress client (render adds it so the bot's traffic goes through the egress proxy). */
+export const APPROVER_EGRESS_CLIENT = "approvals-telegram";
+export const APPROVER_EGRESS_TOKEN = "PERIMETER_APPROVER_EGRESS_TOKEN";
 export const KUBERNETES_MCP = "kubernetes-mcp-server";
 export const KUBERNETES_MCP_PORT = 8080;
 /** Pinned: its config format (read_only, toolsets, enabled_tools, denied_resources) is what render writes. */
@@ -55,7 +62,7 @@ export const DEFAULT_SIGNING_KEY = `${STATE_DIRECTORY}/audit-signing.pem`;
 export const MCP_PATH = "/mcp";
 export const LLM_PATH = "/v1";
 
-export type PerimeterService = "egress-proxy" | "mcp-guard" | "sandbox" | "llm-proxy";
+export type PerimeterService = "egress-proxy" | "mcp-guard" | "sandbox" | "llm-proxy" | "dashboard";
 
 export function portOf(hostPort: string): number {
   const match = /:(\d{1,5})$/.exec(hostPort);
@@ -202,6 +209,41 @@ export function mcpGuardNeedsInternet(config: PerimeterConfig): boolean {
   return externalHttpServers(config).length > 0 || stdioServers(config).length > 0;
 }
 
+/** egress-proxy's metrics listener port: its /metrics, /healthz and audit feed (the dashboard reads the last two). */
+export function egressMetricsPort(config: PerimeterConfig): number {
+  return config.egress.metrics === undefined ? EGRESS_METRICS_PORT : portOf(config.egress.metrics);
+}
+
+/** The variable of the audit feed token every rendered component serves its records with (and the dashboard reads them). */
+export function feedTokenSecret(config: PerimeterConfig): string {
+  return config.audit.feedTokenSecret ?? DEFAULT_FEED_TOKEN_SECRET;
+}
+
+type EgressClient = PerimeterConfig["egress"]["clients"][number];
+
+/**
+ * The Telegram approver bot as an egress client of its own, allowed only the Bot API's host: render points the bot
+ * at the egress proxy with this client's token. None when approvals.telegram is absent, names its own proxy, or its
+ * Bot API root is on loopback (a local Bot API server, reached without a proxy).
+ */
+export function approverEgressClient(config: PerimeterConfig): EgressClient | undefined {
+  const telegram = config.approvals.telegram;
+  if (telegram === undefined || telegram.proxy !== undefined) return undefined;
+  const root = new URL(telegram.apiRoot);
+  if (/^(localhost|127\.|\[::1\])/.test(root.host)) return undefined;
+  if (config.egress.clients.some((client) => client.name === APPROVER_EGRESS_CLIENT)) {
+    throw new RenderError(`egress.clients already has a client named ${APPROVER_EGRESS_CLIENT}, the name render gives the Telegram approver bot: rename it, or set approvals.telegram.proxy (and its client) yourself`);
+  }
+  const port = urlPort(root);
+  return { name: APPROVER_EGRESS_CLIENT, tokenSecret: telegram.proxyTokenSecret ?? APPROVER_EGRESS_TOKEN, sources: [], allow: [port === 443 ? root.hostname : { host: root.hostname, ports: [port], requireSni: true }] };
+}
+
+/** egress.clients as the rendered egress proxy holds them: the declared ones and the approver bot's. */
+export function renderedEgressClients(config: PerimeterConfig): EgressClient[] {
+  const approver = approverEgressClient(config);
+  return approver === undefined ? [...config.egress.clients] : [...config.egress.clients, approver];
+}
+
 export function urlPort(url: URL): number {
   return url.port === "" ? (url.protocol === "https:" ? 443 : 80) : Number(url.port);
 }
@@ -251,6 +293,8 @@ export function agentSecretKeys(config: PerimeterConfig): string[] {
 }
 
 export function secretPlan(config: PerimeterConfig): SecretSpec[] {
+  // Every component serves its audit feed with this token, and the dashboard reads the feeds with it.
+  const feed = feedTokenSecret(config);
   const specs: SecretSpec[] = [
     { name: AGENT_WORKLOAD, workload: AGENT_WORKLOAD, namespace: "system", keys: agentSecretKeys(config), purpose: "chat platform tokens, its mcp-guard token and its llm-proxy virtual key (never a provider key or an MCP upstream token)" },
   ];
@@ -259,17 +303,18 @@ export function secretPlan(config: PerimeterConfig): SecretSpec[] {
     name: MCP_GUARD,
     workload: MCP_GUARD,
     namespace: "tools",
-    keys: unique([...config.mcp.agents.map((agent) => agent.tokenSecret), config.mcp.admin.tokenSecret, ...(sandboxServer === undefined ? [] : [config.sandbox.tokenSecret])]),
-    purpose: "the agents' tokens it accepts, the admin (approvals) token, the token it calls the sandbox runner with",
+    keys: unique([...config.mcp.agents.map((agent) => agent.tokenSecret), config.mcp.admin.tokenSecret, feed, ...(sandboxServer === undefined ? [] : [config.sandbox.tokenSecret])]),
+    purpose: "the agents' tokens it accepts, the admin (approvals) token, the audit feed token, the token it calls the sandbox runner with",
   });
   const telegram = config.approvals.telegram;
   if (telegram !== undefined) {
     // The approver bot runs inside mcp-guard; its token gets a Secret of its own (never the agent's platform token).
+    const proxyToken = telegram.proxyTokenSecret ?? approverEgressClient(config)?.tokenSecret;
     specs.push({
       name: `${MCP_GUARD}-telegram-approver`,
       workload: MCP_GUARD,
       namespace: "tools",
-      keys: unique([telegram.tokenSecret, ...(telegram.proxyTokenSecret === undefined ? [] : [telegram.proxyTokenSecret])]),
+      keys: unique([telegram.tokenSecret, ...(proxyToken === undefined ? [] : [proxyToken])]),
       purpose: "the Telegram approver bot's token (a bot of its own: the agent's bot token would let the agent answer the buttons)",
     });
   }
@@ -288,20 +333,24 @@ export function secretPlan(config: PerimeterConfig): SecretSpec[] {
     }
   }
   if (sandboxServer !== undefined) {
-    specs.push({ name: SANDBOX_RUNNER, workload: SANDBOX_RUNNER, namespace: "tools", keys: [config.sandbox.tokenSecret], purpose: "the token mcp-guard must present" });
+    specs.push({ name: SANDBOX_RUNNER, workload: SANDBOX_RUNNER, namespace: "tools", keys: unique([config.sandbox.tokenSecret, feed]), purpose: "the token mcp-guard must present, the audit feed token" });
   }
   const llmKeys = unique([
     ...Object.values(config.llm.providers).flatMap((provider) => (provider.apiKeySecret === undefined ? [] : [provider.apiKeySecret])),
     ...config.llm.clients.map((client) => client.keySecret),
     ...config.llm.canaries,
+    feed,
   ]);
-  if (llmKeys.length > 0) {
-    specs.push({ name: LLM_PROXY, workload: LLM_PROXY, namespace: "tools", keys: llmKeys, purpose: "provider API keys (only here), the virtual keys it accepts, canary values" });
-  }
-  const egressKeys = unique(config.egress.clients.flatMap((client) => (client.tokenSecret === undefined ? [] : [client.tokenSecret])));
-  if (egressKeys.length > 0) {
-    specs.push({ name: EGRESS_PROXY, workload: EGRESS_PROXY, namespace: "tools", keys: egressKeys, purpose: "the proxy tokens of the clients it identifies" });
-  }
+  specs.push({ name: LLM_PROXY, workload: LLM_PROXY, namespace: "tools", keys: llmKeys, purpose: "provider API keys (only here), the virtual keys it accepts, canary values, the audit feed token" });
+  const egressKeys = unique([...renderedEgressClients(config).flatMap((client) => (client.tokenSecret === undefined ? [] : [client.tokenSecret])), feed]);
+  specs.push({ name: EGRESS_PROXY, workload: EGRESS_PROXY, namespace: "tools", keys: egressKeys, purpose: "the proxy tokens of the clients it identifies, the audit feed token" });
+  specs.push({
+    name: DASHBOARD,
+    workload: DASHBOARD,
+    namespace: "tools",
+    keys: unique([config.mcp.admin.tokenSecret, feed]),
+    purpose: "the admin token (the operator's login, and the approvals it decides through mcp-guard), the audit feed token it copies every component's records with",
+  });
   return specs;
 }
 
@@ -332,5 +381,9 @@ export function sharedSecretNotes(config: PerimeterConfig): string[] {
   if (sandboxServerName(config) !== undefined) {
     notes.push(`${config.sandbox.tokenSecret}: the same value in ${MCP_GUARD} and ${SANDBOX_RUNNER}`);
   }
+  notes.push(`${config.mcp.admin.tokenSecret}: the same value in ${MCP_GUARD} and ${DASHBOARD} (the operator logs in to the dashboard with it)`);
+  notes.push(`${feedTokenSecret(config)}: the same value in every component's Secret and in ${DASHBOARD} (the read-only audit feed token)`);
+  const approver = approverEgressClient(config);
+  if (approver?.tokenSecret !== undefined) notes.push(`${approver.tokenSecret}: the same value in ${MCP_GUARD}-telegram-approver and ${EGRESS_PROXY} (the approver bot's egress proxy token)`);
   return notes;
 }

@@ -4,6 +4,8 @@ import type { PerimeterConfig } from "../config/index.ts";
 import { renderCompose } from "./compose/render.ts";
 import { kubectlCreateSecret, renderKubernetes } from "./kubernetes/render.ts";
 import { namespaces } from "./kubernetes/names.ts";
+import { dashboardPortForward } from "./kubernetes/dashboard.ts";
+import { dashboardPort } from "./dashboard.ts";
 import { AGENT_WORKLOAD, MCP_GUARD, firstStartReviewNote, sharedSecretNotes } from "./plan.ts";
 import type { Target } from "./plan.ts";
 import type { OutputFile } from "./write.ts";
@@ -59,7 +61,8 @@ function kubernetesOutput(config: PerimeterConfig): RenderOutput {
         `  4. kubectl -n ${ns.system} rollout status deployment/${AGENT_WORKLOAD} --timeout=10m   (Ready = "Gateway running with" in gateway.log)`,
         `  5. approvals: kubectl -n ${ns.tools} port-forward deployment/${MCP_GUARD} ${portAdmin(config)} and perimeter approvals list`,
         ...firstStartReviewNote(config, `kubectl -n ${ns.tools} exec -it deployment/${MCP_GUARD} -- perimeter approvals`),
-        `  6. perimeter check ${directory}`,
+        `  6. dashboard: ${dashboardPortForward(config)}, then open http://127.0.0.1:${dashboardPort(config)}/ and log in with the admin token`,
+        `  7. perimeter check ${directory}`,
         `Day 1 and day 2 (changes, rotation, upgrades, backups, teardown): ${directory}/${RUNBOOK_PATH}`,
       );
       return `${lines.join("\n")}\n`;
@@ -92,7 +95,8 @@ function composeOutput(config: PerimeterConfig): RenderOutput {
         "  2. docker compose up -d && docker compose ps   (the gateway turns healthy once connected)",
         `  3. approvals: docker compose exec ${MCP_GUARD} perimeter approvals list`,
         ...firstStartReviewNote(config, `docker compose exec ${MCP_GUARD} perimeter approvals`),
-        `  4. perimeter check ${directory}`,
+        `  4. dashboard: http://127.0.0.1:${dashboardPort(config)}/ on the Docker host (from elsewhere: ssh -L ${dashboardPort(config)}:127.0.0.1:${dashboardPort(config)} HOST), log in with the admin token`,
+        `  5. perimeter check ${directory}`,
         "  The sandbox runner's privileges on this target are explained in docs/render.md.",
         `Day 1 and day 2 (changes, rotation, upgrades, backups, teardown): ${directory}/${RUNBOOK_PATH}`,
       );

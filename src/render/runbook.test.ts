@@ -246,6 +246,7 @@ describe("create-secrets.sh: all missing variables at once, idempotent, finishes
       GITHUB_TOKEN: "ghp_github-1",
       ANTHROPIC_API_KEY: "sk-ant-1",
       OPENROUTER_API_KEY: "sk-or-1",
+      PERIMETER_AUDIT_FEED_TOKEN: "feed-token-1",
     };
     const run = (args: string[], extra: Record<string, string> = values) => spawnSync("sh", [script, ...args], { encoding: "utf8", env: { ...env, ...extra }, timeout: 120_000 });
     const stored = (name: string): Record<string, string> => {
@@ -274,7 +275,7 @@ describe("create-secrets.sh: all missing variables at once, idempotent, finishes
     assert.equal(second.status, 0, second.stderr);
     const third = run([]);
     assert.equal(third.status, 0, third.stderr);
-    assert.deepEqual(stored("llm-proxy"), { ANTHROPIC_API_KEY: "sk-ant-1", HERMES_LLM_KEY: "llm-key-1", OPENROUTER_API_KEY: "sk-or-1" });
+    assert.deepEqual(stored("llm-proxy"), { ANTHROPIC_API_KEY: "sk-ant-1", HERMES_LLM_KEY: "llm-key-1", OPENROUTER_API_KEY: "sk-or-1", PERIMETER_AUDIT_FEED_TOKEN: "feed-token-1" });
     assert.deepEqual(stored("hermes-gateway"), { HERMES_LLM_KEY: "llm-key-1", PERIMETER_AGENT_TOKEN: "agent-token-1", TELEGRAM_BOT_TOKEN: "123:telegram-1" });
     const argv = readFileSync(join(state, "argv.log"), "utf8");
     for (const value of Object.values(values)) assert.equal(argv.includes(value), false, `${value} on a command line`);
@@ -297,6 +298,8 @@ describe("create-secrets.sh: all missing variables at once, idempotent, finishes
     const unknown = run(["no-such-secret"]);
     assert.equal(unknown.status, 2);
     assert.match(unknown.stderr, /no Secret "no-such-secret" in this render; choose from: hermes-gateway mcp-guard/);
+    // The admin token is typed once and reaches both its readers: mcp-guard checks it, the dashboard logs in with it.
+    assert.equal(stored("dashboard").PERIMETER_ADMIN_TOKEN, "admin-token-1");
   });
 });
 
@@ -321,7 +324,7 @@ describe("changes take effect: pod templates and Compose services carry the hash
   test("Kubernetes: an egress host rolls the workloads that read perimeter.yaml and not the agent; a Hermes setting rolls the agent", () => {
     const before = hashes(base);
     for (const [name, hash] of Object.entries(before)) assert.match(hash ?? "", /^[0-9a-f]{64}$/, `${name} has no config hash`);
-    assert.deepEqual(changed(before, hashes(newHost)), ["egress-proxy", "llm-proxy", "mcp-guard", "sandbox-runner"]);
+    assert.deepEqual(changed(before, hashes(newHost)), ["dashboard", "egress-proxy", "llm-proxy", "mcp-guard", "sandbox-runner"]);
     assert.ok(changed(before, hashes(newUser)).includes("hermes-gateway"));
     assert.deepEqual(hashes(base), before, "deterministic");
   });

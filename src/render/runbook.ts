@@ -5,6 +5,8 @@
 // the top, so a block pasted into a shell means the same thing in every section.
 import type { PerimeterConfig } from "../config/index.ts";
 import { podConfigHash } from "./kubernetes/config-hash.ts";
+import { dashboardPortForward } from "./kubernetes/dashboard.ts";
+import { dashboardPort } from "./dashboard.ts";
 import { namespaces } from "./kubernetes/names.ts";
 import type { KubernetesRender } from "./kubernetes/render.ts";
 import type { ComposeRender } from "./compose/render.ts";
@@ -163,7 +165,11 @@ export function kubernetesRunbook(config: PerimeterConfig, render: KubernetesRen
   document.text(`The agent is ready when its gateway runs with every platform connected (its readiness probe reads gateway_state.json).`);
 
   document.heading(3, "5. Review the tool definitions of the first start").text(firstStartText(config));
-  document.text(`The admin API listens on the pod's loopback (port ${adminPort}); reach it through a port-forward left open in a second terminal:`);
+  document.text(
+    `The dashboard shows the same reviews in a browser: it listens on its pod's loopback only (no Ingress, a ClusterIP Service, a NetworkPolicy that admits nothing); open it through a port-forward, then http://127.0.0.1:${dashboardPort(config)}/, and log in with the admin token:`,
+  );
+  document.commands("cluster", dashboardPortForward(config));
+  document.text(`From the terminal instead: the admin API (port ${adminPort}) admits only the dashboard pod on the pod network; reach it through a port-forward left open in a second terminal:`);
   document.commands("cluster", `kubectl -n ${ns.tools} port-forward deployment/${MCP_GUARD} "$ADMIN_PORT:${adminPort}"`);
   document.text(
     `Then, with the admin token exported (\`${config.mcp.admin.tokenSecret}\`, the value you gave create-secrets.sh), list the definitions, read each one whole, and approve or deny it (\`APPROVAL_ID\`: an ID from the list):`,
@@ -331,7 +337,11 @@ export function composeRunbook(config: PerimeterConfig, render: ComposeRender): 
   document.commands("docker", "docker compose up -d", "docker compose ps   # hermes-gateway turns (healthy); hermes-seed exits 0 after seeding");
   document.text("The gateway turns healthy once it runs with every platform connected (its healthcheck reads gateway_state.json).");
 
-  document.heading(3, "5. Review the tool definitions of the first start").text(firstStartText(config), "The admin API is on mcp-guard's loopback, and the container holds the admin token: run the commands there (`APPROVAL_ID`: an ID from the list).");
+  document.heading(3, "5. Review the tool definitions of the first start").text(
+    firstStartText(config),
+    `In a browser: the dashboard is published on the Docker host's 127.0.0.1:${dashboardPort(config)} only (from your workstation: \`ssh -L ${dashboardPort(config)}:127.0.0.1:${dashboardPort(config)} DOCKER_HOST\`); log in with the admin token.`,
+    "From the terminal: mcp-guard's container holds the admin token; run the commands there (`APPROVAL_ID`: an ID from the list).",
+  );
   document.commands("docker", approvals("list --kind tool-definition"), approvals('show "$APPROVAL_ID"'), approvals('approve "$APPROVAL_ID" --reason "definition reviewed"'));
   document.heading(3, "6. Approve or deny a held call").text(`A held call waits ${config.approvals.timeoutSeconds} s (approvals.timeoutSeconds) for a decision, then is denied.`);
   document.commands("docker", approvals("list --kind tool-call"), approvals('deny "$APPROVAL_ID" --reason "not expected"'));
@@ -429,7 +439,11 @@ export function vpsRunbook(config: PerimeterConfig, render: VpsRender): string {
   document.text("Values that must match:", ...sharedSecretNotes(config).map((note) => `- ${note}`));
   document.heading(3, "3. Start and check");
   document.commands("host", `systemctl restart ${[...perimeterUnits, ...agentUnits.filter((unit) => unit.endsWith(".service"))].join(" ")}`, `systemctl --no-pager status ${[...perimeterUnits, ...agentUnits.filter((unit) => unit.endsWith(".service"))].join(" ")}`);
-  document.heading(3, "4. Review the tool definitions of the first start").text(firstStartText(config), `The admin token is in ${mcpGuardEnv}; load it into the shell (\`APPROVAL_ID\`: an ID from the list):`);
+  document.heading(3, "4. Review the tool definitions of the first start").text(
+    firstStartText(config),
+    `In a browser: perimeter-dashboard listens on the host's 127.0.0.1:${dashboardPort(config)} only; from your workstation \`ssh -L ${dashboardPort(config)}:127.0.0.1:${dashboardPort(config)} HOST\`, then log in with the admin token.`,
+    `From the terminal: the admin token is in ${mcpGuardEnv}; load it into the shell (\`APPROVAL_ID\`: an ID from the list):`,
+  );
   document.commands("host", `set -a; . ${mcpGuardEnv}; set +a`, approvals("list --kind tool-definition"), approvals('show "$APPROVAL_ID"'), approvals('approve "$APPROVAL_ID" --reason "definition reviewed"'));
   document.heading(3, "5. Approve or deny a held call");
   document.commands("host", approvals("list --kind tool-call"), approvals('deny "$APPROVAL_ID" --reason "not expected"'));

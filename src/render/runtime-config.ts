@@ -4,12 +4,15 @@
 // variable names, which each service finds in its own Secret.
 import type { PerimeterConfig } from "../config/index.ts";
 import type { Endpoints } from "./endpoints.ts";
+import { dashboardSettings } from "./dashboard.ts";
 import {
   DEFAULT_SANDBOX_IMAGE,
   DEFAULT_SIGNING_KEY,
-  EGRESS_METRICS_PORT,
+  approverEgressClient,
   builtinServer,
   deployedMcpServers,
+  egressMetricsPort,
+  feedTokenSecret,
   portOf,
   sandboxAllowlist,
   sandboxServerName,
@@ -24,16 +27,27 @@ function anyAddress(hostPort: string): string {
 
 export function runtimeConfig(config: PerimeterConfig, endpoints: Endpoints): Json {
   const runtime = structuredClone(config) as PerimeterConfig;
-  const observability = endpoints.target === "kubernetes" && config.kubernetes.observability.enabled;
 
   runtime.llm.listen = anyAddress(config.llm.listen);
   runtime.mcp.listen = anyAddress(config.mcp.listen);
   runtime.sandbox.listen = anyAddress(config.sandbox.listen);
   runtime.egress.listen = anyAddress(config.egress.listen);
-  // The approvals/admin API stays on the pod's loopback (kubectl port-forward / docker compose exec reach it) unless
-  // Prometheus must scrape it; then a NetworkPolicy admits only the observability namespace.
-  runtime.mcp.admin.listen = observability ? anyAddress(config.mcp.admin.listen) : `127.0.0.1:${portOf(config.mcp.admin.listen)}`;
-  if (observability && runtime.egress.metrics === undefined) runtime.egress.metrics = `0.0.0.0:${EGRESS_METRICS_PORT}`;
+  // The admin API (approvals, mcp-guard's audit feed) and egress-proxy's metrics listener (its health and audit feed)
+  // are read by the dashboard pod, so they listen on the pod's address; on Kubernetes a NetworkPolicy admits only the
+  // dashboard (and Prometheus when enabled) to them, never the agent.
+  runtime.mcp.admin.listen = anyAddress(config.mcp.admin.listen);
+  runtime.egress.metrics = `0.0.0.0:${egressMetricsPort(config)}`;
+  // Every rendered component serves its audit feed to this read-only token: the dashboard copies and verifies each chain.
+  runtime.audit.feedTokenSecret = feedTokenSecret(config);
+  runtime.dashboard = { ...runtime.dashboard, ...dashboardSettings(config, endpoints) };
+  // The approver bot calls the Bot API through the egress proxy as a client of its own, allowed only that host.
+  const approver = approverEgressClient(config);
+  if (approver !== undefined && runtime.approvals.telegram !== undefined) {
+    runtime.approvals.telegram = { ...runtime.approvals.telegram, proxy: endpoints.egressProxyUrl, proxyTokenSecret: approver.tokenSecret };
+    // With no clients the proxy gives every caller the global list; adding the bot's client must not change that.
+    if (config.egress.clients.length === 0 && config.egress.unknownClients === "deny") runtime.egress.unknownClients = "global";
+    runtime.egress.clients = [...runtime.egress.clients, approver];
+  }
   // mcp-guard refuses a Host it does not know (DNS rebinding); the agent calls it by this name.
   runtime.mcp.allowedHosts = [...new Set([...(config.mcp.allowedHosts ?? []), endpoints.mcpGuardHost])].sort();
   // Unsigned checkpoints cannot reveal a rewrite of a whole log, so every rendered component signs: its key is

@@ -97,7 +97,12 @@ test("observability: Prometheus scrapes the sandbox runner on its own token-free
   const ingress = (find(objects, "NetworkPolicy", "sandbox-runner", "lab-tools").spec as Loose).ingress as Loose[];
   const fromMonitoring = ingress.filter((rule) => rule.from.some((peer: Loose) => peer.namespaceSelector?.matchLabels["kubernetes.io/metadata.name"] === "monitoring"));
   assert.deepEqual(fromMonitoring.flatMap((rule) => rule.ports), [{ protocol: "TCP", port: 9464 }]);
-  // Without observability there is no metrics listener at all.
-  const quiet = podSpec(find(objectsOf(BASE).objects, "Deployment", "sandbox-runner", "lab-tools")).containers[0];
-  assert.ok(!quiet.command.includes("--metrics-listen"));
+  // Without observability the listener stays (the dashboard reads the runner's health and audit feed there), but
+  // nothing from the monitoring namespace is admitted and no scrape annotation is written.
+  const quietObjects = objectsOf(BASE).objects;
+  const quiet = find(quietObjects, "Deployment", "sandbox-runner", "lab-tools");
+  assert.deepEqual(podSpec(quiet).containers[0].command.slice(-2), ["--metrics-listen", "0.0.0.0:9464"]);
+  assert.equal((quiet.spec as Loose).template.metadata.annotations["prometheus.io/port"], undefined);
+  const quietIngress = (find(quietObjects, "NetworkPolicy", "sandbox-runner", "lab-tools").spec as Loose).ingress as Loose[];
+  assert.ok(!quietIngress.some((rule) => rule.from.some((peer: Loose) => peer.namespaceSelector?.matchLabels["kubernetes.io/metadata.name"] === "monitoring")));
 });

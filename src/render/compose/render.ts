@@ -4,8 +4,10 @@
 import type { PerimeterConfig } from "../../config/index.ts";
 import { endpoints as endpointsFor } from "../endpoints.ts";
 import { HERMES_ENV_PATH, hermesAgentFiles } from "../hermes.ts";
+import { dashboardPort } from "../dashboard.ts";
 import {
   AGENT_WORKLOAD,
+  DASHBOARD,
   EGRESS_PROXY,
   HERMES_UID,
   KUBERNETES_MCP,
@@ -14,6 +16,7 @@ import {
   LLM_PROXY,
   MCP_GUARD,
   RUNTIME_CONFIG_PATH,
+  SANDBOX_METRICS_PORT,
   SANDBOX_RUNNER,
   SERVICE_UID,
   STATE_DIRECTORY,
@@ -117,12 +120,12 @@ export function renderCompose(config: PerimeterConfig): ComposeRender {
   const volumes: Record<string, Record<string, never>> = {};
   const comments: Record<string, string> = {};
 
-  const perimeterService = (name: string, service: PerimeterService, port: number, configPath: string, networks: string[], memory: string, extra: Service = {}): Service => {
+  const perimeterService = (name: string, service: PerimeterService, port: number | undefined, configPath: string, networks: string[], memory: string, extra: Service = {}): Service => {
     volumes[`${name}-state`] = {};
     const serviceSecrets = secrets.filter((secret) => secret.workload === name);
     const definition: Service = {
       image: config.kubernetes.perimeterImage,
-      command: ["serve", service, "-c", configPath, "--listen", `0.0.0.0:${port}`],
+      command: ["serve", service, "-c", configPath, ...(port === undefined ? [] : ["--listen", `0.0.0.0:${port}`])],
       ...hardened(memory, "1"),
       ...(serviceSecrets.length === 0 ? {} : { env_file: serviceSecrets.map((secret) => envFileFor(secret)) }),
       environment: { HOME: "/tmp" },
@@ -134,23 +137,34 @@ export function renderCompose(config: PerimeterConfig): ComposeRender {
     return definition;
   };
 
-  // ---- networks: the agent's is internal (no default route); only the egress side can reach the internet.
+  // ---- networks: the agent's is internal (no default route); only the egress side can reach the internet. `audit`
+  // (internal) joins the dashboard to the services whose feeds it reads, without the agent; `dashboard` exists only so
+  // Docker can publish the dashboard's port (it publishes nothing from an internal network), on 127.0.0.1.
   const networks: Record<string, Record<string, unknown>> = {
     agent: { internal: true },
     tools: { internal: true },
     egress: {},
+    audit: { internal: true },
+    // Not internal (Docker would publish nothing), but without masquerading: the dashboard has no route out.
+    dashboard: { driver_opts: { "com.docker.network.bridge.enable_ip_masquerade": "false" } },
   };
   if (served.length > 0) networks.llm = { internal: true };
 
-  perimeterService(EGRESS_PROXY, "egress-proxy", egressPort, RUNTIME_CONFIG_PATH, ["agent", "egress"], "256m");
-  const guardNetworks = ["agent", "tools", ...(mcpGuardNeedsInternet(config) || deployedServers.length > 0 ? ["egress"] : [])];
+  perimeterService(EGRESS_PROXY, "egress-proxy", egressPort, RUNTIME_CONFIG_PATH, ["agent", "audit", "egress"], "256m");
+  const guardNetworks = ["agent", "audit", "tools", ...(mcpGuardNeedsInternet(config) || deployedServers.length > 0 ? ["egress"] : [])];
   perimeterService(MCP_GUARD, "mcp-guard", mcpPort, RUNTIME_CONFIG_PATH, guardNetworks, "1g");
-  perimeterService(LLM_PROXY, "llm-proxy", llmPort, RUNTIME_CONFIG_PATH, ["agent", "egress", ...(served.length > 0 ? ["llm"] : [])], "512m");
+  perimeterService(LLM_PROXY, "llm-proxy", llmPort, RUNTIME_CONFIG_PATH, ["agent", "audit", "egress", ...(served.length > 0 ? ["llm"] : [])], "512m");
+  // The dashboard: dashboard.listen is the container's address (Docker publishes to it), published on 127.0.0.1 only.
+  const port = dashboardPort(config);
+  perimeterService(DASHBOARD, "dashboard", undefined, RUNTIME_CONFIG_PATH, ["audit", "dashboard"], "512m", { ports: [`127.0.0.1:${port}:${port}`] });
+  comments[`services.${DASHBOARD}.ports`] = "loopback only: open it through an SSH tunnel (ssh -L); never publish it on another address.";
 
   if (sandboxServer !== undefined) {
     // With a sandbox allowlist the runner's bubblewrap backend runs its own egress proxy in-process (one proxy client
     // per task, the task's allowlist only), so the runner itself needs the egress network; without one it has none.
-    const runner = perimeterService(SANDBOX_RUNNER, "sandbox", sandboxPort, RUNTIME_CONFIG_PATH, ["tools", ...(sandboxAllow === undefined ? [] : ["egress"])], "2g", {});
+    const runner = perimeterService(SANDBOX_RUNNER, "sandbox", sandboxPort, RUNTIME_CONFIG_PATH, ["audit", "tools", ...(sandboxAllow === undefined ? [] : ["egress"])], "2g", {});
+    // Its own metrics listener (runs nothing) serves /healthz and the audit feed to the dashboard.
+    runner.command = [...(runner.command as string[]), "--metrics-listen", `0.0.0.0:${SANDBOX_METRICS_PORT}`];
     // bubblewrap builds each task's sandbox from user namespaces. Docker's default seccomp profile refuses
     // namespace creation to a process without CAP_SYS_ADMIN and docker-default AppArmor refuses mount; granting
     // CAP_SYS_ADMIN would be far worse, so the runner gets a profile that allows namespaces and denies the
@@ -290,7 +304,7 @@ export function renderCompose(config: PerimeterConfig): ComposeRender {
   const header = [
     `perimeter "${config.name}" for Docker Compose, rendered by perimeter render. Start with: docker compose up -d`,
     "Fill env/*.env first (copy each env/*.env.example; .env.example lists every secret per service).",
-    "No port is published, no container gets the Docker socket or the host network.",
+    "Only the dashboard's port is published, on 127.0.0.1; no container gets the Docker socket or the host network.",
     ...COMPOSE_DNS_NOTE,
   ].join("\n");
   const composeYaml = toCommentedYaml(composeObject, comments, header);

@@ -14,7 +14,7 @@ import { HERMES_ENV_PATH, hermesAgentFiles } from "../hermes.ts";
 import {
   AGENT_WORKLOAD,
   CONFIG_DIRECTORY,
-  EGRESS_METRICS_PORT,
+  DASHBOARD,
   EGRESS_PROXY,
   HERMES_UID,
   KUBERNETES_MCP,
@@ -28,10 +28,14 @@ import {
   SANDBOX_EGRESS_PROXY,
   SANDBOX_METRICS_PORT,
   SANDBOX_RUNNER,
+  approverEgressClient,
   builtinServer,
   deployedMcpServers,
+  egressMetricsPort,
   externalHttpServers,
+  feedTokenSecret,
   portOf,
+  renderedEgressClients,
   sandboxAllowlist,
   sandboxServerName,
   secretPlan,
@@ -43,6 +47,7 @@ import type { PerimeterService, SecretSpec } from "../plan.ts";
 import { runtimeConfig, sandboxEgressConfig } from "../runtime-config.ts";
 import { toYaml, toYamlStream } from "../yaml.ts";
 import { sandboxAdmissionObjects } from "./admission.ts";
+import { dashboardIngress, dashboardObjects } from "./dashboard.ts";
 import { annotateConfigHashes } from "./config-hash.ts";
 import { createSecretsScript } from "./secrets-script.ts";
 import { AGENT_SERVICES, agentServiceNames, dnsNamesPolicy, hostsOnly, nameResolution, pinnedClusterIP } from "./dns.ts";
@@ -181,6 +186,10 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
   const endpoints: Endpoints = endpointsFor(config, "kubernetes");
   const warnings: string[] = [];
   const secrets = secretPlan(config);
+  // The sandbox's own egress proxy serves its audit feed too; only this target runs it as a workload of its own.
+  if (sandboxServerName(config) !== undefined && sandboxAllowlist(config) !== undefined) {
+    secrets.push({ name: SANDBOX_EGRESS_PROXY, workload: SANDBOX_EGRESS_PROXY, namespace: "tools", keys: [feedTokenSecret(config)], purpose: "the audit feed token" });
+  }
   const secretFor = (name: string) => secrets.find((secret) => secret.name === name);
   const sandboxServer = sandboxServerName(config);
   const kubernetesServer = builtinServer(config, "kubernetes-readonly");
@@ -275,9 +284,11 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
     return secret === undefined ? [] : [{ name: secret.name, keys: secret.keys }];
   });
 
-  // egress-proxy: the agent's only way out.
-  const egressRules = config.egress.allow.concat(config.egress.clients.flatMap((client) => client.allow));
-  const egressMetricsPort = observability === undefined ? undefined : config.egress.metrics === undefined ? EGRESS_METRICS_PORT : portOf(config.egress.metrics);
+  // egress-proxy: the agent's only way out (and the approver bot's, as a client of its own).
+  const approverClient = approverEgressClient(config);
+  const egressRules = config.egress.allow.concat(renderedEgressClients(config).flatMap((client) => client.allow));
+  // Its metrics listener serves /healthz and the audit feed to the dashboard, and /metrics to Prometheus when enabled.
+  const metricsPort = egressMetricsPort(config);
   serviceFiles.push({
     path: "egress-proxy.yaml",
     objects: perimeterService({
@@ -288,8 +299,8 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
       secrets: secretsOf(EGRESS_PROXY),
       resources: { requests: { cpu: "100m", memory: "128Mi" }, limits: { cpu: "1", memory: "256Mi" } },
       tmpSize: "64Mi",
-      extraPorts: egressMetricsPort === undefined ? [] : [{ name: "metrics", port: egressMetricsPort }],
-      metricsPort: egressMetricsPort,
+      extraPorts: [{ name: "metrics", port: metricsPort }],
+      metricsPort: observability === undefined ? undefined : metricsPort,
     }),
   });
   const egressPolicyEgress: INetworkPolicyEgressRule[] = [];
@@ -300,7 +311,12 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
       name: EGRESS_PROXY,
       namespace: ns.tools,
       podLabels: selectorLabels(config, EGRESS_PROXY),
-      ingress: [{ from: [agentPeer], ports: tcp([egressPort]) }, ...observabilityIngress(egressMetricsPort === undefined ? [] : [egressMetricsPort])],
+      ingress: [
+        { from: [agentPeer], ports: tcp([egressPort]) },
+        ...(approverClient === undefined ? [] : [{ from: [guardPeer], ports: tcp([egressPort]) }]),
+        dashboardIngress(config, metricsPort),
+        ...observabilityIngress([metricsPort]),
+      ],
       egress: egressPolicyEgress,
       annotations: ruleCidrs(egressRules).length === 0 ? undefined : { "perimeter.dev/ignore": "K8S-NETPOL-IPBLOCK-IN-CLUSTER=allowCidr exceptions the operator declared in egress rules" },
     }),
@@ -317,10 +333,11 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
         service: "egress-proxy",
         port: egressPort,
         configPath: SANDBOX_EGRESS_CONFIG_PATH,
-        secrets: [],
+        secrets: secretsOf(SANDBOX_EGRESS_PROXY),
         resources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { cpu: "500m", memory: "256Mi" } },
         tmpSize: "64Mi",
         configVolume: sandboxConfigVolume,
+        extraPorts: [{ name: "metrics", port: metricsPort }],
       }),
     });
     policyObjects.push(
@@ -328,7 +345,7 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
         name: SANDBOX_EGRESS_PROXY,
         namespace: ns.tools,
         podLabels: selectorLabels(config, SANDBOX_EGRESS_PROXY),
-        ingress: [{ from: [inNamespace(ns.sandbox, selectorLabels(config, "perimeter-sandbox-task"))], ports: tcp([egressPort]) }],
+        ingress: [{ from: [inNamespace(ns.sandbox, selectorLabels(config, "perimeter-sandbox-task"))], ports: tcp([egressPort]) }, dashboardIngress(config, metricsPort)],
         egress: cilium ? [] : [publicInternet(rulePorts(sandboxAllow))],
       }),
     );
@@ -348,11 +365,13 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
       secrets: guardSecrets.map((secret) => ({ name: secret.name, keys: secret.keys })),
       resources: { requests: { cpu: "100m", memory: "256Mi" }, limits: { cpu: "1", memory: stdio.length > 0 ? "1Gi" : "512Mi" } },
       tmpSize: stdio.length > 0 ? "1Gi" : "128Mi",
-      extraPorts: observability === undefined ? [] : [{ name: "admin", port: adminPort }],
+      // The admin port: the dashboard's approvals and mcp-guard's audit feed (and Prometheus when enabled).
+      extraPorts: [{ name: "admin", port: adminPort }],
       metricsPort: observability === undefined ? undefined : adminPort,
     }),
   });
   const guardEgress: INetworkPolicyEgressRule[] = [];
+  if (approverClient !== undefined) guardEgress.push({ to: [inNamespace(ns.tools, selectorLabels(config, EGRESS_PROXY))], ports: tcp([egressPort]) });
   if (sandboxServer !== undefined) guardEgress.push({ to: [inNamespace(ns.tools, selectorLabels(config, SANDBOX_RUNNER))], ports: tcp([sandboxPort]) });
   if (kubernetesServer !== undefined) guardEgress.push({ to: [inNamespace(ns.tools, selectorLabels(config, KUBERNETES_MCP))], ports: tcp([KUBERNETES_MCP_PORT]) });
   for (const server of deployedServers) guardEgress.push({ to: [inNamespace(ns.tools, selectorLabels(config, server.workload))], ports: tcp([server.port]) });
@@ -381,7 +400,7 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
       name: MCP_GUARD,
       namespace: ns.tools,
       podLabels: selectorLabels(config, MCP_GUARD),
-      ingress: [{ from: [agentPeer], ports: tcp([mcpPort]) }, ...observabilityIngress([adminPort])],
+      ingress: [{ from: [agentPeer], ports: tcp([mcpPort]) }, dashboardIngress(config, adminPort), ...observabilityIngress([adminPort])],
       egress: guardEgress,
     }),
   );
@@ -429,7 +448,7 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
       name: LLM_PROXY,
       namespace: ns.tools,
       podLabels: selectorLabels(config, LLM_PROXY),
-      ingress: [{ from: [agentPeer], ports: tcp([llmPort]) }, ...observabilityIngress([llmPort])],
+      ingress: [{ from: [agentPeer], ports: tcp([llmPort]) }, dashboardIngress(config, llmPort), ...observabilityIngress([llmPort])],
       egress: llmEgress,
       annotations: hasLiteralProvider ? { "perimeter.dev/ignore": "K8S-NETPOL-IPBLOCK-IN-CLUSTER=an llm provider is configured by address literal" } : undefined,
     }),
@@ -437,8 +456,9 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
 
   // sandbox runner + the sandbox namespace.
   const sandboxObjects: KubernetesObject[] = [];
-  // Prometheus reads the runner's own metrics listener (no token, runs nothing), never the MCP port that runs tasks.
-  const sandboxMetricsPort = observability === undefined ? undefined : SANDBOX_METRICS_PORT;
+  // The runner's own metrics listener (runs nothing) serves /healthz and the audit feed to the dashboard and /metrics to
+  // Prometheus, never the MCP port that runs tasks.
+  const sandboxMetricsPort = SANDBOX_METRICS_PORT;
   if (sandboxServer !== undefined && apiServerCidr !== undefined) {
     const template = sandboxJobTemplate(config);
     configObjects.push(configMap(config, "sandbox-job-template", ns.tools, "sandbox", { [SANDBOX_JOB_TEMPLATE_KEY]: toYaml(template) }));
@@ -464,9 +484,9 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
         automountServiceAccountToken: true,
         configVolume: runnerConfigVolume,
         annotations: { "perimeter.dev/ignore": SANDBOX_RUNNER_IGNORES },
-        metricsPort: sandboxMetricsPort,
-        extraPorts: sandboxMetricsPort === undefined ? [] : [{ name: "metrics", port: sandboxMetricsPort }],
-        extraArguments: sandboxMetricsPort === undefined ? [] : ["--metrics-listen", `0.0.0.0:${sandboxMetricsPort}`],
+        metricsPort: observability === undefined ? undefined : sandboxMetricsPort,
+        extraPorts: [{ name: "metrics", port: sandboxMetricsPort }],
+        extraArguments: ["--metrics-listen", `0.0.0.0:${sandboxMetricsPort}`],
       }),
     });
     rbacObjects.push(
@@ -527,7 +547,7 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
         name: SANDBOX_RUNNER,
         namespace: ns.tools,
         podLabels: selectorLabels(config, SANDBOX_RUNNER),
-        ingress: [{ from: [guardPeer], ports: tcp([sandboxPort]) }, ...observabilityIngress(sandboxMetricsPort === undefined ? [] : [sandboxMetricsPort])],
+        ingress: [{ from: [guardPeer], ports: tcp([sandboxPort]) }, dashboardIngress(config, sandboxMetricsPort), ...observabilityIngress([sandboxMetricsPort])],
         egress: [apiServer(apiServerCidr)],
         annotations: { "perimeter.dev/ignore": API_SERVER_IPBLOCK_NOTE },
       }),
@@ -712,6 +732,11 @@ export function renderKubernetes(config: PerimeterConfig): KubernetesRender {
       );
     }
   }
+
+  // ---- the dashboard: loopback in its pod, opened with kubectl port-forward; reads every feed, reachable by nothing.
+  const dashboard = dashboardObjects(config, secretFor(DASHBOARD), configVolume);
+  serviceFiles.push({ path: "dashboard.yaml", objects: dashboard.workload as KubernetesObject[] });
+  policyObjects.push(dashboard.policy);
 
   // ---- the agent
   const agentSecret = secretFor(AGENT_WORKLOAD);

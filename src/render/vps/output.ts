@@ -3,6 +3,7 @@ import type { PerimeterConfig } from "../../config/index.ts";
 import type { RenderOutput } from "../render.ts";
 import { firstStartReviewNote, sharedSecretNotes } from "../plan.ts";
 import { renderVps } from "./render.ts";
+import { dashboardPort } from "../dashboard.ts";
 import { RUNBOOK_PATH, vpsRunbook } from "../runbook.ts";
 
 export function vpsOutput(config: PerimeterConfig): RenderOutput {
@@ -29,7 +30,8 @@ export function vpsOutput(config: PerimeterConfig): RenderOutput {
         "Values that must match:",
         ...sharedSecretNotes(config).map((note) => `  ${note}`),
         "",
-        "Approvals: perimeter approvals list -c /etc/perimeter/perimeter.yaml (with the admin token exported).",
+        "Approvals: perimeter approvals list -c /etc/perimeter/perimeter.yaml (with the admin token exported),",
+        `  or the dashboard on the host's loopback: ssh -L ${dashboardPort(config)}:127.0.0.1:${dashboardPort(config)} HOST, then http://127.0.0.1:${dashboardPort(config)}/ (log in with the admin token).`,
         ...firstStartReviewNote(config, "perimeter approvals"),
         `Day 1 and day 2 (changes, rotation, upgrades, backups, teardown): ${directory}/${RUNBOOK_PATH}`,
       ];

@@ -6,8 +6,10 @@ import type { HostConfig, PerimeterConfig } from "../../config/index.ts";
 import type { Endpoints } from "../endpoints.ts";
 import { hermesAgentFiles } from "../hermes.ts";
 import type { EnvironmentEntry, HermesAgentFiles } from "../hermes.ts";
+import { dashboardPort } from "../dashboard.ts";
 import {
   AGENT_WORKLOAD,
+  DASHBOARD,
   EGRESS_PROXY,
   LLM_PATH,
   LLM_PROXY,
@@ -16,11 +18,13 @@ import {
   RenderError,
   refuseSandboxImage,
   RUNTIME_CONFIG_PATH,
+  SANDBOX_METRICS_PORT,
   SANDBOX_RUNNER,
   DEFAULT_SIGNING_KEY,
   STATE_DIRECTORY,
   builtinServer,
   deployedMcpServers,
+  egressMetricsPort,
   mcpGuardNeedsInternet,
   portOf,
   sandboxAllowlist,
@@ -94,6 +98,7 @@ const SERVICE_UNITS: Record<PerimeterService, string> = {
   "llm-proxy": `perimeter-${LLM_PROXY}`,
   "mcp-guard": `perimeter-${MCP_GUARD}`,
   sandbox: "perimeter-sandbox",
+  dashboard: "perimeter-dashboard",
 };
 
 function hostOf(config: PerimeterConfig): HostConfig {
@@ -127,6 +132,7 @@ export function vpsEndpoints(config: PerimeterConfig): Endpoints {
     kubernetesMcpUrl: "",
     mcpServerOrigin: () => unsupported("an MCP server image"),
     servedModelUrl: () => unsupported("a served model"),
+    serviceOrigin: (_component, port) => `http://${local(port)}`,
   };
 }
 
@@ -151,8 +157,12 @@ function refuseUnsupported(config: PerimeterConfig): void {
   claim(portOf(config.llm.listen), "llm.listen");
   claim(portOf(config.mcp.listen), "mcp.listen");
   claim(portOf(config.mcp.admin.listen), "mcp.admin.listen");
-  if (sandboxServerName(config) !== undefined) claim(portOf(config.sandbox.listen), "sandbox.listen");
-  if (config.egress.metrics !== undefined) claim(portOf(config.egress.metrics), "egress.metrics");
+  if (sandboxServerName(config) !== undefined) {
+    claim(portOf(config.sandbox.listen), "sandbox.listen");
+    claim(SANDBOX_METRICS_PORT, "the sandbox runner's metrics listener (its audit feed)");
+  }
+  claim(egressMetricsPort(config), config.egress.metrics === undefined ? "egress-proxy's metrics listener (its audit feed; set egress.metrics to move it)" : "egress.metrics");
+  claim(dashboardPort(config), "dashboard.listen");
   if (config.agent.apiServer.enabled) claim(config.agent.apiServer.port, "agent.apiServer.port");
   if (config.agent.dashboard.enabled) claim(config.agent.dashboard.port, "agent.dashboard.port");
 }
@@ -165,7 +175,7 @@ function vpsRuntimeConfig(config: PerimeterConfig, endpoints: Endpoints, warning
   runtime.mcp.admin.listen = local(portOf(config.mcp.admin.listen));
   runtime.sandbox.listen = local(portOf(config.sandbox.listen));
   runtime.egress.listen = local(portOf(config.egress.listen));
-  if (config.egress.metrics !== undefined) runtime.egress.metrics = local(portOf(config.egress.metrics));
+  runtime.egress.metrics = local(egressMetricsPort(config));
   // Each unit sees its own state directory at /var/lib/perimeter (BindPaths), and nothing else is writable there.
   const inState = (path: string, field: string): string => {
     const placed = `${STATE_DIRECTORY}/${path.slice(path.lastIndexOf("/") + 1)}`;
@@ -177,6 +187,8 @@ function vpsRuntimeConfig(config: PerimeterConfig, endpoints: Endpoints, warning
   runtime.audit.signingKeyFile = inState(config.audit.signingKeyFile ?? DEFAULT_SIGNING_KEY, "audit.signingKeyFile");
   if (config.llm.keysPath !== undefined) runtime.llm.keysPath = inState(config.llm.keysPath, "llm.keysPath");
   if (config.egress.auditPath !== undefined) runtime.egress.auditPath = inState(config.egress.auditPath, "egress.auditPath");
+  // The dashboard's own log is in its own state directory like every other unit's; the rest it reads from the feeds.
+  runtime.dashboard.sources = runtime.dashboard.sources.map((source) => (source.name === DASHBOARD ? { ...source, path: runtime.audit.path } : source));
   return runtime as unknown as Record<string, unknown>;
 }
 
@@ -230,7 +242,7 @@ function perimeterUnit(config: PerimeterConfig, host: HostConfig, service: Perim
       ["Type", "simple"],
       ["User", name],
       ["Group", name],
-      ["ExecStart", `${host.perimeterExecutable} serve ${service} -c ${RUNTIME_CONFIG_PATH} --listen ${local(port)}`],
+      ["ExecStart", `${host.perimeterExecutable} serve ${service} -c ${RUNTIME_CONFIG_PATH} --listen ${local(port)}${sandbox ? ` --metrics-listen ${local(SANDBOX_METRICS_PORT)}` : ""}`],
       ["Environment", '"NODE_ENV=production"'],
       ["Environment", '"HOME=/tmp"'],
       ...secrets.map((secret): UnitEntry => ["EnvironmentFile", envPath(secret)]),
@@ -286,7 +298,7 @@ function agentUnits(config: PerimeterConfig, host: HostConfig, hermes: HermesAge
       // mount there: the agent owns its data directory but can neither rewrite nor rename over a mount point.
       ["BindReadOnlyPaths", `${HERMES_ENV_SOURCE}:${dataDirectory}/.env`],
       // The services' secrets and state stay out of the agent's sight; so does the Docker socket.
-      ["InaccessiblePaths", `-${ENV_DIRECTORY} -/run/docker.sock -/var/run/docker.sock -/var/lib/perimeter-${MCP_GUARD} -/var/lib/perimeter-${LLM_PROXY} -/var/lib/perimeter-${EGRESS_PROXY} -/var/lib/perimeter-sandbox`],
+      ["InaccessiblePaths", `-${ENV_DIRECTORY} -/run/docker.sock -/var/run/docker.sock -/var/lib/perimeter-${MCP_GUARD} -/var/lib/perimeter-${LLM_PROXY} -/var/lib/perimeter-${EGRESS_PROXY} -/var/lib/perimeter-sandbox -/var/lib/perimeter-${DASHBOARD}`],
       ...hardening({ internet: false }),
       ["PrivateMounts", "yes"],
       // Hermes starts Node (npx MCP helpers) and may start Chromium for browser tools; both JIT.
@@ -401,23 +413,27 @@ function loopbackEnvFile(text: string): string {
 
 export const SOCKET_PROXYD = "/usr/lib/systemd/systemd-socket-proxyd";
 
-/** mcp-guard's way into the network-less sandbox runner: a loopback socket and a proxy inside the runner's namespace. */
-function sandboxProxyUnits(port: number): Unit[] {
+/**
+ * The way into the network-less sandbox runner: a loopback socket and a proxy inside the runner's namespace, for
+ * mcp-guard's calls (perimeter-sandbox-proxy) and for the dashboard's reads of its health and audit feed
+ * (perimeter-sandbox-metrics-proxy).
+ */
+function sandboxProxyUnits(name: string, port: number, carries: string): Unit[] {
   const runner = `${SERVICE_UNITS.sandbox}.service`;
   return [
     {
-      name: "perimeter-sandbox-proxy.socket",
+      name: `${name}.socket`,
       description: `perimeter sandbox runner's listener on 127.0.0.1:${port}`,
-      unit: [["PartOf", "perimeter-sandbox-proxy.service"]],
+      unit: [["PartOf", `${name}.service`]],
       kind: "Socket",
       service: [["ListenStream", local(port)], ["FreeBind", "no"]],
       install: [["WantedBy", "sockets.target"]],
     },
     {
-      name: "perimeter-sandbox-proxy.service",
-      description: "perimeter: carries mcp-guard's connections into the sandbox runner's network namespace",
-      unit: [["Requires", `${runner} perimeter-sandbox-proxy.socket`], ["After", `${runner} perimeter-sandbox-proxy.socket`], ["JoinsNamespaceOf", runner]],
-      notes: ["Joins the runner's private network namespace; the listening socket comes from perimeter-sandbox-proxy.socket."],
+      name: `${name}.service`,
+      description: `perimeter: carries ${carries} into the sandbox runner's network namespace`,
+      unit: [["Requires", `${runner} ${name}.socket`], ["After", `${runner} ${name}.socket`], ["JoinsNamespaceOf", runner]],
+      notes: [`Joins the runner's private network namespace; the listening socket comes from ${name}.socket.`],
       service: [
         // Not notify: systemd-socket-proxyd sends no READY=1 (systemd 252/255), so the unit would stay activating
         // and be killed at TimeoutStartSec (socket-proxy.test.ts; seen on a booted host by vps-nspawn-proof.sh).
@@ -548,8 +564,13 @@ export function renderVps(config: PerimeterConfig): VpsRender {
   }
   if (sandboxServer !== undefined) {
     units.push(perimeterUnit(config, host, "sandbox", portOf(config.sandbox.listen), sandboxInternet, secretsOf(SANDBOX_RUNNER)));
-    if (!sandboxInternet) units.push(...sandboxProxyUnits(portOf(config.sandbox.listen)));
+    if (!sandboxInternet) {
+      units.push(...sandboxProxyUnits("perimeter-sandbox-proxy", portOf(config.sandbox.listen), "mcp-guard's connections"));
+      units.push(...sandboxProxyUnits("perimeter-sandbox-metrics-proxy", SANDBOX_METRICS_PORT, "the dashboard's reads of its health and audit feed"));
+    }
   }
+  // The dashboard on loopback (an SSH tunnel reaches it): it reads every unit's feed over loopback and nothing else.
+  units.push(perimeterUnit(config, host, "dashboard", dashboardPort(config), false, secretsOf(DASHBOARD)));
   const agentSecret = secrets.find((secret) => secret.name === AGENT_WORKLOAD);
   // The agent's env file holds each variable under the name Hermes reads (as on Compose).
   const hermes = hermesAgentFiles(config, endpoints);
@@ -593,7 +614,7 @@ export function renderVps(config: PerimeterConfig): VpsRender {
 
   const envFiles: Array<{ path: string; keys: string[]; purpose: string }> = [];
   for (const secret of secrets) {
-    if (secret.workload !== AGENT_WORKLOAD && ![EGRESS_PROXY, LLM_PROXY, MCP_GUARD, SANDBOX_RUNNER].includes(secret.workload)) continue;
+    if (secret.workload !== AGENT_WORKLOAD && ![EGRESS_PROXY, LLM_PROXY, MCP_GUARD, SANDBOX_RUNNER, DASHBOARD].includes(secret.workload)) continue;
     const keys = secret.workload === AGENT_WORKLOAD ? agentKeys : [...secret.keys];
     const path = envPath(secret);
     envFiles.push({ path, keys, purpose: secret.purpose });

@@ -7,20 +7,24 @@
 #   --restart   then restart the Deployments that read them (they read Secrets only at start)
 #   --dry-run   check the variables and print what would be done; runs no kubectl
 #   hermes-gateway (hermes-system): HERMES_LLM_KEY, PERIMETER_AGENT_TOKEN, TELEGRAM_BOT_TOKEN — chat platform tokens, its mcp-guard token and its llm-proxy virtual key (never a provider key or an MCP upstream token)
-#   mcp-guard (hermes-tools): PERIMETER_ADMIN_TOKEN, PERIMETER_AGENT_TOKEN, PERIMETER_SANDBOX_TOKEN — the agents' tokens it accepts, the admin (approvals) token, the token it calls the sandbox runner with
+#   mcp-guard (hermes-tools): PERIMETER_ADMIN_TOKEN, PERIMETER_AGENT_TOKEN, PERIMETER_AUDIT_FEED_TOKEN, PERIMETER_SANDBOX_TOKEN — the agents' tokens it accepts, the admin (approvals) token, the audit feed token, the token it calls the sandbox runner with
 #   mcp-guard-upstream-github (hermes-tools): GITHUB_TOKEN — the credential mcp-guard injects when it calls github (its own Secret, so rotating it touches nothing else)
-#   sandbox-runner (hermes-tools): PERIMETER_SANDBOX_TOKEN — the token mcp-guard must present
-#   llm-proxy (hermes-tools): ANTHROPIC_API_KEY, HERMES_LLM_KEY, OPENROUTER_API_KEY — provider API keys (only here), the virtual keys it accepts, canary values
+#   sandbox-runner (hermes-tools): PERIMETER_AUDIT_FEED_TOKEN, PERIMETER_SANDBOX_TOKEN — the token mcp-guard must present, the audit feed token
+#   llm-proxy (hermes-tools): ANTHROPIC_API_KEY, HERMES_LLM_KEY, OPENROUTER_API_KEY, PERIMETER_AUDIT_FEED_TOKEN — provider API keys (only here), the virtual keys it accepts, canary values, the audit feed token
+#   egress-proxy (hermes-tools): PERIMETER_AUDIT_FEED_TOKEN — the proxy tokens of the clients it identifies, the audit feed token
+#   dashboard (hermes-tools): PERIMETER_ADMIN_TOKEN, PERIMETER_AUDIT_FEED_TOKEN — the admin token (the operator's login, and the approvals it decides through mcp-guard), the audit feed token it copies every component's records with
 set -eu
 
-all="hermes-gateway mcp-guard mcp-guard-upstream-github sandbox-runner llm-proxy"
+all="hermes-gateway mcp-guard mcp-guard-upstream-github sandbox-runner llm-proxy egress-proxy dashboard"
 keys_of() {
   case "$1" in
     hermes-gateway) echo "HERMES_LLM_KEY PERIMETER_AGENT_TOKEN TELEGRAM_BOT_TOKEN" ;;
-    mcp-guard) echo "PERIMETER_ADMIN_TOKEN PERIMETER_AGENT_TOKEN PERIMETER_SANDBOX_TOKEN" ;;
+    mcp-guard) echo "PERIMETER_ADMIN_TOKEN PERIMETER_AGENT_TOKEN PERIMETER_AUDIT_FEED_TOKEN PERIMETER_SANDBOX_TOKEN" ;;
     mcp-guard-upstream-github) echo "GITHUB_TOKEN" ;;
-    sandbox-runner) echo "PERIMETER_SANDBOX_TOKEN" ;;
-    llm-proxy) echo "ANTHROPIC_API_KEY HERMES_LLM_KEY OPENROUTER_API_KEY" ;;
+    sandbox-runner) echo "PERIMETER_AUDIT_FEED_TOKEN PERIMETER_SANDBOX_TOKEN" ;;
+    llm-proxy) echo "ANTHROPIC_API_KEY HERMES_LLM_KEY OPENROUTER_API_KEY PERIMETER_AUDIT_FEED_TOKEN" ;;
+    egress-proxy) echo "PERIMETER_AUDIT_FEED_TOKEN" ;;
+    dashboard) echo "PERIMETER_ADMIN_TOKEN PERIMETER_AUDIT_FEED_TOKEN" ;;
     *) return 1 ;;
   esac
 }
@@ -31,6 +35,8 @@ namespace_of() {
     mcp-guard-upstream-github) echo "hermes-tools" ;;
     sandbox-runner) echo "hermes-tools" ;;
     llm-proxy) echo "hermes-tools" ;;
+    egress-proxy) echo "hermes-tools" ;;
+    dashboard) echo "hermes-tools" ;;
     *) return 1 ;;
   esac
 }
@@ -41,6 +47,8 @@ workload_of() {
     mcp-guard-upstream-github) echo "mcp-guard" ;;
     sandbox-runner) echo "sandbox-runner" ;;
     llm-proxy) echo "llm-proxy" ;;
+    egress-proxy) echo "egress-proxy" ;;
+    dashboard) echo "dashboard" ;;
     *) return 1 ;;
   esac
 }

@@ -7,18 +7,22 @@
 #   --restart   then restart the Deployments that read them (they read Secrets only at start)
 #   --dry-run   check the variables and print what would be done; runs no kubectl
 #   hermes-gateway (hermes-system): HERMES_LLM_KEY, PERIMETER_AGENT_TOKEN, TELEGRAM_BOT_TOKEN — chat platform tokens, its mcp-guard token and its llm-proxy virtual key (never a provider key or an MCP upstream token)
-#   mcp-guard (hermes-tools): PERIMETER_ADMIN_TOKEN, PERIMETER_AGENT_TOKEN, PERIMETER_SANDBOX_TOKEN — the agents' tokens it accepts, the admin (approvals) token, the token it calls the sandbox runner with
-#   sandbox-runner (hermes-tools): PERIMETER_SANDBOX_TOKEN — the token mcp-guard must present
-#   llm-proxy (hermes-tools): HERMES_LLM_KEY, MINIMAX_API_KEY — provider API keys (only here), the virtual keys it accepts, canary values
+#   mcp-guard (hermes-tools): PERIMETER_ADMIN_TOKEN, PERIMETER_AGENT_TOKEN, PERIMETER_AUDIT_FEED_TOKEN, PERIMETER_SANDBOX_TOKEN — the agents' tokens it accepts, the admin (approvals) token, the audit feed token, the token it calls the sandbox runner with
+#   sandbox-runner (hermes-tools): PERIMETER_AUDIT_FEED_TOKEN, PERIMETER_SANDBOX_TOKEN — the token mcp-guard must present, the audit feed token
+#   llm-proxy (hermes-tools): HERMES_LLM_KEY, MINIMAX_API_KEY, PERIMETER_AUDIT_FEED_TOKEN — provider API keys (only here), the virtual keys it accepts, canary values, the audit feed token
+#   egress-proxy (hermes-tools): PERIMETER_AUDIT_FEED_TOKEN — the proxy tokens of the clients it identifies, the audit feed token
+#   dashboard (hermes-tools): PERIMETER_ADMIN_TOKEN, PERIMETER_AUDIT_FEED_TOKEN — the admin token (the operator's login, and the approvals it decides through mcp-guard), the audit feed token it copies every component's records with
 set -eu
 
-all="hermes-gateway mcp-guard sandbox-runner llm-proxy"
+all="hermes-gateway mcp-guard sandbox-runner llm-proxy egress-proxy dashboard"
 keys_of() {
   case "$1" in
     hermes-gateway) echo "HERMES_LLM_KEY PERIMETER_AGENT_TOKEN TELEGRAM_BOT_TOKEN" ;;
-    mcp-guard) echo "PERIMETER_ADMIN_TOKEN PERIMETER_AGENT_TOKEN PERIMETER_SANDBOX_TOKEN" ;;
-    sandbox-runner) echo "PERIMETER_SANDBOX_TOKEN" ;;
-    llm-proxy) echo "HERMES_LLM_KEY MINIMAX_API_KEY" ;;
+    mcp-guard) echo "PERIMETER_ADMIN_TOKEN PERIMETER_AGENT_TOKEN PERIMETER_AUDIT_FEED_TOKEN PERIMETER_SANDBOX_TOKEN" ;;
+    sandbox-runner) echo "PERIMETER_AUDIT_FEED_TOKEN PERIMETER_SANDBOX_TOKEN" ;;
+    llm-proxy) echo "HERMES_LLM_KEY MINIMAX_API_KEY PERIMETER_AUDIT_FEED_TOKEN" ;;
+    egress-proxy) echo "PERIMETER_AUDIT_FEED_TOKEN" ;;
+    dashboard) echo "PERIMETER_ADMIN_TOKEN PERIMETER_AUDIT_FEED_TOKEN" ;;
     *) return 1 ;;
   esac
 }
@@ -28,6 +32,8 @@ namespace_of() {
     mcp-guard) echo "hermes-tools" ;;
     sandbox-runner) echo "hermes-tools" ;;
     llm-proxy) echo "hermes-tools" ;;
+    egress-proxy) echo "hermes-tools" ;;
+    dashboard) echo "hermes-tools" ;;
     *) return 1 ;;
   esac
 }
@@ -37,6 +43,8 @@ workload_of() {
     mcp-guard) echo "mcp-guard" ;;
     sandbox-runner) echo "sandbox-runner" ;;
     llm-proxy) echo "llm-proxy" ;;
+    egress-proxy) echo "egress-proxy" ;;
+    dashboard) echo "dashboard" ;;
     *) return 1 ;;
   esac
 }
