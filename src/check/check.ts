@@ -1,41 +1,29 @@
 // The engine of `perimeter check`: reads every input, decides what each file is, runs the rules and resolves
 // suppressions. Pure with respect to its inputs: the same files and options give the same result.
 import { existsSync, lstatSync, readFileSync, readdirSync, statSync } from "node:fs";
-import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
-import { isScalar } from "yaml";
+import { basename, dirname, join, resolve } from "node:path";
 import { checkCompose, looksLikeCompose } from "./compose.ts";
 import { createCollector } from "./collector.ts";
-import type { Collector, Subject } from "./collector.ts";
+import type { Subject } from "./collector.ts";
 import { checkDockerfile, parseDockerfile } from "./dockerfile.ts";
+import { checkEmbeddedConfig, checkEmbeddedEnv } from "./embedded.ts";
 import { checkEnvFile, parseEnvText } from "./env-file.ts";
 import type { EnvFile } from "./env-file.ts";
 import { checkDataDirectory, checkEnvMode, isHermesDataDirectory } from "./files.ts";
 import { chatEvidenceIn, checkHermesConfig, looksLikeHermesConfig } from "./hermes-config.ts";
 import { isCredentialName } from "./hermes-facts.ts";
 import { checkKubernetes, objectsOfDocument } from "./kubernetes.ts";
-import type { KubeObject } from "./kubernetes.ts";
 import { KUSTOMIZATION_FILES, buildKustomization, kustomizationFileIn } from "./kustomize.ts";
-import type { KustomizeMode } from "./kustomize.ts";
-import type { CheckError, CheckResult, InputKind, SourceLocation } from "./model.ts";
+import type { CheckResult } from "./model.ts";
 import { lineDirectiveRange, parseBaseline, resolveFindings } from "./suppress.ts";
-import type { BaselineEntry, CommentRange } from "./suppress.ts";
-import { nodeAt, parseYamlFile } from "./yaml-source.ts";
-import type { Path, PositionMapper, YamlDocument, YamlFile } from "./yaml-source.ts";
+import type { BaselineEntry } from "./suppress.ts";
+import { collectYaml, displayPath } from "./run.ts";
+import type { CheckOptions, Run } from "./run.ts";
+import { parseYamlFile } from "./yaml-source.ts";
+import type { YamlDocument } from "./yaml-source.ts";
 
-export interface CheckOptions {
-  readonly cwd: string;
-  /** The text of standard input, when `-` is among the paths. */
-  readonly stdinText?: string;
-  readonly kustomize?: KustomizeMode;
-  readonly baselineFile?: string;
-  /** Today as YYYY-MM-DD (UTC); suppressions with an earlier `until` have lapsed. */
-  readonly today?: string;
-  /**
-   * Validates a Perimeter declaration (perimeter.yaml) met among the inputs, returning its problems. Injected by the
-   * CLI (it loads the config schema only when one is met); without it a declaration is reported as not checked.
-   */
-  readonly validateDeclaration?: (text: string, file: string) => readonly CheckError[];
-}
+export { displayPath } from "./run.ts";
+export type { CheckOptions } from "./run.ts";
 
 const SKIPPED_DIRECTORIES = new Set([".git", "node_modules"]);
 const MAXIMUM_WALK_ENTRIES = 100_000;
@@ -44,20 +32,6 @@ const ENV_FILE = /^(\.env(\..+)?|.+\.env)$/;
 const DOCKERFILE = /^(Dockerfile(\..+)?|Containerfile|.+\.[Dd]ockerfile)$/;
 const EXAMPLE_ENV = /\.(example|sample|template|dist)$/;
 
-interface Run {
-  readonly options: CheckOptions;
-  readonly collector: Collector;
-  readonly errors: CheckError[];
-  readonly inputs: Array<{ file: string; kind: InputKind }>;
-  readonly skipped: Array<{ file: string; reason: string }>;
-  readonly objects: KubeObject[];
-  readonly comments: CommentRange[];
-  readonly annotated: Subject[];
-  /** Files already taken care of (inside a kustomize build or a data directory). */
-  readonly handled: Set<string>;
-  /** kustomization directories found; only those no other one includes are built (an overlay builds its base). */
-  readonly kustomizations: string[];
-}
 
 export function runCheck(paths: readonly string[], options: CheckOptions): CheckResult {
   const run: Run = { options, collector: createCollector(), errors: [], inputs: [], skipped: [], objects: [], comments: [], annotated: [], handled: new Set(), kustomizations: [] };
@@ -77,7 +51,7 @@ export function runCheck(paths: readonly string[], options: CheckOptions): Check
   }
   const included = new Set(run.kustomizations.flatMap((directory) => [...includedDirectories(directory, 0)]));
   for (const directory of run.kustomizations) if (!included.has(directory)) checkKustomization(run, directory);
-  checkKubernetes(run.objects, run.collector, { embeddedHermesConfig: (object, key, mountedByAgent) => checkEmbeddedConfig(run, object, key, mountedByAgent) });
+  checkKubernetes(run.objects, run.collector, { embeddedHermesConfig: (entry) => checkEmbeddedConfig(run, entry), embeddedEnvFile: (entry) => checkEmbeddedEnv(run, entry) });
   run.annotated.push(...run.objects);
   let baseline: BaselineEntry[] = [];
   if (options.baselineFile !== undefined) {
@@ -92,11 +66,6 @@ export function runCheck(paths: readonly string[], options: CheckOptions): Check
   return { findings, errors: run.errors, inputs: run.inputs, skipped: run.skipped };
 }
 
-export function displayPath(path: string, cwd: string): string {
-  if (!isAbsolute(path)) return path;
-  const relativePath = relative(cwd, path);
-  return relativePath === "" ? "." : relativePath.startsWith("..") ? path : relativePath;
-}
 
 function walkDirectory(run: Run, directory: string, budget: { entries: number }): void {
   if (run.handled.has(directory)) return;
@@ -200,10 +169,6 @@ function fileSubject(document: YamlDocument): Subject {
   return { file: document.file, name: basename(document.file), locate: (path) => document.locate(path) };
 }
 
-function collectYaml(run: Run, parsed: YamlFile): void {
-  run.errors.push(...parsed.errors);
-  for (const directive of parsed.directives) run.comments.push({ file: parsed.file, text: directive.text, location: directive.location, fromLine: directive.fromLine, toLine: directive.toLine });
-}
 
 function checkEnvInput(run: Run, full: string, agentEnv: boolean): EnvFile {
   const display = displayPath(full, run.options.cwd);
@@ -297,50 +262,4 @@ function checkYamlText(run: Run, display: string, text: string, explicit: boolea
   const reason = declaration ? "Perimeter's own configuration (perimeter render validates it)" : "not a Kubernetes manifest, compose file, kustomization or Hermes config.yaml";
   if (explicit) run.errors.push({ location: first.locate([]), message: reason });
   else run.skipped.push({ file: display, reason });
-}
-
-/** A Hermes config.yaml held in a ConfigMap: checked with positions mapped to the file that holds it. */
-function checkEmbeddedConfig(run: Run, object: KubeObject, key: string, mountedByAgent: boolean): void {
-  const generatedFile = object.generatedFrom?.get(key);
-  let parsed: YamlFile;
-  if (generatedFile !== undefined) {
-    parsed = parseYamlFile(displayPath(generatedFile, run.options.cwd), readFileSync(generatedFile, "utf8"));
-  } else {
-    const text = String((object.value.data as Record<string, unknown>)[key]);
-    parsed = parseYamlFile(object.file, text, embeddedMapper(object, key));
-  }
-  const document = parsed.documents[0];
-  if (parsed.errors.length > 0 || document === undefined || !looksLikeHermesConfig(document.value, key)) {
-    // Not a Hermes config after all (another program's config.yaml): nothing to check, nothing to report.
-    if (parsed.errors.length > 0 && document !== undefined && looksLikeHermesConfig(document.value, key)) run.errors.push(...parsed.errors);
-    return;
-  }
-  collectYaml(run, { ...parsed, errors: [] });
-  const subject: Subject = { file: parsed.file, name: `${object.name} ${key}`, locate: (path) => document.locate(path), ignoreAnnotations: object.ignoreAnnotations };
-  run.annotated.push(subject);
-  run.inputs.push({ file: `${parsed.file} (${object.name} ${key})`, kind: "hermes-config" });
-  checkHermesConfig(document, subject, { servesChat: mountedByAgent, chatEvidence: "the agent's gateway pod mounts this config" }, run.collector);
-}
-
-/** Offsets inside a literal block scalar map to lines of the manifest; anything else maps to the value's key. */
-function embeddedMapper(object: KubeObject, key: string): PositionMapper {
-  const valuePath: Path = ["data", key];
-  const fallback: PositionMapper = () => object.locate(valuePath);
-  const document = object.document;
-  if (document === undefined || document.file !== object.file) return fallback;
-  const node = nodeAt(document.document, [...object.basePath, ...valuePath]);
-  if (!isScalar(node) || node.type !== "BLOCK_LITERAL" || node.range === undefined || node.range === null) return fallback;
-  const text = document.sourceText;
-  const contentStart = text.indexOf("\n", node.range[0]) + 1;
-  if (contentStart <= 0) return fallback;
-  const firstContentLine = text.slice(0, contentStart).split("\n").length;
-  const indent = /^( *)\S/m.exec(text.slice(contentStart))?.[1]?.length ?? 0;
-  const inner = String(node.value);
-  const lineStarts = [0];
-  for (let index = 0; index < inner.length; index++) if (inner[index] === "\n") lineStarts.push(index + 1);
-  return (offset): SourceLocation => {
-    let line = 0;
-    while (line + 1 < lineStarts.length && (lineStarts[line + 1] as number) <= offset) line += 1;
-    return { file: document.file, line: firstContentLine + line, column: indent + offset - (lineStarts[line] as number) + 1 };
-  };
 }

@@ -5,6 +5,8 @@
 // This file runs them in order; each family lives in kubernetes/<family>.ts.
 import type { Collector } from "./collector.ts";
 import { checkPodSecurityLabels, checkRbac } from "./kubernetes/cluster-access.ts";
+import { checkConfigMapValue, configMapKeys } from "./kubernetes/configmaps.ts";
+import type { ConfigMapKey } from "./kubernetes/configmaps.ts";
 import { checkExposure } from "./kubernetes/exposure.ts";
 import { checkNetworkPolicies } from "./kubernetes/network-policy.ts";
 import type { KubeObject } from "./kubernetes/objects.ts";
@@ -13,15 +15,18 @@ import { SERVICE_ACCOUNT_KEYS, reportUnknownKeys } from "./kubernetes/unknown-ke
 import { checkAgentVolumes, checkSharedSecrets } from "./kubernetes/volumes-secrets.ts";
 import { workloadOf } from "./kubernetes/workload.ts";
 import type { Workload } from "./kubernetes/workload.ts";
-import { asArray, asRecord, asString } from "./yaml-source.ts";
 
 export { objectsOfDocument } from "./kubernetes/objects.ts";
 export type { KubeObject } from "./kubernetes/objects.ts";
 export { isPinned } from "./kubernetes/pod.ts";
+export { checkConfigMapEnv, checkConfigMapValue } from "./kubernetes/configmaps.ts";
+export type { ConfigMapKey } from "./kubernetes/configmaps.ts";
 
 export interface KubernetesCheckHooks {
-  /** Called for every ConfigMap key that may hold a Hermes config.yaml, with whether an agent workload mounts it. */
-  readonly embeddedHermesConfig?: (object: KubeObject, key: string, mountedByAgent: boolean) => void;
+  /** Called for every ConfigMap key that may hold a Hermes config.yaml (the entry says whether an agent mounts it). */
+  readonly embeddedHermesConfig?: (entry: ConfigMapKey) => void;
+  /** Called for every ConfigMap key holding a .env file; it reads the text and hands the variables to checkConfigMapEnv. */
+  readonly embeddedEnvFile?: (entry: ConfigMapKey) => void;
 }
 
 export function checkKubernetes(objects: readonly KubeObject[], collector: Collector, hooks: KubernetesCheckHooks = {}): void {
@@ -44,30 +49,9 @@ export function checkKubernetes(objects: readonly KubeObject[], collector: Colle
   checkRbac(objects, collector);
   checkExposure(objects, workloads, collector);
 
-  if (hooks.embeddedHermesConfig !== undefined) {
-    const mountedByAgent = agentConfigMaps(workloads);
-    for (const object of objects) {
-      if (object.kind !== "ConfigMap") continue;
-      for (const [key, text] of Object.entries(asRecord(object.value.data) ?? {})) {
-        if (/^config\.ya?ml$/.test(key) && typeof text === "string") hooks.embeddedHermesConfig(object, key, mountedByAgent.has(`${object.namespace}/${object.objectName}`));
-      }
-    }
+  for (const entry of configMapKeys(objects, workloads)) {
+    if (entry.holds === "hermes-config") hooks.embeddedHermesConfig?.(entry);
+    else if (entry.holds === "env") hooks.embeddedEnvFile?.(entry);
+    else checkConfigMapValue(entry, collector);
   }
-}
-
-/** namespace/name of every ConfigMap an agent workload mounts, directly or through a projected volume. */
-function agentConfigMaps(workloads: readonly Workload[]): Set<string> {
-  const found = new Set<string>();
-  for (const workload of workloads) {
-    if (!workload.isAgent) continue;
-    for (const item of asArray(workload.spec.volumes)) {
-      const name = asString(asRecord(asRecord(item)?.configMap)?.name);
-      if (name !== undefined) found.add(`${workload.object.namespace}/${name}`);
-      for (const source of asArray(asRecord(asRecord(item)?.projected)?.sources)) {
-        const projected = asString(asRecord(asRecord(source)?.configMap)?.name);
-        if (projected !== undefined) found.add(`${workload.object.namespace}/${projected}`);
-      }
-    }
-  }
-  return found;
 }

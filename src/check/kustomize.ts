@@ -176,9 +176,11 @@ function resolveKustomization(directory: string, display: (path: string) => stri
       }
       if (kind === "ConfigMap" && fromFiles.size > 0) resolution.generated.set(`${prefix}${name}${suffix}`, fromFiles);
       if (mode !== "build") return;
-      const value: Record<string, unknown> = { apiVersion: "v1", kind, metadata: { name }, [kind === "Secret" ? "stringData" : "data"]: data };
+      // A generator may name its own namespace (kustomize's GeneratorArgs); the kustomization's namespace still wins.
+      const namespace = asString(generator.namespace);
+      const value: Record<string, unknown> = { apiVersion: "v1", kind, metadata: namespace === undefined ? { name } : { name, namespace }, [kind === "Secret" ? "stringData" : "data"]: data };
       const locate = (path: Path) => document.locate([generatorKey, index, ...(path[0] === "metadata" ? ["name"] : [])]);
-      objects.push({ apiVersion: "v1", kind, objectName: name, namespace: "default", value, basePath: [], file: document.file, name: `${kind}/default/${name}`, locate, generatedFrom: fromFiles });
+      objects.push({ apiVersion: "v1", kind, objectName: name, namespace: namespace ?? "default", value, basePath: [], file: document.file, name: `${kind}/${namespace ?? "default"}/${name}`, locate, generatedFrom: fromFiles });
     });
   }
   visiting.delete(directory);

@@ -113,9 +113,10 @@ export function checkSharedSecrets(workloads: readonly Workload[], objects: read
       if (agent !== undefined) collector.add("K8S-SECRET-SHARED", workload.object, use.path, `Secret "${use.secret}" is also consumed by the agent (${agent.object.name}): split it so each component holds only its own keys`);
     }
   }
-  // Provider keys visible in the agent's pod: literal env names, or keys of a Secret in the inputs it imports whole.
-  const secrets = new Map<string, KubeObject>();
-  for (const object of objects) if (object.kind === "Secret") secrets.set(`${object.namespace}/${object.objectName}`, object);
+  // Provider keys visible in the agent's pod: literal env names, or keys of a Secret or ConfigMap in the inputs it
+  // imports whole.
+  const sources = new Map<string, KubeObject>();
+  for (const object of objects) if (object.kind === "Secret" || object.kind === "ConfigMap") sources.set(`${object.kind}/${object.namespace}/${object.objectName}`, object);
   for (const workload of workloads) {
     for (const container of workload.containers) {
       if (!container.isAgent) continue;
@@ -124,11 +125,13 @@ export function checkSharedSecrets(workloads: readonly Workload[], objects: read
         if (name !== undefined && isProviderKey(name)) collector.add("K8S-PROVIDER-KEY-IN-AGENT", workload.object, [...container.path, "env", index, "name"], `${name} is in the agent's environment; give it to llm-proxy and the agent a virtual key`);
       });
       asArray(container.value.envFrom).forEach((item, index) => {
-        const name = asString(asRecord(asRecord(item)?.secretRef)?.name);
-        const secret = name === undefined ? undefined : secrets.get(`${workload.object.namespace}/${name}`);
-        if (secret === undefined) return;
-        const keys = [...Object.keys(asRecord(secret.value.data) ?? {}), ...Object.keys(asRecord(secret.value.stringData) ?? {})].filter(isProviderKey);
-        if (keys.length > 0) collector.add("K8S-PROVIDER-KEY-IN-AGENT", workload.object, [...container.path, "envFrom", index], `envFrom Secret "${name}" puts ${keys.join(", ")} in the agent's environment`);
+        for (const [reference, kind] of [["secretRef", "Secret"], ["configMapRef", "ConfigMap"]] as const) {
+          const name = asString(asRecord(asRecord(item)?.[reference])?.name);
+          const source = name === undefined ? undefined : sources.get(`${kind}/${workload.object.namespace}/${name}`);
+          if (source === undefined) continue;
+          const keys = [...Object.keys(asRecord(source.value.data) ?? {}), ...Object.keys(asRecord(source.value.stringData) ?? {})].filter(isProviderKey);
+          if (keys.length > 0) collector.add("K8S-PROVIDER-KEY-IN-AGENT", workload.object, [...container.path, "envFrom", index], `envFrom ${kind} "${name}" puts ${keys.join(", ")} in the agent's environment`);
+        }
       });
     }
   }

@@ -236,4 +236,21 @@ env:
 # a tool's credential lives in the Secret of the component that uses it (mcp-guard injects it upstream)
 `,
   ),
+  rule(
+    "K8S-CONFIGMAP-SECRET", "high",
+    "A credential is written in a ConfigMap",
+    "A ConfigMap is not a Secret: the built-in view role and many tools read ConfigMaps but not Secrets, they are not encrypted at rest, kubectl describe prints them, and they are committed with the manifests. A bot token or provider key there (often in the hermes.env key Perimeter mounts as Hermes' .env) is readable far beyond the component that needs it, and a provider key in the agent's .env is in the agent's hands.",
+    "Move the value into a Secret and reference it (env valueFrom.secretKeyRef); give provider keys to llm-proxy and the agent a virtual key. Leave only non-secret settings (proxies, allowlists, switches) in the ConfigMap.",
+    `
+# ConfigMap hermes-config-seed, key hermes.env: settings only
+data:
+  hermes.env: |
+    TELEGRAM_ALLOWED_USERS=987654321
+    HTTPS_PROXY=http://egress-proxy.hermes-tools.svc.cluster.local:3128
+# the token comes from the agent's own Secret
+env:
+  - name: TELEGRAM_BOT_TOKEN
+    valueFrom: { secretKeyRef: { name: hermes-gateway, key: TELEGRAM_BOT_TOKEN } }
+`,
+  ),
 ];
