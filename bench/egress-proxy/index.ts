@@ -318,17 +318,11 @@ async function idleTunnels(target: Target, port: number): Promise<{ held: number
 
 // ---------------------------------------------------------------------------------------------------------------
 
-async function main(): Promise<void> {
-  const certificate = makeCertificate([NAME]);
-  writeFileSync(join(directory, "cert.pem"), certificate.cert);
-  writeFileSync(join(directory, "key.pem"), certificate.key);
-  writeFileSync(join(directory, "origins.mjs"), ORIGINS);
-  const tlsPort = process.getuid?.() === 0 ? 443 : 0;
-  const origins = start(process.execPath, [join(directory, "origins.mjs"), ORIGIN_IP, join(directory, "cert.pem"), join(directory, "key.pem"), String(tlsPort), String(STREAM_BYTES + 64 * 1024 * 1024)]);
-  await until(() => origins.output().includes("{"), "origins");
-  const ports = JSON.parse(origins.output().split("\n")[0] as string) as { http: number; tls: number; stream: number; idle: number };
+type Ports = { http: number; tls: number; stream: number; idle: number };
+type Results = Record<string, Record<string, number>>;
 
-  // Squid: same allowlist (one name, pinned through a hosts file), no caching, its own pid/log paths.
+/** Squid: same allowlist (one name, pinned through a hosts file), no caching, its own pid/log paths. */
+async function startSquid(): Promise<Target> {
   const squidPort = await freePort();
   const squidDirectory = join(directory, "squid");
   execFileSync("mkdir", ["-p", squidDirectory]);
@@ -368,8 +362,11 @@ async function main(): Promise<void> {
   }
   const squid = start("squid", ["-N", "-f", join(squidDirectory, "squid.conf")], { cwd: squidDirectory });
   await until(() => canConnect(squidPort), `squid on ${squidPort} (${squid.output()})`);
+  return { name: "squid 5.7", proxyPort: squidPort, pid: squid.child.pid as number };
+}
 
-  // Ours: the real CLI with a perimeter.yaml; limits raised so that they do not throttle the benchmark.
+/** Ours: the real CLI with a perimeter.yaml; limits raised so that they do not throttle the benchmark. */
+async function startOurs(ports: Ports): Promise<Target[]> {
   const ourPort = await freePort();
   writeFileSync(
     join(directory, "perimeter.yaml"),
@@ -394,15 +391,16 @@ async function main(): Promise<void> {
   const unauditedPort = await freePort();
   const unaudited = start(process.execPath, [join(import.meta.dirname, "embedded.ts"), String(unauditedPort), ORIGIN_IP, [ports.http, ports.tls, ports.stream, ports.idle].join(","), "none"]);
   await until(() => unaudited.output().includes("listening"), `unaudited egress proxy (${unaudited.output()})`);
-
-  const targets: Target[] = [
-    { name: "direct", proxyPort: undefined },
-    { name: "squid 5.7", proxyPort: squidPort, pid: squid.child.pid as number },
+  return [
     { name: "perimeter", proxyPort: ourPort, pid: ours.child.pid as number },
     { name: "perimeter, JSONL audit", proxyPort: embeddedPort, pid: embedded.child.pid as number },
     { name: "perimeter, audit before forwarding", proxyPort: strictPort, pid: strict.child.pid as number, latencyOnly: true },
     { name: "perimeter engine, no audit (measurement only)", proxyPort: unauditedPort, pid: unaudited.child.pid as number, latencyOnly: true },
   ];
+}
+
+/** Every phase, the targets interleaved. */
+async function measure(targets: readonly Target[], ports: Ports, certificate: { cert: string }): Promise<Results> {
   const results: Record<string, Record<string, number>> = Object.fromEntries(targets.map((target) => [target.name, {}]));
   // Idle tunnels first, while each proxy's heap is still small: RSS growth is then the tunnels' own, not garbage
   // from earlier phases that a collection may hand back in the middle of the measurement.
@@ -463,7 +461,10 @@ async function main(): Promise<void> {
     if (target.pid !== undefined) row.cpuPerGiB = total.cpuMs / ROUNDS / (STREAM_BYTES / 1024 ** 3);
     if (target.pid !== undefined) row.rssMiB = rssKiB(target.pid) / 1024;
   }
+  return results;
+}
 
+function report(results: Results): void {
   const direct = results.direct as Record<string, number>;
   const squidRow = results["squid 5.7"] as Record<string, number>;
   const ourRow = results.perimeter as Record<string, number>;
@@ -505,6 +506,19 @@ async function main(): Promise<void> {
   console.log(`proxy CPU per keep-alive request: perimeter/squid ${both("cpuPerRequest")}; per GiB tunnelled: ${both("cpuPerGiB")}`);
   console.log(`memory per idle tunnel: perimeter/squid ${both("kibPerTunnel")}`);
   console.log(`total ${(elapsed() / 1000).toFixed(1)} s`);
+}
+
+async function main(): Promise<void> {
+  const certificate = makeCertificate([NAME]);
+  writeFileSync(join(directory, "cert.pem"), certificate.cert);
+  writeFileSync(join(directory, "key.pem"), certificate.key);
+  writeFileSync(join(directory, "origins.mjs"), ORIGINS);
+  const tlsPort = process.getuid?.() === 0 ? 443 : 0;
+  const origins = start(process.execPath, [join(directory, "origins.mjs"), ORIGIN_IP, join(directory, "cert.pem"), join(directory, "key.pem"), String(tlsPort), String(STREAM_BYTES + 64 * 1024 * 1024)]);
+  await until(() => origins.output().includes("{"), "origins");
+  const ports = JSON.parse(origins.output().split("\n")[0] as string) as Ports;
+  const targets: Target[] = [{ name: "direct", proxyPort: undefined }, await startSquid(), ...(await startOurs(ports))];
+  report(await measure(targets, ports, certificate));
 }
 
 main()
