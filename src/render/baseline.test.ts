@@ -6,7 +6,7 @@ import { placeholdersIn, secretShapeIn } from "../config/index.ts";
 import type { PerimeterConfig } from "../config/index.ts";
 import { sandboxJobTemplate } from "./index.ts";
 import { PRIVATE_IPV4, PRIVATE_IPV6 } from "./kubernetes/network.ts";
-import { KUBERNETES_MCP_TOOLS } from "./kubernetes/render.ts";
+import { KUBERNETES_MCP_TOOLS } from "./kubernetes/tool-servers.ts";
 import { SANDBOX_DISABLED_TOOLSETS } from "./hermes.ts";
 import { EXAMPLES, containersOf, exampleConfig, find, manifestObjects, podSpec, renderedFiles, yamlOf } from "./testing.ts";
 import type { AnyObject, Loose } from "./testing.ts";

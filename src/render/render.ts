@@ -2,7 +2,8 @@
 // Secrets to create and how to apply). Pure: nothing here touches the filesystem.
 import type { PerimeterConfig } from "../config/index.ts";
 import { renderCompose } from "./compose/render.ts";
-import { kubectlCreateSecret, renderKubernetes } from "./kubernetes/render.ts";
+import { renderKubernetes } from "./kubernetes/render.ts";
+import { kubectlCreateSecret } from "./kubernetes/secret-objects.ts";
 import { namespaces } from "./kubernetes/names.ts";
 import { dashboardPortForward } from "./kubernetes/dashboard.ts";
 import { dashboardPort } from "./dashboard.ts";

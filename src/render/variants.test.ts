@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { renderKubernetes, renderCompose } from "./index.ts";
-import { multiplyQuantity } from "./kubernetes/render.ts";
+import { multiplyQuantity } from "./kubernetes/objects.ts";
 import { configFrom, find, manifestObjects, podSpec, yamlOf } from "./testing.ts";
 import type { Loose } from "./testing.ts";
 

@@ -32,7 +32,8 @@ import {
 } from "../plan.ts";
 import type { PerimeterService, SecretSpec } from "../plan.ts";
 import { runtimeConfig } from "../runtime-config.ts";
-import { KUBERNETES_READ_RULES, kubernetesMcpToml, multiplyQuantity } from "../kubernetes/render.ts";
+import { KUBERNETES_READ_RULES, kubernetesMcpToml } from "../kubernetes/tool-servers.ts";
+import { multiplyQuantity } from "../kubernetes/objects.ts";
 import { standardLabels } from "../kubernetes/names.ts";
 import { toCommentedYaml, toYaml, toYamlStream } from "../yaml.ts";
 import { SANDBOX_SECCOMP_PROFILE } from "./seccomp.ts";
