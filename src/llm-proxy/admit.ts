@@ -2,6 +2,7 @@
 // and answered (record.ts deny); a request that passes leaves as an AdmittedRequest naming its key, its parsed body
 // and the provider/model it resolved to, with the runtime it was admitted under.
 import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
+import { BodyTooLargeError, PerimeterError, bearerToken, readBoundedBody } from "../shared/index.ts";
 import type { VirtualKey } from "./keys.ts";
 import { deny, recordOutcome, sendError } from "./record.ts";
 import { listAliases, listModelIds, modelAllowed, planWire, resolveModel } from "./routing.ts";
@@ -21,11 +22,8 @@ export interface AdmittedRequest {
 
 /** The virtual key a request presents: `Authorization: Bearer` (OpenAI SDKs) or `x-api-key` (Anthropic SDKs). */
 export function presentedKey(headers: IncomingHttpHeaders): string | undefined {
-  const authorization = headers.authorization;
-  if (authorization !== undefined) {
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
-    if (match !== null) return match[1];
-  }
+  const bearer = bearerToken(headers.authorization);
+  if (bearer !== undefined) return bearer;
   const apiKey = headers["x-api-key"];
   return typeof apiKey === "string" && apiKey !== "" ? apiKey : undefined;
 }
@@ -33,36 +31,14 @@ export function presentedKey(headers: IncomingHttpHeaders): string | undefined {
 export type BodyRead = { ok: true; body: Buffer } | { ok: false; reason: "too-large" | "aborted" };
 
 /** The whole body, or why not: larger than `limit` (declared or sent), or the client went away first. */
-export function readBody(request: IncomingMessage, limit: number): Promise<BodyRead> {
-  return new Promise((resolve) => {
-    const declared = Number(request.headers["content-length"]);
-    if (Number.isFinite(declared) && declared > limit) {
-      resolve({ ok: false, reason: "too-large" });
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    const settle = (result: BodyRead) => {
-      if (done) return;
-      done = true;
-      resolve(result);
-    };
-    request.on("data", (chunk: Buffer) => {
-      if (done) return;
-      size += chunk.length;
-      if (size > limit) {
-        settle({ ok: false, reason: "too-large" });
-        return;
-      }
-      chunks.push(chunk);
-    });
-    request.on("end", () => {
-      if (!done) settle({ ok: true, body: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks) });
-    });
-    request.on("error", () => settle({ ok: false, reason: "aborted" }));
-    request.on("close", () => settle({ ok: false, reason: "aborted" }));
-  });
+export async function readBody(request: IncomingMessage, limit: number): Promise<BodyRead> {
+  try {
+    return { ok: true, body: await readBoundedBody(request, { limit }) };
+  } catch (error) {
+    if (error instanceof BodyTooLargeError) return { ok: false, reason: "too-large" };
+    if (error instanceof PerimeterError) return { ok: false, reason: "aborted" };
+    throw error;
+  }
 }
 
 /** A JSON object, or undefined for anything else (invalid JSON, an array, a scalar). */

@@ -7,10 +7,12 @@ import { describeUnpriced, loadConfig, ownersOfModel, pricingFix, unpricedProvid
 import type { PerimeterConfig } from "../config/index.ts";
 import { openAuditLog } from "../audit-log/index.ts";
 import type { AuditLog } from "../audit-log/index.ts";
-import { createLogger } from "../shared/index.ts";
+import { ServiceHost, createLogger, feedTokenVerifier, parseTcp } from "../shared/index.ts";
+import type { AuditFeedRoute, TcpAddress, TokenVerifier } from "../shared/index.ts";
 import { openLlmKeyStore } from "./keys.ts";
 import type { KeyBudget, KeyLimits, LlmKeyStore, VirtualKey } from "./keys.ts";
 import { createLlmProxy } from "./server.ts";
+import type { LlmProxy } from "./server.ts";
 import { buildRuntime, LlmProxySetupError } from "./setup.ts";
 import { listModelIds, patternMatchesSomething } from "./routing.ts";
 import { utcDay } from "./limits.ts";
@@ -53,14 +55,46 @@ function storePath(config: PerimeterConfig, io: CommandIo): string {
   return resolve(io.cwd, config.llm.keysPath ?? config.audit.path);
 }
 
-/** `service`: a long-running server, whose SQLite WAL checkpoints run off its event loop (see AuditLogOptions). */
-function openAudit(config: PerimeterConfig, io: CommandIo, service = false): AuditLog {
+/** The audit log of the `llm-keys` commands (the service opens its own through the service host). */
+function openAudit(config: PerimeterConfig, io: CommandIo): AuditLog {
   return openAuditLog({
     path: resolve(io.cwd, config.audit.path),
     ...(config.audit.signingKeyFile === undefined ? {} : { signingKeyFile: resolve(io.cwd, config.audit.signingKeyFile) }),
     checkpointEvery: config.audit.checkpointEvery,
-    ...(service ? { walCheckpoints: "background" as const } : {}),
   });
+}
+
+/** The audit log, and its read-only feed when audit.feedTokenSecret is set; both closed by the host. */
+async function openServiceAudit(host: ServiceHost, config: PerimeterConfig, io: CommandIo, feedReaders: TokenVerifier | undefined): Promise<{ log: AuditLog; feed?: AuditFeedRoute }> {
+  const log = await host.openAudit({
+    path: config.audit.path,
+    cwd: io.cwd,
+    ...(config.audit.signingKeyFile === undefined ? {} : { signingKeyFile: config.audit.signingKeyFile }),
+    checkpointEvery: config.audit.checkpointEvery,
+    // A long-running server: its SQLite WAL checkpoints run off its event loop (see AuditLogOptions).
+    walCheckpoints: "background",
+  });
+  if (feedReaders === undefined) return { log };
+  const feed = await host.openAuditFeed({ auditPath: resolve(io.cwd, config.audit.path), verifier: feedReaders, tokenHint: "the audit feed token (audit.feedTokenSecret)" });
+  return { log, feed };
+}
+
+/** Opens the audit log, the key store and the proxy, and starts listening; everything is closed by `host`. */
+async function startProxy(host: ServiceHost, config: PerimeterConfig, io: CommandIo, listen: TcpAddress, feedReaders: TokenVerifier | undefined): Promise<{ proxy: LlmProxy; keyStore: LlmKeyStore }> {
+  const logger = host.logger;
+  const audit = await openServiceAudit(host, config, io, feedReaders);
+  const keyStore = openLlmKeyStore(storePath(config, io), { onError: (error) => logger.error({ err: error.message }, "llm-usage write failed; retrying (budgets in this process stay exact)") });
+  host.defer("key store", () => keyStore.close());
+  let proxy: LlmProxy;
+  try {
+    proxy = createLlmProxy(config, { environment: io.env, keyStore, audit: audit.log, logger, ...(audit.feed === undefined ? {} : { auditFeed: audit.feed }) });
+  } catch (error) {
+    if (error instanceof LlmProxySetupError) throw new UsageError(`serve llm-proxy: ${error.message}`);
+    throw error;
+  }
+  host.defer("llm-proxy", () => proxy.close());
+  await proxy.listen(listen.host, listen.port);
+  return { proxy, keyStore };
 }
 
 export const serveLlmProxy: Command = async (args, io) => {
@@ -76,58 +110,42 @@ export const serveLlmProxy: Command = async (args, io) => {
   const file = configPath(values.config, io, "serve llm-proxy");
   const config = loadConfig(file);
   const listenText = values.listen ?? config.llm.listen;
-  const listen = listenAddress(listenText);
+  // Port 0 (a free port, logged at start) is for --listen in tests; the schema refuses it in llm.listen.
+  const listen = parseTcp(listenText);
   if (listen === undefined) throw new UsageError(`serve llm-proxy: --listen "${listenText}" is not HOST:PORT (e.g. 127.0.0.1:8702, [::1]:8702)`);
 
   // Check the secrets and routing before creating any file, so a misconfigured start leaves nothing behind.
+  let feedReaders: TokenVerifier | undefined;
   try {
     buildRuntime(config, io.env);
+    feedReaders = feedTokenVerifier(config.audit.feedTokenSecret, io.env);
   } catch (error) {
     if (error instanceof LlmProxySetupError) throw new UsageError(`serve llm-proxy: ${error.message}`);
     throw error;
   }
   const logger = createLogger("llm-proxy");
-  const audit = openAudit(config, io, true);
-  let keyStore: LlmKeyStore | undefined;
+  const host = new ServiceHost("llm-proxy", logger);
+  let started: { proxy: LlmProxy; keyStore: LlmKeyStore };
   try {
-    keyStore = openLlmKeyStore(storePath(config, io), { onError: (error) => logger.error({ err: error.message }, "llm-usage write failed; retrying (budgets in this process stay exact)") });
-    let proxy;
-    try {
-      proxy = createLlmProxy(config, { environment: io.env, keyStore, audit, logger });
-    } catch (error) {
-      if (error instanceof LlmProxySetupError) throw new UsageError(`serve llm-proxy: ${error.message}`);
-      throw error;
-    }
-    await proxy.listen(listen.host, listen.port);
-    warnUnpricedKeys(config, keyStore, logger);
-    io.onReload(() => {
-      try {
-        const next = loadConfig(file);
-        proxy.reload(next);
-        if (keyStore !== undefined) warnUnpricedKeys(next, keyStore, logger);
-      } catch (error) {
-        logger.error({ err: (error as Error).message }, "llm-proxy reload refused; the previous configuration stays in force");
-      }
-    });
-    if (!io.signal.aborted) await new Promise<void>((resolveAbort) => io.signal.addEventListener("abort", () => resolveAbort(), { once: true }));
-    await proxy.close();
-    return EXIT_OK;
-  } finally {
-    keyStore?.close();
-    audit.close();
+    started = await startProxy(host, config, io, listen, feedReaders);
+  } catch (error) {
+    await host.close();
+    throw error;
   }
+  const { proxy, keyStore } = started;
+  warnUnpricedKeys(config, keyStore, logger);
+  io.onReload(() => {
+    try {
+      const next = loadConfig(file);
+      proxy.reload(next);
+      warnUnpricedKeys(next, keyStore, logger);
+    } catch (error) {
+      logger.error({ err: (error as Error).message }, "llm-proxy reload refused; the previous configuration stays in force");
+    }
+  });
+  await host.serveUntil(io.signal);
+  return EXIT_OK;
 };
-
-/**
- * HOST:PORT to listen on. Port 0 (a free port, logged at start) is for --listen in tests; the schema refuses it in
- * llm.listen, where the agent's configuration must name the port.
- */
-function listenAddress(text: string): { host: string; port: number } | undefined {
-  const found = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
-  const port = found === null ? NaN : Number(found[3]);
-  if (found === null || !(port >= 0 && port <= 65535)) return undefined;
-  return { host: (found[1] ?? found[2] ?? "").toLowerCase(), port };
-}
 
 /**
  * Keys created earlier (with another configuration) may have a cost budget over a provider that is now unpriced.

@@ -6,6 +6,7 @@
 // credential shapes; then redact or refuse. A hit records where and what kind, never the value.
 import { createSecretScanner as createSharedScanner, VIRTUAL_KEY_PREFIX } from "../dlp/index.ts";
 import type { KnownSecret } from "../dlp/index.ts";
+import { PerimeterError } from "../shared/index.ts";
 
 export { VIRTUAL_KEY_PREFIX };
 export type { KnownSecret };
@@ -55,10 +56,10 @@ function formatPath(path: ReadonlyArray<string | number>): string {
 export const MAX_DEPTH = 64;
 
 /** A body the scanner cannot read in full: refused (400) rather than forwarded unscanned. */
-export class UnscannableBodyError extends Error {
+export class UnscannableBodyError extends PerimeterError {
   readonly param: string | undefined;
   constructor(message: string, param?: string) {
-    super(message);
+    super("bad_request", message);
     this.name = "UnscannableBodyError";
     this.param = param;
   }

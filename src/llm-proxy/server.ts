@@ -8,7 +8,7 @@
 //   record.ts   every record and refusal; state.ts the proxy's state and the request's
 import http from "node:http";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { bindServer, withAuditFeed } from "../shared/index.ts";
 import type { PerimeterConfig } from "../config/index.ts";
 import { admitRequest } from "./admit.ts";
 import { reserveBudget } from "./budget.ts";
@@ -86,7 +86,8 @@ export async function handleLlmRequest(state: LlmProxyState, request: IncomingMe
 }
 
 function createHttpServer(state: LlmProxyState): http.Server {
-  const server = http.createServer({ headersTimeout: 30_000, requestTimeout: 120_000, keepAliveTimeout: 5_000, maxHeaderSize: 32 * 1024 }, (request, response) => {
+  // The audit feed answers its own paths first (to the feed token only); it is not an LLM request.
+  const handler = withAuditFeed(state.auditFeed, (request, response) => {
     state.metrics.inFlight.inc();
     response.once("close", () => state.metrics.inFlight.dec());
     handleLlmRequest(state, request, response).catch((error: unknown) => {
@@ -101,6 +102,7 @@ function createHttpServer(state: LlmProxyState): http.Server {
       }
     });
   });
+  const server = http.createServer({ headersTimeout: 30_000, requestTimeout: 120_000, keepAliveTimeout: 5_000, maxHeaderSize: 32 * 1024 }, handler);
   server.on("clientError", (_error, socket) => {
     if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
     else socket.destroy();
@@ -113,16 +115,11 @@ export function createLlmProxy(config: PerimeterConfig, dependencies: LlmProxyDe
   const server = createHttpServer(state);
   return {
     metrics: state.metrics,
-    listen(host, port) {
-      return new Promise((resolve, reject) => {
-        server.once("error", reject);
-        server.listen(port, host, () => {
-          server.off("error", reject);
-          const address = server.address() as AddressInfo;
-          state.logger.info({ host: address.address, port: address.port, providers: [...state.runtime.providers.keys()] }, "llm-proxy listening");
-          resolve({ host: address.address, port: address.port });
-        });
-      });
+    async listen(host, port) {
+      const bound = await bindServer(server, { kind: "tcp", host, port });
+      if (bound.kind !== "tcp") throw new Error("llm-proxy listens on TCP only");
+      state.logger.info({ host: bound.host, port: bound.port, providers: [...state.runtime.providers.keys()] }, "llm-proxy listening");
+      return { host: bound.host, port: bound.port };
     },
     async close(graceMs = 5_000) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));

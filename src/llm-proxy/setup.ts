@@ -4,6 +4,7 @@
 import { placeholdersIn, readSecret, requireSecrets, secretValues } from "../config/index.ts";
 import type { Environment, PerimeterConfig } from "../config/index.ts";
 import { MIN_SECRET_LENGTH } from "../dlp/index.ts";
+import { PerimeterError } from "../shared/index.ts";
 import { createPromptScanner } from "./dlp.ts";
 import type { KnownSecret, PromptScanner } from "./dlp.ts";
 import type { ConfigClientKey } from "./keys.ts";
@@ -11,9 +12,9 @@ import type { LlmSection } from "./routing.ts";
 import type { UpstreamProvider } from "./upstream.ts";
 
 /** A configuration the proxy cannot run with, with what to change. */
-export class LlmProxySetupError extends Error {
+export class LlmProxySetupError extends PerimeterError {
   constructor(message: string) {
-    super(message);
+    super("config", message);
     this.name = "LlmProxySetupError";
   }
 }
@@ -48,6 +49,7 @@ export function referencedSecrets(config: PerimeterConfig): Array<{ name: string
     for (const value of [...Object.values(server.headers), ...Object.values(server.env)]) for (const name of placeholdersIn(value)) add(name, "secret");
   }
   add(config.sandbox.tokenSecret, "secret");
+  add(config.audit.feedTokenSecret, "secret");
   for (const client of config.egress.clients) add(client.tokenSecret, "secret");
   return names;
 }

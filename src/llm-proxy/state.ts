@@ -7,7 +7,7 @@ import type { Environment, PerimeterConfig } from "../config/index.ts";
 import { cachingResolver, systemResolver } from "../net/index.ts";
 import type { Resolver } from "../net/index.ts";
 import { silentLogger } from "../shared/index.ts";
-import type { Logger } from "../shared/index.ts";
+import type { AuditFeedRoute, Logger } from "../shared/index.ts";
 import { createAuditRecorder } from "../audit-log/index.ts";
 import type { AuditRecorder, RecorderLog } from "../audit-log/index.ts";
 import type { DlpHit } from "./dlp.ts";
@@ -41,6 +41,11 @@ export interface LlmProxyDependencies {
   readonly now?: () => number;
   /** @default 32 MiB (base64 images make large prompts) */
   readonly maxBodyBytes?: number;
+  /**
+   * The read-only audit feed (GET /v1/audit/*), served on the proxy's own listener to the feed token only; without
+   * it those paths are unknown routes.
+   */
+  readonly auditFeed?: AuditFeedRoute;
 }
 
 /** One proxy: what every request reads. Only `runtime` changes, replaced whole by a reload. */
@@ -55,6 +60,7 @@ export interface LlmProxyState {
   readonly ledger: UsageLedger;
   readonly recorder: AuditRecorder;
   readonly dialer: UpstreamDialer;
+  readonly auditFeed: AuditFeedRoute | undefined;
   /** A request reads it where it needs it, so a reload takes effect for the next step of a request in flight. */
   runtime: LlmRuntime;
 }
@@ -82,6 +88,7 @@ export function createLlmProxyState(config: PerimeterConfig, dependencies: LlmPr
       ...(dependencies.allowCidrs === undefined ? {} : { allowCidrs: dependencies.allowCidrs }),
       ...(dependencies.ca === undefined ? {} : { ca: dependencies.ca }),
     }),
+    auditFeed: dependencies.auditFeed,
     runtime,
   };
 }

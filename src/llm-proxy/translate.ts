@@ -7,15 +7,16 @@
 //
 // The request is translated after DLP has scanned (and redacted) the agent's own body; the caller scans the
 // translation again, because parsing tool-call arguments decodes JSON escapes a scan of the original could not read.
+import { PerimeterError } from "../shared/index.ts";
 import { DEFAULT_MAX_OUTPUT_TOKENS } from "./usage.ts";
 
 export type Translation = "chat-to-messages" | "messages-to-chat";
 
 /** A request that cannot be expressed in the provider's wire format: answered 400, nothing is sent. */
-export class TranslationError extends Error {
+export class TranslationError extends PerimeterError {
   readonly param: string | undefined;
   constructor(message: string, param?: string) {
-    super(message);
+    super("bad_request", message);
     this.name = "TranslationError";
     this.param = param;
   }

@@ -11,6 +11,7 @@ import type { ClientRequest, IncomingMessage, OutgoingHttpHeaders } from "node:h
 import { resolveChecked } from "../net/index.ts";
 import type { CheckedAddress, Resolver } from "../net/index.ts";
 import type { LlmProviderConfig } from "../config/index.ts";
+import { PerimeterError } from "../shared/index.ts";
 import type { ProxyError } from "./errors.ts";
 
 export interface UpstreamProvider {
@@ -85,9 +86,9 @@ function connectionError(provider: string, timeoutSeconds: number, error: NodeJS
   return { kind: "upstream-unavailable", provider, detail: error.code ?? error.message };
 }
 
-class UpstreamTimeoutError extends Error {
+class UpstreamTimeoutError extends PerimeterError {
   constructor() {
-    super("upstream timed out");
+    super("timeout", "upstream timed out");
     this.name = "UpstreamTimeoutError";
   }
 }
