@@ -1,0 +1,88 @@
+// Attacker's review of issue 19 (the dashboard and the audit feed in every render): what the agent's own network lets
+// it dial. An agent holding only its own credentials must not reach mcp-guard's admin listener (approvals) nor a
+// metrics listener that serves the audit feed: where it can, a bearer token is the only wall left. llm-proxy is the
+// one exception by design (its feed shares the agent's listener), and the tests say so.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { parseTcp, isWildcardHost } from "../shared/index.ts";
+import { renderVps } from "./vps/render.ts";
+import { EXAMPLES, exampleConfig, renderedFiles, yamlOf } from "./testing.ts";
+import type { Loose } from "./testing.ts";
+
+/** "HOST:PORT" → whether a process on another container's network interface can connect to it. */
+function bindsEveryInterface(listen: string | undefined): boolean {
+  if (listen === undefined) return false;
+  const address = parseTcp(listen);
+  assert.ok(address !== undefined, `"${listen}" parses`);
+  return isWildcardHost(address.host);
+}
+
+/** Per perimeter service of a Compose render: its listeners that the agent must not reach, and where they bind. */
+function composeProtectedListeners(runtime: Loose, document: Loose): Record<string, Array<{ what: string; listen: string | undefined }>> {
+  const runner = document.services["sandbox-runner"]?.command as string[] | undefined;
+  const metricsFlag = runner?.indexOf("--metrics-listen") ?? -1;
+  return {
+    "mcp-guard": [{ what: "the admin listener (approvals, audit feed)", listen: runtime.mcp.admin.listen }],
+    "egress-proxy": [{ what: "the metrics listener (audit feed)", listen: runtime.egress.metrics }],
+    "sandbox-runner": [{ what: "the metrics listener (audit feed)", listen: metricsFlag < 0 ? undefined : runner?.[metricsFlag + 1] }],
+  };
+}
+
+for (const example of EXAMPLES) {
+  test(
+    `attack (${example}, compose): a container on the agent's network serves no admin or audit-feed listener on an address the agent can dial`,
+    {
+      todo:
+        "handed over (render, issue 19): runtime-config.ts binds mcp.admin.listen and egress.metrics to 0.0.0.0 for Compose too, and mcp-guard and egress-proxy share the `agent` network, so the agent reaches approvals and the feed with only the token as a wall (before the session the Compose admin listener was 127.0.0.1)",
+    },
+    () => {
+      const files = renderedFiles(exampleConfig(example), "compose");
+      const document = yamlOf(files.get("compose.yaml") as string);
+      const runtime = yamlOf(files.get("config/perimeter.yaml") as string);
+      const agentNetworks = new Set<string>(document.services["hermes-gateway"].networks);
+      const reachable: string[] = [];
+      for (const [service, listeners] of Object.entries(composeProtectedListeners(runtime, document))) {
+        const networks: string[] = document.services[service]?.networks ?? [];
+        const shared = networks.filter((network) => agentNetworks.has(network));
+        if (shared.length === 0) continue;
+        for (const { what, listen } of listeners) if (bindsEveryInterface(listen)) reachable.push(`${service} ${what} on ${listen}, via network ${shared.join(",")}`);
+      }
+      assert.deepEqual(reachable, []);
+    },
+  );
+}
+
+test("compose: llm-proxy's audit feed shares the agent's listener (by design): the feed token is its only wall, and it is not an agent credential", () => {
+  const files = renderedFiles(exampleConfig("compose-vps"), "compose");
+  const document = yamlOf(files.get("compose.yaml") as string);
+  const runtime = yamlOf(files.get("config/perimeter.yaml") as string);
+  assert.ok(document.services["llm-proxy"].networks.includes("agent"));
+  const agentEnv = files.get("env/hermes-gateway.env.example") ?? "";
+  assert.doesNotMatch(agentEnv, new RegExp(`^${runtime.audit.feedTokenSecret}=`, "m"), "the agent's env file must not carry the feed token");
+  assert.doesNotMatch(agentEnv, new RegExp(`^${runtime.mcp.admin.tokenSecret}=`, "m"), "the agent's env file must not carry the admin token");
+});
+
+test(
+  "attack (vps): the agent's unit cannot dial the dashboard, mcp-guard's admin listener or a feed-serving metrics socket on loopback",
+  {
+    todo:
+      "handed over (render/vps, issue 19): hermes-gateway.service has IPAddressAllow=localhost and nftables accepts every lo packet before the agent-uid rule, so the agent reaches 127.0.0.1:8720 (dashboard, new this session), 8710 (admin) and the metrics/feed ports; only the tokens stand in the way",
+  },
+  () => {
+    const render = renderVps(exampleConfig("vps"));
+    const runtime = yamlOf(render.files.find((file) => file.path === "files/etc/perimeter/perimeter.yaml")?.content ?? "");
+    const nft = render.files.find((file) => file.path === "files/etc/perimeter/nftables.nft")?.content ?? "";
+    const agent = render.units.find((entry) => entry.name === "hermes-gateway.service");
+    assert.ok(agent !== undefined);
+    const allow = agent.service.filter(([key]) => key === "IPAddressAllow").map(([, value]) => value);
+    const agentMayUseLoopback = allow.some((value) => /\blocalhost\b|127\.0\.0\.1|::1/.test(value));
+    // With loopback allowed, the only per-port wall could be the firewall's output chain for the agent's uid, which
+    // must come before the blanket `oifname "lo" accept` to matter.
+    const output = nft.slice(nft.indexOf("chain output"));
+    const loopbackAccept = output.indexOf('oifname "lo" accept');
+    const agentPortRule = output.search(/meta skuid \d+ .*tcp dport/);
+    const portWall = agentPortRule >= 0 && (loopbackAccept < 0 || agentPortRule < loopbackAccept);
+    const protectedPorts = [runtime.dashboard.listen, runtime.mcp.admin.listen].map((listen: string) => parseTcp(listen)?.port);
+    assert.ok(!agentMayUseLoopback || portWall, `the agent's unit dials any loopback port, including ${protectedPorts.join(", ")}`);
+  },
+);
