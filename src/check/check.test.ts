@@ -9,16 +9,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCheck } from "./check.ts";
 import type { CheckOptions } from "./check.ts";
-import type { CheckResult } from "./model.ts";
+import type { CheckReport } from "./model.ts";
 
 const FIXTURES = join(import.meta.dirname, "fixtures");
 const TODAY = "2026-06-01";
 
-function check(paths: string[], options: Partial<CheckOptions> = {}): CheckResult {
+function check(paths: string[], options: Partial<CheckOptions> = {}): CheckReport {
   return runCheck(paths, { cwd: FIXTURES, today: TODAY, ...options });
 }
 
-function active(result: CheckResult): string[] {
+function active(result: CheckReport): string[] {
   return result.findings.filter((finding) => finding.suppression === undefined).map((finding) => `${finding.ruleId} ${finding.location.file}:${finding.location.line}:${finding.location.column}`);
 }
 
@@ -31,7 +31,7 @@ function scratch(files: Record<string, string>): { directory: string; dispose: (
   return { directory, dispose: () => rmSync(directory, { recursive: true, force: true }) };
 }
 
-function checkText(files: Record<string, string>, paths?: string[], options: Partial<CheckOptions> = {}): CheckResult {
+function checkText(files: Record<string, string>, paths?: string[], options: Partial<CheckOptions> = {}): CheckReport {
   const { directory, dispose } = scratch(files);
   try {
     return runCheck(paths ?? ["."], { cwd: directory, today: TODAY, ...options });

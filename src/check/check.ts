@@ -14,7 +14,7 @@ import { chatEvidenceIn, checkHermesConfig, looksLikeHermesConfig } from "./herm
 import { isCredentialName } from "./hermes-facts.ts";
 import { checkKubernetes, objectsOfDocument } from "./kubernetes.ts";
 import { KUSTOMIZATION_FILES, buildKustomization, kustomizationFileIn } from "./kustomize.ts";
-import type { CheckResult } from "./model.ts";
+import type { CheckReport } from "./model.ts";
 import { lineDirectiveRange, parseBaseline, resolveFindings } from "./suppress.ts";
 import type { BaselineEntry } from "./suppress.ts";
 import { collectYaml, displayPath } from "./run.ts";
@@ -33,7 +33,7 @@ const DOCKERFILE = /^(Dockerfile(\..+)?|Containerfile|.+\.[Dd]ockerfile)$/;
 const EXAMPLE_ENV = /\.(example|sample|template|dist)$/;
 
 
-export function runCheck(paths: readonly string[], options: CheckOptions): CheckResult {
+export function runCheck(paths: readonly string[], options: CheckOptions): CheckReport {
   const run: Run = { options, collector: createCollector(), errors: [], inputs: [], skipped: [], objects: [], comments: [], annotated: [], handled: new Set(), kustomizations: [] };
   const display = (path: string) => displayPath(path, options.cwd);
   for (const path of paths) {

@@ -8,13 +8,13 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCheck } from "./check.ts";
-import type { CheckResult } from "./model.ts";
+import type { CheckReport } from "./model.ts";
 
 const TODAY = "2026-06-01";
 const TELEGRAM_TOKEN = `123456789:${"A".repeat(35)}`;
 const ANTHROPIC_KEY = `sk-ant-${"b".repeat(40)}`;
 
-function checkFiles(files: Record<string, string>, options: { kustomize?: "builtin" } = {}): CheckResult {
+function checkFiles(files: Record<string, string>, options: { kustomize?: "builtin" } = {}): CheckReport {
   const directory = mkdtempSync(join(tmpdir(), "perimeter-check-cm-env-"));
   try {
     for (const [name, text] of Object.entries(files)) {
@@ -27,7 +27,7 @@ function checkFiles(files: Record<string, string>, options: { kustomize?: "built
   }
 }
 
-function active(result: CheckResult, rules: readonly string[]): string[] {
+function active(result: CheckReport, rules: readonly string[]): string[] {
   return result.findings
     .filter((finding) => finding.suppression === undefined && rules.includes(finding.ruleId))
     .map((finding) => `${finding.ruleId} ${finding.location.file}:${finding.location.line}`);

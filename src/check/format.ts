@@ -1,6 +1,6 @@
 // Output formats of `perimeter check`: text for people, versioned JSON, SARIF 2.1.0 for code scanning, JUnit XML
 // for CI dashboards. Each is a pure function of the result.
-import type { CheckResult, Finding, RuleDefinition, Severity } from "./model.ts";
+import type { CheckReport, CheckFinding, RuleDefinition, Severity } from "./model.ts";
 import { severityRank } from "./model.ts";
 import { RULES, ruleById } from "./rules.ts";
 import { xmlText } from "../shared/index.ts";
@@ -8,7 +8,7 @@ import { xmlText } from "../shared/index.ts";
 export const JSON_SCHEMA_ID = "https://perimeter.dev/schemas/check-result/v1";
 const TOOL_VERSION = "0.1.0";
 
-export function counts(result: CheckResult, failOn: Severity): { failing: number; suppressed: number; expired: number } {
+export function counts(result: CheckReport, failOn: Severity): { failing: number; suppressed: number; expired: number } {
   let failing = 0;
   let suppressed = 0;
   let expired = 0;
@@ -24,12 +24,12 @@ export function counts(result: CheckResult, failOn: Severity): { failing: number
 
 const COLOURS: Record<Severity | "dim" | "bold" | "reset", string> = { critical: "\u001b[1;31m", high: "\u001b[31m", medium: "\u001b[33m", low: "\u001b[36m", dim: "\u001b[2m", bold: "\u001b[1m", reset: "\u001b[0m" };
 
-export function formatText(result: CheckResult, options: { colour: boolean; failOn: Severity }): string {
+export function formatText(result: CheckReport, options: { colour: boolean; failOn: Severity }): string {
   const paint = (style: keyof typeof COLOURS, text: string) => (options.colour ? `${COLOURS[style]}${text}${COLOURS.reset}` : text);
   const lines: string[] = [];
   for (const error of result.errors) lines.push(`${paint("bold", `${error.location.file}:${error.location.line}:${error.location.column}`)}: ${paint("critical", "error")}: ${error.message}`);
   if (result.errors.length > 0) lines.push("");
-  const byFile = new Map<string, Finding[]>();
+  const byFile = new Map<string, CheckFinding[]>();
   for (const finding of result.findings) {
     const list = byFile.get(finding.location.file) ?? [];
     list.push(finding);
@@ -71,7 +71,7 @@ export function formatText(result: CheckResult, options: { colour: boolean; fail
 
 // --- JSON -------------------------------------------------------------------------------------------------------
 
-export function formatJson(result: CheckResult, failOn: Severity): string {
+export function formatJson(result: CheckReport, failOn: Severity): string {
   const summary = counts(result, failOn);
   return `${JSON.stringify(
     {
@@ -118,7 +118,7 @@ function artifactLocation(file: string): { uri: string; uriBaseId?: string } {
   return file.startsWith("/") ? { uri: `file://${encoded}` } : { uri: encoded, uriBaseId: "%SRCROOT%" };
 }
 
-export function formatSarif(result: CheckResult): string {
+export function formatSarif(result: CheckReport): string {
   const rules = RULES.map((definition) => ({
     id: definition.id,
     name: definition.id.toLowerCase().replace(/(^|-)([a-z0-9])/g, (_match, _dash: string, letter: string) => letter.toUpperCase()),
@@ -176,7 +176,7 @@ export function formatSarif(result: CheckResult): string {
 // --- JUnit XML --------------------------------------------------------------------------------------------------
 
 
-export function formatJunit(result: CheckResult, failOn: Severity): string {
+export function formatJunit(result: CheckReport, failOn: Severity): string {
   const files = new Set<string>([...result.inputs.map((input) => input.file.replace(/ \(.*\)$/, "")), ...result.findings.map((finding) => finding.location.file), ...result.errors.map((error) => error.location.file)]);
   const suites: string[] = [];
   let totalTests = 0;

@@ -5,15 +5,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { runCheck } from "./check.ts";
-import type { CheckResult, Finding } from "./model.ts";
+import type { CheckReport, CheckFinding } from "./model.ts";
 
 const TODAY = "2026-06-01";
 
-function checkYaml(text: string): CheckResult {
+function checkYaml(text: string): CheckReport {
   return runCheck(["-"], { cwd: import.meta.dirname, stdinText: text, today: TODAY, kustomize: "builtin" });
 }
 
-function activeFindings(result: CheckResult): Finding[] {
+function activeFindings(result: CheckReport): CheckFinding[] {
   return result.findings.filter((finding) => finding.suppression === undefined);
 }
 

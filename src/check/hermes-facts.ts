@@ -1,6 +1,7 @@
 // What we know about Hermes Agent (DESIGN.md "Hermes Agent facts"): how to recognise the agent in a manifest or a
 // compose file, which environment variables are credentials, and the rules that apply to its environment wherever it
 // is written (.env, compose environment, a pod's env).
+import { isLoopbackHost } from "../shared/index.ts";
 import type { Collector, Subject } from "./collector.ts";
 import type { Path } from "./yaml-source.ts";
 
@@ -62,11 +63,6 @@ export const PERIMETER_BYPASS_TOOLSETS: readonly string[] = [
 
 export function isTruthy(value: string | undefined): boolean {
   return value !== undefined && /^(1|true|yes|on)$/i.test(value.trim());
-}
-
-export function isLoopbackHost(host: string): boolean {
-  const bare = host.replace(/^\[|\]$/g, "").toLowerCase();
-  return bare === "localhost" || bare === "::1" || /^127\.\d+\.\d+\.\d+$/.test(bare);
 }
 
 /** A value we cannot see: a compose `${VAR}` interpolation or a reference to a Secret. */

@@ -96,3 +96,12 @@ test("the .env and config.yaml render writes pass these rules (item 8: check rea
     assert.ok(!found.includes(rule), `${rule} on the render`);
   }
 });
+
+test("loopback is judged as the services judge it (src/shared/host-port.ts): an IPv4-mapped loopback stays on the host, a malformed 127.x name does not", () => {
+  for (const host of ["127.0.0.1", "::1", "::ffff:127.0.0.1", "localhost"]) {
+    assert.ok(!env(`HERMES_DASHBOARD=1\nHERMES_DASHBOARD_HOST=${host}`).includes("HERMES-DASHBOARD-EXPOSED"), `${host} is loopback`);
+  }
+  for (const host of ["127.999.0.1", "127.0.0.1.attacker.example", "0.0.0.0"]) {
+    assert.ok(env(`HERMES_DASHBOARD=1\nHERMES_DASHBOARD_HOST=${host}`).includes("HERMES-DASHBOARD-EXPOSED"), `${host} is not loopback`);
+  }
+});

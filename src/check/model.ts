@@ -46,7 +46,7 @@ export interface Suppression {
   readonly location?: SourceLocation;
 }
 
-export interface Finding {
+export interface CheckFinding {
   readonly ruleId: string;
   readonly severity: Severity;
   readonly message: string;
@@ -69,8 +69,8 @@ export interface CheckError {
   readonly message: string;
 }
 
-export interface CheckResult {
-  readonly findings: readonly Finding[];
+export interface CheckReport {
+  readonly findings: readonly CheckFinding[];
   readonly errors: readonly CheckError[];
   /** Every file that was read, with what it was taken for. */
   readonly inputs: ReadonlyArray<{ readonly file: string; readonly kind: InputKind }>;

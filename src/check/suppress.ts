@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { Collector, RawFinding, Subject } from "./collector.ts";
-import type { CheckError, Finding, SourceLocation, Suppression } from "./model.ts";
+import type { CheckError, CheckFinding, SourceLocation, Suppression } from "./model.ts";
 import { ruleById } from "./rules.ts";
 import { asArray, asRecord, asString, dottedPath, parseYamlFile } from "./yaml-source.ts";
 
@@ -132,7 +132,7 @@ export interface SuppressionSources {
  * Reports malformed suppressions as findings (so they cannot pass unnoticed), then resolves every raw finding into
  * a located, fingerprinted finding with its suppression, if any.
  */
-export function resolveFindings(collector: Collector, sources: SuppressionSources): Finding[] {
+export function resolveFindings(collector: Collector, sources: SuppressionSources): CheckFinding[] {
   const annotationDirectives = new Map<Subject, Array<{ directive: ParsedDirective; location: SourceLocation }>>();
   const invalidSubject = (file: string): Subject => ({ file, name: "suppression", locate: () => ({ file, line: 1, column: 1 }) });
   for (const subject of new Set(sources.annotated)) {
@@ -195,7 +195,7 @@ function resolveOne(
   annotations: ReadonlyMap<Subject, Array<{ directive: ParsedDirective; location: SourceLocation }>>,
   comments: ReadonlyArray<{ range: CommentRange; directive: ParsedDirective }>,
   sources: SuppressionSources,
-): Finding {
+): CheckFinding {
   const definition = ruleById(raw.ruleId);
   if (definition === undefined) throw new Error(`rule ${raw.ruleId} is not registered`);
   const location = raw.subject.locate(raw.path);

@@ -165,3 +165,15 @@ test("a listen address in the config file with port 0 is refused, for every serv
   assert.equal(fixed.llm.listen, "127.0.0.1:8702");
   assert.equal(fixed.egress.metrics, "[::1]:9090");
 });
+
+test("listen addresses are read as the services read them (src/shared/host-port.ts): what a service would refuse at start is refused here", () => {
+  for (const listen of ["127.0.0.1:8700", "[::1]:8700", "[fd00::1]:3128", "0.0.0.0:3128", "mcp-guard:8700"]) {
+    assert.equal(parseConfig(`${minimal}mcp:\n  listen: "${listen}"\n`).mcp.listen, listen);
+  }
+  for (const listen of ["[1:2]:8700", "[::1%eth0]:8700", "[localhost]:8700", "a/b:8700", "two words:8700", "127.0.0.1", "127.0.0.1:70000"]) {
+    const problems = problemsOf(`${minimal}mcp:\n  listen: "${listen}"\n`);
+    assert.ok(problems.some((problem) => problem.path === "mcp.listen" && problem.message.includes("is not HOST:PORT (write 127.0.0.1:8700, or [::1]:8700 for IPv6)")), `${listen}: ${JSON.stringify(problems)}`);
+  }
+  const zero = problemsOf(`${minimal}llm:\n  listen: "[::1]:0"\n`);
+  assert.ok(zero.some((problem) => problem.path === "llm.listen" && problem.message.includes("pass --listen [::1]:0 on the command line")), JSON.stringify(zero));
+});

@@ -1,4 +1,5 @@
-// What other capabilities may use from config/: the schema, loading, and secret helpers.
+// Public API of config/: other folders import only from here (the CLI's fast path alone reads errors.ts and
+// secrets.ts directly, to recognise their errors without loading zod and yaml). The schema, loading, and secret helpers.
 export { perimeterConfigSchema, globMatches, imageReference, isInternetWideCidr } from "./schema.ts";
 export type {
   PerimeterConfig,

@@ -4,6 +4,7 @@ import { z } from "zod";
 import { isIP } from "node:net";
 import { SECRET_NAME, secretShapeIn } from "../secrets.ts";
 import { parseHostRule } from "../hosts.ts";
+import { formatHostPort, parseTcp } from "../../shared/index.ts";
 
 /** A variable name to suggest for a pasted secret of a recognised shape (the suggestion should fit what was pasted). */
 const SUGGESTED_SECRET_NAME: Readonly<Record<string, string>> = {
@@ -67,14 +68,14 @@ export const imageReference = z
 export const hostPort = z
   .string()
   .superRefine((value, context) => {
-    const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value);
-    const port = match === null ? NaN : Number(match[3]);
-    if (match === null || !(port >= 0 && port <= 65535)) {
+    // The services parse their listen address with parseTcp too, so what loads here also binds.
+    const address = parseTcp(value);
+    if (address === undefined) {
       context.addIssue({ code: "custom", message: `"${value}" is not HOST:PORT (write 127.0.0.1:8700, or [::1]:8700 for IPv6)` });
-    } else if (port === 0) {
+    } else if (address.port === 0) {
       // Another component (the agent, mcp-guard, the approvals CLI, Prometheus) is configured to reach this address,
       // so a port the kernel picks at each start could never be found. Tests pass --listen HOST:0 instead.
-      context.addIssue({ code: "custom", message: `"${value}": port 0 (a free port picked at each start) cannot be reached by the components configured to call this service; choose a fixed port, or pass --listen ${match[1] === undefined ? match[2] : `[${match[1]}]`}:0 on the command line for a test` });
+      context.addIssue({ code: "custom", message: `"${value}": port 0 (a free port picked at each start) cannot be reached by the components configured to call this service; choose a fixed port, or pass --listen ${formatHostPort(address.host, 0)} on the command line for a test` });
     }
   })
   .describe("Listen address HOST:PORT with a fixed port (not 0); IPv6 in brackets.");
