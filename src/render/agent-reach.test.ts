@@ -30,22 +30,26 @@ function composeProtectedListeners(runtime: Loose, document: Loose): Record<stri
 
 for (const example of EXAMPLES) {
   test(
-    `attack (${example}, compose): a container on the agent's network serves no admin or audit-feed listener on an address the agent can dial`,
+    `attack (${example}, compose): neither the agent nor a tool server's container can dial an admin or audit-feed listener`,
     {
       todo:
-        "handed over (render, issue 19): runtime-config.ts binds mcp.admin.listen and egress.metrics to 0.0.0.0 for Compose too, and mcp-guard and egress-proxy share the `agent` network, so the agent reaches approvals and the feed with only the token as a wall (before the session the Compose admin listener was 127.0.0.1)",
+        "handed over (render, issue 19): runtime-config.ts binds mcp.admin.listen and egress.metrics to 0.0.0.0 for Compose too, and mcp-guard and egress-proxy share the `agent` network, so the agent (and, via the tools/egress networks, the MCP tool servers' containers) reach approvals and the feed with only the token as a wall (before the session the Compose admin listener was 127.0.0.1)",
     },
     () => {
       const files = renderedFiles(exampleConfig(example), "compose");
       const document = yamlOf(files.get("compose.yaml") as string);
       const runtime = yamlOf(files.get("config/perimeter.yaml") as string);
-      const agentNetworks = new Set<string>(document.services["hermes-gateway"].networks);
+      // The agent, and every container that runs someone else's code (MCP tool servers, model servers).
+      const perimeterImage = document.services["mcp-guard"].image as string;
+      const untrusted = Object.entries(document.services as Record<string, Loose>).filter(([name, service]) => name === "hermes-gateway" || (service.image !== perimeterImage && service.network_mode !== "none"));
       const reachable: string[] = [];
       for (const [service, listeners] of Object.entries(composeProtectedListeners(runtime, document))) {
         const networks: string[] = document.services[service]?.networks ?? [];
-        const shared = networks.filter((network) => agentNetworks.has(network));
-        if (shared.length === 0) continue;
-        for (const { what, listen } of listeners) if (bindsEveryInterface(listen)) reachable.push(`${service} ${what} on ${listen}, via network ${shared.join(",")}`);
+        for (const [peer, peerService] of untrusted) {
+          const shared = networks.filter((network) => (peerService.networks ?? []).includes(network));
+          if (shared.length === 0) continue;
+          for (const { what, listen } of listeners) if (bindsEveryInterface(listen)) reachable.push(`${peer} reaches ${service} ${what} on ${listen}, via ${shared.join(",")}`);
+        }
       }
       assert.deepEqual(reachable, []);
     },
