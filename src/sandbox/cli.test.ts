@@ -141,3 +141,77 @@ test("serve sandbox: no token configured is a clear error naming the variable", 
   assert.equal(result.status, 2);
   assert.match(result.stderr, /PERIMETER_SANDBOX_TOKEN/);
 });
+
+/** `perimeter serve sandbox` on free ports with the metrics listener; resolves once it says where it listens. */
+async function startServe(args: string[], env: Record<string, string>) {
+  const child = spawn(NODE, [BIN, "serve", "sandbox", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", ...args], { stdio: ["ignore", "ignore", "pipe"], env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env } });
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  let stderr = "";
+  const urls = await new Promise<{ mcp: string; metrics: string }>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no listening line: ${stderr}`)), 30_000);
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+      const match = /listening on (http:\/\/\S+\/mcp) .*; metrics on (http:\/\/\S+)\/metrics/.exec(stderr);
+      if (match !== null) {
+        clearTimeout(timer);
+        resolve({ mcp: match[1] as string, metrics: match[2] as string });
+      }
+    });
+    void exited.then((code) => reject(new Error(`exited ${code}: ${stderr}`)));
+  });
+  return { child, exited, ...urls };
+}
+
+test("audit.feedTokenSecret: the runner's metrics listener serves its audit feed to the feed token only — not to no token, a wrong one, or the sandbox token (issue 19)", async () => {
+  const configFile = join(directory, "feed.yaml");
+  writeFileSync(configFile, "version: 1\nname: hermes\naudit:\n  feedTokenSecret: SANDBOX_FEED_TOKEN\n");
+  const sandboxToken = randomBytes(24).toString("hex");
+  const feedToken = "audit-feed-token-0123456789abcdef";
+  const running = await startServe(["-c", configFile, "--audit-db", join(directory, "feed-audit.db")], { PERIMETER_SANDBOX_TOKEN: sandboxToken, SANDBOX_FEED_TOKEN: feedToken });
+  const feedGet = async (path: string, authorization?: string) => {
+    const response = await fetch(`${running.metrics}${path}`, { headers: authorization === undefined ? {} : { Authorization: authorization } });
+    return { status: response.status, body: await response.text() };
+  };
+  try {
+    const client = new Client({ name: "cli-test", version: "1.0.0" });
+    await client.connect(new StreamableHTTPClientTransport(new URL(running.mcp), { requestInit: { headers: { Authorization: `Bearer ${sandboxToken}` } } }));
+    await client.callTool({ name: "run", arguments: { command: ["echo", "fed"] } });
+    await client.close();
+    const head = await feedGet("/v1/audit/head", `Bearer ${feedToken}`);
+    assert.equal(head.status, 200, head.body);
+    assert.ok((JSON.parse(head.body) as { head: { seq: number } | null }).head !== null, "the chain head is served");
+    // The result is committed before it is answered, so both phases are in the feed now.
+    const page = JSON.parse((await feedGet("/v1/audit/records?after=0", `Bearer ${feedToken}`)).body) as { records: Array<{ component: string; type: string; data: string }> };
+    const runs = page.records.filter((record) => record.component === "sandbox" && record.type === "sandbox-run");
+    assert.deepEqual(runs.map((record) => (JSON.parse(record.data) as { phase: string }).phase), ["started", "finished"]);
+    for (const [what, authorization] of [
+      ["no token", undefined],
+      ["a wrong token", "Bearer not-the-feed-token-0123456789"],
+      ["the sandbox runner's own token", `Bearer ${sandboxToken}`],
+    ] as const) {
+      const refused = await feedGet("/v1/audit/records?after=0", authorization);
+      assert.equal(refused.status, 401, what);
+      assert.doesNotMatch(refused.body, /sandbox-run/, what);
+    }
+    assert.match((await feedGet("/metrics")).body, /perimeter_sandbox_runs_total\{outcome="exit"\} 1/, "metrics are still served beside the feed");
+    assert.equal((await feedGet("/healthz")).status, 200);
+  } finally {
+    running.child.kill("SIGTERM");
+  }
+  assert.equal(await running.exited, 0);
+});
+
+test("without audit.feedTokenSecret the runner serves no audit feed; a feed token the config names but the environment lacks stops the start (exit 2)", async () => {
+  const running = await startServe(["--audit-db", join(directory, "no-feed-audit.db")], { PERIMETER_SANDBOX_TOKEN: randomBytes(24).toString("hex") });
+  try {
+    assert.equal((await fetch(`${running.metrics}/v1/audit/records?after=0`)).status, 404);
+  } finally {
+    running.child.kill("SIGTERM");
+  }
+  assert.equal(await running.exited, 0);
+  const configFile = join(directory, "feed-missing.yaml");
+  writeFileSync(configFile, "version: 1\nname: hermes\naudit:\n  feedTokenSecret: SANDBOX_FEED_TOKEN_UNSET\n");
+  const missing = perimeter(["serve", "sandbox", "-c", configFile, "--listen", "127.0.0.1:0", "--audit-db", join(directory, "unused-feed.db")], { env: { PERIMETER_SANDBOX_TOKEN: randomBytes(24).toString("hex") } });
+  assert.equal(missing.status, 2);
+  assert.match(missing.stderr, /SANDBOX_FEED_TOKEN_UNSET/);
+});

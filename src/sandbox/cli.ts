@@ -1,15 +1,17 @@
 // `perimeter sandbox exec` (one task from the shell) and `perimeter serve sandbox` (the MCP server).
 import { closeSync, constants, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, writeSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve as resolvePath } from "node:path";
 // Config (zod, yaml: most of a short command's start-up) loads only when a command reads one; see configFrom.
 import type { PerimeterConfig } from "../config/index.ts";
+import type { AuditLog } from "../audit-log/index.ts";
 import { EXIT_OK, EXIT_USAGE, UsageError, parseCommandArgs, writeLine } from "../cli/index.ts";
 import type { Command, CommandIo } from "../cli/index.ts";
-import { createLogger } from "../shared/index.ts";
-import type { Logger } from "../shared/index.ts";
+import { createLogger, feedTokenVerifier, PerimeterError, ServiceHost } from "../shared/index.ts";
+import type { AuditFeedRoute, Logger, TokenVerifier } from "../shared/index.ts";
 import { createBubblewrapBackend } from "./bubblewrap.ts";
 import type { EgressProxyAttachment } from "./bubblewrap.ts";
 import type { SandboxEgress } from "./egress.ts";
+import type { SandboxServer } from "./server.ts";
 import { limitsFromConfig, parseByteQuantity, parseCpuQuantity, parseSeconds, SandboxTaskError, SandboxUnavailableError, workspacePathProblem } from "./task.ts";
 import type { SandboxBackend, SandboxFile, SandboxHostRule, SandboxLimits, SandboxResult } from "./task.ts";
 
@@ -184,8 +186,10 @@ function describeEnd(result: SandboxResult, limits: SandboxLimits): string | und
   }
 }
 
-async function exec(args: string[], io: CommandIo): Promise<number> {
-  const { values, positionals } = parseCommandArgs(
+type ExecValues = ReturnType<typeof parseExecArgs>["values"];
+
+function parseExecArgs(args: string[]) {
+  return parseCommandArgs(
     "sandbox exec",
     args,
     {
@@ -206,11 +210,18 @@ async function exec(args: string[], io: CommandIo): Promise<number> {
     },
     true,
   );
-  if (values.help === true) {
-    io.stdout.write(EXEC_HELP);
-    return EXIT_OK;
-  }
-  if (positionals.length === 0) throw new UsageError("sandbox exec: name the command after --, e.g. perimeter sandbox exec -- python3 -c 'print(1)'");
+}
+
+/** What `sandbox exec` runs, from its flags (and -c): backend, network, limits, environment. Throws UsageError. */
+interface ExecPlan {
+  readonly backendName: "bubblewrap" | "kubernetes";
+  readonly network: "none" | "proxy";
+  readonly allow: SandboxHostRule[];
+  readonly limits: SandboxLimits;
+  readonly env: Record<string, string>;
+}
+
+async function execPlan(values: ExecValues, io: CommandIo): Promise<ExecPlan> {
   // Without -c nothing of the config is used, so none is parsed (or loaded: see configFrom).
   const config = values.config === undefined ? undefined : await configFrom(values.config);
   const backendName = values.backend ?? config?.sandbox.backend ?? "bubblewrap";
@@ -221,7 +232,6 @@ async function exec(args: string[], io: CommandIo): Promise<number> {
   if (network === "proxy" && allow.length === 0) throw new UsageError("sandbox exec: --network proxy needs at least one --allow HOST (e.g. --allow pypi.org)");
   if (network === "none" && allow.length > 0) throw new UsageError("sandbox exec: --allow needs --network proxy (or leave --network out)");
   const limits = sandboxLimits(config, values);
-
   const env: Record<string, string> = {};
   for (const entry of values.env ?? []) {
     const equals = entry.indexOf("=");
@@ -230,7 +240,11 @@ async function exec(args: string[], io: CommandIo): Promise<number> {
     if (value === undefined) throw new UsageError(`sandbox exec: --env ${name}: it is not set in this environment (give --env ${name}=VALUE)`);
     env[name] = value;
   }
+  return { backendName, network, allow, limits, env };
+}
 
+/** --workspace DIR's files and --stdin's bytes, bounded by the disk limit. */
+async function execInputs(values: ExecValues, limits: SandboxLimits, io: CommandIo): Promise<{ files: SandboxFile[]; stdin: Buffer | undefined }> {
   let files: SandboxFile[] = [];
   if (values.workspace !== undefined) {
     let stats;
@@ -244,7 +258,6 @@ async function exec(args: string[], io: CommandIo): Promise<number> {
     files = read.files;
     for (const entry of read.skipped) writeLine(io.stderr, `perimeter: sandbox: not copied into the workspace: ${entry}`);
   }
-
   let stdin: Buffer | undefined;
   if (values.stdin === true) {
     const chunks: Buffer[] = [];
@@ -257,53 +270,73 @@ async function exec(args: string[], io: CommandIo): Promise<number> {
     }
     stdin = Buffer.concat(chunks);
   }
+  return { files, stdin };
+}
 
+/** The backend (and, in proxy mode, the in-process egress proxy); undefined after saying why the host cannot sandbox. */
+async function execBackend(plan: ExecPlan, template: string | undefined, io: CommandIo): Promise<{ backend: SandboxBackend; egress: SandboxEgress | undefined } | undefined> {
   const logger = createLogger("sandbox", "warn");
   let egress: SandboxEgress | undefined;
-  let backend: SandboxBackend;
   try {
-    if (backendName === "kubernetes") {
-      if (network === "proxy") throw new UsageError("sandbox exec: --network proxy is for the bubblewrap backend; in a cluster the rendered NetworkPolicies decide");
-      backend = await kubernetesBackend(limits, values.template, logger);
-    } else {
-      // Loaded only for proxy mode: the egress proxy brings an HTTP client stack the plain case does not need.
-      if (network === "proxy") egress = await (await import("./egress.ts")).createSandboxEgress({ logger });
-      backend = await createBubblewrapBackend({ defaults: limits, logger, ...(io.env.PATH !== undefined ? { searchPath: io.env.PATH } : {}), ...(egress !== undefined ? { egressProxy: egress as EgressProxyAttachment } : {}) });
+    if (plan.backendName === "kubernetes") {
+      if (plan.network === "proxy") throw new UsageError("sandbox exec: --network proxy is for the bubblewrap backend; in a cluster the rendered NetworkPolicies decide");
+      return { backend: await kubernetesBackend(plan.limits, template, logger), egress };
     }
+    // Loaded only for proxy mode: the egress proxy brings an HTTP client stack the plain case does not need.
+    if (plan.network === "proxy") egress = await (await import("./egress.ts")).createSandboxEgress({ logger });
+    const backend = await createBubblewrapBackend({ defaults: plan.limits, logger, ...(io.env.PATH !== undefined ? { searchPath: io.env.PATH } : {}), ...(egress !== undefined ? { egressProxy: egress as EgressProxyAttachment } : {}) });
+    return { backend, egress };
   } catch (error) {
     await egress?.close();
     if (error instanceof SandboxUnavailableError) {
       writeLine(io.stderr, `perimeter: sandbox: ${error.message}`);
-      return EXIT_USAGE;
+      return undefined;
     }
     throw error;
   }
+}
 
+/** Prints the command's output and how it ended, writes the workspace back; the command's exit status. */
+function reportExec(result: SandboxResult, limits: SandboxLimits, workspace: string | undefined, io: CommandIo): number {
+  io.stdout.write(result.stdout.data);
+  io.stderr.write(result.stderr.data);
+  if (result.stdout.truncated || result.stderr.truncated) writeLine(io.stderr, `perimeter: sandbox: output cut at ${limits.outputBytes} bytes per stream`);
+  const end = describeEnd(result, limits);
+  if (end !== undefined) writeLine(io.stderr, `perimeter: sandbox: ${end}`);
+  if (workspace !== undefined) {
+    if (result.reason === "exit" || result.reason === "signal") {
+      for (const entry of writeWorkspaceDirectory(workspace, result.files)) writeLine(io.stderr, `perimeter: sandbox: not written back: ${entry}`);
+    } else {
+      writeLine(io.stderr, `perimeter: sandbox: ${workspace} left unchanged (the command did not finish)`);
+    }
+  }
+  return exitStatusFor(result);
+}
+
+async function exec(args: string[], io: CommandIo): Promise<number> {
+  const { values, positionals } = parseExecArgs(args);
+  if (values.help === true) {
+    io.stdout.write(EXEC_HELP);
+    return EXIT_OK;
+  }
+  if (positionals.length === 0) throw new UsageError("sandbox exec: name the command after --, e.g. perimeter sandbox exec -- python3 -c 'print(1)'");
+  const plan = await execPlan(values, io);
+  const { files, stdin } = await execInputs(values, plan.limits, io);
+  const opened = await execBackend(plan, values.template, io);
+  if (opened === undefined) return EXIT_USAGE;
   try {
-    const result = await backend.run(
+    const result = await opened.backend.run(
       {
         argv: positionals,
         files,
-        env,
-        network: network === "proxy" ? { mode: "proxy", allow } : { mode: "none" },
+        env: plan.env,
+        network: plan.network === "proxy" ? { mode: "proxy", allow: plan.allow } : { mode: "none" },
         collect: values.workspace !== undefined ? ["."] : [],
         ...(stdin !== undefined ? { stdin } : {}),
       },
       { signal: io.signal },
     );
-    io.stdout.write(result.stdout.data);
-    io.stderr.write(result.stderr.data);
-    if (result.stdout.truncated || result.stderr.truncated) writeLine(io.stderr, `perimeter: sandbox: output cut at ${limits.outputBytes} bytes per stream`);
-    const end = describeEnd(result, limits);
-    if (end !== undefined) writeLine(io.stderr, `perimeter: sandbox: ${end}`);
-    if (values.workspace !== undefined) {
-      if (result.reason === "exit" || result.reason === "signal") {
-        for (const entry of writeWorkspaceDirectory(values.workspace, result.files)) writeLine(io.stderr, `perimeter: sandbox: not written back: ${entry}`);
-      } else {
-        writeLine(io.stderr, `perimeter: sandbox: ${values.workspace} left unchanged (the command did not finish)`);
-      }
-    }
-    return exitStatusFor(result);
+    return reportExec(result, plan.limits, values.workspace, io);
   } catch (error) {
     if (error instanceof SandboxTaskError) throw new UsageError(`sandbox exec: ${error.message}`);
     if (error instanceof SandboxUnavailableError) {
@@ -312,8 +345,8 @@ async function exec(args: string[], io: CommandIo): Promise<number> {
     }
     throw error;
   } finally {
-    await backend.close();
-    await egress?.close();
+    await opened.backend.close();
+    await opened.egress?.close();
   }
 }
 
@@ -339,8 +372,8 @@ export const sandboxCommand: Command = async (args, io) => {
 
 export const serveSandbox: Command = async (args, io) => asUsage("serve sandbox", () => serve(args, io));
 
-async function serve(args: string[], io: CommandIo): Promise<number> {
-  const { values } = parseCommandArgs("serve sandbox", args, {
+function parseServeArgs(args: string[]) {
+  return parseCommandArgs("serve sandbox", args, {
     config: { type: "string", short: "c" },
     listen: { type: "string" },
     "token-file": { type: "string" },
@@ -354,11 +387,12 @@ async function serve(args: string[], io: CommandIo): Promise<number> {
     "metrics-listen": { type: "string" },
     help: { type: "boolean", short: "h" },
   });
-  if (values.help === true) {
-    io.stdout.write(SERVE_HELP);
-    return EXIT_OK;
-  }
-  const config = await configFrom(values.config);
+}
+
+type ServeValues = ReturnType<typeof parseServeArgs>["values"];
+
+/** The runner's settings from its flags and the config's sandbox section. Throws UsageError. */
+function serveSettings(values: ServeValues, config: PerimeterConfig) {
   const positive = (text: string | undefined, flag: string, fallback: number) => {
     if (text === undefined) return fallback;
     const value = Number(text);
@@ -366,98 +400,140 @@ async function serve(args: string[], io: CommandIo): Promise<number> {
     return value;
   };
   const concurrency = positive(values.concurrency, "--concurrency", config.sandbox.concurrency);
-  const queueLimit = positive(values.queue, "--queue", concurrency * 4);
-  const runsPerMinute = positive(values["runs-per-minute"], "--runs-per-minute", 120);
-  const ttlMs = values["workspace-ttl"] === undefined ? 30 * 60_000 : Math.round(parseSeconds(values["workspace-ttl"], "--workspace-ttl") * 1000);
   const backendName = values.backend ?? config.sandbox.backend;
+  const settings = {
+    concurrency,
+    queueLimit: positive(values.queue, "--queue", concurrency * 4),
+    runsPerMinute: positive(values["runs-per-minute"], "--runs-per-minute", 120),
+    ttlMs: values["workspace-ttl"] === undefined ? 30 * 60_000 : Math.round(parseSeconds(values["workspace-ttl"], "--workspace-ttl") * 1000),
+    backendName,
+    limits: limitsFromConfig(config.sandbox.limits),
+    networkAllow: config.sandbox.network === "none" ? undefined : config.sandbox.network.allow,
+  };
   if (backendName !== "bubblewrap" && backendName !== "kubernetes") throw new UsageError(`serve sandbox: --backend must be bubblewrap or kubernetes (not "${backendName}")`);
+  return { ...settings, backendName: backendName as "bubblewrap" | "kubernetes" };
+}
 
-  let token: string;
-  if (values["token-file"] !== undefined) {
-    try {
-      token = readFileSync(values["token-file"], "utf8").trim();
-    } catch (error) {
-      throw new UsageError(`serve sandbox: cannot read --token-file ${values["token-file"]} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
-    }
-    if (token.length < 16) throw new UsageError(`serve sandbox: the token in ${values["token-file"]} is shorter than 16 characters; use a random one (openssl rand -hex 32)`);
-  } else {
+type ServeSettings = ReturnType<typeof serveSettings>;
+
+async function serveToken(values: ServeValues, config: PerimeterConfig, io: CommandIo): Promise<string> {
+  if (values["token-file"] === undefined) {
     const { readSecret } = await import("../config/index.ts");
-    token = readSecret(io.env, config.sandbox.tokenSecret, "the sandbox runner's bearer token (or pass --token-file FILE)");
+    return readSecret(io.env, config.sandbox.tokenSecret, "the sandbox runner's bearer token (or pass --token-file FILE)");
   }
-
-  const logger = createLogger("sandbox");
-  const limits = limitsFromConfig(config.sandbox.limits);
-  const networkAllow = config.sandbox.network === "none" ? undefined : config.sandbox.network.allow;
-  const { openAuditLog } = await import("../audit-log/index.ts");
-  let audit;
-  const auditPath = values["audit-db"] ?? config.audit.path;
+  let token: string;
   try {
-    audit = openAuditLog({ path: auditPath, ...(config.audit.signingKeyFile !== undefined ? { signingKeyFile: config.audit.signingKeyFile } : {}), checkpointEvery: config.audit.checkpointEvery, walCheckpoints: "background" });
+    token = readFileSync(values["token-file"], "utf8").trim();
   } catch (error) {
-    throw new UsageError(`serve sandbox: cannot open the audit log ${auditPath}: ${(error as Error).message} (pass --audit-db FILE or set audit.path)`);
+    throw new UsageError(`serve sandbox: cannot read --token-file ${values["token-file"]} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
   }
+  if (token.length < 16) throw new UsageError(`serve sandbox: the token in ${values["token-file"]} is shorter than 16 characters; use a random one (openssl rand -hex 32)`);
+  return token;
+}
 
+/** The audit log, and its read-only feed when audit.feedTokenSecret is set; both closed by the host. */
+async function openServeAudit(host: ServiceHost, auditPath: string, feedTokens: TokenVerifier | undefined, config: PerimeterConfig, io: CommandIo): Promise<{ log: AuditLog; feed: AuditFeedRoute | undefined }> {
+  const log = await host.openAudit({
+    path: auditPath,
+    cwd: io.cwd,
+    ...(config.audit.signingKeyFile !== undefined ? { signingKeyFile: config.audit.signingKeyFile } : {}),
+    checkpointEvery: config.audit.checkpointEvery,
+    walCheckpoints: "background",
+  });
+  if (feedTokens === undefined) return { log, feed: undefined };
+  const feed = await host.openAuditFeed({ auditPath: resolvePath(io.cwd, auditPath), verifier: feedTokens, tokenHint: "the audit feed token (audit.feedTokenSecret)" });
+  return { log, feed };
+}
+
+/** The runner's backend (closed by the host, after the server); throws SandboxUnavailableError when the host cannot sandbox. */
+async function openServeBackend(host: ServiceHost, settings: ServeSettings, audit: AuditLog, template: string | undefined, io: CommandIo): Promise<SandboxBackend> {
+  const logger = host.logger;
   let egress: SandboxEgress | undefined;
-  let backend: SandboxBackend;
-  try {
-    if (backendName === "kubernetes") {
-      backend = await kubernetesBackend(limits, values.template, logger);
-    } else {
-      if (networkAllow !== undefined) egress = await (await import("./egress.ts")).createSandboxEgress({ logger, audit });
-      backend = await createBubblewrapBackend({ defaults: limits, logger, ...(io.env.PATH !== undefined ? { searchPath: io.env.PATH } : {}), ...(egress !== undefined ? { egressProxy: egress } : {}) });
-    }
-  } catch (error) {
-    await egress?.close();
-    audit.close();
-    if (error instanceof SandboxUnavailableError) {
-      writeLine(io.stderr, `perimeter: serve sandbox: ${error.message}`);
-      return EXIT_USAGE;
-    }
-    throw error;
+  if (settings.backendName === "bubblewrap" && settings.networkAllow !== undefined) {
+    const opened = await (await import("./egress.ts")).createSandboxEgress({ logger, audit });
+    host.defer("sandbox egress proxy", () => opened.close());
+    egress = opened;
   }
+  const backend =
+    settings.backendName === "kubernetes"
+      ? await kubernetesBackend(settings.limits, template, logger)
+      : await createBubblewrapBackend({ defaults: settings.limits, logger, ...(io.env.PATH !== undefined ? { searchPath: io.env.PATH } : {}), ...(egress !== undefined ? { egressProxy: egress } : {}) });
+  host.defer("sandbox backend", () => backend.close());
+  return backend;
+}
 
+async function runnerServer(settings: ServeSettings, backend: SandboxBackend, token: string, audit: { log: AuditLog; feed: AuditFeedRoute | undefined }, logger: Logger): Promise<SandboxServer> {
+  // Loaded here only: the MCP SDK and prom-client are most of what `sandbox exec` does not need.
   const { createSandboxServer } = await import("./server.ts");
-  const server = createSandboxServer({
+  const { ttlMs } = settings;
+  return createSandboxServer({
     backend,
     token,
-    audit,
-    concurrency,
-    queueLimit,
-    quotas: { concurrentRuns: concurrency, runsPerMinute },
+    audit: audit.log,
+    concurrency: settings.concurrency,
+    queueLimit: settings.queueLimit,
+    quotas: { concurrentRuns: settings.concurrency, runsPerMinute: settings.runsPerMinute },
     // Named workspaces live in the runner's memory. In a cluster the runner has 256 MiB and a task's files travel in
     // a ConfigMap (under 1 MiB) and come back through its log (DEFAULT_MAX_RETURN_BYTES): larger workspaces could
     // neither run nor fit.
     workspaces:
-      backendName === "kubernetes"
+      settings.backendName === "kubernetes"
         ? { ttlMs, maxBytes: 1024 ** 2, maxFiles: 1000, maxPerCaller: 8, totalBytes: 64 * 1024 ** 2 }
-        : { ttlMs, maxBytes: Math.min(limits.diskBytes, 256 * 1024 ** 2), maxFiles: 1000, maxPerCaller: 8, totalBytes: 1024 ** 3 },
-    ceiling: limits,
-    ...(networkAllow !== undefined ? { networkAllow } : {}),
+        : { ttlMs, maxBytes: Math.min(settings.limits.diskBytes, 256 * 1024 ** 2), maxFiles: 1000, maxPerCaller: 8, totalBytes: 1024 ** 3 },
+    ceiling: settings.limits,
+    ...(settings.networkAllow !== undefined ? { networkAllow: settings.networkAllow } : {}),
+    ...(audit.feed !== undefined ? { auditFeed: audit.feed } : {}),
     logger,
   });
-  let address;
-  let metricsAddress;
-  const metricsTarget = values["metrics-listen"];
+}
+
+/** A listener that cannot start stops the runner (exit 2), naming the flag or setting to change. */
+async function listenNamed<T>(listen: () => Promise<T>, what: string): Promise<T> {
   try {
-    address = await server.listen(values.listen ?? config.sandbox.listen);
-    if (metricsTarget !== undefined) metricsAddress = await server.listenMetrics(metricsTarget);
+    return await listen();
   } catch (error) {
-    await server.close();
-    await backend.close();
-    await egress?.close();
-    audit.close();
-    const failed = address === undefined ? (values.listen ?? config.sandbox.listen) : `--metrics-listen ${metricsTarget}`;
-    throw new UsageError(`serve sandbox: cannot listen on ${failed}: ${(error as Error).message}`);
+    if (error instanceof PerimeterError) throw new PerimeterError(error.code, `serve sandbox: ${what}: ${error.message}`, { cause: error });
+    throw new UsageError(`serve sandbox: ${what}: cannot listen: ${(error as Error).message}`);
   }
-  logger.info({ event: "sandbox-listening", url: address.url, backend: backendName, concurrency, network: networkAllow === undefined ? "none" : "proxy", metrics: metricsAddress?.url ?? null }, "sandbox runner listening");
-  writeLine(io.stderr, `perimeter: sandbox runner listening on ${address.url} (${backendName})${metricsAddress !== undefined ? `; metrics on ${metricsAddress.url}` : ""}`);
-  await new Promise<void>((resolve) => {
-    if (io.signal.aborted) resolve();
-    io.signal.addEventListener("abort", () => resolve(), { once: true });
-  });
-  await server.close();
-  await backend.close();
-  await egress?.close();
-  audit.close();
+}
+
+async function serve(args: string[], io: CommandIo): Promise<number> {
+  const { values } = parseServeArgs(args);
+  if (values.help === true) {
+    io.stdout.write(SERVE_HELP);
+    return EXIT_OK;
+  }
+  const config = await configFrom(values.config);
+  const settings = serveSettings(values, config);
+  const token = await serveToken(values, config, io);
+  // A feed token the config names but the environment lacks stops the start, before anything is opened.
+  const feedTokens = feedTokenVerifier(config.audit.feedTokenSecret, io.env);
+  const logger = createLogger("sandbox");
+  const host = new ServiceHost("sandbox", logger);
+  let address: { url: string };
+  let metricsAddress: { url: string } | undefined;
+  try {
+    const audit = await openServeAudit(host, values["audit-db"] ?? config.audit.path, feedTokens, config, io);
+    let backend: SandboxBackend;
+    try {
+      backend = await openServeBackend(host, settings, audit.log, values.template, io);
+    } catch (error) {
+      if (!(error instanceof SandboxUnavailableError)) throw error;
+      await host.close();
+      writeLine(io.stderr, `perimeter: serve sandbox: ${error.message}`);
+      return EXIT_USAGE;
+    }
+    const server = await runnerServer(settings, backend, token, audit, logger);
+    host.defer("sandbox runner", () => server.close());
+    address = await listenNamed(() => server.listen(values.listen ?? config.sandbox.listen), values.listen !== undefined ? "--listen" : "sandbox.listen");
+    const metricsTarget = values["metrics-listen"];
+    if (metricsTarget !== undefined) metricsAddress = await listenNamed(() => server.listenMetrics(metricsTarget), "--metrics-listen");
+  } catch (error) {
+    await host.close();
+    throw error;
+  }
+  logger.info({ event: "sandbox-listening", url: address.url, backend: settings.backendName, concurrency: settings.concurrency, network: settings.networkAllow === undefined ? "none" : "proxy", metrics: metricsAddress?.url ?? null, auditFeed: feedTokens !== undefined }, "sandbox runner listening");
+  writeLine(io.stderr, `perimeter: sandbox runner listening on ${address.url} (${settings.backendName})${metricsAddress !== undefined ? `; metrics on ${metricsAddress.url}` : ""}`);
+  await host.serveUntil(io.signal);
   return EXIT_OK;
 }

@@ -1,21 +1,20 @@
-// What other capabilities may use from sandbox/: one task/result interface, two backends (bubblewrap locally,
-// Kubernetes Jobs in a cluster), and the MCP server that puts them behind tools.
-export { createBubblewrapBackend, explainBwrapFailure, SANDBOX_UID } from "./bubblewrap.ts";
+// Public API of sandbox/: other folders import only from here. (The commands, `perimeter sandbox exec` and
+// `perimeter serve sandbox`, are loaded from cli.ts on demand, as every capability's are, so a short command does
+// not load what this file does.) One task/result interface, two backends (bubblewrap locally, Kubernetes Jobs in a
+// cluster), the in-process egress proxy for bubblewrap's network "proxy", and the MCP server that puts a backend
+// behind tools.
+export { createBubblewrapBackend, SANDBOX_UID } from "./bubblewrap.ts";
 export type { BubblewrapBackend, BubblewrapDescription, BubblewrapOptions, EgressProxyAttachment } from "./bubblewrap.ts";
-export {
-  checkTask,
-  limitsFromConfig,
-  parseByteQuantity,
-  parseCpuQuantity,
-  parseSeconds,
-  signalOfStatus,
-  workspacePathProblem,
-  SandboxTaskError,
-  SandboxUnavailableError,
-} from "./task.ts";
+export { createKubernetesBackend, loadJobTemplate, taskJob } from "./kubernetes.ts";
+export type { KubernetesBackend, KubernetesBackendOptions } from "./kubernetes.ts";
+export { createSandboxEgress } from "./egress.ts";
+export type { SandboxEgress, SandboxEgressOptions } from "./egress.ts";
+export { createSandboxServer } from "./server.ts";
+export type { CallerQuotas, SandboxAuditSink, SandboxServer, SandboxServerOptions } from "./server.ts";
+export type { WorkspaceLimits } from "./workspaces.ts";
+export { limitsFromConfig, SandboxTaskError, SandboxUnavailableError } from "./task.ts";
 export type {
   AppliedLimits,
-  CheckedTask,
   ReturnedFile,
   RunOptions,
   SandboxBackend,
@@ -23,18 +22,9 @@ export type {
   SandboxFile,
   SandboxHostRule,
   SandboxLimits,
+  SandboxLimitsConfig,
   SandboxNetwork,
   SandboxOutput,
   SandboxResult,
   SandboxTask,
-  TaskPolicy,
 } from "./task.ts";
-export { buildSeccompProgram, seccompProgramBytes, DENIED_SYSCALLS } from "./seccomp.ts";
-export { createKubernetesBackend, DEFAULT_MAX_RETURN_BYTES, loadJobTemplate, RUNNER_LABEL, taskJob, TASK_CONTAINER } from "./kubernetes.ts";
-export type { KubernetesBackend, KubernetesBackendOptions } from "./kubernetes.ts";
-export { createSandboxEgress } from "./egress.ts";
-export type { SandboxEgress, SandboxEgressOptions } from "./egress.ts";
-export { createSandboxServer, bearerMatches } from "./server.ts";
-export type { SandboxServer, SandboxServerOptions, SandboxAuditSink, CallerQuotas } from "./server.ts";
-export { createWorkspaceStore, workspaceNameProblem } from "./workspaces.ts";
-export type { WorkspaceStore, WorkspaceLimits, WorkspaceFile } from "./workspaces.ts";

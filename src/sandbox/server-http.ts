@@ -4,15 +4,12 @@
 // listener: GET /metrics and /healthz, no token, nothing that runs a command.
 import { createServer } from "node:http";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { timingSafeEqual } from "node:crypto";
 import { validateHostHeader } from "@modelcontextprotocol/server";
 import type { AuthInfo } from "@modelcontextprotocol/server";
-import { splitHostPort } from "../config/index.ts";
-import { closeAfterAnswerIfBodyUnread } from "../shared/index.ts";
-import { hashToken } from "./server-state.ts";
+import { bearerToken, bindServer, BodyTooLargeError, closeAfterAnswerIfBodyUnread, parseListenAddress, readBoundedBody, withAuditFeed } from "../shared/index.ts";
+import type { TcpAddress } from "../shared/index.ts";
 import type { SandboxServerState } from "./server-state.ts";
 import { cancelInFlight, DEFAULT_CALLER } from "./server-tools.ts";
-import { SandboxTaskError } from "./task.ts";
 
 export type RequestHandler = (request: IncomingMessage, response: ServerResponse) => Promise<void>;
 /** The MCP SDK's Node handler, given the request with its AuthInfo (or a buffered stand-in for it). */
@@ -20,13 +17,6 @@ export type McpNodeHandler = (request: IncomingMessage | (AsyncIterable<Buffer> 
 
 const CALLER = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const UNHEALTHY = "audit log failing: every run is refused; see the runner's log\n";
-
-/** "Bearer X" matching the expected token's hash, compared in constant time. */
-export function bearerMatches(header: string | undefined, expected: Buffer): boolean {
-  const match = /^\s*Bearer\s+(\S+)\s*$/i.exec(header ?? "");
-  const presented = hashToken(match?.[1] ?? "");
-  return timingSafeEqual(presented, expected) && match !== null;
-}
 
 function answerHealth(state: SandboxServerState, response: ServerResponse): void {
   // Unhealthy while the audit log refuses writes: every run is refused then, and a probe should say so.
@@ -46,7 +36,7 @@ function refusedBeforeMcp(state: SandboxServerState, request: IncomingMessage, r
     response.writeHead(404, { "content-type": "text/plain" }).end("not found: the MCP endpoint is /mcp\n");
     return true;
   }
-  if (!bearerMatches(request.headers.authorization, state.expectedToken)) {
+  if (state.token.verify(bearerToken(request.headers.authorization)) === undefined) {
     const presented = request.headers.authorization !== undefined;
     // Refused before its body is read: the body never is (src/shared/refusal.ts).
     closeAfterAnswerIfBodyUnread(response);
@@ -80,17 +70,16 @@ export function mcpRequestHandler(state: SandboxServerState, serveMcp: McpNodeHa
     const auth: AuthInfo = { token: "bearer", clientId: caller, scopes: [], extra: { disconnected: disconnected.signal } };
     if (request.method !== "POST") return serveMcp(Object.assign(request, { auth }), response);
     // Buffer the body (bounded) to look for cancellations, then hand the same bytes to the MCP handler.
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of request) {
-      size += (chunk as Buffer).length;
-      if (size > state.maxRequestBytes) {
-        response.writeHead(413, { "content-type": "text/plain" }).end(`request body over ${state.maxRequestBytes} bytes: send large files in several write_file calls\n`);
-        return;
-      }
-      chunks.push(chunk as Buffer);
+    let body: Buffer;
+    try {
+      body = await readBoundedBody(request, { limit: state.maxRequestBytes });
+    } catch (error) {
+      if (!(error instanceof BodyTooLargeError)) throw error;
+      // The rest is never read: the answer goes out and the connection closes (src/shared/refusal.ts).
+      closeAfterAnswerIfBodyUnread(response);
+      response.writeHead(413, { "content-type": "text/plain" }).end(`request body over ${state.maxRequestBytes} bytes: send large files in several write_file calls\n`);
+      return;
     }
-    const body = Buffer.concat(chunks);
     if (body.length < 65536 && body.includes("notifications/cancelled")) {
       try {
         cancelInFlight(state, caller, JSON.parse(body.toString("utf8")));
@@ -111,8 +100,16 @@ export function mcpRequestHandler(state: SandboxServerState, serveMcp: McpNodeHa
   };
 }
 
-/** The metrics listener's handler: /metrics and /healthz, GET only, no token (it runs nothing). */
+/**
+ * The metrics listener's handler: /metrics and /healthz, GET only, no token (it runs nothing); with an audit feed,
+ * its /v1/audit/* routes too, to the feed token only.
+ */
 export function metricsRequestHandler(state: SandboxServerState): RequestHandler {
+  const feed = withAuditFeed(state.auditFeed, metricsAndHealth(state));
+  return async (request, response) => feed(request, response);
+}
+
+function metricsAndHealth(state: SandboxServerState): RequestHandler {
   return async (request, response) => {
     const path = (request.url ?? "/").split("?")[0];
     closeAfterAnswerIfBodyUnread(response);
@@ -128,15 +125,13 @@ export function metricsRequestHandler(state: SandboxServerState): RequestHandler
   };
 }
 
+/** Whether a listen host is loopback for the Host header check (the names the MCP SDK's validation accepts). */
+const LOOPBACK_LISTEN_HOSTS = new Set(["127.0.0.1", "::1", "localhost"]);
+
 /** Listens on HOST:PORT (port 0: any free port) with `handle`; a crash in a request is that request's 500. */
 export async function listenOn(state: SandboxServerState, target: string, handle: RequestHandler, path: string): Promise<{ host: string; port: number; url: string; loopback: boolean }> {
-  // Port 0 (any free port) is fine for a listener, though not for a host rule.
-  const parsed = /:0$/.test(target) ? (() => {
-    const found = splitHostPort(target.replace(/:0$/, ":1"));
-    return found === undefined ? undefined : { host: found.host, port: 0 };
-  })() : splitHostPort(target);
-  if (parsed === undefined) throw new SandboxTaskError(`"${target}" is not HOST:PORT (write 127.0.0.1:8701, or [::1]:8701)`);
-  const host = parsed.host.replace(/^\[|\]$/g, "");
+  // Without { unix: true } the parser gives TCP addresses only.
+  const address = parseListenAddress(target, { example: "127.0.0.1:8701" }) as TcpAddress;
   const server = createServer((request, response) => {
     handle(request, response).catch((error: unknown) => {
       state.logger.error({ event: "request-crashed", error: (error as Error).stack }, "sandbox server request failed");
@@ -145,12 +140,8 @@ export async function listenOn(state: SandboxServerState, target: string, handle
     });
   });
   server.requestTimeout = 0; // runs may take minutes; the task's own timeout bounds them
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(parsed.port, host, () => resolve());
-  });
+  const bound = await bindServer(server, address);
   state.servers.push(server);
-  const address = server.address() as { address: string; port: number };
-  const shown = address.address.includes(":") ? `[${address.address}]` : address.address;
-  return { host: address.address, port: address.port, url: `http://${shown}:${address.port}${path}`, loopback: host === "127.0.0.1" || host === "::1" || host === "localhost" };
+  if (bound.kind !== "tcp") throw new Error("the sandbox runner listens on TCP only");
+  return { host: bound.host, port: bound.port, url: `${bound.url}${path}`, loopback: LOOPBACK_LISTEN_HOSTS.has(address.host) };
 }

@@ -1,14 +1,13 @@
 // The sandbox runner's one typed state (SandboxServerState): its options, metrics, admission (slots and quotas),
 // named workspaces, audit recorder, runs in flight and listeners. Built once by createServerState; every request
 // stage (server-http.ts, server-tools.ts, server-run.ts) takes it instead of closing over it.
-import { createHash } from "node:crypto";
 import type { Server } from "node:http";
 import type { CallToolResult } from "@modelcontextprotocol/server";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { createAuditRecorder } from "../audit-log/index.ts";
 import type { AuditRecord, AuditRecorder, RecorderLog } from "../audit-log/index.ts";
-import type { Logger } from "../shared/index.ts";
-import { silentLogger } from "../shared/index.ts";
+import type { AuditFeedRoute, Logger, TokenVerifier } from "../shared/index.ts";
+import { createTokenVerifier, silentLogger } from "../shared/index.ts";
 import { createCallerQuota, createRunSlots } from "./server-admission.ts";
 import type { CallerQuota, CallerQuotas, RunSlots } from "./server-admission.ts";
 import { toolError } from "./server-output.ts";
@@ -38,6 +37,8 @@ export interface SandboxServerOptions {
   readonly maxRequestBytes?: number;
   readonly logger?: Logger;
   readonly now?: () => number;
+  /** The read-only audit feed (audit.feedTokenSecret), served on the metrics listener to the feed token only. */
+  readonly auditFeed?: AuditFeedRoute;
 }
 
 export interface SandboxMetrics {
@@ -51,8 +52,9 @@ export interface SandboxServerState {
   readonly options: SandboxServerOptions;
   readonly logger: Logger;
   readonly now: () => number;
-  /** sha256 of the token; presented tokens are hashed and compared in constant time. */
-  readonly expectedToken: Buffer;
+  /** The runner's bearer token, kept as its sha256 and compared in constant time. */
+  readonly token: TokenVerifier;
+  readonly auditFeed: AuditFeedRoute | undefined;
   readonly maxRequestBytes: number;
   readonly store: WorkspaceStore;
   readonly sweeper: NodeJS.Timeout;
@@ -65,10 +67,6 @@ export interface SandboxServerState {
   readonly servers: Server[];
   /** Whether the MCP listener is on loopback (then only loopback Host names are accepted: DNS rebinding). */
   loopbackOnly: boolean;
-}
-
-export function hashToken(token: string): Buffer {
-  return createHash("sha256").update(token, "utf8").digest();
 }
 
 function createMetrics(): SandboxMetrics & { running: Gauge; queued: Gauge } {
@@ -95,7 +93,8 @@ export function createServerState(options: SandboxServerOptions): SandboxServerS
     options,
     logger,
     now,
-    expectedToken: hashToken(options.token),
+    token: createTokenVerifier([{ name: "sandbox", token: options.token }]),
+    auditFeed: options.auditFeed,
     maxRequestBytes: options.maxRequestBytes ?? 32 * 1024 * 1024,
     store,
     sweeper,

@@ -15,7 +15,6 @@ import { createServerState } from "./server-state.ts";
 import type { SandboxServerOptions } from "./server-state.ts";
 import { toolServerFor } from "./server-tools.ts";
 
-export { bearerMatches } from "./server-http.ts";
 export type { CallerQuotas } from "./server-admission.ts";
 export type { SandboxAuditSink, SandboxServerOptions } from "./server-state.ts";
 

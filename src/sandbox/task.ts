@@ -1,6 +1,7 @@
 // What a sandboxed task is and what comes back, shared by both backends, plus the pure checks a task passes before
 // any process starts. A task that fails a check is refused with a reason that says what to change; nothing is
 // silently clamped except limits, which are capped at the operator's ceiling (and the result says what applied).
+import { PerimeterError } from "../shared/index.ts";
 
 /** Everything a task may be bounded by. Sizes in bytes, times in milliseconds, cpu in cores. */
 export interface SandboxLimits {
@@ -126,18 +127,16 @@ export interface SandboxBackend {
 }
 
 /** A task the checks refused; the message says what to change. Callers map it to a usage error / tool error. */
-export class SandboxTaskError extends Error {
+export class SandboxTaskError extends PerimeterError {
   constructor(message: string) {
-    super(message);
-    this.name = "SandboxTaskError";
+    super("bad_request", message);
   }
 }
 
 /** The host cannot run sandboxes (missing bubblewrap, user namespaces off, ...); the message says how to fix it. */
-export class SandboxUnavailableError extends Error {
+export class SandboxUnavailableError extends PerimeterError {
   constructor(message: string) {
-    super(message);
-    this.name = "SandboxUnavailableError";
+    super("setup", message);
   }
 }
 
