@@ -1,6 +1,7 @@
-// What other capabilities may use from approvals/: the store, its admin HTTP API and the API's client.
+// Public API of approvals/: other folders import only from here (the store, its admin HTTP API, the API client and
+// the announcer).
 export { createApprovalStore, newApprovalId, ApprovalStateError } from "./store.ts";
-export type { Approval, ApprovalChannel, ApprovalEvent, ApprovalKind, ApprovalStateCode, ApprovalStatus, ApprovalStore, ApprovalVote, AuditAppender, CallBinding, Decision, JsonValue, NewApproval } from "./store.ts";
+export type { Approval, ApprovalChannel, ApprovalEvent, ApprovalKind, ApprovalStateCode, ApprovalStatus, ApprovalStore, ApprovalVote, AuditAppender, ApprovalDecision, CallBinding, JsonValue, NewApproval } from "./store.ts";
 export { createApprovalsApi } from "./api.ts";
 export type { ApprovalsApiOptions } from "./api.ts";
 export { createApprovalsClient, ApprovalsApiError } from "./client.ts";
