@@ -10,15 +10,16 @@
 import type { RE2 } from "re2-wasm";
 import { compileRe2, globMatches } from "../config/index.ts";
 import type { ArgumentConstraint } from "../config/index.ts";
+// errors.ts directly: this module is loaded where the rest of shared/ (pino) need not be.
+import { PerimeterError } from "../shared/errors.ts";
 
-export type Decision = { allow: true } | { allow: false; reason: string };
+export type PolicyVerdict = { allow: true } | { allow: false; reason: string };
 
 type Step = { key: string } | { index: number } | { every: true };
 
-export class ArgumentPathError extends Error {
+export class ArgumentPathError extends PerimeterError {
   constructor(path: string, reason: string) {
-    super(`argument path "${path}": ${reason} (write dotted names, [*] for every array element, e.g. files[*].path)`);
-    this.name = "ArgumentPathError";
+    super("config", `argument path "${path}": ${reason} (write dotted names, [*] for every array element, e.g. files[*].path)`);
   }
 }
 
@@ -136,10 +137,9 @@ function pathProblem(text: string, allowUrlScheme: boolean): string | undefined 
 const SEGMENT_CHARACTER = "[^/\\\\%]";
 const REGEX_SPECIAL = /[.*+?^${}()|[\]\\/-]/g;
 
-export class ArgumentGlobError extends Error {
+export class ArgumentGlobError extends PerimeterError {
   constructor(pattern: string, reason: string) {
-    super(`glob "${pattern}": ${reason}`);
-    this.name = "ArgumentGlobError";
+    super("config", `glob "${pattern}": ${reason}`);
   }
 }
 
@@ -317,7 +317,7 @@ export function compileConstraints(table: Record<string, Record<string, Argument
 }
 
 /** The decision for one call: every constraint whose tool glob matches the upstream tool name must hold. */
-export function checkArguments(constraints: readonly CompiledConstraint[], tool: string, args: unknown): Decision {
+export function checkArguments(constraints: readonly CompiledConstraint[], tool: string, args: unknown): PolicyVerdict {
   for (const entry of constraints) {
     if (!globMatches(entry.toolGlob, tool)) continue;
     const located = valuesAt(args ?? {}, entry.steps, entry.path);

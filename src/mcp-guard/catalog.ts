@@ -7,7 +7,7 @@ import type { McpServerConfig } from "../config/index.ts";
 import type { Logger } from "../shared/index.ts";
 import { definitionHash, definitionOf, diffDefinitions, scanForHiddenInstructions } from "./definitions.ts";
 import type { ToolDefinition } from "./definitions.ts";
-import type { PinStatus, PinStore } from "./pins.ts";
+import type { Pin, PinStatus, PinStore } from "./pins.ts";
 import { annotationsFor, namespacedName, toolAllowed } from "./policy.ts";
 
 export interface CatalogEntry {
@@ -44,8 +44,100 @@ export interface CatalogOptions {
   trustOnFirstUse: boolean;
 }
 
-export function createCatalog(options: CatalogOptions): Catalog {
+/** What tools/list returns for a tool: its namespaced name, its definition and the annotations the operator set. */
+function listedForm(server: McpServerConfig, serverName: string, definition: ToolDefinition): Tool {
+  const tool: Tool = { name: namespacedName(serverName, definition.name), inputSchema: definition.inputSchema as Tool["inputSchema"] };
+  if (definition.title !== undefined) tool.title = definition.title;
+  if (definition.description !== undefined) tool.description = definition.description;
+  if (definition.outputSchema !== undefined) tool.outputSchema = definition.outputSchema as Tool["outputSchema"];
+  const annotations = annotationsFor(server, definition.name);
+  if (annotations !== undefined) tool.annotations = annotations;
+  return tool;
+}
+
+/**
+ * A definition the pinning store has never seen: trusted on first use (first sync, nothing suspicious, never trusted
+ * before, and the operator allows it), or quarantined behind a review in the approval store.
+ */
+function pinNewDefinition(options: CatalogOptions, serverName: string, toolName: string, definition: ToolDefinition, hash: string, firstSync: boolean): Pin {
   const { pins, approvals, audit, logger } = options;
+  const findings = scanForHiddenInstructions(definition);
+  const previous = pins.lastTrusted(serverName, toolName);
+  if (options.trustOnFirstUse && firstSync && findings.length === 0 && previous === undefined) {
+    audit.append({ component: "mcp-guard", type: "tool-definition-trust", server: serverName, tool: toolName, definitionHash: hash, decidedBy: "trust-on-first-use" });
+    return pins.record({ server: serverName, tool: toolName, hash, definition, findings, status: "trusted", decidedBy: "trust-on-first-use" });
+  }
+  const review =
+    approvals.findDefinitionReview(serverName, toolName, hash) ??
+    approvals.open({
+      kind: "tool-definition",
+      server: serverName,
+      tool: toolName,
+      definitionHash: hash,
+      detail: JSON.parse(
+        JSON.stringify({
+          change: previous === undefined ? "new" : "changed",
+          exposedName: namespacedName(serverName, toolName),
+          definition,
+          previousHash: previous?.hash ?? null,
+          changes: previous === undefined ? [] : diffDefinitions(previous.definition, definition),
+          findings,
+        }),
+      ),
+    });
+  const pin = pins.record({ server: serverName, tool: toolName, hash, definition, findings, status: "pending", reviewId: review.id });
+  logger.warn(
+    { event: "tool-quarantine", server: serverName, tool: toolName, review: review.id, change: previous === undefined ? "new" : "changed", findings: findings.map((finding) => finding.kind) },
+    "tool definition quarantined until reviewed (perimeter approvals list)",
+  );
+  return pin;
+}
+
+/** The review may have been decided while this process was not listening (another process, a restart). */
+function settledPin(options: CatalogOptions, pin: Pin, serverName: string, toolName: string, hash: string): Pin {
+  if (pin.status !== "pending" || pin.reviewId === undefined) return pin;
+  const review = options.approvals.get(pin.reviewId);
+  if (review === undefined || (review.status !== "approved" && review.status !== "denied")) return pin;
+  options.pins.decide(serverName, toolName, hash, review.status === "approved" ? "trusted" : "denied", review.approver ?? "unknown");
+  return options.pins.get(serverName, toolName, hash) ?? pin;
+}
+
+/** A server's tools as catalog entries: allowed ones only, each pinned (trusted, pending or denied). */
+export function classifyTools(options: CatalogOptions, serverName: string, tools: readonly Tool[]): CatalogEntry[] {
+  const server = options.servers[serverName];
+  if (server === undefined) return [];
+  const firstSync = !options.pins.knowsServer(serverName);
+  const counts = new Map<string, number>();
+  for (const tool of tools) counts.set(tool.name, (counts.get(tool.name) ?? 0) + 1);
+  const entries: CatalogEntry[] = [];
+  for (const tool of tools) {
+    if (!toolAllowed(server, tool.name).allow) continue;
+    if ((counts.get(tool.name) ?? 0) > 1) {
+      // Two definitions under one name: which one would a call reach? Serve neither.
+      options.logger.warn({ event: "tool-duplicate", server: serverName, tool: tool.name }, "upstream lists a tool name twice; hiding it");
+      continue;
+    }
+    const definition = definitionOf(tool);
+    const hash = definitionHash(definition);
+    const known = options.pins.get(serverName, tool.name, hash) ?? pinNewDefinition(options, serverName, tool.name, definition, hash, firstSync);
+    const pin = settledPin(options, known, serverName, tool.name, hash);
+    const entry: CatalogEntry = {
+      server: serverName,
+      tool: tool.name,
+      exposedName: namespacedName(serverName, tool.name),
+      definition,
+      hash,
+      status: pin.status,
+      listed: listedForm(server, serverName, definition),
+    };
+    if (pin.reviewId !== undefined) entry.reviewId = pin.reviewId;
+    entries.push(entry);
+  }
+  return entries;
+}
+
+export function createCatalog(options: CatalogOptions): Catalog {
+  const { logger } = options;
   const byServer = new Map<string, CatalogEntry[]>();
   const lastTools = new Map<string, readonly Tool[]>();
   let byName = new Map<string, CatalogEntry>();
@@ -64,93 +156,11 @@ export function createCatalog(options: CatalogOptions): Catalog {
     listedCache = undefined;
   };
 
-  const listedForm = (server: McpServerConfig, serverName: string, definition: ToolDefinition): Tool => {
-    const tool: Tool = { name: namespacedName(serverName, definition.name), inputSchema: definition.inputSchema as Tool["inputSchema"] };
-    if (definition.title !== undefined) tool.title = definition.title;
-    if (definition.description !== undefined) tool.description = definition.description;
-    if (definition.outputSchema !== undefined) tool.outputSchema = definition.outputSchema as Tool["outputSchema"];
-    const annotations = annotationsFor(server, definition.name);
-    if (annotations !== undefined) tool.annotations = annotations;
-    return tool;
-  };
-
-  const classify = (serverName: string, tools: readonly Tool[]): CatalogEntry[] => {
-    const server = options.servers[serverName];
-    if (server === undefined) return [];
-    const firstSync = !pins.knowsServer(serverName);
-    const counts = new Map<string, number>();
-    for (const tool of tools) counts.set(tool.name, (counts.get(tool.name) ?? 0) + 1);
-    const entries: CatalogEntry[] = [];
-    for (const tool of tools) {
-      if (!toolAllowed(server, tool.name).allow) continue;
-      if ((counts.get(tool.name) ?? 0) > 1) {
-        // Two definitions under one name: which one would a call reach? Serve neither.
-        logger.warn({ event: "tool-duplicate", server: serverName, tool: tool.name }, "upstream lists a tool name twice; hiding it");
-        continue;
-      }
-      const definition = definitionOf(tool);
-      const hash = definitionHash(definition);
-      let pin = pins.get(serverName, tool.name, hash);
-      if (pin === undefined) {
-        const findings = scanForHiddenInstructions(definition);
-        const previous = pins.lastTrusted(serverName, tool.name);
-        if (options.trustOnFirstUse && firstSync && findings.length === 0 && previous === undefined) {
-          audit.append({ component: "mcp-guard", type: "tool-definition-trust", server: serverName, tool: tool.name, definitionHash: hash, decidedBy: "trust-on-first-use" });
-          pin = pins.record({ server: serverName, tool: tool.name, hash, definition, findings, status: "trusted", decidedBy: "trust-on-first-use" });
-        } else {
-          const review =
-            approvals.findDefinitionReview(serverName, tool.name, hash) ??
-            approvals.open({
-              kind: "tool-definition",
-              server: serverName,
-              tool: tool.name,
-              definitionHash: hash,
-              detail: JSON.parse(
-                JSON.stringify({
-                  change: previous === undefined ? "new" : "changed",
-                  exposedName: namespacedName(serverName, tool.name),
-                  definition,
-                  previousHash: previous?.hash ?? null,
-                  changes: previous === undefined ? [] : diffDefinitions(previous.definition, definition),
-                  findings,
-                }),
-              ),
-            });
-          pin = pins.record({ server: serverName, tool: tool.name, hash, definition, findings, status: "pending", reviewId: review.id });
-          logger.warn(
-            { event: "tool-quarantine", server: serverName, tool: tool.name, review: review.id, change: previous === undefined ? "new" : "changed", findings: findings.map((finding) => finding.kind) },
-            "tool definition quarantined until reviewed (perimeter approvals list)",
-          );
-        }
-      }
-      if (pin.status === "pending" && pin.reviewId !== undefined) {
-        // The review may have been decided while this process was not listening (another process, a restart).
-        const review = approvals.get(pin.reviewId);
-        if (review !== undefined && (review.status === "approved" || review.status === "denied")) {
-          pins.decide(serverName, tool.name, hash, review.status === "approved" ? "trusted" : "denied", review.approver ?? "unknown");
-          pin = pins.get(serverName, tool.name, hash) ?? pin;
-        }
-      }
-      const entry: CatalogEntry = {
-        server: serverName,
-        tool: tool.name,
-        exposedName: namespacedName(serverName, tool.name),
-        definition,
-        hash,
-        status: pin.status,
-        listed: listedForm(server, serverName, definition),
-      };
-      if (pin.reviewId !== undefined) entry.reviewId = pin.reviewId;
-      entries.push(entry);
-    }
-    return entries;
-  };
-
   const apply = (server: string, tools: readonly Tool[]): boolean => {
     const before = visibleSignature(server);
     let entries: CatalogEntry[];
     try {
-      entries = classify(server, tools);
+      entries = classifyTools(options, server, tools);
     } catch (error) {
       // Fail closed: if a definition cannot be pinned or its review cannot be recorded (audit or database down),
       // the server's tools are hidden until the next sync succeeds.

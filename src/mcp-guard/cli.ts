@@ -4,11 +4,10 @@ import { DatabaseSync } from "node:sqlite";
 import { Counter } from "prom-client";
 import { EXIT_OK, UsageError, parseCommandArgs, writeLine } from "../cli/index.ts";
 import type { Command } from "../cli/index.ts";
-import { openAuditLog } from "../audit-log/index.ts";
 import { ConfigError, MissingSecretError, loadConfig } from "../config/index.ts";
 import type { Environment, PerimeterConfig } from "../config/index.ts";
 import { watchConfigFile } from "../egress-proxy/index.ts";
-import { createLogger } from "../shared/index.ts";
+import { ServiceHost, createLogger, formatHostPort } from "../shared/index.ts";
 import type { Logger } from "../shared/index.ts";
 import { createMcpGuard } from "./guard.ts";
 import type { McpGuard } from "./guard.ts";
@@ -57,14 +56,28 @@ export const serveMcpGuard: Command = async (args, io) => {
   }
   const config = loadConfig(resolve(io.cwd, values.config));
   const logger = createLogger("mcp-guard", values["log-level"] ?? "info");
-  const auditPath = resolve(io.cwd, config.audit.path);
-  const audit = openAuditLog({
-    path: auditPath,
-    ...(config.audit.signingKeyFile === undefined ? {} : { signingKeyFile: resolve(io.cwd, config.audit.signingKeyFile) }),
+  // Everything opened from here on is closed in reverse order when the command ends, whichever way it ends (a guard
+  // that cannot listen used to leave its database open).
+  const host = new ServiceHost("mcp-guard", logger);
+  try {
+    return await serveWithHost(host, config, values as ServeValues, io, logger);
+  } finally {
+    await host.close();
+  }
+};
+
+type ServeValues = { config: string; listen?: string; "admin-listen"?: string };
+
+async function serveWithHost(host: ServiceHost, config: PerimeterConfig, values: ServeValues, io: Parameters<Command>[1], logger: Logger): Promise<number> {
+  const audit = await host.openAudit({
+    path: config.audit.path,
+    ...(config.audit.signingKeyFile === undefined ? {} : { signingKeyFile: config.audit.signingKeyFile }),
+    cwd: io.cwd,
     checkpointEvery: config.audit.checkpointEvery,
     walCheckpoints: "background",
   });
-  const database = openGuardDatabase(auditPath);
+  const database = openGuardDatabase(resolve(io.cwd, config.audit.path));
+  host.defer("guard database", () => database.close());
   let guard;
   try {
     guard = createMcpGuard(config, { env: io.env, audit, database, logger }, {
@@ -72,13 +85,13 @@ export const serveMcpGuard: Command = async (args, io) => {
       ...(values["admin-listen"] === undefined ? {} : { adminListen: values["admin-listen"] }),
     });
   } catch (error) {
-    database.close();
-    audit.close();
     if (error instanceof GuardSetupError || error instanceof RedactPatternError) throw new UsageError(`serve mcp-guard: ${error.message}`);
     throw error;
   }
+  let running: { config: PerimeterConfig; guard: McpGuard } = { config, guard };
+  host.defer("guard", () => running.guard.close());
   const { agent, admin } = await guard.listen();
-  const url = (address: { address: string; port: number }) => `http://${address.address.includes(":") ? `[${address.address}]` : address.address}:${address.port}`;
+  const url = (address: { address: string; port: number }) => `http://${formatHostPort(address.address, address.port)}`;
   writeLine(io.stdout, `mcp-guard listening on ${url(agent)}/mcp (admin ${url(admin)})`);
 
   // The counter outlives each guard a reload builds, so it is registered into every guard's registry in turn.
@@ -89,7 +102,6 @@ export const serveMcpGuard: Command = async (args, io) => {
     ...(values.listen === undefined ? {} : { listen: values.listen }),
     ...(values["admin-listen"] === undefined ? {} : { adminListen: values["admin-listen"] }),
   };
-  let running: { config: PerimeterConfig; guard: McpGuard } = { config, guard };
   let reloading: Promise<void> = Promise.resolve();
   let fatal: Error | undefined;
   let stopWaiting: () => void = () => undefined;
@@ -123,12 +135,9 @@ export const serveMcpGuard: Command = async (args, io) => {
   logger.info({ event: "shutdown" }, "mcp-guard shutting down");
   watcher.close();
   await reloading;
-  await running.guard.close();
-  database.close();
-  audit.close();
   if (fatal !== undefined) throw new Error(`serve mcp-guard: neither the reloaded nor the previous configuration could start: ${fatal.message}`);
   return EXIT_OK;
-};
+}
 
 type ReloadCheck = { ok: true; config: PerimeterConfig } | { ok: false; problems: string[] };
 

@@ -5,7 +5,7 @@
 // What stays in calls.ts depends on the moment: calls in flight, approvals already waiting, a human's decision.
 import type { McpServerConfig, PerimeterConfig } from "../config/index.ts";
 import { checkArguments } from "./arguments.ts";
-import type { CompiledConstraint, Decision } from "./arguments.ts";
+import type { CompiledConstraint, PolicyVerdict } from "./arguments.ts";
 import { measureArguments, reviewableArguments } from "./call-arguments.ts";
 import type { MeasuredArguments } from "./call-arguments.ts";
 import type { PinStatus } from "./pins.ts";
@@ -14,7 +14,7 @@ import type { Redactor } from "./redact.ts";
 
 /** A tool's policy: whether the allowlist exposes it, and how many distinct people must approve a call (0: none). */
 export interface ToolPolicy {
-  readonly allowed: Decision;
+  readonly allowed: PolicyVerdict;
   readonly approvers: number;
 }
 

@@ -25,11 +25,32 @@
 //   cancellation); on 2025-11-25 it sends notifications/cancelled, after which the stream of that request is closed.
 // - close() ends every stream, then sends DELETE with the session id (best effort, bounded), as the spec asks.
 import http from "node:http";
-import type { ClientRequest, IncomingMessage, OutgoingHttpHeaders } from "node:http";
+import type { IncomingMessage, OutgoingHttpHeaders } from "node:http";
 import https from "node:https";
 import { PROTOCOL_VERSION_META_KEY, SdkError, SdkErrorCode, SdkHttpError } from "@modelcontextprotocol/client";
-import type { JSONRPCMessage, RequestId, Transport, TransportSendOptions } from "@modelcontextprotocol/client";
+import type { JSONRPCMessage, Transport, TransportSendOptions } from "@modelcontextprotocol/client";
+import {
+  FIRST_MODERN_PROTOCOL_VERSION,
+  LONG_LIVED_METHODS,
+  MCP_NAME_FIELD,
+  RESERVED_HEADERS,
+  UpstreamAnswerTooLargeError,
+  UpstreamIdleTimeoutError,
+  closeReason,
+  headerValue,
+  isCutShort,
+  isFinal,
+  isObject,
+  isRequest,
+  isResponse,
+  mediaType,
+  readAnswerBody,
+  responseOf,
+} from "./http-wire.ts";
+import type { Exchange, RequestIdLike, StreamContext, StreamOutcome } from "./http-wire.ts";
 import { SseEventTooLargeError, SseParser } from "./sse.ts";
+
+export { UpstreamAnswerTooLargeError, UpstreamIdleTimeoutError } from "./http-wire.ts";
 
 export interface HttpTransportOptions {
   /** Headers sent with every request: the upstream's own credentials, already resolved. */
@@ -67,116 +88,6 @@ const RECONNECT_MIN_MS = 250;
 const ANSWERED_STREAM_GRACE_MS = 1_000;
 /** Consecutive failed reopen attempts of one event stream before giving up on it. */
 const RECONNECT_MAX_FAILURES = 2;
-
-/** Names the transport sets itself: neither the configured headers nor per-request headers may override them. */
-const RESERVED_HEADERS = new Set([
-  "accept",
-  "connection",
-  "content-length",
-  "content-type",
-  "host",
-  "keep-alive",
-  "last-event-id",
-  "mcp-method",
-  "mcp-name",
-  "mcp-protocol-version",
-  "mcp-session-id",
-  "transfer-encoding",
-  "upgrade",
-]);
-/** `Mcp-Name` mirrors this params field of these methods (2026-07-28). */
-const MCP_NAME_FIELD: Readonly<Record<string, string>> = {
-  "tools/call": "name",
-  "prompts/get": "name",
-  "resources/read": "uri",
-  "tasks/get": "taskId",
-  "tasks/update": "taskId",
-  "tasks/cancel": "taskId",
-};
-const FIRST_MODERN_PROTOCOL_VERSION = "2026-07-28";
-const LONG_LIVED_METHODS = new Set(["subscriptions/listen"]);
-
-/** A JSON answer or an event larger than the limit: refused, the connection itself is fine. */
-export class UpstreamAnswerTooLargeError extends Error {
-  readonly limit: number;
-  constructor(limit: number, what: string) {
-    super(`the upstream's ${what} is larger than the ${limit}-byte limit (maxMessageBytes); it was refused, not read`);
-    this.name = "UpstreamAnswerTooLargeError";
-    this.limit = limit;
-  }
-}
-
-/** The upstream stayed silent longer than idleTimeoutMs. */
-export class UpstreamIdleTimeoutError extends Error {
-  constructor(milliseconds: number) {
-    super(`the upstream sent nothing for ${milliseconds} ms (idle timeout); the request was abandoned`);
-    this.name = "UpstreamIdleTimeoutError";
-  }
-}
-
-/** One HTTP request in flight, with what is needed to end it deliberately. */
-interface Exchange {
-  request: ClientRequest;
-  response: IncomingMessage | undefined;
-  /** Set when the transport ended it on purpose (close, cancellation): its errors are then not errors. */
-  aborted: boolean;
-  /** Why it failed, when it failed on its own (idle timeout, size limit). */
-  failure: Error | undefined;
-}
-
-type RequestIdLike = RequestId;
-
-interface StreamOutcome {
-  lastEventId: string | undefined;
-  /** Why the stream stopped, when it did not end cleanly. */
-  error: Error | undefined;
-}
-
-/** Failures after which resuming would only fetch the same refusal again. */
-function isFinal(error: Error | undefined): boolean {
-  return error instanceof UpstreamAnswerTooLargeError || error instanceof UpstreamIdleTimeoutError;
-}
-
-interface StreamContext {
-  /** Ids of requests in the POST whose responses are still due on this stream. */
-  pending: Set<RequestIdLike>;
-  /** The exchange currently carrying the stream (replaced when it is resumed). */
-  exchange: Exchange;
-}
-
-function mediaType(contentType: string | undefined): string {
-  if (contentType === undefined) return "";
-  const semicolon = contentType.indexOf(";");
-  return (semicolon === -1 ? contentType : contentType.slice(0, semicolon)).trim().toLowerCase();
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-/** A request (has a method and an id). The Protocol validates every message it receives; this only routes. */
-function isRequest(message: unknown): message is { method: string; id: RequestIdLike; params?: unknown } {
-  return isObject(message) && typeof message.method === "string" && (typeof message.id === "string" || typeof message.id === "number");
-}
-
-function isResponse(message: unknown): message is { id: RequestIdLike } {
-  return isObject(message) && message.method === undefined && ("result" in message || "error" in message) && (typeof message.id === "string" || typeof message.id === "number");
-}
-
-/** An HTTP field value as the 2026-07-28 header rules want it: plain visible ASCII as is, anything else base64. */
-function headerValue(value: string): string {
-  const plain = value.length > 0 && value === value.trim() && /^[\t\x20-\x7e]*$/.test(value) && !(value.startsWith("=?base64?") && value.endsWith("?="));
-  return plain ? value : `=?base64?${Buffer.from(value, "utf8").toString("base64")}?=`;
-}
-
-/** node:http reports a response cut short by the peer as the error "aborted" (ECONNRESET), before "close". */
-function isCutShort(error: Error): boolean {
-  return (error as NodeJS.ErrnoException).code === "ECONNRESET";
-}
-
-function closeReason(what: string): Error {
-  return new SdkError(SdkErrorCode.ConnectionClosed, what);
-}
 
 export class NodeHttpClientTransport implements Transport {
   onclose?: () => void;
@@ -326,7 +237,7 @@ export class NodeHttpClientTransport implements Transport {
       else requestSignal.addEventListener("abort", onRequestAbort, { once: true });
     }
     try {
-      const response = await this.responseOf(exchange);
+      const response = await responseOf(exchange);
       const status = response.statusCode ?? 0;
       if (initialize && status >= 200 && status < 300) this.adoptSessionId(response);
       if (status === 202 || (status >= 200 && status < 300 && requestIds.size === 0)) {
@@ -335,13 +246,13 @@ export class NodeHttpClientTransport implements Transport {
         return;
       }
       if (status < 200 || status >= 300) {
-        const text = await this.readBody(exchange, response, MAX_ERROR_BODY_BYTES, true);
+        const text = await readAnswerBody(exchange, response, MAX_ERROR_BODY_BYTES, true);
         if (status === 400 && enveloped !== undefined && enveloped >= FIRST_MODERN_PROTOCOL_VERSION && this.deliverErrorAnswer(text, requestIds)) return;
         throw this.statusError("POST", response, text);
       }
       const type = mediaType(response.headers["content-type"]);
       if (type === "application/json") {
-        const text = await this.readBody(exchange, response, this.maxMessageBytes, false);
+        const text = await readAnswerBody(exchange, response, this.maxMessageBytes, false);
         let parsed: unknown;
         try {
           parsed = JSON.parse(text);
@@ -511,14 +422,14 @@ export class NodeHttpClientTransport implements Transport {
     if (this.protocolVersionValue !== undefined) headers["mcp-protocol-version"] = this.protocolVersionValue;
     if (lastEventId !== undefined) headers["last-event-id"] = lastEventId;
     const exchange = this.open("GET", headers, undefined, idleTimeoutMs);
-    const response = await this.responseOf(exchange);
+    const response = await responseOf(exchange);
     const status = response.statusCode ?? 0;
     if (status === 405) {
       response.resume();
       return undefined;
     }
     if (status < 200 || status >= 300) {
-      const text = await this.readBody(exchange, response, MAX_ERROR_BODY_BYTES, true);
+      const text = await readAnswerBody(exchange, response, MAX_ERROR_BODY_BYTES, true);
       throw this.statusError("GET", response, text);
     }
     if (mediaType(response.headers["content-type"]) !== "text/event-stream") {
@@ -593,48 +504,6 @@ export class NodeHttpClientTransport implements Transport {
     });
   }
 
-  /** Reads a whole body, refusing it past `limit` bytes (or, for error bodies, keeping only the first `limit`). */
-  private readBody(exchange: Exchange, response: IncomingMessage, limit: number, truncate: boolean): Promise<string> {
-    const declared = Number(response.headers["content-length"]);
-    if (!truncate && Number.isFinite(declared) && declared > limit) {
-      exchange.failure = new UpstreamAnswerTooLargeError(limit, `answer (Content-Length ${declared})`);
-      response.destroy();
-      return Promise.reject(exchange.failure);
-    }
-    return new Promise((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      let settled = false;
-      const finish = (error: Error | undefined) => {
-        if (settled) return;
-        settled = true;
-        if (error === undefined) resolve(Buffer.concat(chunks, size).toString("utf8"));
-        else reject(error);
-      };
-      response.on("data", (chunk: Buffer) => {
-        if (settled) return;
-        if (size + chunk.length > limit) {
-          if (truncate) {
-            chunks.push(chunk.subarray(0, limit - size));
-            size = limit;
-            response.destroy();
-            finish(undefined);
-            return;
-          }
-          exchange.failure = new UpstreamAnswerTooLargeError(limit, "answer");
-          response.destroy();
-          finish(exchange.failure);
-          return;
-        }
-        chunks.push(chunk);
-        size += chunk.length;
-      });
-      response.once("end", () => finish(undefined));
-      response.once("error", (error) => finish(exchange.failure ?? (isCutShort(error) ? closeReason("the upstream closed the connection before its answer was complete") : error)));
-      response.once("close", () => finish(response.complete ? undefined : (exchange.failure ?? closeReason("the upstream closed the connection before its answer was complete"))));
-    });
-  }
-
   private statusError(method: string, response: IncomingMessage, text: string): Error {
     const status = response.statusCode ?? 0;
     const statusText = response.statusMessage ?? "";
@@ -666,7 +535,7 @@ export class NodeHttpClientTransport implements Transport {
     const exchange = this.open("DELETE", headers, undefined, DELETE_TIMEOUT_MS, true);
     const timer = setTimeout(() => this.abort(exchange), DELETE_TIMEOUT_MS);
     try {
-      const response = await this.responseOf(exchange);
+      const response = await responseOf(exchange);
       response.resume();
     } finally {
       clearTimeout(timer);
@@ -694,32 +563,6 @@ export class NodeHttpClientTransport implements Transport {
     }
     request.end(body);
     return exchange;
-  }
-
-  private responseOf(exchange: Exchange): Promise<IncomingMessage> {
-    return new Promise((resolve, reject) => {
-      const { request } = exchange;
-      const onResponse = (response: IncomingMessage) => {
-        request.off("error", onError);
-        request.off("close", onClose);
-        exchange.response = response;
-        // A failure after the headers surfaces on the response; keep the request's own errors from going unhandled.
-        request.on("error", () => undefined);
-        resolve(response);
-      };
-      const onError = (error: Error) => {
-        request.off("response", onResponse);
-        request.off("close", onClose);
-        reject(exchange.failure ?? (exchange.aborted ? closeReason("the request was ended by the guard") : error));
-      };
-      // A request destroyed without an error ends with "close" alone.
-      const onClose = () => {
-        if (exchange.response === undefined) onError(closeReason("the connection to the upstream closed before it answered"));
-      };
-      request.once("response", onResponse);
-      request.once("error", onError);
-      request.once("close", onClose);
-    });
   }
 
   private abort(exchange: Exchange): void {

@@ -1,4 +1,5 @@
-// What other capabilities may use from mcp-guard/: the factory, its options, and the pure policy pieces.
+// Public API of mcp-guard/: other folders import only from here (the guard factory, its setup errors, and the pure
+// policy pieces perimeter replay reuses).
 export { createMcpGuard, GUARD_VERSION } from "./guard.ts";
 export type { McpGuard, McpGuardDependencies, McpGuardOptions } from "./guard.ts";
 export { GuardSetupError, dialAddress } from "./setup.ts";

@@ -2,7 +2,7 @@
 // Pure functions over the config; the server only maps their answers to MCP results and audit records.
 import { globMatches } from "../config/index.ts";
 import type { McpServerConfig, PerimeterConfig } from "../config/index.ts";
-import type { Decision } from "./arguments.ts";
+import type { PolicyVerdict } from "./arguments.ts";
 
 /** `<server>__<tool>`: server names cannot contain "_", so the first "__" always ends the server name. */
 export const NAMESPACE_SEPARATOR = "__";
@@ -18,7 +18,7 @@ export function splitToolName(name: string): { server: string; tool: string } | 
 }
 
 /** Deny by default: a tool is exposed only when one of the server's `tools.allow` globs matches its upstream name. */
-export function toolAllowed(server: McpServerConfig, tool: string): Decision {
+export function toolAllowed(server: McpServerConfig, tool: string): PolicyVerdict {
   if (server.tools.allow.some((pattern) => globMatches(pattern, tool))) return { allow: true };
   return { allow: false, reason: server.tools.allow.length === 0 ? "the server has no tools.allow entries (deny by default)" : `"${tool}" matches no tools.allow pattern` };
 }

@@ -3,6 +3,8 @@
 // upstream that echoes its own token, prints its environment or embeds a key in an error message must not turn the
 // guard into the leak it exists to prevent. The matching is src/dlp's scanner, the one llm-proxy's DLP uses.
 import { createSecretScanner, MIN_SECRET_LENGTH, SecretPatternError } from "../dlp/index.ts";
+// errors.ts directly: this module is loaded where the rest of shared/ (pino) need not be.
+import { PerimeterError } from "../shared/errors.ts";
 
 export const REDACTED = "[REDACTED]";
 
@@ -18,10 +20,9 @@ export interface Redactor {
   contains(value: string): boolean;
 }
 
-export class RedactPatternError extends Error {
+export class RedactPatternError extends PerimeterError {
   constructor(pattern: string, reason: string) {
-    super(`mcp.redact: "${pattern}" is not a valid regular expression (${reason})`);
-    this.name = "RedactPatternError";
+    super("config", `mcp.redact: "${pattern}" is not a valid regular expression (${reason})`);
   }
 }
 

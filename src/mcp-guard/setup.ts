@@ -4,36 +4,35 @@
 // says how to fix it.
 import { MissingSecretError, expandPlaceholders, placeholdersIn, readSecret, requireSecrets, secretValues } from "../config/index.ts";
 import type { Environment, McpServerConfig, PerimeterConfig, SecretNeed } from "../config/index.ts";
+import { dialAddress as dialTcpAddress, parseTcp } from "../shared/index.ts";
+import type { TokenEntry } from "../shared/index.ts";
 import { compileConstraints } from "./arguments.ts";
 import type { CompiledConstraint } from "./arguments.ts";
-import type { TokenEntry } from "./auth.ts";
 import { createRedactor } from "./redact.ts";
 import type { Redactor } from "./redact.ts";
 import type { UpstreamSpec } from "./upstream.ts";
+// errors.ts directly: this module is loaded where the rest of shared/ (pino) need not be.
+import { PerimeterError } from "../shared/errors.ts";
 
-export class GuardSetupError extends Error {
+export class GuardSetupError extends PerimeterError {
   constructor(message: string) {
-    super(message);
-    this.name = "GuardSetupError";
+    super("config", message);
   }
 }
 
 /** The minimal environment of a stdio child besides what its config names: enough to find and run the command. */
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/** HOST:PORT of a listen address (IPv6 in brackets; port 0 picks a free port). */
+/** HOST:PORT of a listen address (IPv6 in brackets; port 0 picks a free port), through the one shared parser. */
 export function parseListen(listen: string): { host: string; port: number } {
-  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(listen);
-  const port = Number(match?.[3]);
-  if (match === null || !(port >= 0 && port <= 65535)) throw new GuardSetupError(`"${listen}" is not HOST:PORT (write 127.0.0.1:8700, or [::1]:8700 for IPv6)`);
-  return { host: (match[1] ?? match[2] ?? "").toLowerCase(), port };
+  const address = parseTcp(listen);
+  if (address === undefined) throw new GuardSetupError(`"${listen}" is not HOST:PORT (write 127.0.0.1:8700, or [::1]:8700 for IPv6)`);
+  return { host: address.host, port: address.port };
 }
 
 /** A listen address turned into one a client on this machine can dial (a wildcard bind is reached on loopback). */
 export function dialAddress(listen: string): string {
-  const { host, port } = parseListen(listen);
-  const dialHost = host === "0.0.0.0" || host === "" ? "127.0.0.1" : host === "::" ? "[::1]" : host.includes(":") ? `[${host}]` : host;
-  return `${dialHost}:${port}`;
+  return dialTcpAddress({ kind: "tcp", ...parseListen(listen) });
 }
 
 export interface PreparedServer {
@@ -49,6 +48,8 @@ export interface PreparedGuard {
   servers: PreparedServer[];
   agents: TokenEntry[];
   admin: TokenEntry;
+  /** The read-only audit feed token (audit.feedTokenSecret), when configured. */
+  feed?: TokenEntry;
   redactor: Redactor;
 }
 
@@ -109,10 +110,13 @@ function prepareServer(name: string, server: McpServerConfig, config: PerimeterC
   return { name, config: server, constraints, secretNames, spec: { kind: "http", url: server.url, headers: () => expand(server.headers) } };
 }
 
+const FEED_TOKEN_USE = "audit.feedTokenSecret (the read-only token of the audit feed)";
+
 /** Every variable the guard reads at start, so that a missing one is reported with all the others at once. */
 function secretNeeds(config: PerimeterConfig): SecretNeed[] {
   const needs: SecretNeed[] = config.mcp.agents.map((agent) => ({ name: agent.tokenSecret, usedFor: `mcp.agents ${agent.name} (the agent's bearer token for mcp-guard)` }));
   needs.push({ name: config.mcp.admin.tokenSecret, usedFor: "mcp.admin.tokenSecret (the bearer token of the approvals/admin API)" });
+  if (config.audit.feedTokenSecret !== undefined) needs.push({ name: config.audit.feedTokenSecret, usedFor: FEED_TOKEN_USE });
   for (const [name, server] of Object.entries(config.mcp.servers)) {
     for (const variable of referencedNames([...Object.values(server.headers), ...Object.values(server.env)])) needs.push({ name: variable, usedFor: `mcp.servers.${name}` });
     if (server.builtin === "sandbox") needs.push({ name: config.sandbox.tokenSecret, usedFor: `mcp.servers.${name} (builtin sandbox: sandbox.tokenSecret)` });
@@ -138,6 +142,12 @@ export function prepareGuard(config: PerimeterConfig, env: Environment): Prepare
   if (seen.has(admin.token)) {
     throw new GuardSetupError(`the admin token (${config.mcp.admin.tokenSecret}) equals agent ${seen.get(admin.token)}'s token: the agent could approve its own calls; use a different value`);
   }
+  const feed = config.audit.feedTokenSecret === undefined ? undefined : { name: "audit-feed", token: readSecret(env, config.audit.feedTokenSecret, FEED_TOKEN_USE) };
+  if (feed !== undefined) {
+    // The feed token goes to the dashboard on another host; it must open nothing else.
+    if (seen.has(feed.token)) throw new GuardSetupError(`the audit feed token (${config.audit.feedTokenSecret}) equals agent ${seen.get(feed.token)}'s token: the agent could read every component's records; use a different value`);
+    if (feed.token === admin.token) throw new GuardSetupError(`the audit feed token (${config.audit.feedTokenSecret}) equals the admin token (${config.mcp.admin.tokenSecret}): whoever holds the read-only token could approve calls; use a different value`);
+  }
   const servers = Object.entries(config.mcp.servers).map(([name, server]) => {
     try {
       return prepareServer(name, server, config, env);
@@ -150,11 +160,11 @@ export function prepareGuard(config: PerimeterConfig, env: Environment): Prepare
   let redactor: Redactor;
   try {
     redactor = createRedactor({
-      secrets: [...secretValues(env, secretNames), ...agents.map((agent) => agent.token), admin.token],
+      secrets: [...secretValues(env, secretNames), ...agents.map((agent) => agent.token), admin.token, ...(feed === undefined ? [] : [feed.token])],
       patterns: config.mcp.redact,
     });
   } catch (error) {
     throw new GuardSetupError((error as Error).message);
   }
-  return { servers, agents, admin, redactor };
+  return { servers, agents, admin, ...(feed === undefined ? {} : { feed }), redactor };
 }

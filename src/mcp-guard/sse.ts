@@ -4,6 +4,8 @@
 // line decoded on its own, which also lets the size bound count real bytes. What an upstream may make it hold is
 // bounded: one event (its data so far plus the line being read) larger than maxEventBytes is an error, not a buffer
 // that grows.
+// errors.ts directly: this module is loaded where the rest of shared/ (pino) need not be.
+import { PerimeterError } from "../shared/errors.ts";
 
 /** Longest event id kept for resumption (it is sent back as the Last-Event-ID header). */
 const MAX_EVENT_ID_LENGTH = 1024;
@@ -25,11 +27,10 @@ export interface SseParserOptions {
   maxEventBytes: number;
 }
 
-export class SseEventTooLargeError extends Error {
+export class SseEventTooLargeError extends PerimeterError {
   readonly limit: number;
   constructor(limit: number) {
-    super(`an event on the upstream's event stream is larger than the ${limit}-byte limit (maxMessageBytes); the stream was refused`);
-    this.name = "SseEventTooLargeError";
+    super("too_large", `an event on the upstream's event stream is larger than the ${limit}-byte limit (maxMessageBytes); the stream was refused`);
     this.limit = limit;
   }
 }

@@ -1,12 +1,15 @@
 // One upstream MCP server as the guard sees it: a client connection that is (re)established in the background with
 // backoff, the tool list from its last sync, and calls that fail fast and clearly while it is away. Credentials are
 // resolved when a connection is made (so a rotated Secret is picked up on reconnect) and live only in the transport.
-import { Client, ProtocolError } from "@modelcontextprotocol/client";
-import type { CallToolResult, Progress, StandardSchemaV1, Tool, Transport } from "@modelcontextprotocol/client";
+import { ProtocolError } from "@modelcontextprotocol/client";
+import type { CallToolResult, Client, Progress, Tool, Transport } from "@modelcontextprotocol/client";
 import type { Logger } from "../shared/index.ts";
+import { GuardClient } from "./guard-client.ts";
 import { NodeHttpClientTransport, UpstreamAnswerTooLargeError } from "./http-transport.ts";
 import type { Redactor } from "./redact.ts";
 import { ExactEnvironmentStdioTransport } from "./stdio-transport.ts";
+// errors.ts directly: this module is loaded where the rest of shared/ (pino) need not be.
+import { PerimeterError } from "../shared/errors.ts";
 
 export type UpstreamSpec =
   | { kind: "stdio"; command: string; args: readonly string[]; env: () => Record<string, string> }
@@ -29,10 +32,11 @@ export interface UpstreamState {
   protocolVersion?: string;
 }
 
-export class UpstreamUnavailableError extends Error {
+export { GuardClient } from "./guard-client.ts";
+
+export class UpstreamUnavailableError extends PerimeterError {
   constructor(server: string, reason: string) {
-    super(`upstream "${server}" is unavailable (${reason}); the guard keeps reconnecting in the background, try again later`);
-    this.name = "UpstreamUnavailableError";
+    super("unavailable", `upstream "${server}" is unavailable (${reason}); the guard keeps reconnecting in the background, try again later`);
   }
 }
 
@@ -71,247 +75,241 @@ export interface Upstream {
   close(): Promise<void>;
 }
 
-type WireCodec = ReturnType<Client["_wireCodec"]>;
-
-/**
- * The SDK Client with one cost removed from every tools/call. Without an explicit result schema, the SDK's request()
- * builds the result validator anew per call, and to do so first validates `undefined` against the method's result
- * schema (to learn whether the method exists in the era) and formats the resulting zod error: 3 % of the guard's CPU
- * in a profile. Here that validator is built once per wire codec (era), from the codec's own validateResult, and
- * passed as the schema: the same validation, the same errors, through the SDK's public request(request, schema)
- * form. Everything else (callTool's output-schema check, 2026-07-28 header mirroring, timeouts) is the SDK's.
- */
-export class GuardClient extends Client {
-  private readonly callToolValidators = new WeakMap<WireCodec, StandardSchemaV1>();
-
-  constructor(...parameters: ConstructorParameters<typeof Client>) {
-    super(...parameters);
-    const request = Client.prototype.request;
-    const validatorFor = (codec: WireCodec): StandardSchemaV1 => {
-      let validator = this.callToolValidators.get(codec);
-      if (validator === undefined) {
-        validator = {
-          "~standard": {
-            version: 1,
-            vendor: "mcp-wire-codec",
-            validate: (value: unknown) => {
-              const outcome = codec.validateResult("tools/call", value);
-              return outcome.ok ? { value: outcome.value } : { issues: [{ message: outcome.reason === "invalid" ? outcome.message : "not-in-era: tools/call" }] };
-            },
-          },
-        };
-        this.callToolValidators.set(codec, validator);
-      }
-      return validator;
-    };
-    // An own property: request() is overloaded, which a subclass method cannot restate simply.
-    this.request = ((message: { method: string }, schemaOrOptions?: unknown, options?: unknown) => {
-      // Only once a version is negotiated: before that the SDK resolves a bootstrap codec of its own.
-      if (message.method === "tools/call" && !isStandardSchema(schemaOrOptions) && this.getNegotiatedProtocolVersion() !== undefined) {
-        return request.call(this, message as never, validatorFor(this._wireCodec()), schemaOrOptions as never);
-      }
-      return request.call(this, message as never, schemaOrOptions as never, options as never);
-    }) as Client["request"];
-  }
-}
-
-function isStandardSchema(value: unknown): boolean {
-  return typeof value === "object" && value !== null && "~standard" in value;
-}
+const DEFAULT_BACKOFF = { initialMs: 250, maxMs: 30_000 };
 
 export function createUpstream(name: string, spec: UpstreamSpec, options: UpstreamOptions): Upstream {
-  const { logger, redactor } = options;
-  const backoff = options.backoff ?? { initialMs: 250, maxMs: 30_000 };
-  let current: { client: Client; transport: Transport } | undefined;
+  return new UpstreamConnection(name, spec, options);
+}
+
+/**
+ * One upstream's connection and its lifecycle: connecting → ready ⇄ unavailable (reconnecting with backoff) → closed.
+ * Its methods are short on purpose: each step of the lifecycle is one of them.
+ */
+class UpstreamConnection implements Upstream {
+  readonly name: string;
+  private readonly spec: UpstreamSpec;
+  private readonly options: UpstreamOptions;
+  private readonly backoff: { initialMs: number; maxMs: number };
+  private current: { client: Client; transport: Transport } | undefined;
   /** The client of a connection attempt in progress: close() must end it too (a stdio child would outlive the guard). */
-  let attempting: Client | undefined;
-  let status: UpstreamState = { state: "connecting", since: Date.now() };
-  let tools: Tool[] | undefined;
-  let attempt = 0;
-  let retryTimer: NodeJS.Timeout | undefined;
-  let resyncTimer: NodeJS.Timeout | undefined;
-  let connectedAt = 0;
-  let closing = false;
-  let syncing: Promise<void> | undefined;
-  let resyncAgain = false;
+  private attempting: Client | undefined;
+  private status: UpstreamState = { state: "connecting", since: Date.now() };
+  private toolList: Tool[] | undefined;
+  private attempt = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private connectedAt = 0;
+  private closing = false;
+  private syncing: Promise<void> | undefined;
+  private resyncAgain = false;
 
-  const setState = (next: Omit<UpstreamState, "since">) => {
-    status = { ...next, since: Date.now() };
-    options.onState?.(name, status);
-  };
+  constructor(name: string, spec: UpstreamSpec, options: UpstreamOptions) {
+    this.name = name;
+    this.spec = spec;
+    this.options = options;
+    this.backoff = options.backoff ?? DEFAULT_BACKOFF;
+  }
 
-  const describe = (error: unknown): string => redactor.text(error instanceof Error ? error.message : String(error)).slice(0, 500);
+  start(): void {
+    void this.connect();
+    const interval = this.options.resyncIntervalMs;
+    if (interval !== undefined && interval > 0) {
+      this.resyncTimer = setInterval(() => {
+        if (this.status.state === "ready") this.syncInBackground();
+      }, interval);
+      this.resyncTimer.unref();
+    }
+  }
 
-  const scheduleReconnect = () => {
-    if (closing || retryTimer !== undefined) return;
+  state(): UpstreamState {
+    return this.status;
+  }
+
+  tools(): Tool[] | undefined {
+    return this.toolList;
+  }
+
+  resync(): Promise<void> {
+    return this.sync();
+  }
+
+  pid(): number | undefined {
+    return this.current?.transport instanceof ExactEnvironmentStdioTransport ? this.current.transport.pid : undefined;
+  }
+
+  async callTool(tool: string, args: Record<string, unknown>, callOptions: CallOptions): Promise<CallToolResult> {
+    const connection = this.current;
+    if (connection === undefined || this.status.state !== "ready") throw new UpstreamUnavailableError(this.name, this.status.error ?? this.status.state);
+    const { spec } = this;
+    try {
+      return (await connection.client.callTool(
+        { name: tool, arguments: args },
+        {
+          signal: callOptions.signal,
+          timeout: callOptions.timeoutMs,
+          ...(callOptions.onprogress === undefined ? {} : { onprogress: callOptions.onprogress, resetTimeoutOnProgress: false }),
+          // Per request: one connection carries every agent's calls.
+          ...(spec.kind === "http" && spec.callerHeader !== undefined && callOptions.caller !== undefined ? { headers: { [spec.callerHeader]: callOptions.caller } } : {}),
+        },
+      )) as CallToolResult;
+    } catch (error) {
+      // The server answered with a JSON-RPC error, the answer was refused for its size, or the caller went away: the
+      // connection is fine. Anything else (a dead child, a refused socket, an expired HTTP session) means reconnect.
+      const connectionFine = error instanceof ProtocolError || error instanceof UpstreamAnswerTooLargeError || callOptions.signal.aborted || /timed? ?out/i.test(String((error as Error).message));
+      if (!connectionFine && this.current === connection) this.dropConnection(this.describe(error));
+      throw error;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    if (this.resyncTimer !== undefined) clearInterval(this.resyncTimer);
+    const connection = this.current;
+    this.current = undefined;
+    this.status = { state: "closed", since: Date.now() };
+    const pending = this.attempting;
+    this.attempting = undefined;
+    if (pending !== undefined) await pending.close().catch(() => undefined);
+    if (connection !== undefined) {
+      connection.client.onclose = undefined;
+      await connection.client.close().catch(() => undefined);
+    }
+  }
+
+  private setState(next: Omit<UpstreamState, "since">): void {
+    this.status = { ...next, since: Date.now() };
+    this.options.onState?.(this.name, this.status);
+  }
+
+  private describe(error: unknown): string {
+    return this.options.redactor.text(error instanceof Error ? error.message : String(error)).slice(0, 500);
+  }
+
+  private syncInBackground(): void {
+    void this.sync().catch((error: unknown) => this.options.logger.warn({ event: "upstream-sync-error", server: this.name, error: this.describe(error) }));
+  }
+
+  private scheduleReconnect(): void {
+    if (this.closing || this.retryTimer !== undefined) return;
     // A connection that stayed up a while earns a fresh backoff; a crash loop keeps doubling up to the cap.
-    if (connectedAt !== 0 && Date.now() - connectedAt > 10_000) attempt = 0;
-    const delay = Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.min(attempt, 16));
-    attempt += 1;
+    if (this.connectedAt !== 0 && Date.now() - this.connectedAt > 10_000) this.attempt = 0;
+    const delay = Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** Math.min(this.attempt, 16));
+    this.attempt += 1;
     const jittered = Math.round(delay * (0.8 + Math.random() * 0.4));
-    retryTimer = setTimeout(() => {
-      retryTimer = undefined;
-      void connect();
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      void this.connect();
     }, jittered);
-    retryTimer.unref();
-  };
+    this.retryTimer.unref();
+  }
 
-  const dropConnection = (reason: string) => {
-    const previous = current;
-    current = undefined;
+  private dropConnection(reason: string): void {
+    const previous = this.current;
+    this.current = undefined;
     if (previous !== undefined) {
       previous.client.onclose = undefined;
       void previous.client.close().catch(() => undefined);
     }
-    if (closing) return;
-    setState({ state: "unavailable", error: reason });
-    logger.warn({ event: "upstream-disconnect", server: name, reason }, "upstream unavailable; reconnecting");
-    scheduleReconnect();
-  };
+    if (this.closing) return;
+    this.setState({ state: "unavailable", error: reason });
+    this.options.logger.warn({ event: "upstream-disconnect", server: this.name, reason }, "upstream unavailable; reconnecting");
+    this.scheduleReconnect();
+  }
 
-  const sync = (): Promise<void> => {
+  private sync(): Promise<void> {
     // Coalesce: list_changed bursts and the periodic timer share one listing at a time.
-    if (syncing !== undefined) {
-      resyncAgain = true;
-      return syncing;
+    if (this.syncing !== undefined) {
+      this.resyncAgain = true;
+      return this.syncing;
     }
-    syncing = (async () => {
+    this.syncing = (async () => {
       do {
-        resyncAgain = false;
-        const connection = current;
+        this.resyncAgain = false;
+        const connection = this.current;
         if (connection === undefined) return;
-        const result = await connection.client.listTools(undefined, { timeout: options.connectTimeoutMs, cacheMode: "bypass" });
-        if (connection !== current) return;
-        tools = result.tools;
-        options.onTools(name, result.tools);
-      } while (resyncAgain);
+        const result = await connection.client.listTools(undefined, { timeout: this.options.connectTimeoutMs, cacheMode: "bypass" });
+        if (connection !== this.current) return;
+        this.toolList = result.tools;
+        this.options.onTools(this.name, result.tools);
+      } while (this.isResyncDue());
     })().finally(() => {
-      syncing = undefined;
+      this.syncing = undefined;
     });
-    return syncing;
-  };
+    return this.syncing;
+  }
 
-  const makeTransport = (): Transport => {
+  /** (A method, so that TypeScript does not keep its narrowing of `resyncAgain` across an await.) */
+  private isResyncDue(): boolean {
+    return this.resyncAgain;
+  }
+
+  private makeTransport(): Transport {
+    const { spec, options, name } = this;
     if (spec.kind === "stdio") {
       return new ExactEnvironmentStdioTransport({
         command: spec.command,
         args: spec.args,
         env: spec.env(),
-        onStderrLine: (line) => logger.debug({ event: "upstream-stderr", server: name, line: redactor.text(line) }),
+        onStderrLine: (line) => options.logger.debug({ event: "upstream-stderr", server: name, line: options.redactor.text(line) }),
       });
     }
     // node:http with keep-alive (http-transport.ts). It follows no redirect at all: the credential headers would
     // follow it. A request that stays silent well past the call timeout is abandoned (the Client times out first).
     return new NodeHttpClientTransport(new URL(spec.url), { headers: spec.headers(), idleTimeoutMs: options.idleTimeoutMs ?? options.connectTimeoutMs + 5_000 });
-  };
+  }
 
-  const connect = async (): Promise<void> => {
-    if (closing) return;
-    setState({ state: "connecting" });
+  private makeClient(): Client {
+    return new GuardClient(this.options.clientInfo ?? { name: "perimeter-mcp-guard", version: "0.1.0" }, {
+      capabilities: {},
+      // stdio: the plain initialize handshake (a probe would spawn a second child). HTTP: probe for 2026-07-28 and
+      // fall back to 2025-11-25.
+      ...(this.spec.kind === "http" ? { versionNegotiation: { mode: "auto" as const } } : {}),
+      listChanged: { tools: { autoRefresh: false, debounceMs: 100, onChanged: () => this.syncInBackground() } },
+    });
+  }
+
+  private async connect(): Promise<void> {
+    if (this.closing) return;
+    this.setState({ state: "connecting" });
     let client: Client | undefined;
     try {
-      const transport = makeTransport();
-      client = new GuardClient(options.clientInfo ?? { name: "perimeter-mcp-guard", version: "0.1.0" }, {
-        capabilities: {},
-        // stdio: the plain initialize handshake (a probe would spawn a second child). HTTP: probe for 2026-07-28
-        // and fall back to 2025-11-25.
-        ...(spec.kind === "http" ? { versionNegotiation: { mode: "auto" as const } } : {}),
-        listChanged: {
-          tools: {
-            autoRefresh: false,
-            debounceMs: 100,
-            onChanged: () => {
-              void sync().catch((error: unknown) => logger.warn({ event: "upstream-sync-error", server: name, error: describe(error) }));
-            },
-          },
-        },
-      });
+      const transport = this.makeTransport();
+      client = this.makeClient();
       const connection = { client, transport };
       client.onclose = () => {
-        if (current === connection) dropConnection("the connection closed");
+        if (this.current === connection) this.dropConnection("the connection closed");
       };
-      client.onerror = (error) => logger.debug({ event: "upstream-error", server: name, error: describe(error) });
-      attempting = client;
-      await client.connect(transport, { timeout: options.connectTimeoutMs });
-      attempting = undefined;
-      if (closing) {
+      client.onerror = (error) => this.options.logger.debug({ event: "upstream-error", server: this.name, error: this.describe(error) });
+      this.attempting = client;
+      await client.connect(transport, { timeout: this.options.connectTimeoutMs });
+      this.attempting = undefined;
+      if (this.closing) {
         void client.close().catch(() => undefined);
         return;
       }
-      current = connection;
-      connectedAt = Date.now();
-      await sync();
+      this.current = connection;
+      this.connectedAt = Date.now();
+      await this.sync();
       const version = client.getNegotiatedProtocolVersion();
-      setState({ state: "ready", ...(version === undefined ? {} : { protocolVersion: version }) });
-      logger.info({ event: "upstream-connect", server: name, protocolVersion: version, tools: tools?.length ?? 0 }, "upstream connected");
+      this.setState({ state: "ready", ...(version === undefined ? {} : { protocolVersion: version }) });
+      this.options.logger.info({ event: "upstream-connect", server: this.name, protocolVersion: version, tools: this.toolList?.length ?? 0 }, "upstream connected");
     } catch (error) {
-      if (attempting === client) attempting = undefined;
-      const reason = describe(error);
-      if (client !== undefined && current?.client === client) {
-        dropConnection(reason);
-        return;
-      }
-      if (client !== undefined) void client.close().catch(() => undefined);
-      if (closing) return;
-      setState({ state: "unavailable", error: reason });
-      logger.warn({ event: "upstream-connect-error", server: name, error: reason }, "cannot connect to upstream; will retry");
-      scheduleReconnect();
+      this.connectFailed(client, error);
     }
-  };
+  }
 
-  return {
-    name,
-    start() {
-      void connect();
-      if (options.resyncIntervalMs !== undefined && options.resyncIntervalMs > 0) {
-        resyncTimer = setInterval(() => {
-          if (status.state === "ready") void sync().catch((error: unknown) => logger.warn({ event: "upstream-sync-error", server: name, error: describe(error) }));
-        }, options.resyncIntervalMs);
-        resyncTimer.unref();
-      }
-    },
-    state: () => status,
-    tools: () => tools,
-    async callTool(tool, args, callOptions) {
-      const connection = current;
-      if (connection === undefined || status.state !== "ready") throw new UpstreamUnavailableError(name, status.error ?? status.state);
-      try {
-        return (await connection.client.callTool(
-          { name: tool, arguments: args },
-          {
-            signal: callOptions.signal,
-            timeout: callOptions.timeoutMs,
-            ...(callOptions.onprogress === undefined ? {} : { onprogress: callOptions.onprogress, resetTimeoutOnProgress: false }),
-            // Per request: one connection carries every agent's calls.
-            ...(spec.kind === "http" && spec.callerHeader !== undefined && callOptions.caller !== undefined ? { headers: { [spec.callerHeader]: callOptions.caller } } : {}),
-          },
-        )) as CallToolResult;
-      } catch (error) {
-        // The server answered with a JSON-RPC error, the answer was refused for its size, or the caller went away: the
-        // connection is fine. Anything else (a dead child, a refused socket, an expired HTTP session) means reconnect.
-        const connectionFine = error instanceof ProtocolError || error instanceof UpstreamAnswerTooLargeError || callOptions.signal.aborted || /timed? ?out/i.test(String((error as Error).message));
-        if (!connectionFine && current === connection) {
-          dropConnection(describe(error));
-        }
-        throw error;
-      }
-    },
-    resync: () => sync(),
-    pid: () => (current?.transport instanceof ExactEnvironmentStdioTransport ? current.transport.pid : undefined),
-    async close() {
-      closing = true;
-      if (retryTimer !== undefined) clearTimeout(retryTimer);
-      if (resyncTimer !== undefined) clearInterval(resyncTimer);
-      const connection = current;
-      current = undefined;
-      status = { state: "closed", since: Date.now() };
-      const pending = attempting;
-      attempting = undefined;
-      if (pending !== undefined) await pending.close().catch(() => undefined);
-      if (connection !== undefined) {
-        connection.client.onclose = undefined;
-        await connection.client.close().catch(() => undefined);
-      }
-    },
-  };
+  private connectFailed(client: Client | undefined, error: unknown): void {
+    if (this.attempting === client) this.attempting = undefined;
+    const reason = this.describe(error);
+    if (client !== undefined && this.current?.client === client) {
+      this.dropConnection(reason);
+      return;
+    }
+    if (client !== undefined) void client.close().catch(() => undefined);
+    if (this.closing) return;
+    this.setState({ state: "unavailable", error: reason });
+    this.options.logger.warn({ event: "upstream-connect-error", server: this.name, error: reason }, "cannot connect to upstream; will retry");
+    this.scheduleReconnect();
+  }
 }
