@@ -3,6 +3,7 @@
 // close records; and the separate metrics listener (/metrics, /healthz).
 import http from "node:http";
 import type net from "node:net";
+import { closeAfterAnswerIfBodyUnread } from "../shared/index.ts";
 import { handleHttp } from "./forward.ts";
 import { finishRecord, openRecord, recordConnectionClose } from "./record.ts";
 import { clientErrorRefusal, refuseRaw, respondRefusal } from "./refusals.ts";
@@ -85,6 +86,8 @@ function handleClientError(state: EgressProxyState, error: NodeJS.ErrnoException
 /** The metrics listener: /metrics (Prometheus) and /healthz, never on the proxy port. */
 export function metricsHandler(state: EgressProxyState, request: http.IncomingMessage, response: http.ServerResponse): void {
   const path = (request.url ?? "").split("?")[0];
+  // Nothing here reads a body: one sent anyway is not drained (the listener is reachable by more than the scraper).
+  closeAfterAnswerIfBodyUnread(response);
   if (request.method !== "GET" && request.method !== "HEAD") {
     response.writeHead(405, { Allow: "GET, HEAD" }).end();
     return;
