@@ -7,7 +7,7 @@ import type { AdmittedRequest } from "./admit.ts";
 import type { ReservedRequest } from "./budget.ts";
 import { errorReason, upstreamErrorDetails } from "./errors.ts";
 import type { ProxyError } from "./errors.ts";
-import { fail, recordOutcome } from "./record.ts";
+import { failRequest, recordOutcome } from "./record.ts";
 import { relayAnswer } from "./relay.ts";
 import { planWire } from "./routing.ts";
 import type { ModelTarget, ProviderKind } from "./routing.ts";
@@ -116,7 +116,7 @@ async function answerUpstreamError(forwarding: Forwarding, provider: UpstreamPro
         };
   settleWith(forwarding, provider, 0, 0);
   const retryAfter = upstream.headers["retry-after"];
-  await fail(state, exchange, error, retryAfter === undefined ? {} : { "retry-after": retryAfter });
+  await failRequest(state, exchange, error, retryAfter === undefined ? {} : { "retry-after": retryAfter });
 }
 
 /** Relays a 2xx answer, settles the reservation with the provider's usage, and records the outcome before the end. */
@@ -231,5 +231,5 @@ export async function forwardRequest(state: LlmProxyState, exchange: LlmExchange
     if (result.kind === "stop") break;
   }
   settleWith(forwarding, undefined, 0, 0);
-  await fail(state, exchange, lastError ?? { kind: "internal", detail: "no provider to try" });
+  await failRequest(state, exchange, lastError ?? { kind: "internal", detail: "no provider to try" });
 }

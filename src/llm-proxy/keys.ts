@@ -7,6 +7,7 @@ import type { StatementSync } from "node:sqlite";
 import { hash, randomBytes, timingSafeEqual } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
+import { PerimeterError } from "../shared/index.ts";
 import { VIRTUAL_KEY_PREFIX } from "./dlp.ts";
 
 export interface KeyLimits {
@@ -273,7 +274,7 @@ class SqliteKeyStore implements LlmKeyStore {
     if (existing === undefined) {
       const clash = statements.byHash.get(valueHash) as KeyRow | undefined;
       if (clash !== undefined) {
-        throw new Error(`llm.clients ${client.name}: its key value is already the key ${clash.id} (client ${clash.client}); give each client its own value`);
+        throw new PerimeterError("config", `llm.clients ${client.name}: its key value is already the key ${clash.id} (client ${clash.client}); give each client its own value`);
       }
       statements.insert.run(id, client.name, valueHash, "config", models, limits, budget, this.#now().toISOString());
     } else {

@@ -99,7 +99,7 @@ export async function deny(state: LlmProxyState, exchange: LlmExchange, error: P
 }
 
 /** Ends a request that failed before any answer was forwarded: recorded, then answered. */
-export async function fail(state: LlmProxyState, exchange: LlmExchange, error: ProxyError, extraHeaders: Readonly<Record<string, string | string[]>> = {}): Promise<void> {
+export async function failRequest(state: LlmProxyState, exchange: LlmExchange, error: ProxyError, extraHeaders: Readonly<Record<string, string | string[]>> = {}): Promise<void> {
   await recordOutcome(state, exchange, { decision: "error", reason: errorReason(error), status: errorResponse(error, exchange.flavor).status });
   sendError(exchange, error, extraHeaders);
 }

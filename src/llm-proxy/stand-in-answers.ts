@@ -5,7 +5,7 @@ import { randomUUID } from "node:crypto";
 import type { ServerResponse } from "node:http";
 
 /** The stand-in's counters and gate, shared by its handler and its answers. */
-export interface StandInState {
+export interface LlmStandInState {
   readonly options: {
     readonly embeddingDimensions?: number;
   };
@@ -74,7 +74,7 @@ export function anthropicError(response: ServerResponse, status: number, type: s
 }
 
 /** Writes SSE events one by one; stops (counting a cancellation) when the client goes away. */
-export async function streamEvents(stand: StandInState, response: ServerResponse, events: string[], model: string): Promise<void> {
+export async function streamEvents(stand: LlmStandInState, response: ServerResponse, events: string[], model: string): Promise<void> {
   response.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", connection: "keep-alive", "x-request-id": `req_${randomUUID()}` });
   let gone = false;
   response.on("close", () => {
@@ -102,7 +102,7 @@ export async function streamEvents(stand: StandInState, response: ServerResponse
   stand.completed += 1;
 }
 
-export async function chatCompletions(stand: StandInState, response: ServerResponse, body: Record<string, unknown>, model: string) {
+export async function chatCompletions(stand: LlmStandInState, response: ServerResponse, body: Record<string, unknown>, model: string) {
   const id = `chatcmpl-${randomUUID().replaceAll("-", "").slice(0, 24)}`;
   const limit = typeof body.max_tokens === "number" ? body.max_tokens : typeof body.max_completion_tokens === "number" ? body.max_completion_tokens : Infinity;
   const pieces = words(stand.reply).slice(0, limit);
@@ -175,7 +175,7 @@ export async function chatCompletions(stand: StandInState, response: ServerRespo
   await streamEvents(stand, response, events, model);
 }
 
-export async function responsesApi(stand: StandInState, response: ServerResponse, body: Record<string, unknown>, model: string) {
+export async function responsesApi(stand: LlmStandInState, response: ServerResponse, body: Record<string, unknown>, model: string) {
   const id = `resp_${randomUUID().replaceAll("-", "")}`;
   const itemId = `msg_${randomUUID().replaceAll("-", "")}`;
   const limit = typeof body.max_output_tokens === "number" ? body.max_output_tokens : Infinity;
@@ -205,7 +205,7 @@ export async function responsesApi(stand: StandInState, response: ServerResponse
   await streamEvents(stand, response, events, model);
 }
 
-export function embeddings(stand: StandInState, response: ServerResponse, body: Record<string, unknown>, model: string) {
+export function embeddings(stand: LlmStandInState, response: ServerResponse, body: Record<string, unknown>, model: string) {
   const inputs = Array.isArray(body.input) ? body.input : [body.input];
   const dimensions = stand.options.embeddingDimensions ?? 8;
   const tokens = promptTokensOf({ input: inputs });
@@ -217,7 +217,7 @@ export function embeddings(stand: StandInState, response: ServerResponse, body: 
   });
 }
 
-export async function anthropicMessages(stand: StandInState, response: ServerResponse, body: Record<string, unknown>, model: string) {
+export async function anthropicMessages(stand: LlmStandInState, response: ServerResponse, body: Record<string, unknown>, model: string) {
   const id = `msg_${randomUUID().replaceAll("-", "").slice(0, 24)}`;
   const limit = typeof body.max_tokens === "number" ? body.max_tokens : Infinity;
   const pieces = words(stand.reply).slice(0, limit);

@@ -15,7 +15,7 @@ import type { AddressInfo } from "node:net";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { TLSSocket } from "node:tls";
 import { DEFAULT_REPLY, anthropicError, anthropicMessages, chatCompletions, embeddings, isRecord, openAiError, responsesApi, sendStandInJson } from "./stand-in-answers.ts";
-import type { StandInState } from "./stand-in-answers.ts";
+import type { LlmStandInState } from "./stand-in-answers.ts";
 
 export { STAND_IN_TOOL_ARGUMENT_FRAGMENTS } from "./stand-in-answers.ts";
 
@@ -149,7 +149,7 @@ export function chatRequestProblem(body: Record<string, unknown>): string | unde
   return undefined;
 }
 
-interface StandInProviderState extends StandInState {
+interface StandInProviderState extends LlmStandInState {
   readonly options: StandInProviderOptions;
   readonly requests: RecordedRequest[];
   connections: number;

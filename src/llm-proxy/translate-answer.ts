@@ -1,6 +1,6 @@
 // Translation of a provider's answer into the agent's wire format (the requests: translate.ts): a whole JSON answer,
 // SSE events one at a time, and a provider error's status. Pure functions over parsed bodies and events: no I/O.
-import { TranslationError, isObject, isString } from "./translate.ts";
+import { TranslationError, isJsonObject, isString } from "./translate.ts";
 import type { Json, Translation } from "./translate.ts";
 import type { SseEvent } from "./usage.ts";
 
@@ -20,7 +20,7 @@ const stopReason = (finish: unknown): string => (isString(finish) ? (STOP_FROM_F
 
 /** Anthropic counts cache reads and writes apart from input_tokens; OpenAI's prompt_tokens includes them. */
 function anthropicInputTokens(usage: unknown): number | undefined {
-  if (!isObject(usage) || typeof usage.input_tokens !== "number") return undefined;
+  if (!isJsonObject(usage) || typeof usage.input_tokens !== "number") return undefined;
   const cached = (typeof usage.cache_creation_input_tokens === "number" ? usage.cache_creation_input_tokens : 0) + (typeof usage.cache_read_input_tokens === "number" ? usage.cache_read_input_tokens : 0);
   return usage.input_tokens + cached;
 }
@@ -35,14 +35,14 @@ export function messagesAnswerToChat(message: Json, now: () => number = Date.now
   let text = "";
   const toolCalls: Json[] = [];
   for (const block of message.content as unknown[]) {
-    if (!isObject(block)) continue;
+    if (!isJsonObject(block)) continue;
     if (block.type === "text" && isString(block.text)) text += block.text;
     else if (block.type === "tool_use" && isString(block.id) && isString(block.name)) {
       toolCalls.push({ id: block.id, type: "function", function: { name: block.name, arguments: JSON.stringify(block.input ?? {}) } });
     }
   }
   const input = anthropicInputTokens(message.usage) ?? 0;
-  const output = isObject(message.usage) && typeof message.usage.output_tokens === "number" ? message.usage.output_tokens : 0;
+  const output = isJsonObject(message.usage) && typeof message.usage.output_tokens === "number" ? message.usage.output_tokens : 0;
   return {
     id: isString(message.id) ? message.id : "msg",
     object: "chat.completion",
@@ -63,22 +63,22 @@ export function messagesAnswerToChat(message: Json, now: () => number = Date.now
 /** A whole chat.completion as an Anthropic message. Unparseable tool arguments become `{}` (Anthropic needs an object). */
 export function chatAnswerToMessages(completion: Json): Json {
   const choice = Array.isArray(completion.choices) ? (completion.choices[0] as unknown) : undefined;
-  if (completion.object !== "chat.completion" || !isObject(choice) || !isObject(choice.message)) throw new TranslationError("the provider's answer is not a chat completion");
+  if (completion.object !== "chat.completion" || !isJsonObject(choice) || !isJsonObject(choice.message)) throw new TranslationError("the provider's answer is not a chat completion");
   const content: Json[] = [];
   if (isString(choice.message.content) && choice.message.content !== "") content.push({ type: "text", text: choice.message.content });
   if (Array.isArray(choice.message.tool_calls)) {
     for (const call of choice.message.tool_calls as unknown[]) {
-      if (!isObject(call) || !isObject(call.function) || !isString(call.function.name)) continue;
+      if (!isJsonObject(call) || !isJsonObject(call.function) || !isString(call.function.name)) continue;
       let input: unknown = {};
       try {
         input = JSON.parse(isString(call.function.arguments) && call.function.arguments !== "" ? call.function.arguments : "{}");
       } catch {
         input = {};
       }
-      content.push({ type: "tool_use", id: isString(call.id) ? call.id : "toolu", name: call.function.name, input: isObject(input) ? input : {} });
+      content.push({ type: "tool_use", id: isString(call.id) ? call.id : "toolu", name: call.function.name, input: isJsonObject(input) ? input : {} });
     }
   }
-  const usage = isObject(completion.usage) ? completion.usage : {};
+  const usage = isJsonObject(completion.usage) ? completion.usage : {};
   return {
     id: isString(completion.id) ? completion.id : "msg",
     type: "message",
@@ -118,7 +118,7 @@ function parseEventData(event: SseEvent): Json | undefined {
   if (event.data === "" || event.data === "[DONE]") return undefined;
   try {
     const parsed: unknown = JSON.parse(event.data);
-    return isObject(parsed) ? parsed : undefined;
+    return isJsonObject(parsed) ? parsed : undefined;
   } catch {
     return undefined;
   }
@@ -148,24 +148,24 @@ function chatFromMessagesStream(options: AnswerTranslatorOptions): AnswerTransla
       if (data === undefined || finished || failed) return "";
       switch (data.type) {
         case "message_start": {
-          const message = isObject(data.message) ? data.message : {};
+          const message = isJsonObject(data.message) ? data.message : {};
           if (isString(message.id)) id = message.id;
           model = message.model ?? null;
           input = anthropicInputTokens(message.usage) ?? input;
           return chunk({ role: "assistant", content: "" });
         }
         case "content_block_start": {
-          const block = isObject(data.content_block) ? data.content_block : {};
+          const block = isJsonObject(data.content_block) ? data.content_block : {};
           const index = typeof data.index === "number" ? data.index : -1;
           if (block.type === "text" && isString(block.text) && block.text !== "") return chunk({ content: block.text });
           if (block.type !== "tool_use") return "";
           const toolIndex = toolIndexOfBlock.size;
           toolIndexOfBlock.set(index, toolIndex);
-          const started = isObject(block.input) && Object.keys(block.input).length > 0 ? JSON.stringify(block.input) : "";
+          const started = isJsonObject(block.input) && Object.keys(block.input).length > 0 ? JSON.stringify(block.input) : "";
           return chunk({ tool_calls: [{ index: toolIndex, id: block.id, type: "function", function: { name: block.name, arguments: started } }] });
         }
         case "content_block_delta": {
-          const delta = isObject(data.delta) ? data.delta : {};
+          const delta = isJsonObject(data.delta) ? data.delta : {};
           if (delta.type === "text_delta" && isString(delta.text)) return chunk({ content: delta.text });
           const toolIndex = typeof data.index === "number" ? toolIndexOfBlock.get(data.index) : undefined;
           if (delta.type === "input_json_delta" && isString(delta.partial_json) && delta.partial_json !== "" && toolIndex !== undefined) {
@@ -174,10 +174,10 @@ function chatFromMessagesStream(options: AnswerTranslatorOptions): AnswerTransla
           return "";
         }
         case "message_delta": {
-          const usage = isObject(data.usage) ? data.usage : {};
+          const usage = isJsonObject(data.usage) ? data.usage : {};
           if (typeof usage.output_tokens === "number") output = usage.output_tokens;
           input = anthropicInputTokens(usage) ?? input;
-          const delta = isObject(data.delta) ? data.delta : {};
+          const delta = isJsonObject(data.delta) ? data.delta : {};
           return chunk({}, finishReason(delta.stop_reason));
         }
         case "message_stop":
@@ -185,7 +185,7 @@ function chatFromMessagesStream(options: AnswerTranslatorOptions): AnswerTransla
           return `${options.includeUsage === true ? openAiEvent({ id, object: "chat.completion.chunk", created, model, system_fingerprint: null, choices: [], usage: openAiUsage(input, output) }) : ""}data: [DONE]\n\n`;
         case "error": {
           failed = true;
-          const error = isObject(data.error) ? data.error : {};
+          const error = isJsonObject(data.error) ? data.error : {};
           const type = isString(error.type) ? error.type : "api_error";
           return openAiEvent({ error: { message: redact(`provider: ${isString(error.message) ? error.message : type}`), type: type === "overloaded_error" || type === "api_error" ? "server_error" : type, param: null, code: `upstream_${type}` } });
         }
@@ -206,7 +206,7 @@ function chatFromMessagesStream(options: AnswerTranslatorOptions): AnswerTransla
       } catch {
         throw new TranslationError("the provider's answer is not JSON");
       }
-      if (!isObject(parsed)) throw new TranslationError("the provider's answer is not a JSON object");
+      if (!isJsonObject(parsed)) throw new TranslationError("the provider's answer is not a JSON object");
       return JSON.stringify(messagesAnswerToChat(parsed, now));
     },
   };
@@ -247,7 +247,7 @@ function messagesFromChatStream(options: AnswerTranslatorOptions): AnswerTransla
       if (data === undefined) return "";
       if (data.error !== undefined) {
         failed = true;
-        const error = isObject(data.error) ? data.error : {};
+        const error = isJsonObject(data.error) ? data.error : {};
         return anthropicEvent("error", { error: { type: "api_error", message: redact(`provider: ${isString(error.message) ? error.message : "error in stream"}`) } });
       }
       let out = "";
@@ -257,22 +257,22 @@ function messagesFromChatStream(options: AnswerTranslatorOptions): AnswerTransla
           message: { id: isString(data.id) ? data.id : "msg", type: "message", role: "assistant", model: data.model ?? null, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 0, output_tokens: 0 } },
         });
       }
-      if (isObject(data.usage)) {
+      if (isJsonObject(data.usage)) {
         if (typeof data.usage.prompt_tokens === "number") input = data.usage.prompt_tokens;
         if (typeof data.usage.completion_tokens === "number") output = data.usage.completion_tokens;
       }
       const choice = Array.isArray(data.choices) ? (data.choices[0] as unknown) : undefined;
-      if (!isObject(choice)) return out;
-      const delta = isObject(choice.delta) ? choice.delta : {};
+      if (!isJsonObject(choice)) return out;
+      const delta = isJsonObject(choice.delta) ? choice.delta : {};
       if (isString(delta.content) && delta.content !== "") {
         if (open === undefined || open.tool !== undefined) out += startBlock({ type: "text", text: "" });
         out += anthropicEvent("content_block_delta", { index: (open as { index: number }).index, delta: { type: "text_delta", text: delta.content } });
       }
       if (Array.isArray(delta.tool_calls)) {
         for (const call of delta.tool_calls as unknown[]) {
-          if (!isObject(call)) continue;
+          if (!isJsonObject(call)) continue;
           const toolIndex = typeof call.index === "number" ? call.index : 0;
-          const fn = isObject(call.function) ? call.function : {};
+          const fn = isJsonObject(call.function) ? call.function : {};
           if (!blockOfTool.has(toolIndex)) {
             out += startBlock({ type: "tool_use", id: isString(call.id) ? call.id : `toolu_${toolIndex}`, name: isString(fn.name) ? fn.name : "", input: {} }, toolIndex);
             blockOfTool.set(toolIndex, (open as { index: number }).index);
@@ -301,7 +301,7 @@ function messagesFromChatStream(options: AnswerTranslatorOptions): AnswerTransla
       } catch {
         throw new TranslationError("the provider's answer is not JSON");
       }
-      if (!isObject(parsed)) throw new TranslationError("the provider's answer is not a JSON object");
+      if (!isJsonObject(parsed)) throw new TranslationError("the provider's answer is not a JSON object");
       return JSON.stringify(chatAnswerToMessages(parsed));
     },
   };

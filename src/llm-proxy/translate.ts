@@ -24,7 +24,7 @@ export class TranslationError extends PerimeterError {
 
 export type Json = Record<string, unknown>;
 
-export const isObject = (value: unknown): value is Json => typeof value === "object" && value !== null && !Array.isArray(value);
+export const isJsonObject = (value: unknown): value is Json => typeof value === "object" && value !== null && !Array.isArray(value);
 export const isString = (value: unknown): value is string => typeof value === "string";
 
 /** Chat-completions parameters that only tune sampling or bookkeeping and have no Anthropic equivalent: dropped. */
@@ -108,7 +108,7 @@ function chatContentToBlocks(content: unknown, path: string, allowed: "text" | "
   const blocks: Json[] = [];
   content.forEach((part: unknown, index) => {
     const where = `${path}[${index}]`;
-    if (!isObject(part)) throw new TranslationError(`${where} must be an object`, where);
+    if (!isJsonObject(part)) throw new TranslationError(`${where} must be an object`, where);
     if (part.type === "text" || part.type === "refusal") {
       const text = part.type === "text" ? part.text : part.refusal;
       if (!isString(text)) throw new TranslationError(`${where}.${String(part.type)} must be a string`, where);
@@ -117,10 +117,10 @@ function chatContentToBlocks(content: unknown, path: string, allowed: "text" | "
     }
     if (allowed === "media" && part.type === "image_url") {
       const image = part.image_url;
-      blocks.push(imageBlockFromUrl(isObject(image) ? image.url : image, where));
+      blocks.push(imageBlockFromUrl(isJsonObject(image) ? image.url : image, where));
       return;
     }
-    if (allowed === "media" && part.type === "file" && isObject(part.file)) {
+    if (allowed === "media" && part.type === "file" && isJsonObject(part.file)) {
       const data = isString(part.file.file_data) ? DATA_URL.exec(part.file.file_data) : null;
       if (data !== null && (data[1] as string).toLowerCase() === "application/pdf") {
         blocks.push({ type: "document", source: { type: "base64", media_type: "application/pdf", data: data[2] } });
@@ -142,7 +142,7 @@ function parseToolArguments(text: unknown, path: string): Json {
   } catch {
     throw new TranslationError(`${path} is not valid JSON; an Anthropic model needs tool-call arguments as a JSON object`, path);
   }
-  if (!isObject(parsed)) throw new TranslationError(`${path} must be a JSON object`, path);
+  if (!isJsonObject(parsed)) throw new TranslationError(`${path} must be a JSON object`, path);
   return parsed;
 }
 
@@ -152,7 +152,7 @@ export function chatRequestToMessages(body: Json): Json {
   if (body.n !== undefined && body.n !== null && body.n !== 1) throw new TranslationError("n: an Anthropic model answers with one choice; remove n or set it to 1", "n");
   if (body.logprobs === true) throw new TranslationError("logprobs: an Anthropic model does not return log probabilities; remove logprobs", "logprobs");
   if (body.top_logprobs !== undefined && body.top_logprobs !== null && body.top_logprobs !== 0) throw new TranslationError("top_logprobs: an Anthropic model does not return log probabilities; remove top_logprobs", "top_logprobs");
-  if (body.response_format !== undefined && body.response_format !== null && !(isObject(body.response_format) && body.response_format.type === "text")) {
+  if (body.response_format !== undefined && body.response_format !== null && !(isJsonObject(body.response_format) && body.response_format.type === "text")) {
     throw new TranslationError("response_format: JSON modes have no equivalent in Anthropic messages; describe the format in the prompt or use a tool with a schema", "response_format");
   }
   if (!Array.isArray(body.messages)) throw new TranslationError("messages must be an array", "messages");
@@ -167,7 +167,7 @@ export function chatRequestToMessages(body: Json): Json {
   };
   body.messages.forEach((message: unknown, index) => {
     const path = `messages[${index}]`;
-    if (!isObject(message)) throw new TranslationError(`${path} must be an object`, path);
+    if (!isJsonObject(message)) throw new TranslationError(`${path} must be an object`, path);
     switch (message.role) {
       case "system":
       case "developer":
@@ -184,7 +184,7 @@ export function chatRequestToMessages(body: Json): Json {
           if (!Array.isArray(message.tool_calls)) throw new TranslationError(`${path}.tool_calls must be an array`, `${path}.tool_calls`);
           message.tool_calls.forEach((call: unknown, callIndex) => {
             const where = `${path}.tool_calls[${callIndex}]`;
-            if (!isObject(call) || !isString(call.id) || !isObject(call.function) || !isString(call.function.name)) {
+            if (!isJsonObject(call) || !isString(call.id) || !isJsonObject(call.function) || !isString(call.function.name)) {
               throw new TranslationError(`${where} must be { id, type: "function", function: { name, arguments } }`, where);
             }
             blocks.push({ type: "tool_use", id: toolId(call.id), name: call.function.name, input: parseToolArguments(call.function.arguments, `${where}.function.arguments`) });
@@ -219,10 +219,10 @@ export function chatRequestToMessages(body: Json): Json {
     if (!Array.isArray(body.tools)) throw new TranslationError("tools must be an array", "tools");
     translated.tools = body.tools.map((tool: unknown, index) => {
       const where = `tools[${index}]`;
-      if (!isObject(tool) || tool.type !== "function" || !isObject(tool.function) || !isString(tool.function.name)) {
+      if (!isJsonObject(tool) || tool.type !== "function" || !isJsonObject(tool.function) || !isString(tool.function.name)) {
         throw new TranslationError(`${where}: only { type: "function", function: { name, description, parameters } } tools can be passed to an Anthropic model`, where);
       }
-      const schema = isObject(tool.function.parameters) ? tool.function.parameters : { type: "object", properties: {} };
+      const schema = isJsonObject(tool.function.parameters) ? tool.function.parameters : { type: "object", properties: {} };
       return { name: tool.function.name, ...(isString(tool.function.description) ? { description: tool.function.description } : {}), input_schema: schema };
     });
   }
@@ -241,7 +241,7 @@ function chatToolChoice(choice: unknown): Json | undefined {
   if (choice === "auto") return { type: "auto" };
   if (choice === "none") return { type: "none" };
   if (choice === "required") return { type: "any" };
-  if (isObject(choice) && choice.type === "function" && isObject(choice.function) && isString(choice.function.name)) return { type: "tool", name: choice.function.name };
+  if (isJsonObject(choice) && choice.type === "function" && isJsonObject(choice.function) && isString(choice.function.name)) return { type: "tool", name: choice.function.name };
   throw new TranslationError('tool_choice must be "auto", "none", "required" or { type: "function", function: { name } }', "tool_choice");
 }
 
@@ -249,7 +249,7 @@ function chatToolChoice(choice: unknown): Json | undefined {
 // Requests: messages -> chat completions
 
 function mediaUrlFromSource(source: unknown, path: string, kind: "image" | "document"): string {
-  if (!isObject(source)) throw new TranslationError(`${path}.source is required`, `${path}.source`);
+  if (!isJsonObject(source)) throw new TranslationError(`${path}.source is required`, `${path}.source`);
   if (source.type === "base64" && isString(source.media_type) && isString(source.data)) return `data:${source.media_type};base64,${source.data}`;
   if (source.type === "url" && isString(source.url) && kind === "image") return source.url;
   throw new TranslationError(`${path}.source: only base64${kind === "image" ? " and url" : ""} sources can be passed to an OpenAI-compatible model`, `${path}.source`);
@@ -264,8 +264,8 @@ function blockToChatPart(block: Json, path: string): Json | undefined {
     case "image":
       return { type: "image_url", image_url: { url: mediaUrlFromSource(block.source, path, "image") } };
     case "document": {
-      if (isObject(block.source) && block.source.type === "text" && isString(block.source.data)) return { type: "text", text: block.source.data };
-      if (isObject(block.source) && block.source.media_type !== "application/pdf") throw new TranslationError(`${path}: only PDF and plain-text documents can be passed to an OpenAI-compatible model`, path);
+      if (isJsonObject(block.source) && block.source.type === "text" && isString(block.source.data)) return { type: "text", text: block.source.data };
+      if (isJsonObject(block.source) && block.source.media_type !== "application/pdf") throw new TranslationError(`${path}: only PDF and plain-text documents can be passed to an OpenAI-compatible model`, path);
       return { type: "file", file: { filename: isString(block.title) ? block.title : "document.pdf", file_data: mediaUrlFromSource(block.source, path, "document") } };
     }
     case "thinking":
@@ -281,7 +281,7 @@ function anthropicBlocks(content: unknown, path: string): Json[] {
   if (isString(content)) return [{ type: "text", text: content }];
   if (!Array.isArray(content)) throw new TranslationError(`${path} must be a string or an array of content blocks`, path);
   return content.map((block: unknown, index) => {
-    if (!isObject(block)) throw new TranslationError(`${path}[${index}] must be an object`, `${path}[${index}]`);
+    if (!isJsonObject(block)) throw new TranslationError(`${path}[${index}] must be an object`, `${path}[${index}]`);
     return block;
   });
 }
@@ -300,7 +300,7 @@ export function messagesRequestToChat(body: Json): Json {
   }
   body.messages.forEach((message: unknown, index) => {
     const path = `messages[${index}]`;
-    if (!isObject(message) || (message.role !== "user" && message.role !== "assistant")) throw new TranslationError(`${path}.role must be user or assistant`, `${path}.role`);
+    if (!isJsonObject(message) || (message.role !== "user" && message.role !== "assistant")) throw new TranslationError(`${path}.role must be user or assistant`, `${path}.role`);
     const blocks = anthropicBlocks(message.content, `${path}.content`);
     if (message.role === "assistant") {
       const texts: string[] = [];
@@ -347,7 +347,7 @@ export function messagesRequestToChat(body: Json): Json {
   translated.max_tokens = maxTokens;
   for (const name of ["temperature", "top_p"] as const) if (typeof body[name] === "number") translated[name] = body[name];
   if (Array.isArray(body.stop_sequences) && body.stop_sequences.length > 0) translated.stop = body.stop_sequences.filter(isString);
-  if (isObject(body.metadata) && isString(body.metadata.user_id)) translated.user = body.metadata.user_id;
+  if (isJsonObject(body.metadata) && isString(body.metadata.user_id)) translated.user = body.metadata.user_id;
   if (body.stream === true) {
     translated.stream = true;
     // Usage arrives in a last chunk only when asked for; it settles the budget and becomes message_delta's usage.
@@ -357,7 +357,7 @@ export function messagesRequestToChat(body: Json): Json {
     if (!Array.isArray(body.tools)) throw new TranslationError("tools must be an array", "tools");
     translated.tools = body.tools.map((tool: unknown, index) => {
       const where = `tools[${index}]`;
-      if (!isObject(tool) || !isString(tool.name) || (tool.type !== undefined && tool.type !== "custom") || !isObject(tool.input_schema)) {
+      if (!isJsonObject(tool) || !isString(tool.name) || (tool.type !== undefined && tool.type !== "custom") || !isJsonObject(tool.input_schema)) {
         throw new TranslationError(`${where}: only custom tools ({ name, description, input_schema }) can be passed to an OpenAI-compatible model; Anthropic's server tools run at Anthropic`, where);
       }
       return { type: "function", function: { name: tool.name, ...(isString(tool.description) ? { description: tool.description } : {}), parameters: tool.input_schema } };
@@ -365,7 +365,7 @@ export function messagesRequestToChat(body: Json): Json {
   }
   if (body.tool_choice !== undefined && body.tool_choice !== null) {
     const choice = body.tool_choice;
-    if (!isObject(choice)) throw new TranslationError("tool_choice must be an object", "tool_choice");
+    if (!isJsonObject(choice)) throw new TranslationError("tool_choice must be an object", "tool_choice");
     if (choice.type === "auto") translated.tool_choice = "auto";
     else if (choice.type === "any") translated.tool_choice = "required";
     else if (choice.type === "none") translated.tool_choice = "none";
