@@ -11,7 +11,7 @@ import type { TcpAddress } from "../shared/index.ts";
 import type { SandboxServerState } from "./server-state.ts";
 import { cancelInFlight, DEFAULT_CALLER } from "./server-tools.ts";
 
-export type RequestHandler = (request: IncomingMessage, response: ServerResponse) => Promise<void>;
+export type RunnerRequestHandler = (request: IncomingMessage, response: ServerResponse) => Promise<void>;
 /** The MCP SDK's Node handler, given the request with its AuthInfo (or a buffered stand-in for it). */
 export type McpNodeHandler = (request: IncomingMessage | (AsyncIterable<Buffer> & { method?: string; url?: string; headers: IncomingMessage["headers"]; auth: AuthInfo }), response: ServerResponse) => Promise<void>;
 
@@ -55,7 +55,7 @@ function refusedBeforeMcp(state: SandboxServerState, request: IncomingMessage, r
 }
 
 /** The MCP listener's handler. */
-export function mcpRequestHandler(state: SandboxServerState, serveMcp: McpNodeHandler): RequestHandler {
+export function mcpRequestHandler(state: SandboxServerState, serveMcp: McpNodeHandler): RunnerRequestHandler {
   return async (request, response) => {
     const path = (request.url ?? "/").split("?")[0];
     if (path === "/healthz") return answerHealth(state, response);
@@ -104,12 +104,12 @@ export function mcpRequestHandler(state: SandboxServerState, serveMcp: McpNodeHa
  * The metrics listener's handler: /metrics and /healthz, GET only, no token (it runs nothing); with an audit feed,
  * its /v1/audit/* routes too, to the feed token only.
  */
-export function metricsRequestHandler(state: SandboxServerState): RequestHandler {
+export function metricsRequestHandler(state: SandboxServerState): RunnerRequestHandler {
   const feed = withAuditFeed(state.auditFeed, metricsAndHealth(state));
   return async (request, response) => feed(request, response);
 }
 
-function metricsAndHealth(state: SandboxServerState): RequestHandler {
+function metricsAndHealth(state: SandboxServerState): RunnerRequestHandler {
   return async (request, response) => {
     const path = (request.url ?? "/").split("?")[0];
     closeAfterAnswerIfBodyUnread(response);
@@ -129,7 +129,7 @@ function metricsAndHealth(state: SandboxServerState): RequestHandler {
 const LOOPBACK_LISTEN_HOSTS = new Set(["127.0.0.1", "::1", "localhost"]);
 
 /** Listens on HOST:PORT (port 0: any free port) with `handle`; a crash in a request is that request's 500. */
-export async function listenOn(state: SandboxServerState, target: string, handle: RequestHandler, path: string): Promise<{ host: string; port: number; url: string; loopback: boolean }> {
+export async function listenRunner(state: SandboxServerState, target: string, handle: RunnerRequestHandler, path: string): Promise<{ host: string; port: number; url: string; loopback: boolean }> {
   // Without { unix: true } the parser gives TCP addresses only.
   const address = parseListenAddress(target, { example: "127.0.0.1:8701" }) as TcpAddress;
   const server = createServer((request, response) => {

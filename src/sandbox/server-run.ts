@@ -6,7 +6,7 @@ import type { CallToolResult } from "@modelcontextprotocol/server";
 import type { AuditRecord } from "../audit-log/index.ts";
 import { decodeUtf8, redactArgument, resultSummary, toolError } from "./server-output.ts";
 import type { ReturnedFileAnswer } from "./server-output.ts";
-import { record, refuse } from "./server-state.ts";
+import { recordSandboxEvent, refuseCall } from "./server-state.ts";
 import type { SandboxServerState } from "./server-state.ts";
 import type { RunInput } from "./server-tools.ts";
 import { SandboxTaskError, SandboxUnavailableError, workspacePathProblem } from "./task.ts";
@@ -49,9 +49,9 @@ export async function runTool(state: SandboxServerState, args: RunInput, caller:
   const command = args.command ?? (args.script !== undefined ? ["/bin/sh", "-c", args.script] : []);
   const auditCommand = command.map(redactArgument);
   const problem = callProblem(state, args);
-  if (problem !== undefined) return refuse(state, caller, "sandbox-run", problem);
+  if (problem !== undefined) return refuseCall(state, caller, "sandbox-run", problem);
   const quota = state.quota.problem(caller);
-  if (quota !== undefined) return refuse(state, caller, "sandbox-run", quota, { command: auditCommand });
+  if (quota !== undefined) return refuseCall(state, caller, "sandbox-run", quota, { command: auditCommand });
   const call: RunCall = {
     caller,
     args,
@@ -86,7 +86,7 @@ async function runCall(state: SandboxServerState, call: RunCall): Promise<CallTo
   // Nothing runs unrecorded: if the start cannot be written, the call is refused.
   let started: AuditRecord | undefined;
   try {
-    started = await record(state, { type: "sandbox-run", phase: "started", caller, command: call.auditCommand, workspace: args.workspace ?? null, network: task.network?.mode ?? "none", timeoutMs: call.timeoutMs ?? null, files: task.files?.length ?? 0, stdinBytes: args.stdin === undefined ? 0 : Buffer.byteLength(args.stdin), envNames: Object.keys(args.env ?? {}) });
+    started = await recordSandboxEvent(state, { type: "sandbox-run", phase: "started", caller, command: call.auditCommand, workspace: args.workspace ?? null, network: task.network?.mode ?? "none", timeoutMs: call.timeoutMs ?? null, files: task.files?.length ?? 0, stdinBytes: args.stdin === undefined ? 0 : Buffer.byteLength(args.stdin), envNames: Object.keys(args.env ?? {}) });
   } catch (error) {
     state.metrics.runsTotal.inc({ outcome: "refused" });
     state.logger.error({ event: "audit-failed", error: (error as Error).message }, "audit log unavailable: refusing a sandbox run");
@@ -158,7 +158,7 @@ function settleWorkspace(state: SandboxServerState, call: RunCall, result: Sandb
 }
 
 async function recordFinish(state: SandboxServerState, call: RunCall, result: SandboxResult, decisionSeq: number | null, filesReturned: number): Promise<void> {
-  await record(state, {
+  await recordSandboxEvent(state, {
     type: "sandbox-run",
     phase: "finished",
     decisionSeq,

@@ -109,13 +109,13 @@ export function createServerState(options: SandboxServerOptions): SandboxServerS
 }
 
 /** A refused call: counted, committed to the audit log, then answered with the reason. */
-export async function refuse(state: SandboxServerState, caller: string, type: string, reason: string, fields: Record<string, unknown> = {}): Promise<CallToolResult> {
+export async function refuseCall(state: SandboxServerState, caller: string, type: string, reason: string, fields: Record<string, unknown> = {}): Promise<CallToolResult> {
   state.metrics.runsTotal.inc({ outcome: "refused" });
   await state.recorder.refusal({ type, phase: "refused", caller, reason, ...fields });
   return toolError(reason);
 }
 
 /** Commits an audit record; the record, or undefined when the log is off for this event. Throws when it cannot be written. */
-export function record(state: SandboxServerState, event: { type: string; [field: string]: unknown }): Promise<AuditRecord | undefined> {
+export function recordSandboxEvent(state: SandboxServerState, event: { type: string; [field: string]: unknown }): Promise<AuditRecord | undefined> {
   return state.recorder.record(event);
 }

@@ -6,7 +6,7 @@ import { McpServer } from "@modelcontextprotocol/server";
 import type { AuthInfo, CallToolResult } from "@modelcontextprotocol/server";
 import { decodeFile, runTool } from "./server-run.ts";
 import { decodeUtf8, toolError } from "./server-output.ts";
-import { record, refuse } from "./server-state.ts";
+import { recordSandboxEvent, refuseCall } from "./server-state.ts";
 import type { SandboxServerState } from "./server-state.ts";
 import { SandboxTaskError } from "./task.ts";
 import { workspaceNameProblem } from "./workspaces.ts";
@@ -74,9 +74,9 @@ async function trackedRun(state: SandboxServerState, args: RunInput, caller: str
 /** A workspace file tool: the name checked, the call recorded (refused when it cannot be), then the work. */
 async function fileTool(state: SandboxServerState, type: string, caller: string, workspace: string, work: () => CallToolResult, fields: Record<string, unknown> = {}): Promise<CallToolResult> {
   const problem = workspaceNameProblem(workspace);
-  if (problem !== undefined) return refuse(state, caller, type, problem);
+  if (problem !== undefined) return refuseCall(state, caller, type, problem);
   try {
-    await record(state, { type, caller, workspace, ...fields });
+    await recordSandboxEvent(state, { type, caller, workspace, ...fields });
   } catch (error) {
     state.logger.error({ event: "audit-failed", error: (error as Error).message }, "audit log unavailable: refusing a workspace call");
     return toolError("the audit log is unavailable, so the sandbox refuses the call (operator: check the audit database)");

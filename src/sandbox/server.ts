@@ -10,7 +10,7 @@
 import { createMcpHandler } from "@modelcontextprotocol/server";
 import { toNodeHandler } from "@modelcontextprotocol/node";
 import type { Registry } from "prom-client";
-import { listenOn, mcpRequestHandler, metricsRequestHandler } from "./server-http.ts";
+import { listenRunner, mcpRequestHandler, metricsRequestHandler } from "./server-http.ts";
 import { createServerState } from "./server-state.ts";
 import type { SandboxServerOptions } from "./server-state.ts";
 import { toolServerFor } from "./server-tools.ts";
@@ -38,12 +38,12 @@ export function createSandboxServer(options: SandboxServerOptions): SandboxServe
   return {
     registry: state.metrics.registry,
     async listen(target) {
-      const { loopback, ...address } = await listenOn(state, target, onRequest, "/mcp");
+      const { loopback, ...address } = await listenRunner(state, target, onRequest, "/mcp");
       state.loopbackOnly = loopback;
       return address;
     },
     async listenMetrics(target) {
-      const { loopback: _loopback, ...address } = await listenOn(state, target, onMetricsRequest, "/metrics");
+      const { loopback: _loopback, ...address } = await listenRunner(state, target, onMetricsRequest, "/metrics");
       return address;
     },
     async close() {
