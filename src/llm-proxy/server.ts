@@ -8,7 +8,7 @@
 //   record.ts   every record and refusal; state.ts the proxy's state and the request's
 import http from "node:http";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { bindServer, withAuditFeed } from "../shared/index.ts";
+import { bindServer, closeAfterAnswerIfBodyUnread, withAuditFeed } from "../shared/index.ts";
 import type { PerimeterConfig } from "../config/index.ts";
 import { admitRequest } from "./admit.ts";
 import { reserveBudget } from "./budget.ts";
@@ -49,12 +49,15 @@ async function serveRequest(state: LlmProxyState, exchange: LlmExchange, request
 /** /healthz (unhealthy while the audit log cannot be written) and /metrics; false for every other path. */
 async function serveOperational(state: LlmProxyState, request: IncomingMessage, response: ServerResponse, pathname: string): Promise<boolean> {
   if (pathname === "/healthz") {
+    // No key is needed here, so a body sent anyway is not drained (src/shared/refusal.ts).
+    closeAfterAnswerIfBodyUnread(response);
     const healthy = state.recorder.healthy();
     response.writeHead(healthy ? 200 : 503, { "content-type": "application/json" });
     response.end(JSON.stringify({ status: healthy ? "ok" : "audit-unavailable" }));
     return true;
   }
   if (pathname === "/metrics" && request.method === "GET") {
+    closeAfterAnswerIfBodyUnread(response);
     const text = await state.metrics.registry.metrics();
     response.writeHead(200, { "content-type": state.metrics.registry.contentType });
     response.end(text);
