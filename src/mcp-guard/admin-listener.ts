@@ -8,7 +8,7 @@ import { createServer } from "node:http";
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from "node:http";
 import { createApprovalsApi } from "../approvals/index.ts";
 import { createAuditFeed } from "../audit-log/index.ts";
-import { bearerToken } from "../shared/index.ts";
+import { bearerToken, closeAfterAnswerIfBodyUnread } from "../shared/index.ts";
 import type { GuardState } from "./guard-state.ts";
 import { allowedHostsFor, hostRejection, jsonError, pathOf } from "./listener-http.ts";
 
@@ -46,6 +46,8 @@ export function createAdminListener(state: GuardState): HttpServer {
 
 async function serveAdminRequest(state: GuardState, allowed: string[], routes: readonly Route[], request: IncomingMessage, response: ServerResponse): Promise<void> {
   const path = pathOf(request);
+  // No token is needed for these two, so a body sent anyway is not drained (src/shared/refusal.ts).
+  if (path === "/healthz" || path === "/metrics") closeAfterAnswerIfBodyUnread(response);
   if (path === "/healthz") return health(state, response);
   if (path === "/metrics") {
     const text = await state.metrics.registry.metrics();
