@@ -72,3 +72,28 @@ test("a request without a body, or whose body was read, keeps its keep-alive con
     }
   }
 });
+
+test("a refusal of a request whose body is unread says Connection: close, so a keep-alive client's next request is not sent into a connection nobody reads", async () => {
+  const server = await refusingServer(false);
+  try {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const send = (path: string, body?: string) =>
+      new Promise<{ status: number; connection: string | undefined }>((resolve, reject) => {
+        const request = http.request({ host: "127.0.0.1", port: server.port, path, method: body === undefined ? "GET" : "POST", agent }, (response) => {
+          response.resume();
+          response.on("end", () => resolve({ status: response.statusCode ?? 0, connection: response.headers.connection }));
+        });
+        request.on("error", reject);
+        request.end(body);
+      });
+    const refused = await send("/upload", "x".repeat(64 * 1024));
+    assert.equal(refused.status, 403);
+    assert.equal(refused.connection, "close");
+    // Before, the agent reused the refused connection for this request and got ECONNRESET a second later.
+    const next = await send("/next");
+    assert.equal(next.status, 403);
+    agent.destroy();
+  } finally {
+    await server.close();
+  }
+});

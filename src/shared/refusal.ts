@@ -38,8 +38,20 @@ export function stopReadingBody(request: IncomingMessage): boolean {
 export function closeAfterAnswerIfBodyUnread(response: ServerResponse, lingerMs = REFUSAL_LINGER_MS): boolean {
   const request = response.req;
   if (!stopReadingBody(request)) return false;
+  const socket = request.socket;
+  // The client must not send its next request on this connection: nothing reads it any more, so a keep-alive client
+  // would see that request reset a moment later (an agent's SDK then retries or fails a request that was never seen).
+  // `Connection: close` says so; but Node closes the socket as soon as such an answer is written, unread body and
+  // all, which is the reset the linger avoids — so its close becomes a half-close (FIN after the answer) and the
+  // socket itself is destroyed after the linger.
+  if (!response.headersSent) {
+    response.setHeader("connection", "close");
+    socket.destroySoon = function destroySoonAfterLinger(this: typeof socket) {
+      if (this.writable) this.end();
+    };
+  }
   response.once("finish", () => {
-    setTimeout(() => request.socket.destroy(), lingerMs).unref();
+    setTimeout(() => socket.destroy(), lingerMs).unref();
   });
   return true;
 }
