@@ -58,7 +58,11 @@ function refusedBeforeMcp(state: SandboxServerState, request: IncomingMessage, r
 export function mcpRequestHandler(state: SandboxServerState, serveMcp: McpNodeHandler): RunnerRequestHandler {
   return async (request, response) => {
     const path = (request.url ?? "/").split("?")[0];
-    if (path === "/healthz") return answerHealth(state, response);
+    if (path === "/healthz") {
+      // No token is needed for a probe, so a body sent anyway is not drained (src/shared/refusal.ts).
+      closeAfterAnswerIfBodyUnread(response);
+      return answerHealth(state, response);
+    }
     if (refusedBeforeMcp(state, request, response, path)) return;
     const named = request.headers["x-perimeter-caller"];
     const caller = typeof named === "string" && CALLER.test(named) ? named : DEFAULT_CALLER;
