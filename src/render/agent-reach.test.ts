@@ -68,10 +68,6 @@ test("compose: llm-proxy's audit feed shares the agent's listener (by design): t
 
 test(
   "attack (vps): the agent's unit cannot dial the dashboard, mcp-guard's admin listener or a feed-serving metrics socket on loopback",
-  {
-    todo:
-      "handed over (render/vps, issue 19): hermes-gateway.service has IPAddressAllow=localhost and nftables accepts every lo packet before the agent-uid rule, so the agent reaches 127.0.0.1:8720 (dashboard, new this session), 8710 (admin) and the metrics/feed ports; only the tokens stand in the way",
-  },
   () => {
     const render = renderVps(exampleConfig("vps"));
     const runtime = yamlOf(render.files.find((file) => file.path === "files/etc/perimeter/perimeter.yaml")?.content ?? "");
@@ -88,5 +84,10 @@ test(
     const portWall = agentPortRule >= 0 && (loopbackAccept < 0 || agentPortRule < loopbackAccept);
     const protectedPorts = [runtime.dashboard.listen, runtime.mcp.admin.listen].map((listen: string) => parseTcp(listen)?.port);
     assert.ok(!agentMayUseLoopback || portWall, `the agent's unit dials any loopback port, including ${protectedPorts.join(", ")}`);
+    // And that wall must not hand the agent a protected port (tools.test.ts loads the ruleset and dials them).
+    const given = [...output.matchAll(/meta skuid \d+ oifname "lo" ip6? daddr \S+ tcp dport (\{[^}]*\}|\d+) accept/g)].flatMap((match) => (match[1] ?? "").replace(/[{}]/g, "").split(",").map(Number));
+    assert.ok(given.length > 0, "the agent is given its proxies' ports on loopback");
+    const metricsPorts = [runtime.egress.metrics].map((listen: string) => parseTcp(listen)?.port);
+    assert.deepEqual(given.filter((port) => [...protectedPorts, ...metricsPorts].includes(port)), [], "the agent's loopback ports include a protected one");
   },
 );

@@ -146,6 +146,26 @@ async function listenersCheck(options: HostOptions, exec: Exec, sshPort: number)
   return { result: pass(id, "host", `${listeners.length} listening sockets; beyond loopback only ${outside.length === 0 ? "nothing" : describe(outside)}`), listeners };
 }
 
+/**
+ * The agent's two walls in the loaded output chain: a reject/drop for its uid off loopback, and — before the blanket
+ * `oifname "lo" accept`, which would otherwise hand it every loopback port (the dashboard, mcp-guard's admin
+ * listener, the audit feeds) — a reject/drop for its uid on lo after the accepts for the ports it is given.
+ */
+export function agentUidProblems(ruleset: string, uid: number): string[] {
+  const lines = ruleset.split("\n");
+  const start = lines.findIndex((line) => /hook output\b/.test(line));
+  const next = lines.findIndex((line, index) => index > start && /^\s*chain /.test(line));
+  const output = start < 0 ? [] : lines.slice(start, next < 0 ? undefined : next);
+  const refuses = (line: string) => new RegExp(`\\bskuid ${uid} .*\\b(reject|drop)\\b`).test(line);
+  const onLoopback = (line: string) => /oifname "lo"/.test(line);
+  const problems: string[] = [];
+  if (!output.some((line) => refuses(line) && !onLoopback(line))) problems.push(`no rule holds the agent's uid ${uid} to loopback`);
+  const blanket = output.findIndex((line) => /^\s*oifname "lo" accept/.test(line));
+  const wall = output.findIndex((line) => refuses(line) && onLoopback(line));
+  if (wall < 0 || (blanket >= 0 && blanket < wall)) problems.push(`nothing holds the agent's uid ${uid} to its own ports on loopback (it reaches the dashboard, mcp-guard's admin listener and the audit feeds)`);
+  return problems;
+}
+
 async function firewallCheck(options: HostOptions, exec: Exec): Promise<{ result: CheckResult; ruleset: string | undefined }> {
   const id = "host.firewall";
   if (!machineScope(options)) return { result: skip(id, "host", "no host: section: the local target does not manage this machine's firewall"), ruleset: undefined };
@@ -156,9 +176,9 @@ async function firewallCheck(options: HostOptions, exec: Exec): Promise<{ result
   const problems: string[] = [];
   if (!/hook input priority [^;]*; policy drop;/.test(ruleset)) problems.push("input policy is not drop");
   const uid = options.config.host?.agent.uid;
-  if (uid !== undefined && !new RegExp(`meta skuid ${uid} .*reject|skuid ${uid} .*drop`).test(ruleset)) problems.push(`no rule holds the agent's uid ${uid} to loopback`);
+  if (uid !== undefined) problems.push(...agentUidProblems(ruleset, uid));
   if (problems.length > 0) return { result: fail(id, "host", `table inet perimeter is loaded but ${problems.join("; ")}`, "re-apply the render (perimeter host apply DIR) and restart perimeter-firewall; do not edit the table by hand"), ruleset };
-  return { result: pass(id, "host", `table inet perimeter loaded: input policy drop${uid === undefined ? "" : `, agent uid ${uid} held to loopback`}`), ruleset };
+  return { result: pass(id, "host", `table inet perimeter loaded: input policy drop${uid === undefined ? "" : `, agent uid ${uid} held to loopback and to its own ports there`}`), ruleset };
 }
 
 /** Whether the loaded ruleset accepts SSH from any address (no saddr and no interface on the rule). */

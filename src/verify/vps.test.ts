@@ -157,7 +157,9 @@ function editFile(path: string, edit: (text: string) => string): { breakIt: () =
   };
 }
 
-const agentUidRule = /^.*meta skuid \d+ .*$/m;
+// The off-loopback wall (the uid's rules on lo come before it and hold it to its own loopback ports).
+const agentUidRule = /^\s*meta skuid \d+ counter .*$/m;
+const agentLoopbackWall = /^\s*meta skuid \d+ oifname "lo" .*reject.*$/gm;
 
 const VARIANTS: Variant[] = [
   {
@@ -172,6 +174,13 @@ const VARIANTS: Variant[] = [
     what: "host",
     expected: ["host.firewall"],
     breakIt: () => loadFirewall(ruleset.replace(agentUidRule, "")),
+    repair: () => loadFirewall(ruleset),
+  },
+  {
+    name: "the agent's loopback wall is gone: its uid dials the dashboard and mcp-guard's admin listener",
+    what: "host",
+    expected: ["host.firewall"],
+    breakIt: () => loadFirewall(ruleset.replace(agentLoopbackWall, "")),
     repair: () => loadFirewall(ruleset),
   },
   { name: "IPAddressDeny missing from the agent's unit", what: "isolation", expected: ["isolation.network-policy"], ...editFile("etc/systemd/system/hermes-gateway.service", (text) => text.replace(/^IPAddressDeny=any$/m, "")) },

@@ -1,10 +1,11 @@
 // The host firewall of the VPS target (seed 004, "Firewall and network exposure"), as one nftables table of our
 // own: inbound closed except SSH from the admin paths, loopback and replies; the agent's uid may send only over
-// loopback (a second wall behind its unit's IPAddressDeny); optionally the whole host's new outbound connections
+// loopback (a second wall behind its unit's IPAddressDeny), and on loopback only the ports it is given; optionally the whole host's new outbound connections
 // limited to an allowlist. A separate table leaves the distribution's and the operator's own tables alone: a packet
 // must be accepted by every base chain on a hook, so our drop policy holds whatever another table accepts.
 import { isIP } from "node:net";
-import type { HostConfig } from "../../config/index.ts";
+import type { HostConfig, PerimeterConfig } from "../../config/index.ts";
+import { RenderError, portOf } from "../plan.ts";
 
 export const FIREWALL_TABLE = "perimeter";
 
@@ -16,8 +17,23 @@ function set(values: readonly (string | number)[]): string {
   return values.length === 1 ? String(values[0]) : `{ ${values.join(", ")} }`;
 }
 
-export function nftablesRuleset(host: HostConfig): string {
+/**
+ * The loopback ports the agent's uid may dial: the egress proxy, llm-proxy and mcp-guard's agent listener (the ways
+ * out its config names), and its own listeners (the API server and dashboard Hermes serves: its own processes may call them). Everything else on this
+ * host's loopback — the dashboard, mcp-guard's admin listener, the audit feeds, the sandbox runner (mcp-guard's to
+ * call), MCP servers declared by url, the operator's own services, the local DNS resolver — is refused to that uid.
+ */
+export function agentLoopbackPorts(config: PerimeterConfig): number[] {
+  const ports = [portOf(config.egress.listen), portOf(config.llm.listen), portOf(config.mcp.listen)];
+  if (config.agent.apiServer.enabled) ports.push(config.agent.apiServer.port);
+  if (config.agent.dashboard.enabled) ports.push(config.agent.dashboard.port);
+  return [...new Set(ports)].sort((a, b) => a - b);
+}
+
+export function nftablesRuleset(host: HostConfig, agentPorts: readonly number[]): string {
   const ssh = host.ssh;
+  const agent = host.agent.uid;
+  if (agentPorts.length === 0) throw new RenderError("internal: the agent must be given at least one loopback port");
   const lines = [
     "#!/usr/sbin/nft -f",
     "# perimeter host firewall, rendered by perimeter render -t vps (seed 004). Loaded by perimeter-firewall.service;",
@@ -53,9 +69,18 @@ export function nftablesRuleset(host: HostConfig): string {
     "",
     "  chain output {",
     `    type filter hook output priority filter; policy ${host.firewall.outboundAllow === undefined ? "accept" : "drop"};`,
+    // Before the blanket loopback accept: the unit's IPAddressAllow=localhost opens every loopback port, so this is
+    // the only per-port wall between the agent and the dashboard (its lockout), approvals and the feeds.
+    "    # The agent's uid on loopback: only the ports it is given; replies from its own listeners pass. Anything else is",
+    "    # refused at once (a reset for TCP), so the agent fails fast instead of waiting on a dropped packet.",
+    `    meta skuid ${agent} oifname "lo" ct state established,related accept`,
+    `    meta skuid ${agent} oifname "lo" ip daddr 127.0.0.1 tcp dport ${set(agentPorts)} accept`,
+    `    meta skuid ${agent} oifname "lo" ip6 daddr ::1 tcp dport ${set(agentPorts)} accept`,
+    `    meta skuid ${agent} oifname "lo" meta l4proto tcp counter reject with tcp reset`,
+    `    meta skuid ${agent} oifname "lo" counter reject with icmpx type admin-prohibited`,
     '    oifname "lo" accept',
     "    # Second wall for the agent (the first is IPAddressDeny in its unit): its uid sends nothing but loopback.",
-    `    meta skuid ${host.agent.uid} counter reject with icmpx type admin-prohibited`,
+    `    meta skuid ${agent} counter reject with icmpx type admin-prohibited`,
     "    ct state established,related accept",
   );
   if (host.firewall.outboundAllow !== undefined) {

@@ -35,7 +35,7 @@ import {
 import type { PerimeterService, SecretSpec } from "../plan.ts";
 import { runtimeConfig } from "../runtime-config.ts";
 import { toYaml } from "../yaml.ts";
-import { FIREWALL_TABLE, nftablesRuleset } from "./firewall.ts";
+import { FIREWALL_TABLE, agentLoopbackPorts, nftablesRuleset } from "./firewall.ts";
 import { AUTO_UPGRADES, FAIL2BAN_JAIL, JOURNALD_DROP_IN, SSHD_DROP_IN, UNATTENDED_UPGRADES, autoUpgrades, fail2banJail, journaldLimits, sshdDropIn, unattendedUpgrades } from "./ssh.ts";
 import { hardening, unitText } from "./units.ts";
 import type { Unit, UnitEntry } from "./units.ts";
@@ -600,7 +600,7 @@ export function renderVps(config: PerimeterConfig): VpsRender {
   };
 
   add(RUNTIME_CONFIG_PATH, toYaml(vpsRuntimeConfig(config, endpoints, warnings)));
-  add(NFTABLES_PATH, nftablesRuleset(host), { validate: "nft", mode: "0600" });
+  add(NFTABLES_PATH, nftablesRuleset(host, agentLoopbackPorts(config)), { validate: "nft", mode: "0600" });
   for (const unit of units) add(`${UNIT_DIRECTORY}/${unit.name}`, unitText(unit), { validate: "systemd-unit" });
   add(SSHD_DROP_IN, sshdDropIn(host), { validate: "sshd" });
   add(FAIL2BAN_JAIL, fail2banJail(host), { validate: "fail2ban" });

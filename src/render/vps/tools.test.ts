@@ -10,9 +10,10 @@ import { spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { configFrom, exampleConfig, exampleText } from "../testing.ts";
+import { configFrom, exampleConfig, exampleText, yamlOf } from "../testing.ts";
 import { renderVps } from "./render.ts";
 import type { VpsRender } from "./render.ts";
+import { agentLoopbackPorts } from "./firewall.ts";
 
 const PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
 const isRoot = process.getuid?.() === 0;
@@ -113,6 +114,8 @@ test("nft -c accepts the ruleset in a private network namespace, for every shape
 test("loaded in a private namespace, the ruleset refuses the agent's uid any non-loopback destination, and only its uid", { skip: skipUnless(["nft", "unshare", "ip", "setpriv", "python3"], true) }, () => {
   const directory = writeRender(renderVps(exampleConfig("vps")));
   const ruleset = join(directory, "files/etc/perimeter/nftables.nft");
+  // A loopback port the agent is given (the egress proxy's); the others are the next test's.
+  const given = agentLoopbackPorts(exampleConfig("vps"))[0];
   // A veth pair with nothing behind it gives the namespace a route out that goes nowhere: a connection to 192.0.2.2 is either
   // refused by the firewall at once (EPERM/EACCES) or left hanging (timeout) without it.
   const probe = (uid: number, address: string, port: number) =>
@@ -127,10 +130,10 @@ except OSError as e: print('refused', e.errno)"`;
     "ip link set lo up",
     "ip link add d0 type veth peer name d1 && ip addr add 192.0.2.1/24 dev d0 && ip link set d0 up && ip link set d1 up",
     `nft -f ${ruleset}`,
-    "python3 -c \"import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', 18080)); s.listen(); time.sleep(8)\" & listener=$!",
+    `python3 -c "import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', ${given})); s.listen(); time.sleep(8)" & listener=$!`,
     "sleep 0.5",
     `echo "agent-out $(${probe(10000, "192.0.2.2", 443)})"`,
-    `echo "agent-loopback $(${probe(10000, "127.0.0.1", 18080)})"`,
+    `echo "agent-loopback $(${probe(10000, "127.0.0.1", given ?? 0)})"`,
     `echo "other-out $(${probe(10001, "192.0.2.2", 443)})"`,
     "kill $listener 2>/dev/null || true",
   ].join("\n");
@@ -139,6 +142,61 @@ except OSError as e: print('refused', e.errno)"`;
   assert.match(result.output, /^agent-out refused (1|13|113)$/m, result.output);
   assert.match(result.output, /^agent-loopback connected$/m, result.output);
   assert.match(result.output, /^other-out timeout$/m, result.output);
+});
+
+test("attack: loaded in a private namespace, the agent's uid reaches on loopback only the ports it is given — the dashboard, mcp-guard's admin listener, the audit feeds and any other local service are refused at once (IPv4 and IPv6); root still reaches them", { skip: skipUnless(["nft", "unshare", "ip", "setpriv", "python3"], true) }, () => {
+  const render = renderVps(exampleConfig("vps"));
+  const directory = writeRender(render);
+  const runtime = yamlOf(readFileSync(join(directory, "files/etc/perimeter/perimeter.yaml"), "utf8"));
+  const port = (listen: string) => Number(listen.slice(listen.lastIndexOf(":") + 1));
+  const given = [runtime.egress.listen, runtime.llm.listen, runtime.mcp.listen].map(port);
+  // 5432: an operator's own loopback service (a database, an MCP server declared by url that only mcp-guard may call).
+  const refused = [runtime.dashboard.listen, runtime.mcp.admin.listen, runtime.egress.metrics, runtime.sandbox.listen].map(port).concat([9464, 5432]);
+  const ports = [...given, ...refused];
+  // One listener per port on both loopback addresses; then each uid tries each; the listeners stay up meanwhile.
+  const listen = `import socket,time
+socks=[]
+for family,host in ((socket.AF_INET,'127.0.0.1'),(socket.AF_INET6,'::1')):
+  for port in (${ports.join(",")},):
+    s=socket.socket(family); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((host, port)); s.listen(); socks.append(s)
+time.sleep(20)`;
+  const probe = `import socket,sys,errno,time
+for host in ('127.0.0.1','::1'):
+  for port in (${ports.join(",")},):
+    s=socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET); s.settimeout(1.5); started=time.monotonic()
+    try:
+      s.connect((host, port)); outcome='connected'
+    except socket.timeout: outcome='timeout'
+    except OSError as e: outcome=errno.errorcode.get(e.errno, str(e.errno))
+    print(sys.argv[1], host, port, outcome, round((time.monotonic()-started)*1000))`;
+  const script = [
+    "set -e",
+    "ip link set lo up",
+    `nft -f ${join(directory, "files/etc/perimeter/nftables.nft")}`,
+    `python3 -c "${listen}" & listener=$!`,
+    "sleep 1",
+    `setpriv --reuid ${render.manifest.agent.uid} --regid ${render.manifest.agent.uid} --clear-groups python3 -c "${probe}" agent`,
+    `python3 -c "${probe}" root`,
+    "kill $listener 2>/dev/null || true",
+  ].join("\n");
+  const result = run("unshare", ["--net", "sh", "-c", script]);
+  assert.equal(result.status, 0, result.output);
+  const outcomes = new Map(result.output.trim().split("\n").filter((line) => /^(agent|root) /.test(line)).map((line) => {
+    const [who, host, seen, outcome, ms] = line.split(" ");
+    return [`${who} ${host} ${seen}`, { outcome, ms: Number(ms) }];
+  }));
+  const wrong: string[] = [];
+  for (const host of ["127.0.0.1", "::1"]) {
+    for (const target of ports) {
+      const agent = outcomes.get(`agent ${host} ${target}`);
+      const root = outcomes.get(`root ${host} ${target}`);
+      const want = given.includes(target) ? "connected" : "ECONNREFUSED";
+      // Refused at once (a reset), so the agent fails fast instead of waiting on a dropped SYN.
+      if (agent?.outcome !== want || (want !== "connected" && agent.ms > 500)) wrong.push(`agent → ${host}:${target}: ${agent?.outcome} in ${agent?.ms} ms, want ${want}`);
+      if (root?.outcome !== "connected") wrong.push(`root → ${host}:${target}: ${root?.outcome} (the control must connect)`);
+    }
+  }
+  assert.deepEqual(wrong, [], result.output);
 });
 
 test("sshd -T on a full sshd_config that includes the drop-in: keys only, no root, AllowUsers, MaxAuthTries 3 — even over a distribution drop-in that turns passwords on", { skip: skipUnless(["sshd"], true) }, () => {
