@@ -1,4 +1,4 @@
-// What other capabilities may use from dashboard/: the serve command and the factory (for tests and perimeter up).
+// Public API of dashboard/: other folders import only from here (the serve command, the factory, the index).
 export { serveDashboard, healthUrls } from "./cli.ts";
 export { createDashboard } from "./server.ts";
 export type { Dashboard, DashboardOptions } from "./server.ts";

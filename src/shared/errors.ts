@@ -25,6 +25,8 @@ const ERROR_KINDS = {
   bad_request: { exit: 1, http: 400 },
   /** A body or value is larger than the configured bound. */
   too_large: { exit: 1, http: 413 },
+  /** A body is sent in a media type the endpoint does not read. */
+  unsupported_media: { exit: 1, http: 415 },
   /** The request is refused by policy. */
   denied: { exit: 1, http: 403 },
   /** The thing named does not exist. */
