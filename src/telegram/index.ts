@@ -1,3 +1,3 @@
-// What other capabilities may use from telegram/: the approver bot (mcp-guard starts it) and its setup error.
+// Public API of telegram/: other folders import only from here (the approver bot mcp-guard starts, its setup error).
 export { createTelegramApprover, TelegramSetupError } from "./approver.ts";
 export type { TelegramApprover, TelegramApproverDependencies } from "./approver.ts";
