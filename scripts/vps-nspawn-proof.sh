@@ -9,8 +9,9 @@
 #      with nsenter (the host's PID 1 is not systemd here, so there is no machined for machinectl/systemd-run -M),
 #      runs `perimeter host apply` there, fills the env files as the operator would and restarts the services;
 #   4. checks `systemctl is-active` and the restart count of every rendered unit (table with systemd-analyze
-#      security's exposure), a request through each socket-activated proxy, that the agent's own unit is refused
-#      every non-loopback address (first by the firewall's uid rule; then, with the firewall's table removed, with
+#      security's exposure), a request through each socket-activated proxy, that the agent's own unit is reset on
+#      the dashboard, mcp-guard's admin listener and the feeds on loopback (the firewall's loopback wall; the same
+#      ports answer a process outside the unit), that it is refused every non-loopback address (first by the firewall's uid rule; then, with the firewall's table removed, with
 #      EPERM for a datagram from the unit's IPAddressDeny filter, while the same datagram from outside the unit is
 #      sent) and reaches the egress proxy, llm-proxy and mcp-guard on loopback, and that a second apply changes
 #      nothing.
@@ -142,6 +143,8 @@ prepare() {
   ln -sf /usr/bin/python3 "$ROOT$venv/bin/python"
   printf 'home = /usr/bin\ninclude-system-site-packages = false\nversion = %s\n' "$python_version" >"$ROOT$venv/pyvenv.cfg"
   cp -r "$REPO/scripts/vps-nspawn/hermes_cli" "$ROOT$venv/lib/python$python_version/site-packages/"
+  # What the stand-in must fail to dial on loopback (dashboard, mcp-guard's admin listener, the feeds).
+  "$REPO/node_modules/node/bin/node" "$REPO/scripts/vps-nspawn/proof.ts" protected-ports "$RENDER" >"$ROOT$venv/lib/python$python_version/site-packages/hermes_cli/proof_ports.json"
   chmod -R go-w,a+rX "$ROOT$venv"
   # The admin users with a key (apply refuses to turn password login off otherwise); the key is thrown away.
   for user in ${fact[admin_users]}; do

@@ -4,10 +4,12 @@
 // test/vps/nspawn-proof.test.ts can show each verdict fails on the observation it must refuse.
 //   node scripts/vps-nspawn/proof.ts facts RENDER_DIR
 //   node scripts/vps-nspawn/proof.ts fill-env RENDER_DIR ROOT
+//   node scripts/vps-nspawn/proof.ts protected-ports RENDER_DIR   (JSON the stand-in reads: what it must not dial)
 //   node scripts/vps-nspawn/proof.ts judge firewall|unit-filter|control AGENT_UID < journal text
 import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { parse as parseYaml } from "yaml";
 
 export const AGENT_UNIT = "hermes-gateway.service";
 export const PROOF_PREFIX = "PERIMETER-PROOF ";
@@ -47,6 +49,30 @@ export function renderFacts(renderDirectory: string): RenderFacts {
     perimeterExecutable: firstWordOf(unit("perimeter-egress-proxy.service"), "ExecStart", "perimeter-egress-proxy.service"),
     agentPython: firstWordOf(unit(AGENT_UNIT), "ExecStart", AGENT_UNIT),
   };
+}
+
+/** Loopback listeners the agent must not dial (the firewall's loopback wall): the ones every render has. */
+export const PROTECTED_LOOPBACK = ["dashboard", "mcp-guard admin", "egress-proxy metrics"] as const;
+
+/**
+ * What the stand-in tries to dial on loopback and must be refused: the dashboard, mcp-guard's admin listener, the
+ * audit feeds' metrics listeners (from the render's perimeter.yaml and its socket units), as name → HOST:PORT.
+ */
+export function protectedLoopback(renderDirectory: string): Record<string, string> {
+  const runtime = parseYaml(readFileSync(join(renderDirectory, "files/etc/perimeter/perimeter.yaml"), "utf8")) as {
+    dashboard: { listen: string };
+    mcp: { admin: { listen: string } };
+    egress: { metrics: string };
+  };
+  const found: Record<string, string> = { dashboard: runtime.dashboard.listen, "mcp-guard admin": runtime.mcp.admin.listen, "egress-proxy metrics": runtime.egress.metrics };
+  const metricsSocket = join(renderDirectory, "files/etc/systemd/system/perimeter-sandbox-metrics-proxy.socket");
+  try {
+    const listen = /^ListenStream=(\S+)$/m.exec(readFileSync(metricsSocket, "utf8"))?.[1];
+    if (listen !== undefined) found["sandbox metrics (socket proxy)"] = listen;
+  } catch {
+    // No network-less sandbox runner in this render: no socket proxy for its feed.
+  }
+  return found;
 }
 
 /**
@@ -141,6 +167,16 @@ export function judge(observation: Record<string, unknown> | undefined, phase: P
       check(`tcp ${address} (control)`, neverConnected(tcp) && tcp?.outcome !== "EPERM", describe(tcp), "not EPERM, not connected (dead-end link)");
     }
   }
+  // The loopback wall (the firewall's uid rules before its lo accept): the agent is reset at once on each protected
+  // port, while a process outside the unit reaches the same ports (so they were listening). Without the firewall the
+  // unit's IPAddressAllow=localhost lets the agent through: unit-filter does not judge them.
+  const loopback = (observation.loopback_protected ?? {}) as Record<string, Outcome | undefined>;
+  const names = new Set([...PROTECTED_LOOPBACK, ...Object.keys(loopback)]);
+  for (const name of [...names].sort()) {
+    const seen = loopback[name];
+    if (phase === "firewall") check(`loopback refused: ${name}`, seen?.outcome === "ECONNREFUSED" && (seen.ms ?? Number.POSITIVE_INFINITY) < REFUSED_AT_ONCE_MS, describe(seen), "ECONNREFUSED at once (the firewall's reset)");
+    if (phase === "control") check(`loopback ${name} (control)`, seen?.outcome === "connected", describe(seen), "connected (it listens; the refusal above is the agent's)");
+  }
   if (phase === "control") return checks;
   check("runs as the agent's uid", observation.uid === agentUid, String(observation.uid), String(agentUid));
   check("perimeter services listening", observation.perimeter_ready === true, String(observation.perimeter_ready), "true");
@@ -184,6 +220,10 @@ async function cli(args: readonly string[]): Promise<number> {
     );
     return 0;
   }
+  if (command === "protected-ports" && first !== undefined) {
+    process.stdout.write(`${JSON.stringify(protectedLoopback(first))}\n`);
+    return 0;
+  }
   if (command === "fill-env" && first !== undefined && second !== undefined) {
     for (const entry of fillEnvFiles(first, second)) process.stdout.write(`  filled ${entry}\n`);
     return 0;
@@ -193,7 +233,7 @@ async function cli(args: readonly string[]): Promise<number> {
     process.stdout.write(`${formatChecks(`  probe (${first}):`, checks)}\n`);
     return checks.every((entry) => entry.pass) ? 0 : 1;
   }
-  process.stderr.write("usage: proof.ts facts RENDER_DIR | fill-env RENDER_DIR ROOT | judge firewall|unit-filter|control AGENT_UID < journal\n");
+  process.stderr.write("usage: proof.ts facts RENDER_DIR | fill-env RENDER_DIR ROOT | protected-ports RENDER_DIR | judge firewall|unit-filter|control AGENT_UID < journal\n");
   return 2;
 }
 

@@ -7,7 +7,10 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { fillEnvFiles, judge, lastObservation, renderFacts } from "../../scripts/vps-nspawn/proof.ts";
+import { exampleConfig } from "../../src/render/testing.ts";
+import { agentLoopbackPorts } from "../../src/render/vps/firewall.ts";
+import { renderVps } from "../../src/render/vps/render.ts";
+import { PROTECTED_LOOPBACK, fillEnvFiles, judge, lastObservation, protectedLoopback, renderFacts } from "../../scripts/vps-nspawn/proof.ts";
 
 const UID = 10000;
 
@@ -17,6 +20,7 @@ function agentSaw(outside: Record<string, { outcome: string; ms: number }>, over
     uid: UID,
     perimeter_ready: true,
     outside,
+    loopback_protected: loopbackAll(seen("ECONNREFUSED", 0)),
     egress_proxy_tcp: { outcome: "connected", ms: 1 },
     egress_proxy_refused_host: { outcome: "answered", status: "HTTP/1.1 403 Forbidden" },
     llm_proxy_models: { outcome: "answered", status: 200 },
@@ -29,6 +33,10 @@ function agentSaw(outside: Record<string, { outcome: string; ms: number }>, over
 }
 
 type Seen = { outcome: string; ms: number };
+const seen = (outcome: string, ms: number): Seen => ({ outcome, ms });
+/** The same outcome for every loopback listener the agent must not dial. */
+const loopbackAll = (outcome: Seen) => Object.fromEntries(PROTECTED_LOOPBACK.map((name) => [name, outcome]));
+const LOOPBACK_CONTROL = PROTECTED_LOOPBACK.map((name) => `loopback ${name} (control)`).sort();
 /** The same UDP and TCP outcome for both TEST-NET addresses. */
 const both = (udp: Seen, tcp: Seen) => ({
   "udp 192.0.2.1:443": udp,
@@ -40,7 +48,6 @@ const failed = (checks: ReturnType<typeof judge>) => checks.filter((entry) => !e
 const UDP = ["udp 192.0.2.1:443", "udp 2001:db8::1:443"];
 const TCP = ["tcp 192.0.2.1:443", "tcp 2001:db8::1:443"];
 const ALL = [UDP[0], TCP[0], UDP[1], TCP[1]];
-const seen = (outcome: string, ms: number): Seen => ({ outcome, ms });
 
 describe("vps nspawn proof: verdicts", () => {
   it("unit-filter: EPERM at once for the datagram, a connect that never completes: passes", () => {
@@ -93,14 +100,30 @@ describe("vps nspawn proof: verdicts", () => {
     ]);
   });
 
+  it("firewall: the agent reset at once on the dashboard, mcp-guard's admin listener and the feeds passes; a connection, a drop (timeout) or a missing port fails", () => {
+    const outside = both(seen("EPERM", 0), seen("EHOSTUNREACH", 1));
+    assert.deepEqual(failed(judge(agentSaw(outside), "firewall", UID)), []);
+    assert.deepEqual(failed(judge(agentSaw(outside, { loopback_protected: { ...loopbackAll(seen("ECONNREFUSED", 0)), dashboard: seen("connected", 0) } }), "firewall", UID)), ["loopback refused: dashboard"]);
+    assert.deepEqual(failed(judge(agentSaw(outside, { loopback_protected: { ...loopbackAll(seen("ECONNREFUSED", 0)), "mcp-guard admin": seen("timeout", 3000) } }), "firewall", UID)), ["loopback refused: mcp-guard admin"]);
+    assert.deepEqual(failed(judge(agentSaw(outside, { loopback_protected: {} }), "firewall", UID)), PROTECTED_LOOPBACK.map((name) => `loopback refused: ${name}`).sort());
+    // Without the firewall the unit's IPAddressAllow=localhost lets the agent through: not judged there.
+    assert.deepEqual(failed(judge(agentSaw(both(seen("EPERM", 0), seen("timeout", 3000)), { loopback_protected: loopbackAll(seen("connected", 0)) }), "unit-filter", UID)), []);
+  });
+
+  it("control: a protected port that does not answer a process outside the unit voids the loopback verdict", () => {
+    const outside = both(seen("sent", 0), seen("timeout", 3000));
+    assert.deepEqual(failed(judge({ stand_in: true, outside, loopback_protected: { ...loopbackAll(seen("connected", 0)), dashboard: seen("ECONNREFUSED", 0) } }, "control", UID)), ["loopback dashboard (control)"]);
+  });
+
   it("control: sent and unanswered passes; a process outside the unit that also got EPERM voids the proof", () => {
-    assert.deepEqual(failed(judge({ stand_in: true, outside: both(seen("sent", 0), seen("EHOSTUNREACH", 3050)) }, "control", UID)), []);
-    assert.deepEqual(failed(judge({ stand_in: true, outside: both(seen("EPERM", 0), seen("EPERM", 1)) }, "control", UID)), ALL.map((name) => `${name} (control)`));
+    const listening = loopbackAll(seen("connected", 0));
+    assert.deepEqual(failed(judge({ stand_in: true, outside: both(seen("sent", 0), seen("EHOSTUNREACH", 3050)), loopback_protected: listening }, "control", UID)), []);
+    assert.deepEqual(failed(judge({ stand_in: true, outside: both(seen("EPERM", 0), seen("EPERM", 1)), loopback_protected: listening }, "control", UID)), ALL.map((name) => `${name} (control)`));
   });
 
   it("no probe line, or a missing address, fails instead of passing by default", () => {
     assert.deepEqual(failed(judge(lastObservation("stand-in started\nnothing else\n"), "unit-filter", UID)), ["probe line"]);
-    assert.deepEqual(failed(judge({ stand_in: true, outside: {} }, "control", UID)), ALL.map((name) => `${name} (control)`));
+    assert.deepEqual(failed(judge({ stand_in: true, outside: {} }, "control", UID)), [...ALL.map((name) => `${name} (control)`), ...LOOPBACK_CONTROL]);
     assert.deepEqual(failed(judge({ stand_in: true, outside: {} }, "unit-filter", UID)).slice(0, 4), ALL);
   });
 
@@ -153,5 +176,24 @@ describe("vps nspawn proof: render facts and env files", () => {
     assert.equal(facts.agentPython, "/opt/hermes-agent/venv/bin/python");
     assert.deepEqual(facts.adminUsers, ["admin"]);
     assert.equal(facts.agentUid, UID);
+  });
+
+  it("protected-ports names the rendered dashboard, admin listener and feeds, and none of the agent's own ports", () => {
+    const config = exampleConfig("vps");
+    const render = mkdtempSync(join(tmpdir(), "perimeter-proof-ports-"));
+    try {
+      for (const file of renderVps(config).files) {
+        mkdirSync(join(render, file.path, ".."), { recursive: true });
+        writeFileSync(join(render, file.path), file.content);
+      }
+      const ports = protectedLoopback(render);
+      assert.deepEqual(Object.keys(ports).slice(0, PROTECTED_LOOPBACK.length), [...PROTECTED_LOOPBACK]);
+      assert.equal(ports.dashboard, "127.0.0.1:8720");
+      assert.equal(ports["mcp-guard admin"], "127.0.0.1:8710");
+      const given = new Set(agentLoopbackPorts(config));
+      assert.deepEqual(Object.values(ports).filter((listen) => given.has(Number(listen.slice(listen.lastIndexOf(":") + 1)))), []);
+    } finally {
+      rmSync(render, { recursive: true, force: true });
+    }
   });
 });

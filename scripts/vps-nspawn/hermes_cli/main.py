@@ -155,6 +155,7 @@ def probe():
         "uid": os.getuid(),
         "perimeter_ready": ready,
         "outside": outside(),
+        "loopback_protected": loopback_protected(),
         "egress_proxy_tcp": guarded(lambda: connect_outcome(*proxy_address())),
         "egress_proxy_refused_host": guarded(lambda: proxy_connect("example.com:443")),
         "llm_proxy_models": guarded(lambda: http_status(f"{llm_url}/models", os.environ.get("HERMES_LLM_KEY", ""))) if llm_url else {"outcome": "no base_url in config.yaml"},
@@ -163,6 +164,21 @@ def probe():
         "env_file_replace": replace_outcome(os.path.join(home, ".env")),
         "service_secrets_read": file_outcome("/etc/perimeter/env/mcp-guard.env", "r"),
     }
+
+
+def loopback_protected():
+    """The loopback listeners the agent must not dial (dashboard, mcp-guard's admin listener, the feeds), as the
+    proof wrote them beside this module (proof.ts protected-ports): each connect's outcome."""
+    try:
+        with open(os.path.join(os.path.dirname(__file__), "proof_ports.json"), encoding="utf-8") as handle:
+            targets = json.load(handle)
+    except OSError as error:
+        return {"proof_ports.json": {"outcome": f"error: {error!r}"}}
+    observed = {}
+    for name, listen in targets.items():
+        host, _, port = listen.rpartition(":")
+        observed[name] = guarded(lambda h=host, p=int(port): connect_outcome(h, p))
+    return observed
 
 
 def outside():
@@ -176,7 +192,7 @@ def outside():
 def main():
     if sys.argv[1:2] == ["probe-outside"]:
         # The proof's control: the same connects from a process outside the agent's unit.
-        print("PERIMETER-PROOF " + json.dumps({"stand_in": True, "uid": os.getuid(), "outside": outside()}, sort_keys=True), flush=True)
+        print("PERIMETER-PROOF " + json.dumps({"stand_in": True, "uid": os.getuid(), "outside": outside(), "loopback_protected": loopback_protected()}, sort_keys=True), flush=True)
         return 0
     if sys.argv[1:3] != ["gateway", "run"]:
         print("stand-in for the Hermes gateway: only `gateway run` (and the proof's probe-outside) exist", file=sys.stderr)
