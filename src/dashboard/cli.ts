@@ -3,11 +3,10 @@ import { dirname, join, resolve } from "node:path";
 import { EXIT_OK, UsageError, parseCommandArgs, writeLine } from "../cli/index.ts";
 import type { Command } from "../cli/index.ts";
 import { createApprovalsClient } from "../approvals/index.ts";
-import { openAuditLog } from "../audit-log/index.ts";
 import { loadConfig, placeholdersIn, readSecret, secretValues, splitHostPort } from "../config/index.ts";
 import type { PerimeterConfig } from "../config/index.ts";
 import { readFileSync } from "node:fs";
-import { createLogger } from "../shared/index.ts";
+import { createLogger, formatHostPort, openServiceAudit, untilStopped } from "../shared/index.ts";
 import { createAuditIndex } from "./audit-index.ts";
 import type { AuditIndex, LocalSource, SourceState } from "./audit-index.ts";
 import { createChainMonitor } from "./chain.ts";
@@ -152,9 +151,10 @@ export const serveDashboard: Command = async (args, io) => {
   const stopMirroring = startMirroring(mirrors, 1000);
   const index = withRemoteStates(createAuditIndex({ statePath, sources }), mirrors);
   const chain = createChainMonitor({ sources, divergence: (name) => mirrors.find((mirror) => mirror.name === name)?.divergence() });
-  const audit = openAuditLog({
+  const audit = await openServiceAudit({
+    cwd: io.cwd,
     path: auditPath,
-    ...(config.audit.signingKeyFile === undefined ? {} : { signingKeyFile: resolve(io.cwd, config.audit.signingKeyFile) }),
+    ...(config.audit.signingKeyFile === undefined ? {} : { signingKeyFile: config.audit.signingKeyFile }),
     checkpointEvery: config.audit.checkpointEvery,
   });
   const keyPaths = [...sources, ...(config.llm.keysPath === undefined ? [] : [{ name: "llm-keys", path: resolve(io.cwd, config.llm.keysPath) }])];
@@ -175,12 +175,8 @@ export const serveDashboard: Command = async (args, io) => {
     logger,
   });
   const address = await dashboard.listen();
-  const host = address.address.includes(":") ? `[${address.address}]` : address.address;
-  writeLine(io.stdout, `dashboard listening on ${tls === undefined ? "http" : "https"}://${host}:${address.port}/`);
-  await new Promise<void>((resolveWait) => {
-    if (io.signal.aborted) resolveWait();
-    io.signal.addEventListener("abort", () => resolveWait(), { once: true });
-  });
+  writeLine(io.stdout, `dashboard listening on ${tls === undefined ? "http" : "https"}://${formatHostPort(address.address, address.port)}/`);
+  await untilStopped(io.signal);
   logger.info({ event: "shutdown" }, "dashboard shutting down");
   stopMirroring();
   await dashboard.close();
