@@ -121,7 +121,7 @@ function answerFailure(state: DashboardState, request: IncomingMessage, response
     return;
   }
   if (error instanceof RequestError) {
-    if (error.status === 413 || error.status === 415 || error.status === 400) record(state, "dashboard-refusal", refusalFields(request, error.status, error.reason));
+    if (error.status === 413 || error.status === 415 || error.status === 400 || error.status === 408) record(state, "dashboard-refusal", refusalFields(request, error.status, error.reason));
     return send(state, response, error.status, errorPage(pageContext(state, undefined), "Refused", error.message));
   }
   state.logger.error({ event: "dashboard-error", error: scrubSecrets(state.secrets, (error as Error).stack ?? String(error)) });

@@ -94,6 +94,8 @@ export class RequestError extends PerimeterError {
 }
 
 export const MAX_BODY = 16 * 1024;
+/** A form is a few hundred bytes: a client still sending one after this long is holding a connection, not typing. */
+export const FORM_TIMEOUT_MS = 10_000;
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   "content-security-policy": CSP,
@@ -184,9 +186,10 @@ export function sameOrigin(secure: boolean, request: IncomingMessage): boolean {
 export async function readForm(request: IncomingMessage): Promise<URLSearchParams> {
   let body: Buffer;
   try {
-    body = await readBoundedBody(request, { limit: MAX_BODY });
+    body = await readBoundedBody(request, { limit: MAX_BODY, timeoutMs: FORM_TIMEOUT_MS });
   } catch (error) {
     if (error instanceof BodyTooLargeError) throw new RequestError("too_large", "too-large", error.message);
+    if (error instanceof PerimeterError && error.code === "timeout") throw new RequestError("slow_client", "slow-body", error.message);
     throw error;
   }
   const type = (request.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase();

@@ -23,6 +23,8 @@ const ERROR_KINDS = {
   audit_unavailable: { exit: 2, http: 503 },
   /** A request or payload is malformed. */
   bad_request: { exit: 1, http: 400 },
+  /** The client did not send its whole request in time (a body trickling in). */
+  slow_client: { exit: 1, http: 408 },
   /** A body or value is larger than the configured bound. */
   too_large: { exit: 1, http: 413 },
   /** A body is sent in a media type the endpoint does not read. */

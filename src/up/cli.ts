@@ -10,6 +10,8 @@ import type { Command, CommandIo } from "../cli/index.ts";
 import { loadConfig } from "../config/index.ts";
 import type { PerimeterConfig } from "../config/index.ts";
 import { createLogger, freePort } from "../shared/index.ts";
+import type { Logger } from "../shared/index.ts";
+import type { AuditLog } from "../audit-log/index.ts";
 import { fetchHealth, loadServeCommands, probeService, spawnService } from "./children.ts";
 import { createInProcessHost } from "./in-process.ts";
 import { configuredSecretNames, planUp, runtimeConfigFile, stateFile, UpPlanError } from "./plan.ts";
@@ -99,47 +101,44 @@ function secretsFilePath(plan: UpPlan, value: string | undefined, io: CommandIo)
   return value === undefined ? resolve(plan.stateDirectory, "secrets.env") : resolve(io.cwd, value);
 }
 
-export const upCommand: Command = async (args, io) => {
-  const { values } = parseCommandArgs("up", args, {
-    config: { type: "string", short: "c" },
-    "secrets-file": { type: "string" },
-    "no-generate": { type: "boolean" },
-    resolve: { type: "string", multiple: true },
-    "ready-timeout": { type: "string" },
-    check: { type: "boolean" },
-    "one-process": { type: "boolean" },
-    "process-per-service": { type: "boolean" },
-    help: { type: "boolean", short: "h" },
-  });
-  if (values.help === true) {
-    io.stdout.write(UP_HELP);
-    return EXIT_OK;
-  }
-  const began = performance.now();
+const UP_FLAGS = {
+  config: { type: "string", short: "c" },
+  "secrets-file": { type: "string" },
+  "no-generate": { type: "boolean" },
+  resolve: { type: "string", multiple: true },
+  "ready-timeout": { type: "string" },
+  check: { type: "boolean" },
+  "one-process": { type: "boolean" },
+  "process-per-service": { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+type UpFlags = ReturnType<typeof parseCommandArgs<typeof UP_FLAGS>>["values"];
+
+/** The flags checked, the config loaded and the plan made; throws UsageError naming the fix. */
+async function planFromFlags(values: UpFlags, io: CommandIo): Promise<{ file: string; config: PerimeterConfig; plan: UpPlan; perService: boolean; readyTimeout: number }> {
   if (values["one-process"] === true && values["process-per-service"] === true) {
     throw new UsageError("up: --one-process and --process-per-service exclude each other; pass one (the default is one process)");
   }
-  const perService = values["process-per-service"] === true;
   const { file, config } = requireConfig("up", values.config, io);
   const readyTimeout = values["ready-timeout"] === undefined ? 30 : Number(values["ready-timeout"]);
   if (!(readyTimeout > 0 && readyTimeout <= 3600)) throw new UsageError(`up: --ready-timeout "${values["ready-timeout"]}" must be a number of seconds from 1 to 3600`);
   for (const pin of values.resolve ?? []) {
     if (!/^[^=\s]+=[^=\s]+$/.test(pin)) throw new UsageError(`up: --resolve "${pin}" must be NAME=ADDRESS[,ADDRESS] (e.g. api.example.com=203.0.113.7)`);
   }
-
-  let plan: UpPlan;
   try {
-    plan = planUp(config, file, { cwd: io.cwd, egressMetricsPort: config.egress.metrics === undefined ? await freePort() : 0, resolve: values.resolve ?? [] });
+    const plan = planUp(config, file, { cwd: io.cwd, egressMetricsPort: config.egress.metrics === undefined ? await freePort() : 0, resolve: values.resolve ?? [] });
+    return { file, config, plan, perService: values["process-per-service"] === true, readyTimeout };
   } catch (error) {
     if (error instanceof UpPlanError) throw new UsageError(`up: ${error.message}`);
     throw error;
   }
-  const secretsPath = secretsFilePath(plan, values["secrets-file"], io);
+}
 
-  // Every check before anything starts or any file is written; all problems at once.
+/** Every check before anything starts or any file is written; all problems at once. */
+async function preflight(plan: UpPlan, values: UpFlags, io: CommandIo, secretsPath: string): Promise<{ problems: string[]; secrets: ReturnType<typeof resolveSecrets> | undefined }> {
   const problems: string[] = [];
-  const statePath = stateFile(plan.stateDirectory);
-  const previous = readState(statePath);
+  const previous = readState(stateFile(plan.stateDirectory));
   if (previous !== undefined && previous.stoppedAt === undefined && processAlive(previous.supervisorPid) && previous.supervisorPid !== process.pid) {
     problems.push(`perimeter up is already running for this audit log (pid ${previous.supervisorPid}, config ${previous.configFile}): see perimeter status -c ${values.config}, or stop it with kill ${previous.supervisorPid}`);
   } else {
@@ -158,44 +157,25 @@ export const upCommand: Command = async (args, io) => {
     if (!(error instanceof SecretsFileError)) throw error;
     problems.push(error.message);
   }
-  if (problems.length > 0 || secrets === undefined) {
-    writeLine(io.stderr, `perimeter up: nothing was started; fix ${problems.length === 1 ? "this" : `these ${problems.length} problems`} first:`);
-    for (const problem of problems) writeLine(io.stderr, `  - ${problem}`);
-    return EXIT_USAGE;
-  }
-  if (values.check === true) {
-    writeLine(io.stdout, `perimeter up --check: every check passed; perimeter up would start ${plan.services.length} services:`);
-    printPlan(io, plan, undefined, secretsPath);
-    if (secrets.generated.size > 0) writeLine(io.stdout, `would generate ${[...secrets.generated.keys()].join(", ")} into ${secretsPath} (0600)`);
-    return EXIT_OK;
-  }
+  return { problems, secrets };
+}
 
-  mkdirSync(plan.stateDirectory, { recursive: true, mode: 0o700 });
-  if (secrets.generated.size > 0) {
-    appendSecrets(secretsPath, secrets.generated);
-    writeLine(io.stderr, `perimeter up: generated ${[...secrets.generated.keys()].join(", ")} into ${secretsPath} (mode 0600; the agent and perimeter approvals need them)`);
-  }
-  const runtimeFile = runtimeConfigFile(plan);
-  writeJsonFile(runtimeFile, plan.runtimeConfig);
+/** What a started perimeter holds until it stops. */
+interface Running {
+  audit: AuditLog;
+  supervisor: ReturnType<typeof createSupervisor>;
+  host: ReturnType<typeof createInProcessHost> | undefined;
+  /** Aborted by a bug outside every service (no service to restart): everything stops, exit 3. */
+  fatal: AbortController;
+  stopSignal: AbortSignal;
+  saveState: (services: readonly ServiceState[]) => void;
+  markStopped: () => void;
+}
 
-  const logger = createLogger("perimeter-up");
-  const { openAuditLog } = await import("../audit-log/index.ts");
-  // Opened first, so the database and the signing key exist before the services open them at once.
-  const audit = openAuditLog({
-    path: plan.auditPath,
-    ...(plan.runtimeConfig.audit.signingKeyFile === undefined ? {} : { signingKeyFile: plan.runtimeConfig.audit.signingKeyFile }),
-    checkpointEvery: plan.runtimeConfig.audit.checkpointEvery,
-  });
-  const secretNames = configuredSecretNames(config, plan);
-  const startedAt = new Date().toISOString();
-  let state: UpState = {
-    version: 1,
-    supervisorPid: process.pid,
-    configFile: file,
-    startedAt,
-    auditPath: plan.auditPath,
-    services: [],
-  };
+/** The state file perimeter status reads, rewritten on every change of a service. */
+function stateWriter(plan: UpPlan, file: string, logger: Logger): Pick<Running, "saveState" | "markStopped"> {
+  const statePath = stateFile(plan.stateDirectory);
+  let state: UpState = { version: 1, supervisorPid: process.pid, configFile: file, startedAt: new Date().toISOString(), auditPath: plan.auditPath, services: [] };
   const saveState = (services: readonly ServiceState[]) => {
     state = {
       ...state,
@@ -210,16 +190,28 @@ export const upCommand: Command = async (args, io) => {
       logger.error({ event: "state-write-failed", error: (error as Error).message }, "could not write the state file perimeter status reads");
     }
   };
+  return { saveState, markStopped: () => void (state.stoppedAt = new Date().toISOString()) };
+}
+
+/** The audit log, the in-process host (or none with --process-per-service) and the supervisor, not started yet. */
+async function prepareRun(
+  context: { io: CommandIo; file: string; config: PerimeterConfig; plan: UpPlan; perService: boolean; readyTimeout: number; secrets: ReturnType<typeof resolveSecrets> },
+  logger: Logger,
+): Promise<Running> {
+  const { io, file, config, plan, perService, secrets } = context;
+  const { openAuditLog } = await import("../audit-log/index.ts");
+  // Opened first, so the database and the signing key exist before the services open them at once.
+  const audit = openAuditLog({
+    path: plan.auditPath,
+    ...(plan.runtimeConfig.audit.signingKeyFile === undefined ? {} : { signingKeyFile: plan.runtimeConfig.audit.signingKeyFile }),
+    checkpointEvery: plan.runtimeConfig.audit.checkpointEvery,
+  });
+  const secretNames = configuredSecretNames(config, plan);
+  const { saveState, markStopped } = stateWriter(plan, file, logger);
   const spawnOptions = { cwd: io.cwd, environment: (served: ServicePlan) => childEnvironment(io, served, secretNames, secrets.values) };
-  // A bug outside every service (no service to restart) ends up as it would end a process: everything stops, exit 3.
   const fatal = new AbortController();
   const stopSignal = AbortSignal.any([io.signal, fatal.signal]);
-  const host = perService
-    ? undefined
-    : createInProcessHost({
-        log: (level, fields, message) => logger[level](fields, message),
-        onFatal: (_error, reason) => fatal.abort(new Error(reason)),
-      });
+  const host = perService ? undefined : createInProcessHost({ log: (level, fields, message) => logger[level](fields, message), onFatal: (_error, reason) => fatal.abort(new Error(reason)) });
   const commands = perService ? undefined : await loadServeCommands(plan.services.map((service) => service.name));
   const supervisor = createSupervisor(plan.services, {
     spawn: (service) => (host === undefined || commands === undefined ? spawnService(service, spawnOptions) : host.spawn(service, commands.get(service.name) as Command, spawnOptions)),
@@ -227,57 +219,71 @@ export const upCommand: Command = async (args, io) => {
     record: (event) => audit.append({ component: "cli", supervisor: "perimeter up", ...event }).seq,
     log: (level, fields, message) => logger[level](fields, message),
     onChange: saveState,
-    readyTimeoutMs: readyTimeout * 1000,
+    readyTimeoutMs: context.readyTimeout * 1000,
   });
+  return { audit, supervisor, host, fatal, stopSignal, saveState, markStopped };
+}
 
+/** Starts every service; the exit code when that failed (everything is stopped and recorded then), else undefined. */
+async function startAll(running: Running, context: { io: CommandIo; plan: UpPlan; file: string; perService: boolean }): Promise<number | undefined> {
+  const { audit, supervisor, host, fatal, io } = { ...running, io: context.io };
+  const { plan } = context;
   try {
-    audit.append({ component: "cli", type: "perimeter-start", supervisor: "perimeter up", pid: process.pid, config: file, services: plan.services.map((service) => service.name), mode: perService ? "processes" : "one-process" });
+    audit.append({ component: "cli", type: "perimeter-start", supervisor: "perimeter up", pid: process.pid, config: context.file, services: plan.services.map((service) => service.name), mode: context.perService ? "processes" : "one-process" });
   } catch (error) {
     audit.close();
     host?.close();
     writeLine(io.stderr, `perimeter up: nothing was started: the audit log ${plan.auditPath} cannot be written (${(error as Error).message})`);
     return EXIT_INTERNAL;
   }
-
   try {
-    await supervisor.start(stopSignal);
+    await supervisor.start(running.stopSignal);
+    return undefined;
   } catch (error) {
     if (!(error instanceof ServiceStartError)) throw error;
     audit.append({ component: "cli", type: "perimeter-stop", supervisor: "perimeter up", reason: fatal.signal.aborted ? String((fatal.signal.reason as Error).message) : error.message });
     audit.close();
     host?.close();
-    state.stoppedAt = new Date().toISOString();
-    saveState(supervisor.states());
+    running.markStopped();
+    running.saveState(supervisor.states());
     if (fatal.signal.aborted) return EXIT_INTERNAL;
     if (io.signal.aborted) return EXIT_OK;
     writeLine(io.stderr, `perimeter up: ${error.message}; every service was stopped. Its own message is above.`);
     // A service that exits 2 found a problem in the config or the host, as up's own checks do.
     return error.exit?.code === 2 ? EXIT_USAGE : EXIT_INTERNAL;
   }
-  const elapsed = (performance.now() - began) / 1000;
-  logger.info({ event: "perimeter-ready", seconds: Number(elapsed.toFixed(3)), services: plan.services.map((service) => service.name) }, "every service is ready");
-  writeLine(io.stdout, `perimeter up: ${plan.services.length} services ready in ${elapsed.toFixed(2)} s; audit log ${plan.auditPath}`);
+}
+
+function printReady(io: CommandIo, context: { plan: UpPlan; config: PerimeterConfig; configArgument: string | undefined; secretsPath: string; seconds: number }, running: Running): void {
+  const { plan, config, configArgument, secretsPath } = context;
+  writeLine(io.stdout, `perimeter up: ${plan.services.length} services ready in ${context.seconds.toFixed(2)} s; audit log ${plan.auditPath}`);
   writeLine(io.stdout);
-  printPlan(io, plan, supervisor.states(), secretsPath);
+  printPlan(io, plan, running.supervisor.states(), secretsPath);
   writeLine(io.stdout);
-  writeLine(io.stdout, `perimeter status -c ${values.config}     health, restarts, audit chain head`);
+  writeLine(io.stdout, `perimeter status -c ${configArgument}     health, restarts, audit chain head`);
   if (plan.services.some((service) => service.name === "mcp-guard")) {
-    writeLine(io.stdout, `perimeter approvals list -c ${values.config}     held calls (needs ${config.mcp.admin.tokenSecret} from ${secretsPath})`);
+    writeLine(io.stdout, `perimeter approvals list -c ${configArgument}     held calls (needs ${config.mcp.admin.tokenSecret} from ${secretsPath})`);
   }
   writeLine(io.stdout, "Ctrl-C or SIGTERM stops every service.");
+}
 
+/** On SIGHUP each service reloads its policy from the runtime config; listen addresses and the set of services stay. */
+function reloadOnSignal(io: CommandIo, context: { file: string; plan: UpPlan; runtimeFile: string; resolve: string[] }, running: Running, logger: Logger): void {
   io.onReload(() => {
-    // Each service reloads its policy from the runtime config; listen addresses and the set of services stay.
     try {
-      const next = planUp(loadConfig(file), file, { cwd: io.cwd, egressMetricsPort: Number(plan.runtimeConfig.egress.metrics?.split(":").pop()), resolve: values.resolve ?? [] });
-      writeJsonFile(runtimeFile, next.runtimeConfig);
-      supervisor.reload();
+      const next = planUp(loadConfig(context.file), context.file, { cwd: io.cwd, egressMetricsPort: Number(context.plan.runtimeConfig.egress.metrics?.split(":").pop()), resolve: context.resolve });
+      writeJsonFile(context.runtimeFile, next.runtimeConfig);
+      running.supervisor.reload();
       logger.info({ event: "perimeter-reload" }, "configuration reloaded; listen addresses and services change at the next start");
     } catch (error) {
       logger.error({ event: "perimeter-reload-refused", error: (error as Error).message }, "new configuration refused; the services keep the current one");
     }
   });
+}
 
+/** Waits for the stop signal (or a fatal error), stops every service and records why. */
+async function runUntilStopped(running: Running, logger: Logger): Promise<number> {
+  const { stopSignal, supervisor, audit, host, fatal } = running;
   await new Promise<void>((resolveWait) => {
     if (stopSignal.aborted) resolveWait();
     else stopSignal.addEventListener("abort", () => resolveWait(), { once: true });
@@ -285,8 +291,8 @@ export const upCommand: Command = async (args, io) => {
   logger.info({ event: "perimeter-stopping" }, "stopping every service");
   await supervisor.stop();
   host?.close();
-  state.stoppedAt = new Date().toISOString();
-  saveState(supervisor.states());
+  running.markStopped();
+  running.saveState(supervisor.states());
   try {
     audit.append({ component: "cli", type: "perimeter-stop", supervisor: "perimeter up", reason: String((stopSignal.reason as Error | undefined)?.message ?? "signal") });
   } finally {
@@ -294,6 +300,45 @@ export const upCommand: Command = async (args, io) => {
   }
   logger.flush();
   return fatal.signal.aborted ? EXIT_INTERNAL : EXIT_OK;
+}
+
+export const upCommand: Command = async (args, io) => {
+  const { values } = parseCommandArgs("up", args, UP_FLAGS);
+  if (values.help === true) {
+    io.stdout.write(UP_HELP);
+    return EXIT_OK;
+  }
+  const began = performance.now();
+  const { file, config, plan, perService, readyTimeout } = await planFromFlags(values, io);
+  const secretsPath = secretsFilePath(plan, values["secrets-file"], io);
+  const { problems, secrets } = await preflight(plan, values, io, secretsPath);
+  if (problems.length > 0 || secrets === undefined) {
+    writeLine(io.stderr, `perimeter up: nothing was started; fix ${problems.length === 1 ? "this" : `these ${problems.length} problems`} first:`);
+    for (const problem of problems) writeLine(io.stderr, `  - ${problem}`);
+    return EXIT_USAGE;
+  }
+  if (values.check === true) {
+    writeLine(io.stdout, `perimeter up --check: every check passed; perimeter up would start ${plan.services.length} services:`);
+    printPlan(io, plan, undefined, secretsPath);
+    if (secrets.generated.size > 0) writeLine(io.stdout, `would generate ${[...secrets.generated.keys()].join(", ")} into ${secretsPath} (0600)`);
+    return EXIT_OK;
+  }
+  mkdirSync(plan.stateDirectory, { recursive: true, mode: 0o700 });
+  if (secrets.generated.size > 0) {
+    appendSecrets(secretsPath, secrets.generated);
+    writeLine(io.stderr, `perimeter up: generated ${[...secrets.generated.keys()].join(", ")} into ${secretsPath} (mode 0600; the agent and perimeter approvals need them)`);
+  }
+  const runtimeFile = runtimeConfigFile(plan);
+  writeJsonFile(runtimeFile, plan.runtimeConfig);
+  const logger = createLogger("perimeter-up");
+  const running = await prepareRun({ io, file, config, plan, perService, readyTimeout, secrets }, logger);
+  const failed = await startAll(running, { io, plan, file, perService });
+  if (failed !== undefined) return failed;
+  const seconds = (performance.now() - began) / 1000;
+  logger.info({ event: "perimeter-ready", seconds: Number(seconds.toFixed(3)), services: plan.services.map((service) => service.name) }, "every service is ready");
+  printReady(io, { plan, config, configArgument: values.config, secretsPath, seconds }, running);
+  reloadOnSignal(io, { file, plan, runtimeFile, resolve: values.resolve ?? [] }, running, logger);
+  return runUntilStopped(running, logger);
 };
 
 export const statusCommand: Command = async (args, io) => {
