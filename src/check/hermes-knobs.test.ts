@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCheck } from "./check.ts";
 import { PERIMETER_BYPASS_TOOLSETS } from "./hermes-facts.ts";
-import { NETWORK_DISABLED_TOOLSETS } from "../render/hermes.ts";
+import { NETWORK_DISABLED_TOOLSETS } from "../render/index.ts";
 
 function rulesFor(files: Record<string, string>): string[] {
   const directory = mkdtempSync(join(tmpdir(), "perimeter-knobs-"));

@@ -1,4 +1,4 @@
-// What other capabilities may use from render/.
+// Public API of render/: other folders import only from here.
 export {
   sandboxJobTemplate,
   sandboxProxyEnvironment,
@@ -23,4 +23,7 @@ export { agentEnvironment, agentNoProxy, hermesConfigSeed, hermesTimeouts, HERME
 export type { EnvironmentEntry } from "./hermes.ts";
 export { endpoints } from "./endpoints.ts";
 export type { Endpoints } from "./endpoints.ts";
-export { agentEntry, agentLlmKeySecret, defaultModel, portOf } from "./plan.ts";
+export { agentEntry, agentLlmKeySecret, defaultModel, portOf, secretPlan } from "./plan.ts";
+export type { SecretSpec } from "./plan.ts";
+// The toolsets Hermes loses when its network is the perimeter's (check compares a Hermes config against them).
+export { NETWORK_DISABLED_TOOLSETS } from "./hermes.ts";

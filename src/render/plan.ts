@@ -3,6 +3,7 @@
 // and Compose writers only translate this plan into their own syntax.
 import type { McpServerConfig, PerimeterConfig } from "../config/index.ts";
 import { placeholdersIn } from "../config/index.ts";
+import { PerimeterError, parseTcp } from "../shared/index.ts";
 
 export type Target = "kubernetes" | "compose" | "vps";
 
@@ -18,10 +19,10 @@ export function refuseSandboxImage(config: PerimeterConfig, target: string): voi
   );
 }
 
-export class RenderError extends Error {
+export class RenderError extends PerimeterError {
   constructor(message: string) {
-    super(message);
-    this.name = "RenderError";
+    // A declaration that cannot be deployed as asked is a config problem: exit 2, with the fix in the message.
+    super("config", message);
   }
 }
 
@@ -65,9 +66,9 @@ export const LLM_PATH = "/v1";
 export type PerimeterService = "egress-proxy" | "mcp-guard" | "sandbox" | "llm-proxy" | "dashboard";
 
 export function portOf(hostPort: string): number {
-  const match = /:(\d{1,5})$/.exec(hostPort);
-  if (match === null) throw new RenderError(`"${hostPort}" has no port`);
-  return Number(match[1]);
+  const address = parseTcp(hostPort);
+  if (address === undefined) throw new RenderError(`"${hostPort}" has no port`);
+  return address.port;
 }
 
 /** The agent Hermes runs as: the first entry of mcp.agents (one Hermes gateway per perimeter). */

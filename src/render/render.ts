@@ -7,7 +7,7 @@ import { kubectlCreateSecret } from "./kubernetes/secret-objects.ts";
 import { namespaces } from "./kubernetes/names.ts";
 import { dashboardPortForward } from "./kubernetes/dashboard.ts";
 import { dashboardPort } from "./dashboard.ts";
-import { AGENT_WORKLOAD, MCP_GUARD, firstStartReviewNote, sharedSecretNotes } from "./plan.ts";
+import { AGENT_WORKLOAD, MCP_GUARD, firstStartReviewNote, portOf, sharedSecretNotes } from "./plan.ts";
 import type { Target } from "./plan.ts";
 import type { OutputFile } from "./write.ts";
 import { RUNBOOK_PATH, composeRunbook, kubernetesRunbook } from "./runbook.ts";
@@ -60,7 +60,7 @@ function kubernetesOutput(config: PerimeterConfig): RenderOutput {
         `  2. ${external === undefined ? `create the Secrets above (sh ${directory}/create-secrets.sh)` : "check that every ExternalSecret reports SecretSynced after step 3"}`,
         `  3. kubectl apply -k ${directory}`,
         `  4. kubectl -n ${ns.system} rollout status deployment/${AGENT_WORKLOAD} --timeout=10m   (Ready = "Gateway running with" in gateway.log)`,
-        `  5. approvals: kubectl -n ${ns.tools} port-forward deployment/${MCP_GUARD} ${portAdmin(config)} and perimeter approvals list`,
+        `  5. approvals: kubectl -n ${ns.tools} port-forward deployment/${MCP_GUARD} ${portOf(config.mcp.admin.listen)} and perimeter approvals list`,
         ...firstStartReviewNote(config, `kubectl -n ${ns.tools} exec -it deployment/${MCP_GUARD} -- perimeter approvals`),
         `  6. dashboard: ${dashboardPortForward(config)}, then open http://127.0.0.1:${dashboardPort(config)}/ and log in with the admin token`,
         `  7. perimeter check ${directory}`,
@@ -69,11 +69,6 @@ function kubernetesOutput(config: PerimeterConfig): RenderOutput {
       return `${lines.join("\n")}\n`;
     },
   };
-}
-
-function portAdmin(config: PerimeterConfig): string {
-  const match = /:(\d+)$/.exec(config.mcp.admin.listen);
-  return match?.[1] ?? "8710";
 }
 
 function composeOutput(config: PerimeterConfig): RenderOutput {

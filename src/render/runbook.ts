@@ -111,6 +111,17 @@ function secretTable(document: Document, secrets: readonly SecretSpec[], column:
 // ---------------------------------------------------------------------------------------------------- kubernetes
 
 export function kubernetesRunbook(config: PerimeterConfig, render: KubernetesRender): string {
+  const facts = kubernetesFacts(config, render);
+  const document = new Document();
+  kubernetesDay1(document, facts);
+  kubernetesDay2(document, facts);
+  return document.toString();
+}
+
+type KubernetesFacts = ReturnType<typeof kubernetesFacts>;
+
+/** What both days of the Kubernetes runbook read from the render: its Deployments, ConfigMaps and audited services. */
+function kubernetesFacts(config: PerimeterConfig, render: KubernetesRender) {
   const ns = namespaces(config);
   const objects = render.files.flatMap((file) => file.objects ?? []) as Array<{ kind: string; metadata?: { name?: string; namespace?: string }; spec?: Record<string, unknown> }>;
   const deployments = objects.filter((object) => object.kind === "Deployment").map((object) => ({ name: object.metadata?.name ?? "", namespace: object.metadata?.namespace ?? "", object }));
@@ -128,7 +139,11 @@ export function kubernetesRunbook(config: PerimeterConfig, render: KubernetesRen
     return [{ name, namespace, configPath: command[configIndex + 1] ?? "/etc/perimeter/perimeter.yaml", auditPath: auditPathOf(config, command[2]) }];
   });
   const agentNamespace = ns.system;
-  const document = new Document();
+  return { config, render, ns, objects, deployments, configMaps, external, secretNamespace, adminPort, approvals, audited, agentNamespace };
+}
+
+function kubernetesDay1(document: Document, facts: KubernetesFacts): void {
+  const { config, render, ns, deployments, external, secretNamespace, adminPort, approvals, audited } = facts;
   document.heading(1, `Runbook: perimeter "${config.name}" on Kubernetes`).text(
     `Rendered by \`perimeter render -t kubernetes\` for this declaration; re-rendering rewrites it. Namespaces: ${[ns.system, ns.tools, ...deployments.map((deployment) => deployment.namespace)].filter((value, index, all) => all.indexOf(value) === index).join(", ")}.`,
     "Blocks marked [here] run on your workstation (perimeter and kubectl installed); [cluster] blocks need access to the cluster.",
@@ -197,7 +212,10 @@ export function kubernetesRunbook(config: PerimeterConfig, render: KubernetesRen
   );
   document.text(SIGNED_CHECKPOINTS);
   document.commands("cluster", 'mkdir -p "$BACKUP_DIR"', ...audited.map((service) => `kubectl -n ${service.namespace} exec deployment/${service.name} -- perimeter audit-log public-key -c ${service.configPath} > "$BACKUP_DIR/${service.name}-audit.pub"`));
+}
 
+function kubernetesDay2(document: Document, facts: KubernetesFacts): void {
+  const { config, render, objects, deployments, configMaps, external, secretNamespace, audited, agentNamespace } = facts;
   document.heading(2, "Day 2");
   document.heading(3, "8. Change the declaration and apply it").text(
     "Edit the declaration, re-render over this directory (nothing in it is yours: Secrets live in the cluster), check, look at the diff, apply:",
@@ -274,7 +292,6 @@ export function kubernetesRunbook(config: PerimeterConfig, render: KubernetesRen
   const allNamespaces = [...new Set([...objects.filter((object) => object.kind === "Namespace").map((object) => object.metadata?.name ?? "")])].filter((name) => name !== "");
   document.commands("cluster", 'kubectl delete -k "$RENDER_DIR" --ignore-not-found', `kubectl delete namespace ${allNamespaces.join(" ")} --ignore-not-found`);
   document.text("Then revoke what outlives the cluster:", ...revocations(config));
-  return document.toString();
 }
 
 /** Where a service writes its audit log inside its container (egress-proxy may have its own, egress.auditPath). */

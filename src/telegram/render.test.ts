@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { parseConfig } from "../config/index.ts";
-import { secretPlan } from "../render/plan.ts";
+import { secretPlan } from "../render/index.ts";
 
 test("render: the approver bot's token is in mcp-guard's own Secret, never in the agent's", () => {
   const config = parseConfig(`version: 1

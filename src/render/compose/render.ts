@@ -3,7 +3,9 @@
 // container holds another's credentials; nothing is published beyond 127.0.0.1, nothing gets the Docker socket.
 import type { PerimeterConfig } from "../../config/index.ts";
 import { endpoints as endpointsFor } from "../endpoints.ts";
+import type { Endpoints } from "../endpoints.ts";
 import { HERMES_ENV_PATH, hermesAgentFiles } from "../hermes.ts";
+import type { HermesAgentFiles } from "../hermes.ts";
 import { dashboardPort } from "../dashboard.ts";
 import {
   AGENT_WORKLOAD,
@@ -97,48 +99,55 @@ function composeCpus(quantity: string): string {
 
 export function renderCompose(config: PerimeterConfig): ComposeRender {
   refuseSandboxImage(config, "compose");
-  const endpoints = endpointsFor(config, "compose");
-  const warnings: string[] = [];
-  const secrets = secretPlan(config);
-  const sandboxServer = sandboxServerName(config);
-  const kubernetesServer = builtinServer(config, "kubernetes-readonly");
-  const deployedServers = deployedMcpServers(config);
-  const served = servedModels(config);
-  const sandboxAllow = sandboxAllowlist(config);
-  const mcpPort = portOf(config.mcp.listen);
-  const llmPort = portOf(config.llm.listen);
-  const egressPort = portOf(config.egress.listen);
-  const sandboxPort = portOf(config.sandbox.listen);
-
-  const envFiles: Array<{ service: string; file: string; keys: string[]; purpose: string }> = [];
-  const envFileFor = (secret: SecretSpec, keys: readonly string[] = secret.keys) => {
+  const state: ComposeState = { config, endpoints: endpointsFor(config, "compose"), secrets: secretPlan(config), warnings: [], envFiles: [], services: {}, volumes: {}, comments: {}, envFileFor: () => "" };
+  state.envFileFor = (secret, keys = secret.keys) => {
     const file = `env/${secret.name}.env`;
-    envFiles.push({ service: secret.workload, file, keys: [...keys], purpose: secret.purpose });
+    state.envFiles.push({ service: secret.workload, file, keys: [...keys], purpose: secret.purpose });
     return file;
   };
+  const networks = perimeterServices(state);
+  toolServices(state);
+  const hermes = agentServices(state);
+  return composeOutput(state, networks, hermes);
+}
 
-  const services: Record<string, Service> = {};
-  const volumes: Record<string, Record<string, never>> = {};
-  const comments: Record<string, string> = {};
+/** What the service families of one Compose render share and fill in. */
+interface ComposeState {
+  readonly config: PerimeterConfig;
+  readonly endpoints: Endpoints;
+  readonly secrets: readonly SecretSpec[];
+  readonly warnings: string[];
+  readonly envFiles: Array<{ service: string; file: string; keys: string[]; purpose: string }>;
+  readonly services: Record<string, Service>;
+  readonly volumes: Record<string, Record<string, never>>;
+  /** Comments written above keys of compose.yaml (`services.NAME.KEY`). */
+  readonly comments: Record<string, string>;
+  /** Registers a service's env file (its keys, for the templates) and returns its path. */
+  envFileFor: (secret: SecretSpec, keys?: readonly string[]) => string;
+}
 
-  const perimeterService = (name: string, service: PerimeterService, port: number | undefined, configPath: string, networks: string[], memory: string, extra: Service = {}): Service => {
-    volumes[`${name}-state`] = {};
-    const serviceSecrets = secrets.filter((secret) => secret.workload === name);
-    const definition: Service = {
-      image: config.kubernetes.perimeterImage,
-      command: ["serve", service, "-c", configPath, ...(port === undefined ? [] : ["--listen", `0.0.0.0:${port}`])],
-      ...hardened(memory, "1"),
-      ...(serviceSecrets.length === 0 ? {} : { env_file: serviceSecrets.map((secret) => envFileFor(secret)) }),
-      environment: { HOME: "/tmp" },
-      networks,
-      volumes: ["./config:/etc/perimeter:ro", `${name}-state:${STATE_DIRECTORY}`],
-      ...extra,
-    };
-    services[name] = definition;
-    return definition;
+/** One of our services: the perimeter image running `perimeter serve`, hardened, with its own state volume and env files. */
+function perimeterService(state: ComposeState, name: string, service: PerimeterService, port: number | undefined, configPath: string, networks: string[], memory: string, extra: Service = {}): Service {
+  state.volumes[`${name}-state`] = {};
+  const serviceSecrets = state.secrets.filter((secret) => secret.workload === name);
+  const definition: Service = {
+    image: state.config.kubernetes.perimeterImage,
+    command: ["serve", service, "-c", configPath, ...(port === undefined ? [] : ["--listen", `0.0.0.0:${port}`])],
+    ...hardened(memory, "1"),
+    ...(serviceSecrets.length === 0 ? {} : { env_file: serviceSecrets.map((secret) => state.envFileFor(secret)) }),
+    environment: { HOME: "/tmp" },
+    networks,
+    volumes: ["./config:/etc/perimeter:ro", `${name}-state:${STATE_DIRECTORY}`],
+    ...extra,
   };
+  state.services[name] = definition;
+  return definition;
+}
 
-  // ---- networks: the agent's is internal (no default route); only the egress side can reach the internet. `audit`
+/** The networks, and the perimeter's own services on them (the proxies, mcp-guard, the dashboard, the sandbox runner). */
+function perimeterServices(state: ComposeState): Record<string, Record<string, unknown>> {
+  const { config } = state;
+  // The agent's network is internal (no default route); only the egress side can reach the internet. `audit`
   // (internal) joins the dashboard to the services whose feeds it reads, without the agent; `dashboard` exists only so
   // Docker can publish the dashboard's port (it publishes nothing from an internal network), on 127.0.0.1.
   const networks: Record<string, Record<string, unknown>> = {
@@ -149,21 +158,21 @@ export function renderCompose(config: PerimeterConfig): ComposeRender {
     // Not internal (Docker would publish nothing), but without masquerading: the dashboard has no route out.
     dashboard: { driver_opts: { "com.docker.network.bridge.enable_ip_masquerade": "false" } },
   };
-  if (served.length > 0) networks.llm = { internal: true };
+  if (servedModels(config).length > 0) networks.llm = { internal: true };
 
-  perimeterService(EGRESS_PROXY, "egress-proxy", egressPort, RUNTIME_CONFIG_PATH, ["agent", "audit", "egress"], "256m");
-  const guardNetworks = ["agent", "audit", "tools", ...(mcpGuardNeedsInternet(config) || deployedServers.length > 0 ? ["egress"] : [])];
-  perimeterService(MCP_GUARD, "mcp-guard", mcpPort, RUNTIME_CONFIG_PATH, guardNetworks, "1g");
-  perimeterService(LLM_PROXY, "llm-proxy", llmPort, RUNTIME_CONFIG_PATH, ["agent", "audit", "egress", ...(served.length > 0 ? ["llm"] : [])], "512m");
+  perimeterService(state, EGRESS_PROXY, "egress-proxy", portOf(config.egress.listen), RUNTIME_CONFIG_PATH, ["agent", "audit", "egress"], "256m");
+  const guardNetworks = ["agent", "audit", "tools", ...(mcpGuardNeedsInternet(config) || deployedMcpServers(config).length > 0 ? ["egress"] : [])];
+  perimeterService(state, MCP_GUARD, "mcp-guard", portOf(config.mcp.listen), RUNTIME_CONFIG_PATH, guardNetworks, "1g");
+  perimeterService(state, LLM_PROXY, "llm-proxy", portOf(config.llm.listen), RUNTIME_CONFIG_PATH, ["agent", "audit", "egress", ...(servedModels(config).length > 0 ? ["llm"] : [])], "512m");
   // The dashboard: dashboard.listen is the container's address (Docker publishes to it), published on 127.0.0.1 only.
   const port = dashboardPort(config);
-  perimeterService(DASHBOARD, "dashboard", undefined, RUNTIME_CONFIG_PATH, ["audit", "dashboard"], "512m", { ports: [`127.0.0.1:${port}:${port}`] });
-  comments[`services.${DASHBOARD}.ports`] = "loopback only: open it through an SSH tunnel (ssh -L); never publish it on another address.";
+  perimeterService(state, DASHBOARD, "dashboard", undefined, RUNTIME_CONFIG_PATH, ["audit", "dashboard"], "512m", { ports: [`127.0.0.1:${port}:${port}`] });
+  state.comments[`services.${DASHBOARD}.ports`] = "loopback only: open it through an SSH tunnel (ssh -L); never publish it on another address.";
 
-  if (sandboxServer !== undefined) {
+  if (sandboxServerName(config) !== undefined) {
     // With a sandbox allowlist the runner's bubblewrap backend runs its own egress proxy in-process (one proxy client
     // per task, the task's allowlist only), so the runner itself needs the egress network; without one it has none.
-    const runner = perimeterService(SANDBOX_RUNNER, "sandbox", sandboxPort, RUNTIME_CONFIG_PATH, ["audit", "tools", ...(sandboxAllow === undefined ? [] : ["egress"])], "2g", {});
+    const runner = perimeterService(state, SANDBOX_RUNNER, "sandbox", portOf(config.sandbox.listen), RUNTIME_CONFIG_PATH, ["audit", "tools", ...(sandboxAllowlist(config) === undefined ? [] : ["egress"])], "2g", {});
     // Its own metrics listener (runs nothing) serves /healthz and the audit feed to the dashboard.
     runner.command = [...(runner.command as string[]), "--metrics-listen", `0.0.0.0:${SANDBOX_METRICS_PORT}`];
     // bubblewrap builds each task's sandbox from user namespaces. Docker's default seccomp profile refuses
@@ -177,15 +186,21 @@ export function renderCompose(config: PerimeterConfig): ComposeRender {
     runner.pids_limit = config.sandbox.limits.pids * config.sandbox.concurrency + 64;
     runner.mem_limit = composeMemory(multiplyQuantity(config.sandbox.limits.memory, config.sandbox.concurrency));
     runner.cpus = composeCpus(multiplyQuantity(config.sandbox.limits.cpu, config.sandbox.concurrency));
-    comments[`services.${SANDBOX_RUNNER}.security_opt`] = [
+    state.comments[`services.${SANDBOX_RUNNER}.security_opt`] = [
       "perimeter:ignore COMPOSE-SECURITY-OPT-UNCONFINED bubblewrap needs mount inside its user namespaces, which docker-default AppArmor denies; seccomp stays on (a namespace-permitting profile), capabilities stay dropped (docs/render.md)",
       "bubblewrap creates each task's namespaces; see docs/render.md, \"The sandbox on Docker Compose\".",
     ].join("\n");
   }
+  return networks;
+}
 
+/** What mcp-guard calls that runs beside it: the read-only Kubernetes MCP, servers from their own image, local models. */
+function toolServices(state: ComposeState): void {
+  const { config } = state;
+  const kubernetesServer = builtinServer(config, "kubernetes-readonly");
   if (kubernetesServer !== undefined) {
     const [, entry] = kubernetesServer;
-    services[KUBERNETES_MCP] = {
+    state.services[KUBERNETES_MCP] = {
       image: entry.image ?? KUBERNETES_MCP_IMAGE,
       command: ["--config", "/etc/kubernetes-mcp-server/config.toml"],
       ...hardened("256m", "0.5"),
@@ -193,15 +208,15 @@ export function renderCompose(config: PerimeterConfig): ComposeRender {
       networks: ["tools", "egress"],
       volumes: ["./config/kubernetes-mcp-server.toml:/etc/kubernetes-mcp-server/config.toml:ro", "./secrets/kubeconfig:/etc/kubernetes-mcp-server/kubeconfig:ro"],
     };
-    comments[`services.${KUBERNETES_MCP}.volumes`] = "secrets/kubeconfig: a kubeconfig for the read-only ServiceAccount of kubernetes-readonly-rbac.yaml (docs/render.md).";
+    state.comments[`services.${KUBERNETES_MCP}.volumes`] = "secrets/kubeconfig: a kubeconfig for the read-only ServiceAccount of kubernetes-readonly-rbac.yaml (docs/render.md).";
   }
 
-  for (const server of deployedServers) {
-    const own = secrets.find((secret) => secret.name === server.workload);
-    services[server.workload] = {
+  for (const server of deployedMcpServers(config)) {
+    const own = state.secrets.find((secret) => secret.name === server.workload);
+    state.services[server.workload] = {
       image: server.image,
       ...hardened("512m", "0.5"),
-      ...(own === undefined ? {} : { env_file: [envFileFor(own)] }),
+      ...(own === undefined ? {} : { env_file: [state.envFileFor(own)] }),
       environment: {
         HOME: "/tmp",
         ...Object.fromEntries(Object.entries(server.config.env).filter(([, value]) => !/\$\{/.test(value)).sort(([a], [b]) => (a < b ? -1 : 1))),
@@ -209,15 +224,15 @@ export function renderCompose(config: PerimeterConfig): ComposeRender {
       networks: ["tools", "egress"],
     };
     if (Object.values(server.config.env).some((value) => /\$\{/.test(value))) {
-      warnings.push(`mcp.servers.${server.server}.env: values with \${VAR} are not expanded on Compose; put the final value in ${own === undefined ? "the server's env file" : `env/${own.name}.env`}`);
+      state.warnings.push(`mcp.servers.${server.server}.env: values with \${VAR} are not expanded on Compose; put the final value in ${own === undefined ? "the server's env file" : `env/${own.name}.env`}`);
     }
   }
 
-  for (const model of served) {
+  for (const model of servedModels(config)) {
     const name = `llm-${model.provider}`;
-    volumes[`${name}-models`] = {};
+    state.volumes[`${name}-models`] = {};
     const isVllm = model.engine === "vllm";
-    services[name] = {
+    state.services[name] = {
       image: model.image,
       ...(isVllm ? { command: ["--model", model.model, "--served-model-name", ...model.servedNames, "--host", "0.0.0.0", "--port", String(model.port), "--download-dir", "/models"] } : {}),
       user: `${SERVICE_UID}:${SERVICE_UID}`,
@@ -238,15 +253,18 @@ export function renderCompose(config: PerimeterConfig): ComposeRender {
       ...(model.gpus > 0 ? { deploy: { resources: { reservations: { devices: [{ driver: "nvidia", count: model.gpus, capabilities: ["gpu"] }] } } } } : {}),
     };
   }
+}
 
-  // ---- the agent: internal network only, proxy settings, its own env file, data volume seeded once.
-  volumes["hermes-data"] = {};
-  const agentSecret = secrets.find((secret) => secret.name === AGENT_WORKLOAD);
-  const hermes = hermesAgentFiles(config, endpoints);
+/** The agent: internal network only, proxy settings, its own env file, its data volume seeded once. */
+function agentServices(state: ComposeState): HermesAgentFiles {
+  const { config } = state;
+  state.volumes["hermes-data"] = {};
+  const agentSecret = state.secrets.find((secret) => secret.name === AGENT_WORKLOAD);
+  const hermes = hermesAgentFiles(config, state.endpoints);
   const agentEntries = hermes.environment;
   // Compose passes env files through as-is, so the agent's file holds each variable under the name Hermes reads.
   const agentFileKeys = agentEntries.flatMap((entry) => ("secretKey" in entry ? [entry.name] : [])).sort();
-  services["hermes-seed"] = {
+  state.services["hermes-seed"] = {
     image: config.agent.image,
     entrypoint: ["sh", "-c"],
     command: ['if [ ! -f /opt/data/config.yaml ]; then cp /seed/config.yaml /opt/data/config.yaml && echo "seeded config.yaml"; else echo "config.yaml already present, leaving it"; fi'],
@@ -259,7 +277,7 @@ export function renderCompose(config: PerimeterConfig): ComposeRender {
     volumes: ["hermes-data:/opt/data", "./config/hermes-config.yaml:/seed/config.yaml:ro"],
     restart: "no",
   };
-  services[AGENT_WORKLOAD] = {
+  state.services[AGENT_WORKLOAD] = {
     image: config.agent.image,
     command: ["gateway", "run"],
     depends_on: {
@@ -268,7 +286,7 @@ export function renderCompose(config: PerimeterConfig): ComposeRender {
       [LLM_PROXY]: { condition: "service_started" },
       [MCP_GUARD]: { condition: "service_started" },
     },
-    env_file: agentSecret === undefined ? [] : [envFileFor(agentSecret, agentFileKeys)],
+    env_file: agentSecret === undefined ? [] : [state.envFileFor(agentSecret, agentFileKeys)],
     environment: Object.fromEntries(agentEntries.flatMap((entry) => ("value" in entry ? [[entry.name, entry.value]] : []))),
     networks: ["agent"],
     // Hermes loads .env over its environment; read-only, the agent cannot rewrite it to undo the proxy or allowlists.
@@ -291,11 +309,18 @@ export function renderCompose(config: PerimeterConfig): ComposeRender {
     restart: "unless-stopped",
     logging: LOGGING,
   };
-  comments[`services.${AGENT_WORKLOAD}.networks`] = "internal only: no default route; HTTPS_PROXY is the way out (seed 002).";
+  state.comments[`services.${AGENT_WORKLOAD}.networks`] = "internal only: no default route; HTTPS_PROXY is the way out (seed 002).";
   if (config.agent.apiServer.enabled || config.agent.dashboard.enabled) {
-    warnings.push("agent.apiServer/dashboard on Compose: render publishes no port (the agent's network is internal, and Docker publishes nothing from an internal network); reach it with `docker compose exec` or add a loopback-bound reverse proxy on the agent network");
+    state.warnings.push("agent.apiServer/dashboard on Compose: render publishes no port (the agent's network is internal, and Docker publishes nothing from an internal network); reach it with `docker compose exec` or add a loopback-bound reverse proxy on the agent network");
   }
+  return hermes;
+}
 
+/** compose.yaml (labelled with the hash of what each service mounts), the runtime config and the env file templates. */
+function composeOutput(state: ComposeState, networks: Record<string, Record<string, unknown>>, hermes: HermesAgentFiles): ComposeRender {
+  const { config, services, volumes, comments, envFiles, warnings } = state;
+  const sandboxServer = sandboxServerName(config);
+  const kubernetesServer = builtinServer(config, "kubernetes-readonly");
   const composeObject = {
     name: config.name,
     services: Object.fromEntries(Object.entries(services).sort(([a], [b]) => (a < b ? -1 : 1))),
@@ -310,7 +335,7 @@ export function renderCompose(config: PerimeterConfig): ComposeRender {
   ].join("\n");
   const composeYaml = toCommentedYaml(composeObject, comments, header);
 
-  const runtime = runtimeConfig(config, endpoints);
+  const runtime = runtimeConfig(config, state.endpoints);
   const files: ComposeFile[] = [
     { path: "compose.yaml", content: composeYaml },
     { path: "config/perimeter.yaml", content: toYaml(runtime) },

@@ -5,7 +5,6 @@
 import type { HostConfig, PerimeterConfig } from "../../config/index.ts";
 import type { Endpoints } from "../endpoints.ts";
 import { hermesAgentFiles } from "../hermes.ts";
-import type { EnvironmentEntry, HermesAgentFiles } from "../hermes.ts";
 import { dashboardPort } from "../dashboard.ts";
 import {
   AGENT_WORKLOAD,
@@ -35,19 +34,16 @@ import {
 import type { PerimeterService, SecretSpec } from "../plan.ts";
 import { runtimeConfig } from "../runtime-config.ts";
 import { toYaml } from "../yaml.ts";
-import { FIREWALL_TABLE, agentLoopbackPorts, nftablesRuleset } from "./firewall.ts";
+import { agentLoopbackPorts, nftablesRuleset } from "./firewall.ts";
 import { AUTO_UPGRADES, FAIL2BAN_JAIL, JOURNALD_DROP_IN, SSHD_DROP_IN, UNATTENDED_UPGRADES, autoUpgrades, fail2banJail, journaldLimits, sshdDropIn, unattendedUpgrades } from "./ssh.ts";
-import { hardening, unitText } from "./units.ts";
+import { unitText } from "./units.ts";
 import type { Unit, UnitEntry } from "./units.ts";
+import { agentUnits } from "./agent-units.ts";
+import { ENV_DIRECTORY, HERMES_CONFIG_NAME, HERMES_ENV_SOURCE, NFTABLES_PATH, SERVICE_UNITS, UNIT_DIRECTORY, envPath, local } from "./common.ts";
+import { backupUnits, firewallUnit, sandboxProxyUnits } from "./system-units.ts";
+import { hardening } from "./units.ts";
 
-export const UNIT_DIRECTORY = "/etc/systemd/system";
-export const ENV_DIRECTORY = "/etc/perimeter/env";
-export const NFTABLES_PATH = "/etc/perimeter/nftables.nft";
-/** The .env Hermes sees, bind-mounted read-only over <data>/.env in its unit (see agentUnits). */
-export const HERMES_ENV_SOURCE = "/etc/perimeter/hermes.env";
-export const HERMES_CONFIG_NAME = "config.yaml";
-export const AGENT_UNIT = `${AGENT_WORKLOAD}.service`;
-export const FIREWALL_UNIT = "perimeter-firewall.service";
+export { AGENT_UNIT, ENV_DIRECTORY, FIREWALL_UNIT, HERMES_CONFIG_NAME, HERMES_ENV_SOURCE, NFTABLES_PATH, SOCKET_PROXYD, UNIT_DIRECTORY } from "./common.ts";
 
 /** How apply checks a file before installing it. */
 export type Validator = "sshd" | "nft" | "fail2ban" | "systemd-unit" | "sysusers";
@@ -93,14 +89,6 @@ export interface VpsRender {
   readonly warnings: readonly string[];
 }
 
-const SERVICE_UNITS: Record<PerimeterService, string> = {
-  "egress-proxy": `perimeter-${EGRESS_PROXY}`,
-  "llm-proxy": `perimeter-${LLM_PROXY}`,
-  "mcp-guard": `perimeter-${MCP_GUARD}`,
-  sandbox: "perimeter-sandbox",
-  dashboard: "perimeter-dashboard",
-};
-
 function hostOf(config: PerimeterConfig): HostConfig {
   if (config.host === undefined) {
     throw new RenderError(
@@ -108,10 +96,6 @@ function hostOf(config: PerimeterConfig): HostConfig {
     );
   }
   return config.host;
-}
-
-function local(port: number): string {
-  return `127.0.0.1:${port}`;
 }
 
 /** Every component on this host's loopback; components the VPS target does not deploy are refused by name. */
@@ -192,26 +176,6 @@ function vpsRuntimeConfig(config: PerimeterConfig, endpoints: Endpoints, warning
   return runtime as unknown as Record<string, unknown>;
 }
 
-/** A systemd Environment= assignment, quoted; `%` would start a specifier and `\` / `"` an escape. */
-function environmentLine(name: string, value: string): UnitEntry {
-  return ["Environment", `"${`${name}=${value}`.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/%/g, "%%")}"`];
-}
-
-function envPath(secret: SecretSpec): string {
-  return `${ENV_DIRECTORY}/${secret.name}.env`;
-}
-
-function memoryMax(quantity: string): string {
-  const match = /^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$/.exec(quantity);
-  if (match === null) return quantity;
-  const factor = { Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3, Ti: 1024 ** 4, k: 1000, M: 1000 ** 2, G: 1000 ** 3, T: 1000 ** 4, "": 1 }[match[2] ?? ""] ?? 1;
-  return String(Math.round(Number(match[1]) * factor));
-}
-
-function cpuQuota(quantity: string): string {
-  const cores = quantity.endsWith("m") ? Number(quantity.slice(0, -1)) / 1000 : Number(quantity);
-  return `${Math.round(cores * 100)}%`;
-}
 
 const NODE_NOTE =
   "MemoryDenyWriteExecute stays off: V8 (Node's JIT) and the WebAssembly RE2 the config loader uses must make memory executable; Node's --jitless would turn WebAssembly off altogether.";
@@ -265,140 +229,6 @@ function perimeterUnit(config: PerimeterConfig, host: HostConfig, service: Perim
   };
 }
 
-function agentUnits(config: PerimeterConfig, host: HostConfig, hermes: HermesAgentFiles, agentSecret: SecretSpec | undefined): Unit[] {
-  const agent = host.agent;
-  const dataDirectory = `${agent.home}/.hermes`;
-  // Loopback only for the API server; the dashboard gets its own unit bound to loopback below.
-  const entries: EnvironmentEntry[] = hermes.environment.map((entry) => (entry.name === "API_SERVER_HOST" ? { name: entry.name, value: "127.0.0.1" } : entry));
-  const values = entries.flatMap((entry) => ("value" in entry ? [entry] : []));
-  const after = [`${SERVICE_UNITS["egress-proxy"]}.service`, `${SERVICE_UNITS["llm-proxy"]}.service`, `${SERVICE_UNITS["mcp-guard"]}.service`];
-  const units: Unit[] = [];
-  const limits: UnitEntry[] = [
-    ["MemoryMax", memoryMax(config.agent.resources.limits.memory)],
-    ["CPUQuota", cpuQuota(config.agent.resources.limits.cpu)],
-    ["TasksMax", "1024"],
-  ];
-  const envFile: UnitEntry[] = agentSecret === undefined ? [] : [["EnvironmentFile", envPath(agentSecret)]];
-  if (agent.mode === "native") {
-    const python = `${agent.installDir}/venv/bin/python`;
-    const common: UnitEntry[] = [
-      ["Type", "simple"],
-      ["User", agent.user],
-      ["Group", agent.user],
-      ["WorkingDirectory", agent.home],
-      environmentLine("HOME", agent.home),
-      environmentLine("HERMES_HOME", dataDirectory),
-      environmentLine("VIRTUAL_ENV", `${agent.installDir}/venv`),
-      environmentLine("PATH", `${agent.installDir}/venv/bin:/usr/local/bin:/usr/bin:/bin`),
-    ];
-    const confinement: UnitEntry[] = [
-      ["ReadWritePaths", agent.home],
-      // The perimeter's config and every service's secrets stay out of the agent's sight; so does the Docker socket.
-      // Hermes loads <data>/.env over its environment (override), so the perimeter's values sit in a read-only bind
-      // mount there: the agent owns its data directory but can neither rewrite nor rename over a mount point.
-      ["BindReadOnlyPaths", `${HERMES_ENV_SOURCE}:${dataDirectory}/.env`],
-      // The services' secrets and state stay out of the agent's sight; so does the Docker socket.
-      ["InaccessiblePaths", `-${ENV_DIRECTORY} -/run/docker.sock -/var/run/docker.sock -/var/lib/perimeter-${MCP_GUARD} -/var/lib/perimeter-${LLM_PROXY} -/var/lib/perimeter-${EGRESS_PROXY} -/var/lib/perimeter-sandbox -/var/lib/perimeter-${DASHBOARD}`],
-      ...hardening({ internet: false }),
-      ["PrivateMounts", "yes"],
-      // Hermes starts Node (npx MCP helpers) and may start Chromium for browser tools; both JIT.
-      ["MemoryDenyWriteExecute", "no"],
-    ];
-    units.push({
-      name: AGENT_UNIT,
-      description: `Hermes Agent gateway behind perimeter ${config.name}`,
-      unit: [["After", ["network-online.target", ...after].join(" ")], ["Wants", ["network-online.target", ...after].join(" ")], ["StartLimitIntervalSec", "600"], ["StartLimitBurst", "5"]],
-      notes: [
-        "The agent can reach only loopback (IPAddressDeny=any, IPAddressAllow=localhost): llm-proxy, mcp-guard and the",
-        "egress proxy (HTTPS_PROXY) are its only ways out. The firewall's output chain refuses its uid everything but lo.",
-        "Its code (installDir) is root's and read-only to it; it writes only its home. Hermes' own unit (hermes gateway",
-        "install) runs the same command: python -m hermes_cli.main gateway run --replace.",
-      ],
-      service: [
-        ...common,
-        ...values.map((entry) => environmentLine(entry.name, entry.value)),
-        ...envFile,
-        ["ExecStart", `${python} -m hermes_cli.main gateway run --replace`],
-        ["Restart", "on-failure"],
-        ["RestartSec", "10"],
-        ["KillMode", "mixed"],
-        ["TimeoutStopSec", "60"],
-        ...limits,
-        ...confinement,
-      ],
-      install: [["WantedBy", "multi-user.target"]],
-    });
-    if (config.agent.dashboard.enabled) {
-      units.push({
-        name: "hermes-dashboard.service",
-        description: `Hermes dashboard on 127.0.0.1:${config.agent.dashboard.port} (perimeter ${config.name})`,
-        unit: [["After", AGENT_UNIT]],
-        notes: ["Bound to loopback only: reach it with an SSH tunnel or Tailscale (seed 004), never publicly."],
-        service: [
-          ...common,
-          ["ExecStart", `${python} -m hermes_cli.main dashboard --host 127.0.0.1 --port ${config.agent.dashboard.port} --no-open`],
-          ["Restart", "on-failure"],
-          ["RestartSec", "10"],
-          ...limits,
-          ...confinement,
-        ],
-        install: [["WantedBy", "multi-user.target"]],
-      });
-    }
-    return units;
-  }
-  // container: the official image on the host's network (so it reaches the perimeter on 127.0.0.1), as uid 10000.
-  const image = config.agent.image;
-  const dockerRun = (name: string, command: string) =>
-    [
-      "/usr/bin/docker run --rm",
-      `--name ${name}`,
-      "--network host",
-      "--cap-drop NET_RAW --security-opt no-new-privileges",
-      `--memory ${memoryMax(config.agent.resources.limits.memory)} --cpus ${config.agent.resources.limits.cpu.endsWith("m") ? Number(config.agent.resources.limits.cpu.slice(0, -1)) / 1000 : config.agent.resources.limits.cpu} --pids-limit 1024`,
-      "--log-driver journald",
-      ...(agentSecret === undefined ? [] : [`--env-file ${envPath(agentSecret)}`]),
-      ...values.map((entry) => `-e ${entry.name}=${entry.value}`),
-      `-v ${dataDirectory}:/opt/data`,
-      `-v ${HERMES_ENV_SOURCE}:/opt/data/.env:ro`,
-      image,
-      command,
-    ].join(" ");
-  // The unit itself only talks to dockerd over its socket; the container's own limits are Docker's and the firewall's.
-  const clientConfinement: UnitEntry[] = [
-    ...hardening({ internet: false }).filter(([key]) => key !== "RestrictAddressFamilies" && key !== "PrivateUsers"),
-    ["RestrictAddressFamilies", "AF_UNIX"],
-    ["PrivateUsers", "no"],
-    ["PrivateMounts", "yes"],
-    ["MemoryDenyWriteExecute", "yes"],
-  ];
-  const containerUnit = (unitName: string, container: string, command: string, description: string): Unit => ({
-    name: unitName,
-    description,
-    unit: [["After", ["docker.service", ...after].join(" ")], ["Requires", "docker.service"], ["Wants", after.join(" ")]],
-    notes: [
-      "Container mode: the official image with the host's network, so Hermes binds 127.0.0.1 only and reaches the",
-      "perimeter on loopback. The gateway runs as uid 10000, which the firewall's output chain confines to lo.",
-      "Docker's container is not in this unit's cgroup: the firewall rule is the network wall in this mode.",
-    ],
-    service: [
-      ["Type", "simple"],
-      ["ExecStartPre", `-/usr/bin/docker rm -f ${container}`],
-      ["ExecStart", dockerRun(container, command)],
-      ["ExecStop", `/usr/bin/docker stop ${container}`],
-      ["Restart", "on-failure"],
-      ["RestartSec", "10"],
-      ["User", "root"],
-      ...clientConfinement,
-    ],
-    install: [["WantedBy", "multi-user.target"]],
-  });
-  units.push(containerUnit(AGENT_UNIT, AGENT_WORKLOAD, "gateway run", `Hermes Agent gateway (container) behind perimeter ${config.name}`));
-  if (config.agent.dashboard.enabled) {
-    units.push(containerUnit("hermes-dashboard.service", "hermes-dashboard", `dashboard --host 127.0.0.1 --port ${config.agent.dashboard.port} --no-open`, `Hermes dashboard (container) on 127.0.0.1:${config.agent.dashboard.port}`));
-  }
-  return units;
-}
 
 /**
  * Hermes reads its .env over the unit's environment (override), so the file must say loopback too: the shared
@@ -411,137 +241,6 @@ function loopbackEnvFile(text: string): string {
   return local;
 }
 
-export const SOCKET_PROXYD = "/usr/lib/systemd/systemd-socket-proxyd";
-
-/**
- * The way into the network-less sandbox runner: a loopback socket and a proxy inside the runner's namespace, for
- * mcp-guard's calls (perimeter-sandbox-proxy) and for the dashboard's reads of its health and audit feed
- * (perimeter-sandbox-metrics-proxy).
- */
-function sandboxProxyUnits(name: string, port: number, carries: string): Unit[] {
-  const runner = `${SERVICE_UNITS.sandbox}.service`;
-  return [
-    {
-      name: `${name}.socket`,
-      description: `perimeter sandbox runner's listener on 127.0.0.1:${port}`,
-      unit: [["PartOf", `${name}.service`]],
-      kind: "Socket",
-      service: [["ListenStream", local(port)], ["FreeBind", "no"]],
-      install: [["WantedBy", "sockets.target"]],
-    },
-    {
-      name: `${name}.service`,
-      description: `perimeter: carries ${carries} into the sandbox runner's network namespace`,
-      unit: [["Requires", `${runner} ${name}.socket`], ["After", `${runner} ${name}.socket`], ["JoinsNamespaceOf", runner]],
-      notes: [`Joins the runner's private network namespace; the listening socket comes from ${name}.socket.`],
-      service: [
-        // Not notify: systemd-socket-proxyd sends no READY=1 (systemd 252/255), so the unit would stay activating
-        // and be killed at TimeoutStartSec (socket-proxy.test.ts; seen on a booted host by vps-nspawn-proof.sh).
-        ["Type", "exec"],
-        ["ExecStart", `${SOCKET_PROXYD} ${local(port)}`],
-        ["DynamicUser", "yes"],
-        ["PrivateNetwork", "yes"],
-        ...hardening({ internet: false }).filter(([key]) => key !== "RestrictAddressFamilies"),
-        ["RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6"],
-        ["PrivateMounts", "yes"],
-        ["MemoryDenyWriteExecute", "yes"],
-      ],
-    },
-  ];
-}
-
-/**
- * Daily encrypted backup (seed 004: "back up ~/.hermes, but encrypt it"), with the command line docs/backup.md
- * keeps stable. It runs as root only to read the agent's 0700 data directory (CAP_DAC_READ_SEARCH, nothing else),
- * with no network, and sees mcp-guard's state (tool calls and approvals) as the audit log to snapshot.
- */
-function backupUnits(config: PerimeterConfig, host: HostConfig): Unit[] {
-  const backup = config.backup;
-  if (backup === undefined) return [];
-  return [
-    {
-      name: "perimeter-backup.service",
-      description: `perimeter encrypted backup (${config.name})`,
-      unit: [["After", `${SERVICE_UNITS["mcp-guard"]}.service`]],
-      notes: ["One shot, no network, read-only everywhere but the backup directory."],
-      service: [
-        ["Type", "oneshot"],
-        ["ExecStart", `${host.perimeterExecutable} backup create -c ${RUNTIME_CONFIG_PATH}`],
-        ["Environment", '"HOME=/tmp"'],
-        ["User", "root"],
-        ["ReadWritePaths", backup.directory],
-        ["BindReadOnlyPaths", `/var/lib/${SERVICE_UNITS["mcp-guard"]}:${STATE_DIRECTORY}`],
-        ...hardening({ internet: false }).filter(([key]) => !["CapabilityBoundingSet", "RestrictAddressFamilies", "PrivateUsers"].includes(key)),
-        ["CapabilityBoundingSet", "CAP_DAC_READ_SEARCH"],
-        ["RestrictAddressFamilies", "AF_UNIX"],
-        ["PrivateNetwork", "yes"],
-        ["PrivateMounts", "yes"],
-        ["MemoryDenyWriteExecute", "no"],
-      ],
-    },
-    {
-      name: "perimeter-backup.timer",
-      description: `daily perimeter backup (${config.name})`,
-      unit: [],
-      kind: "Timer",
-      service: [["OnCalendar", "daily"], ["RandomizedDelaySec", "1h"], ["Persistent", "true"]],
-      install: [["WantedBy", "timers.target"]],
-    },
-  ];
-}
-
-function firewallUnit(): Unit {
-  return {
-    name: FIREWALL_UNIT,
-    description: `perimeter host firewall (nftables table inet ${FIREWALL_TABLE})`,
-    unit: [
-      ["DefaultDependencies", "no"],
-      ["Before", "network-pre.target shutdown.target"],
-      ["Wants", "network-pre.target"],
-      // After Debian's nftables.service, whose /etc/nftables.conf starts with "flush ruleset".
-      ["After", "nftables.service local-fs.target"],
-      ["Conflicts", "shutdown.target"],
-    ],
-    notes: ["Loads only the perimeter table (the file deletes and recreates it), so reloading is atomic and idempotent."],
-    service: [
-      ["Type", "oneshot"],
-      ["RemainAfterExit", "yes"],
-      ["ExecStart", `/usr/sbin/nft -f ${NFTABLES_PATH}`],
-      ["ExecReload", `/usr/sbin/nft -f ${NFTABLES_PATH}`],
-      ["ExecStop", `/usr/sbin/nft delete table inet ${FIREWALL_TABLE}`],
-      ["CapabilityBoundingSet", "CAP_NET_ADMIN"],
-      ["NoNewPrivileges", "yes"],
-      ["ProtectSystem", "strict"],
-      ["ProtectHome", "yes"],
-      ["PrivateTmp", "yes"],
-      ["PrivateDevices", "yes"],
-      ["DevicePolicy", "closed"],
-      ["ProtectClock", "yes"],
-      ["ProtectHostname", "yes"],
-      ["ProtectControlGroups", "yes"],
-      ["ProtectKernelModules", "yes"],
-      ["ProtectKernelLogs", "yes"],
-      ["ProtectKernelTunables", "yes"],
-      ["ProtectProc", "invisible"],
-      ["ProcSubset", "pid"],
-      ["RestrictNamespaces", "yes"],
-      ["RestrictSUIDSGID", "yes"],
-      ["RestrictRealtime", "yes"],
-      ["LockPersonality", "yes"],
-      ["MemoryDenyWriteExecute", "yes"],
-      ["RemoveIPC", "yes"],
-      ["PrivateMounts", "yes"],
-      ["UMask", "0077"],
-      ["RestrictAddressFamilies", "AF_NETLINK AF_UNIX"],
-      ["IPAddressDeny", "any"],
-      ["SystemCallArchitectures", "native"],
-      ["SystemCallFilter", "@system-service"],
-      ["SystemCallFilter", "~@privileged @resources @mount @debug @cpu-emulation @obsolete @raw-io @reboot @swap @clock @module"],
-      ["SystemCallErrorNumber", "EPERM"],
-    ],
-    install: [["WantedBy", "sysinit.target"]],
-  };
-}
 
 export function renderVps(config: PerimeterConfig): VpsRender {
   const host = hostOf(config);
