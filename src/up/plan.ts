@@ -1,6 +1,7 @@
 // What `perimeter up` runs for a perimeter.yaml, decided once and without side effects: which services the config
 // enables, the arguments of each `perimeter serve` child, where each is reached and probed, which secrets each needs
 // (and which of those are local credentials Perimeter may generate), and the environment an agent on this host needs.
+import { PerimeterError } from "../shared/index.ts";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { placeholdersIn, splitHostPort } from "../config/index.ts";
 import type { McpServerConfig, PerimeterConfig } from "../config/index.ts";
@@ -11,10 +12,9 @@ export type ServiceName = "egress-proxy" | "llm-proxy" | "sandbox" | "mcp-guard"
 export const SERVICE_ORDER: readonly ServiceName[] = ["egress-proxy", "llm-proxy", "sandbox", "mcp-guard", "dashboard"];
 
 /** A config that is valid but cannot run on one host as written; the CLI maps it to exit 2 with the message. */
-export class UpPlanError extends Error {
+export class UpPlanError extends PerimeterError {
   constructor(message: string) {
-    super(message);
-    this.name = "UpPlanError";
+    super("config", message);
   }
 }
 

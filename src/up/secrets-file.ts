@@ -1,6 +1,7 @@
 // The local secrets file of `perimeter up`: `NAME=value` lines, mode 0600, owned by the user running up. It holds
 // the local credentials up generated on first start (the agent's tokens, the admin token, virtual keys) so that the
 // next start, the agent and `perimeter approvals` all use the same values. Values never appear in messages.
+import { PerimeterError } from "../shared/index.ts";
 import { randomBytes } from "node:crypto";
 import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, writeSync, fsyncSync, unlinkSync } from "node:fs";
 import { dirname } from "node:path";
@@ -8,10 +9,9 @@ import { SECRET_NAME } from "../config/index.ts";
 import type { Environment } from "../config/index.ts";
 import type { SecretNeed, ServicePlan } from "./plan.ts";
 
-export class SecretsFileError extends Error {
+export class SecretsFileError extends PerimeterError {
   constructor(message: string) {
-    super(message);
-    this.name = "SecretsFileError";
+    super("setup", message);
   }
 }
 

@@ -2,6 +2,7 @@
 // waits until each is ready, restarts one that dies (with a growing delay, every restart recorded), and stops them all
 // on request, leaving no process behind. The mechanism (spawning, probing, recording) is injected, so the policy here
 // is tested on its own.
+import { PerimeterError } from "../shared/index.ts";
 import type { ServiceName, ServicePlan } from "./plan.ts";
 
 export interface ChildExit {
@@ -49,12 +50,12 @@ export interface SupervisorDependencies {
   readonly stopGraceMs?: number;
 }
 
-export class ServiceStartError extends Error {
+export class ServiceStartError extends PerimeterError {
   readonly service: ServiceName;
   readonly exit: ChildExit | undefined;
   constructor(service: ServiceName, exit: ChildExit | undefined, message: string) {
-    super(message);
-    this.name = "ServiceStartError";
+    // A service that exits 2 found a problem in the config or the host; anything else is ours.
+    super(exit?.code === 2 ? "setup" : "internal", message);
     this.service = service;
     this.exit = exit;
   }
