@@ -6,16 +6,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { parseTcp, isWildcardHost } from "../shared/index.ts";
 import { renderVps } from "./vps/render.ts";
-import { EXAMPLES, exampleConfig, renderedFiles, yamlOf } from "./testing.ts";
+import { EXAMPLES, composeNetworks, exampleConfig, renderedFiles, yamlOf } from "./testing.ts";
 import type { Loose } from "./testing.ts";
-
-/** "HOST:PORT" → whether a process on another container's network interface can connect to it. */
-function bindsEveryInterface(listen: string | undefined): boolean {
-  if (listen === undefined) return false;
-  const address = parseTcp(listen);
-  assert.ok(address !== undefined, `"${listen}" parses`);
-  return isWildcardHost(address.host);
-}
 
 /** Per perimeter service of a Compose render: its listeners that the agent must not reach, and where they bind. */
 function composeProtectedListeners(runtime: Loose, document: Loose): Record<string, Array<{ what: string; listen: string | undefined }>> {
@@ -28,39 +20,56 @@ function composeProtectedListeners(runtime: Loose, document: Loose): Record<stri
   };
 }
 
+/**
+ * The networks on whose interface a listener of `serviceName` sits. A wildcard binds every interface; loopback none;
+ * a name binds the one address Docker's embedded DNS gives it: a network-scoped alias resolves on its network only,
+ * the service's own name on any of them (so it counts as all).
+ */
+function composeListenerNetworks(serviceName: string, service: Loose, listen: string): string[] {
+  const address = parseTcp(listen);
+  assert.ok(address !== undefined, `"${listen}" parses`);
+  const networks = composeNetworks(service);
+  if (isWildcardHost(address.host)) return networks;
+  if (address.host === "127.0.0.1" || address.host === "::1" || address.host === "localhost") return [];
+  if (address.host === serviceName || address.host === service.hostname || address.host === service.container_name) return networks;
+  const aliased = networks.filter((network) => (service.networks[network]?.aliases ?? []).includes(address.host));
+  assert.ok(aliased.length > 0, `${serviceName} binds ${listen}, a name it holds on none of its networks (it would not start)`);
+  return aliased;
+}
+
 for (const example of EXAMPLES) {
-  test(
-    `attack (${example}, compose): neither the agent nor a tool server's container can dial an admin or audit-feed listener`,
-    {
-      todo:
-        "handed over (render, issue 19): runtime-config.ts binds mcp.admin.listen and egress.metrics to 0.0.0.0 for Compose too, and mcp-guard and egress-proxy share the `agent` network, so the agent (and, via the tools/egress networks, the MCP tool servers' containers) reach approvals and the feed with only the token as a wall (before the session the Compose admin listener was 127.0.0.1)",
-    },
-    () => {
-      const files = renderedFiles(exampleConfig(example), "compose");
-      const document = yamlOf(files.get("compose.yaml") as string);
-      const runtime = yamlOf(files.get("config/perimeter.yaml") as string);
-      // The agent, and every container that runs someone else's code (MCP tool servers, model servers).
-      const perimeterImage = document.services["mcp-guard"].image as string;
-      const untrusted = Object.entries(document.services as Record<string, Loose>).filter(([name, service]) => name === "hermes-gateway" || (service.image !== perimeterImage && service.network_mode !== "none"));
-      const reachable: string[] = [];
-      for (const [service, listeners] of Object.entries(composeProtectedListeners(runtime, document))) {
-        const networks: string[] = document.services[service]?.networks ?? [];
+  test(`attack (${example}, compose): neither the agent nor a tool server's container can dial an admin or audit-feed listener`, () => {
+    const files = renderedFiles(exampleConfig(example), "compose");
+    const document = yamlOf(files.get("compose.yaml") as string);
+    const runtime = yamlOf(files.get("config/perimeter.yaml") as string);
+    // The agent, and every container that runs someone else's code (MCP tool servers, model servers).
+    const perimeterImage = document.services["mcp-guard"].image as string;
+    const untrusted = Object.entries(document.services as Record<string, Loose>).filter(([name, service]) => name === "hermes-gateway" || (service.image !== perimeterImage && service.network_mode !== "none"));
+    const reachable: string[] = [];
+    let checked = 0;
+    for (const [serviceName, listeners] of Object.entries(composeProtectedListeners(runtime, document))) {
+      const service = document.services[serviceName];
+      if (service === undefined) continue;
+      for (const { what, listen } of listeners) {
+        assert.ok(listen !== undefined, `${serviceName}: ${what} is configured`);
+        checked += 1;
+        const bound = composeListenerNetworks(serviceName, service, listen);
         for (const [peer, peerService] of untrusted) {
-          const shared = networks.filter((network) => (peerService.networks ?? []).includes(network));
-          if (shared.length === 0) continue;
-          for (const { what, listen } of listeners) if (bindsEveryInterface(listen)) reachable.push(`${peer} reaches ${service} ${what} on ${listen}, via ${shared.join(",")}`);
+          const shared = bound.filter((network) => composeNetworks(peerService).includes(network));
+          if (shared.length > 0) reachable.push(`${peer} reaches ${serviceName} ${what} on ${listen}, via ${shared.join(",")}`);
         }
       }
-      assert.deepEqual(reachable, []);
-    },
-  );
+    }
+    assert.ok(checked >= 2, "the admin listener and egress-proxy's metrics listener were checked");
+    assert.deepEqual(reachable, []);
+  });
 }
 
 test("compose: llm-proxy's audit feed shares the agent's listener (by design): the feed token is its only wall, and it is not an agent credential", () => {
   const files = renderedFiles(exampleConfig("compose-vps"), "compose");
   const document = yamlOf(files.get("compose.yaml") as string);
   const runtime = yamlOf(files.get("config/perimeter.yaml") as string);
-  assert.ok(document.services["llm-proxy"].networks.includes("agent"));
+  assert.ok(composeNetworks(document.services["llm-proxy"]).includes("agent"));
   const agentEnv = files.get("env/hermes-gateway.env.example") ?? "";
   assert.doesNotMatch(agentEnv, new RegExp(`^${runtime.audit.feedTokenSecret}=`, "m"), "the agent's env file must not carry the feed token");
   assert.doesNotMatch(agentEnv, new RegExp(`^${runtime.mcp.admin.tokenSecret}=`, "m"), "the agent's env file must not carry the admin token");

@@ -8,7 +8,7 @@ import { sandboxJobTemplate } from "./index.ts";
 import { PRIVATE_IPV4, PRIVATE_IPV6 } from "./kubernetes/network.ts";
 import { KUBERNETES_MCP_TOOLS } from "./kubernetes/tool-servers.ts";
 import { SANDBOX_DISABLED_TOOLSETS } from "./hermes.ts";
-import { EXAMPLES, containersOf, exampleConfig, find, manifestObjects, podSpec, renderedFiles, yamlOf } from "./testing.ts";
+import { EXAMPLES, composeNetworks, containersOf, exampleConfig, find, manifestObjects, podSpec, renderedFiles, yamlOf } from "./testing.ts";
 import type { AnyObject, Loose } from "./testing.ts";
 import { toYaml } from "./yaml.ts";
 
@@ -481,13 +481,13 @@ for (const example of EXAMPLES) {
     const document = yamlOf(compose.get("compose.yaml") as string);
     const networks = document.networks as Record<string, Loose>;
     const agent = document.services["hermes-gateway"];
-    for (const network of agent.networks) assert.equal(networks[network].internal, true, `agent on non-internal ${network}`);
+    for (const network of composeNetworks(agent)) assert.equal(networks[network].internal, true, `agent on non-internal ${network}`);
     assert.equal(agent.environment.HTTPS_PROXY, "http://egress-proxy:3128");
     assert.equal(agent.environment.HTTP_PROXY, "http://egress-proxy:3128");
     assert.match(agent.environment.NO_PROXY, /mcp-guard/);
     // A network without masquerading (the dashboard's, which exists only so Docker publishes its port) has no route out.
     const routed = (network: string) => networks[network].internal !== true && networks[network].driver_opts?.["com.docker.network.bridge.enable_ip_masquerade"] !== "false";
-    const outside = Object.entries(document.services as Record<string, Loose>).filter(([, service]) => (service.networks ?? []).some(routed)).map(([service]) => service);
+    const outside = Object.entries(document.services as Record<string, Loose>).filter(([, service]) => composeNetworks(service).some(routed)).map(([service]) => service);
     const allowed = new Set(["egress-proxy", "llm-proxy", "mcp-guard", "kubernetes-mcp-server", ...Object.keys(config.mcp.servers).map((server) => `mcp-${server}`)]);
     // With a sandbox allowlist the runner's in-process egress proxy dials out itself (one client per task).
     if (config.sandbox.network !== "none") allowed.add("sandbox-runner");

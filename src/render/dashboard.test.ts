@@ -8,7 +8,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { renderTarget } from "./index.ts";
 import { renderVps } from "./vps/render.ts";
-import { configFrom, exampleConfig, exampleText, find, manifestObjects, renderedFiles, yamlOf } from "./testing.ts";
+import { composeNetworks, configFrom, exampleConfig, exampleText, find, manifestObjects, renderedFiles, yamlOf } from "./testing.ts";
 import type { AnyObject, Loose } from "./testing.ts";
 
 const ADMIN_PORT = 8710;
@@ -189,10 +189,10 @@ for (const example of ["k3s-telegram-minimax", "kubernetes-full", "compose-vps"]
     const runtime = yamlOf(files.get("config/perimeter.yaml") as string);
     assert.deepEqual(
       (runtime.dashboard.sources as Loose[]).map((source) => source.url ?? source.path),
-      ["/var/lib/perimeter/audit.db", "http://egress-proxy:9090", `http://llm-proxy:${/:(\d+)$/.exec(runtime.llm.listen)?.[1]}`, "http://mcp-guard:8710", "http://sandbox-runner:9464"],
+      ["/var/lib/perimeter/audit.db", "http://egress-proxy-audit:9090", `http://llm-proxy-audit:${/:(\d+)$/.exec(runtime.llm.listen)?.[1]}`, "http://mcp-guard-audit:8710", "http://sandbox-runner-audit:9464"],
     );
     // Every service the dashboard reads is on its network.
-    for (const service of ["egress-proxy", "llm-proxy", "mcp-guard", "sandbox-runner"]) assert.ok(document.services[service].networks.includes("audit"), service);
+    for (const service of ["egress-proxy", "llm-proxy", "mcp-guard", "sandbox-runner"]) assert.ok(composeNetworks(document.services[service]).includes("audit"), service);
     assert.match(files.get("env/dashboard.env.example") as string, /PERIMETER_ADMIN_TOKEN=\nPERIMETER_AUDIT_FEED_TOKEN=/);
   });
 }

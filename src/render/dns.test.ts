@@ -10,7 +10,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { renderKubernetes, RenderError } from "./index.ts";
-import { EXAMPLES, configFrom, exampleConfig, find, manifestObjects, podSpec, renderedFiles, yamlOf } from "./testing.ts";
+import { EXAMPLES, composeNetworks, configFrom, exampleConfig, find, manifestObjects, podSpec, renderedFiles, yamlOf } from "./testing.ts";
 import type { AnyObject, Loose } from "./testing.ts";
 
 const ADDRESSES = "  serviceIPs: { mcp-guard: 10.43.0.240, llm-proxy: 10.43.0.241, egress-proxy: 10.43.0.242, egress-proxy-sandbox: 10.43.0.243 }\n";
@@ -191,7 +191,7 @@ for (const example of EXAMPLES) {
     const files = renderedFiles(config, "compose");
     const text = files.get("compose.yaml") as string;
     const document = yamlOf(text);
-    const internalOnly = (service: string) => (document.services[service].networks as string[]).every((network) => document.networks[network].internal === true);
+    const internalOnly = (service: string) => composeNetworks(document.services[service]).every((network) => document.networks[network].internal === true);
     assert.ok(internalOnly("hermes-gateway"), "the agent reaches a network with a route out, so it resolves any name");
     if (config.sandbox.network === "none") assert.ok(internalOnly("sandbox-runner"));
     // Older engines forward an internal-only container's queries from the host's namespace (CVE-2024-29018).

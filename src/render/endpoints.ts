@@ -35,6 +35,15 @@ export interface Endpoints {
   readonly serviceOrigin: (component: string, port: number) => string;
 }
 
+/**
+ * Compose: a perimeter service's name on the `audit` network only (a network-scoped alias in compose.yaml). Its
+ * admin and audit-feed listeners bind this name, which Docker's embedded DNS answers with the container's address on
+ * `audit`, so they are not on the interface the agent's or a tool server's network reaches; the dashboard dials it.
+ */
+export function composeAuditAlias(service: string): string {
+  return `${service}-audit`;
+}
+
 export function endpoints(config: PerimeterConfig, target: Target): Endpoints {
   const { tools, llm } = namespaces(config);
   const host = (service: string, namespace: string) => (target === "kubernetes" ? serviceHost(service, namespace) : service);
@@ -52,7 +61,7 @@ export function endpoints(config: PerimeterConfig, target: Target): Endpoints {
     sandboxRunnerUrl: `http://${host(SANDBOX_RUNNER, tools)}:${portOf(config.sandbox.listen)}${MCP_PATH}`,
     kubernetesMcpUrl: `http://${host(KUBERNETES_MCP, tools)}:${KUBERNETES_MCP_PORT}${MCP_PATH}`,
     mcpServerOrigin: (workload, port) => `http://${host(workload, tools)}:${port}`,
-    serviceOrigin: (component, port) => `http://${host(component, tools)}:${port}`,
+    serviceOrigin: (component, port) => `http://${target === "compose" ? composeAuditAlias(component) : host(component, tools)}:${port}`,
     servedModelUrl: (provider) => {
       const model = served.get(provider);
       if (model === undefined) throw new Error(`internal: ${provider} is not served`);

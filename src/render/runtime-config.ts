@@ -3,11 +3,14 @@
 // servers and served models, and the sandbox backend the target supports. It still holds no secret values: only
 // variable names, which each service finds in its own Secret.
 import type { PerimeterConfig } from "../config/index.ts";
+import { composeAuditAlias } from "./endpoints.ts";
 import type { Endpoints } from "./endpoints.ts";
 import { dashboardSettings } from "./dashboard.ts";
 import {
   DEFAULT_SANDBOX_IMAGE,
   DEFAULT_SIGNING_KEY,
+  EGRESS_PROXY,
+  MCP_GUARD,
   approverEgressClient,
   builtinServer,
   deployedMcpServers,
@@ -25,6 +28,11 @@ function anyAddress(hostPort: string): string {
   return `0.0.0.0:${portOf(hostPort)}`;
 }
 
+/** Where a listener only the dashboard (and, on Kubernetes, Prometheus) may reach binds. */
+export function auditOnly(endpoints: Endpoints, service: string, port: number): string {
+  return endpoints.target === "compose" ? `${composeAuditAlias(service)}:${port}` : `0.0.0.0:${port}`;
+}
+
 export function runtimeConfig(config: PerimeterConfig, endpoints: Endpoints): Json {
   const runtime = structuredClone(config) as PerimeterConfig;
 
@@ -33,10 +41,12 @@ export function runtimeConfig(config: PerimeterConfig, endpoints: Endpoints): Js
   runtime.sandbox.listen = anyAddress(config.sandbox.listen);
   runtime.egress.listen = anyAddress(config.egress.listen);
   // The admin API (approvals, mcp-guard's audit feed) and egress-proxy's metrics listener (its health and audit feed)
-  // are read by the dashboard pod, so they listen on the pod's address; on Kubernetes a NetworkPolicy admits only the
-  // dashboard (and Prometheus when enabled) to them, never the agent.
-  runtime.mcp.admin.listen = anyAddress(config.mcp.admin.listen);
-  runtime.egress.metrics = `0.0.0.0:${egressMetricsPort(config)}`;
+  // are read by the dashboard. On Kubernetes they listen on the pod's address and a NetworkPolicy admits only the
+  // dashboard (and Prometheus when enabled). Compose has no such policy, and mcp-guard and egress-proxy share the
+  // agent's network (tool servers share tools/egress), so there they bind their alias on the `audit` network only:
+  // on 0.0.0.0 the agent would reach approvals and the feed with a bearer token as the only wall.
+  runtime.mcp.admin.listen = auditOnly(endpoints, MCP_GUARD, portOf(config.mcp.admin.listen));
+  runtime.egress.metrics = auditOnly(endpoints, EGRESS_PROXY, egressMetricsPort(config));
   // Every rendered component serves its audit feed to this read-only token: the dashboard copies and verifies each chain.
   runtime.audit.feedTokenSecret = feedTokenSecret(config);
   runtime.dashboard = { ...runtime.dashboard, ...dashboardSettings(config, endpoints) };

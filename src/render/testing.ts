@@ -77,3 +77,9 @@ export function containersOf(object: AnyObject): Loose[] {
 export function yamlOf(text: string): Loose {
   return parse(text, { version: "1.1" });
 }
+
+/** A Compose service's network names, from the short (list) or long (mapping, with aliases) form. */
+export function composeNetworks(service: Loose): string[] {
+  const networks = service?.networks ?? [];
+  return Array.isArray(networks) ? networks : Object.keys(networks);
+}

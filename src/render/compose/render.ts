@@ -2,11 +2,11 @@
 // network (no route out) and reaches the world only through egress-proxy; each service gets its own env file, so no
 // container holds another's credentials; nothing is published beyond 127.0.0.1, nothing gets the Docker socket.
 import type { PerimeterConfig } from "../../config/index.ts";
-import { endpoints as endpointsFor } from "../endpoints.ts";
+import { composeAuditAlias, endpoints as endpointsFor } from "../endpoints.ts";
 import type { Endpoints } from "../endpoints.ts";
 import { HERMES_ENV_PATH, hermesAgentFiles } from "../hermes.ts";
 import type { HermesAgentFiles } from "../hermes.ts";
-import { dashboardPort } from "../dashboard.ts";
+import { auditFeeds, dashboardPort } from "../dashboard.ts";
 import {
   AGENT_WORKLOAD,
   DASHBOARD,
@@ -33,7 +33,7 @@ import {
   servedModels,
 } from "../plan.ts";
 import type { PerimeterService, SecretSpec } from "../plan.ts";
-import { runtimeConfig } from "../runtime-config.ts";
+import { auditOnly, runtimeConfig } from "../runtime-config.ts";
 import { KUBERNETES_READ_RULES, kubernetesMcpToml } from "../kubernetes/tool-servers.ts";
 import { multiplyQuantity } from "../kubernetes/objects.ts";
 import { standardLabels } from "../kubernetes/names.ts";
@@ -136,12 +136,23 @@ function perimeterService(state: ComposeState, name: string, service: PerimeterS
     ...hardened(memory, "1"),
     ...(serviceSecrets.length === 0 ? {} : { env_file: serviceSecrets.map((secret) => state.envFileFor(secret)) }),
     environment: { HOME: "/tmp" },
-    networks,
+    networks: serviceNetworks(state, name, networks),
     volumes: ["./config:/etc/perimeter:ro", `${name}-state:${STATE_DIRECTORY}`],
     ...extra,
   };
   state.services[name] = definition;
   return definition;
+}
+
+/**
+ * A service's networks; a component whose feed the dashboard reads also gets a name on `audit` alone
+ * (composeAuditAlias). Its admin and feed listeners bind that name (runtime-config.ts), which Docker's embedded DNS
+ * resolves to the container's address on `audit` only, so the agent's network and the tool servers' networks, which
+ * mcp-guard and egress-proxy also join, have no route to them. Only the long form of `networks:` carries aliases.
+ */
+function serviceNetworks(state: ComposeState, name: string, networks: readonly string[]): string[] | Record<string, { aliases?: string[] }> {
+  if (!networks.includes("audit") || !auditFeeds(state.config, "compose").some((feed) => feed.component === name)) return [...networks];
+  return Object.fromEntries(networks.map((network) => [network, network === "audit" ? { aliases: [composeAuditAlias(name)] } : {}]));
 }
 
 /** The networks, and the perimeter's own services on them (the proxies, mcp-guard, the dashboard, the sandbox runner). */
@@ -173,8 +184,9 @@ function perimeterServices(state: ComposeState): Record<string, Record<string, u
     // With a sandbox allowlist the runner's bubblewrap backend runs its own egress proxy in-process (one proxy client
     // per task, the task's allowlist only), so the runner itself needs the egress network; without one it has none.
     const runner = perimeterService(state, SANDBOX_RUNNER, "sandbox", portOf(config.sandbox.listen), RUNTIME_CONFIG_PATH, ["audit", "tools", ...(sandboxAllowlist(config) === undefined ? [] : ["egress"])], "2g", {});
-    // Its own metrics listener (runs nothing) serves /healthz and the audit feed to the dashboard.
-    runner.command = [...(runner.command as string[]), "--metrics-listen", `0.0.0.0:${SANDBOX_METRICS_PORT}`];
+    // Its own metrics listener (runs nothing) serves /healthz and the audit feed to the dashboard, on `audit` only:
+    // the runner shares `tools` (and `egress`) with the MCP tool servers.
+    runner.command = [...(runner.command as string[]), "--metrics-listen", auditOnly(state.endpoints, SANDBOX_RUNNER, SANDBOX_METRICS_PORT)];
     // bubblewrap builds each task's sandbox from user namespaces. Docker's default seccomp profile refuses
     // namespace creation to a process without CAP_SYS_ADMIN and docker-default AppArmor refuses mount; granting
     // CAP_SYS_ADMIN would be far worse, so the runner gets a profile that allows namespaces and denies the
