@@ -13,8 +13,9 @@
 #      the dashboard, mcp-guard's admin listener and the feeds on loopback (the firewall's loopback wall; the same
 #      ports answer a process outside the unit), that it is refused every non-loopback address (first by the firewall's uid rule; then, with the firewall's table removed, with
 #      EPERM for a datagram from the unit's IPAddressDeny filter, while the same datagram from outside the unit is
-#      sent) and reaches the egress proxy, llm-proxy and mcp-guard on loopback, and that a second apply changes
-#      nothing.
+#      sent) and reaches the egress proxy, llm-proxy and mcp-guard on loopback, that host apply and `perimeter verify
+#      host` report host.agent-ip-filter PASS, and that a second apply changes nothing. PERIMETER_NSPAWN_BPF=0 boots
+#      without cgroup BPF instead and expects both to report FAIL (the unit's IPAddressDeny silently not enforced).
 # Exits non-zero on any failure. Every step is time-bounded.
 #   sudo scripts/vps-nspawn-proof.sh [CONFIG]
 # Environment: PERIMETER_NSPAWN_CACHE (/var/cache/perimeter-nspawn), PERIMETER_NSPAWN_SUITE (this host's Debian
@@ -158,6 +159,9 @@ prepare() {
 }
 step "prepare the tree (Perimeter, stand-in, admin key)" 120 bash -c "$(declare -f prepare); $(declare -p ROOT RENDER REPO WORK MACHINE fact); prepare" || exit 1
 
+# verify host reads the config the render was made from.
+cp "$CONFIG" "$ROOT/root/perimeter-config.yaml"
+
 # --- 3. boot and apply ---------------------------------------------------------------------------------------------
 # --private-network: the container has its own network namespace with loopback only. --register=no --keep-unit:
 # there is no systemd/machined on this host to register with. CAP_BPF and the bpf() system call: nspawn's default
@@ -166,8 +170,11 @@ step "prepare the tree (Perimeter, stand-in, admin key)" 120 bash -c "$(declare 
 # machine, has both; without them this proof would test a host that silently lacks the agent's first wall.
 # SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1: cgroup v2 only inside, as on Debian 12/13 and Ubuntu 24.04, whatever this host
 # mounts (a hybrid host would otherwise show the container its own v1 hierarchies, read-only and shared).
+# PERIMETER_NSPAWN_BPF=0 withholds them, to show that verify host and host apply then report the missing wall.
+BPF_OPTIONS=(--capability=CAP_BPF --system-call-filter=bpf)
+[ "${PERIMETER_NSPAWN_BPF:-1}" = 0 ] && BPF_OPTIONS=()
 SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 systemd-nspawn --quiet --boot --directory="$ROOT" --machine="$MACHINE" --private-network --register=no --keep-unit \
-  --capability=CAP_BPF --system-call-filter=bpf \
+  "${BPF_OPTIONS[@]}" \
   --bind-ro="$REPO:/opt/perimeter" --resolv-conf=off --timezone=off --link-journal=no --console=read-only \
   </dev/null >"$WORK/console.log" 2>&1 &
 NSPAWN_PID=$!
@@ -222,7 +229,27 @@ in_container ip link set pdead1 up
 
 APPLY=(/usr/local/bin/perimeter host apply /root/perimeter-render)
 step "perimeter host apply --dry-run" 180 bash -c 'in_container "$@"' _ "${APPLY[@]}" --dry-run >"$WORK/apply-dry-run.log" 2>&1 || { cat "$WORK/apply-dry-run.log"; exit 1; }
+# Without cgroup BPF (PERIMETER_NSPAWN_BPF=0) apply installs everything but ends with host.agent-ip-filter FAIL and exit
+# 1, and verify host says the same; the rest of the proof needs the unit's filter, so that mode stops there.
+VERIFY=(/usr/local/bin/perimeter verify host -t vps -c /root/perimeter-config.yaml --format json)
+verify_ip_filter() {
+  local want=$1
+  in_container "${VERIFY[@]}" >"$WORK/verify-host.json" 2>"$WORK/verify-host.err" || true
+  "$NODE" "$REPO/scripts/vps-nspawn/proof.ts" ip-filter "$want" <"$WORK/verify-host.json" || { cat "$WORK/verify-host.err"; return 1; }
+}
+if [ "${PERIMETER_NSPAWN_BPF:-1}" = 0 ]; then
+  step "perimeter host apply (no cgroup BPF: must exit 1)" 300 bash -c '! in_container "$@"' _ "${APPLY[@]}" >"$WORK/apply.log" 2>&1 || true
+  grep -E '^host\.agent-ip-filter: FAIL' "$WORK/apply.log" | sed 's/^/   /' || fail "host apply did not report host.agent-ip-filter FAIL: $(tail -3 "$WORK/apply.log" | tr '\n' '|')"
+  step "perimeter verify host: host.agent-ip-filter FAIL" 120 bash -c "$(declare -f verify_ip_filter); $(declare -p VERIFY WORK NODE REPO); verify_ip_filter FAIL" || true
+  log ""
+  log "== summary (no cgroup BPF, $(basename "$CONFIG"), Debian $SUITE, $(( $(date +%s) - started )) s in all)"
+  printf '   %s\n' "${summary[@]}"
+  if [ ${#failures[@]} -gt 0 ]; then printf '   - %s\n' "${failures[@]}"; exit 1; fi
+  log "   without cgroup BPF, host apply and verify host both report that the agent unit's IPAddressDeny is not enforced"
+  exit 0
+fi
 step "perimeter host apply" 300 bash -c 'in_container "$@"' _ "${APPLY[@]}" >"$WORK/apply.log" 2>&1 || { cat "$WORK/apply.log"; exit 1; }
+grep -E '^host\.agent-ip-filter: ' "$WORK/apply.log" | sed 's/^/   /'
 grep -E '^(installed|services not started|  run:)' "$WORK/apply.log" | sed 's/^/   /'
 # The operator's step 3: fill every env file, then restart the services (the command the render printed).
 "$NODE" "$REPO/scripts/vps-nspawn/proof.ts" fill-env "$RENDER" "$ROOT"
@@ -303,6 +330,8 @@ wait_probe() {
 }
 export -f agent_journal wait_probe
 judge() { "$NODE" "$REPO/scripts/vps-nspawn/proof.ts" judge "$1" "${fact[agent_uid]}"; }
+
+step "perimeter verify host: host.agent-ip-filter PASS" 120 bash -c "$(declare -f verify_ip_filter); $(declare -p VERIFY WORK NODE REPO); verify_ip_filter PASS" || true
 
 # 4a. As applied: the firewall's uid rule is the first wall the agent's packets meet (netfilter's output hook runs
 # before the cgroup egress filter).

@@ -5,6 +5,7 @@
 //   node scripts/vps-nspawn/proof.ts facts RENDER_DIR
 //   node scripts/vps-nspawn/proof.ts fill-env RENDER_DIR ROOT
 //   node scripts/vps-nspawn/proof.ts protected-ports RENDER_DIR   (JSON the stand-in reads: what it must not dial)
+//   node scripts/vps-nspawn/proof.ts ip-filter PASS|FAIL < perimeter verify host --format json
 //   node scripts/vps-nspawn/proof.ts judge firewall|unit-filter|control AGENT_UID < journal text
 import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -191,6 +192,18 @@ export function judge(observation: Record<string, unknown> | undefined, phase: P
   return checks;
 }
 
+/** `perimeter verify host --format json`: whether its host.agent-ip-filter result has the status the mode expects. */
+export function ipFilterVerdict(reportJson: string, want: "PASS" | "FAIL"): Check {
+  let results: ReadonlyArray<{ id?: string; status?: string; evidence?: string }> = [];
+  try {
+    results = (JSON.parse(reportJson) as { results?: typeof results }).results ?? [];
+  } catch {
+    return { name: "host.agent-ip-filter", pass: false, saw: `no JSON report (${reportJson.slice(0, 120)})`, want };
+  }
+  const result = results.find((entry) => entry.id === "host.agent-ip-filter");
+  return { name: "host.agent-ip-filter", pass: result?.status === want, saw: result === undefined ? "no such check in the report" : `${result.status ?? "?"}: ${result.evidence ?? ""}`, want };
+}
+
 export function formatChecks(title: string, checks: readonly Check[]): string {
   const width = Math.max(...checks.map((entry) => entry.name.length));
   return [title, ...checks.map((entry) => `  ${entry.pass ? "ok  " : "FAIL"} ${entry.name.padEnd(width)}  saw: ${entry.saw}${entry.pass ? "" : `  (want ${entry.want})`}`)].join("\n");
@@ -220,6 +233,11 @@ async function cli(args: readonly string[]): Promise<number> {
     );
     return 0;
   }
+  if (command === "ip-filter" && (first === "PASS" || first === "FAIL")) {
+    const check = ipFilterVerdict(await readStdin(), first);
+    process.stdout.write(`${formatChecks("  verify host:", [check])}\n`);
+    return check.pass ? 0 : 1;
+  }
   if (command === "protected-ports" && first !== undefined) {
     process.stdout.write(`${JSON.stringify(protectedLoopback(first))}\n`);
     return 0;
@@ -233,7 +251,7 @@ async function cli(args: readonly string[]): Promise<number> {
     process.stdout.write(`${formatChecks(`  probe (${first}):`, checks)}\n`);
     return checks.every((entry) => entry.pass) ? 0 : 1;
   }
-  process.stderr.write("usage: proof.ts facts RENDER_DIR | fill-env RENDER_DIR ROOT | protected-ports RENDER_DIR | judge firewall|unit-filter|control AGENT_UID < journal\n");
+  process.stderr.write("usage: proof.ts facts RENDER_DIR | fill-env RENDER_DIR ROOT | protected-ports RENDER_DIR | ip-filter PASS|FAIL < report | judge firewall|unit-filter|control AGENT_UID < journal\n");
   return 2;
 }
 

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import type { PerimeterConfig } from "../config/index.ts";
 import { splitHostPort } from "../config/index.ts";
+import { IP_FILTER_CHECK, agentIpFilterCheck, agentUidProblems, firewallHoldsAgent } from "./ip-filter.ts";
 import { fail, pass, skip, warn } from "./model.ts";
 import type { CheckResult, VerifyTarget } from "./model.ts";
 
@@ -144,26 +145,6 @@ async function listenersCheck(options: HostOptions, exec: Exec, sshPort: number)
   }
   const outside = listeners.filter((entry) => !isLoopback(entry.address));
   return { result: pass(id, "host", `${listeners.length} listening sockets; beyond loopback only ${outside.length === 0 ? "nothing" : describe(outside)}`), listeners };
-}
-
-/**
- * The agent's two walls in the loaded output chain: a reject/drop for its uid off loopback, and — before the blanket
- * `oifname "lo" accept`, which would otherwise hand it every loopback port (the dashboard, mcp-guard's admin
- * listener, the audit feeds) — a reject/drop for its uid on lo after the accepts for the ports it is given.
- */
-export function agentUidProblems(ruleset: string, uid: number): string[] {
-  const lines = ruleset.split("\n");
-  const start = lines.findIndex((line) => /hook output\b/.test(line));
-  const next = lines.findIndex((line, index) => index > start && /^\s*chain /.test(line));
-  const output = start < 0 ? [] : lines.slice(start, next < 0 ? undefined : next);
-  const refuses = (line: string) => new RegExp(`\\bskuid ${uid} .*\\b(reject|drop)\\b`).test(line);
-  const onLoopback = (line: string) => /oifname "lo"/.test(line);
-  const problems: string[] = [];
-  if (!output.some((line) => refuses(line) && !onLoopback(line))) problems.push(`no rule holds the agent's uid ${uid} to loopback`);
-  const blanket = output.findIndex((line) => /^\s*oifname "lo" accept/.test(line));
-  const wall = output.findIndex((line) => refuses(line) && onLoopback(line));
-  if (wall < 0 || (blanket >= 0 && blanket < wall)) problems.push(`nothing holds the agent's uid ${uid} to its own ports on loopback (it reaches the dashboard, mcp-guard's admin listener and the audit feeds)`);
-  return problems;
 }
 
 async function firewallCheck(options: HostOptions, exec: Exec): Promise<{ result: CheckResult; ruleset: string | undefined }> {
@@ -361,6 +342,14 @@ async function auditCheck(options: HostOptions): Promise<CheckResult> {
   return verified.length === 0 ? skip(id, "host", "no audit database found") : pass(id, "host", `hash chain verifies: ${verified.join(", ")}`);
 }
 
+/** The agent unit's IPAddressDeny, asked of this host's running systemd (vps only; see ip-filter.ts). */
+function ipFilterCheck(options: HostOptions, exec: Exec, ruleset: string | undefined): Promise<CheckResult> {
+  const host = options.config.host;
+  if (options.target !== "vps" || host === undefined) return Promise.resolve(skip(IP_FILTER_CHECK, "host", "not the vps target: no agent unit to probe"));
+  if (options.root !== "/") return Promise.resolve(skip(IP_FILTER_CHECK, "host", `--root ${options.root} is not this running host: the check asks its systemd`));
+  return agentIpFilterCheck({ agentUnit: "hermes-gateway.service", mode: host.agent.mode, firewallHoldsAgent: firewallHoldsAgent(ruleset, host.agent.uid), exec });
+}
+
 export async function hostResults(options: HostOptions): Promise<CheckResult[]> {
   const exec = options.exec ?? execProgram;
   const sshPort = options.config.host?.ssh.port ?? 22;
@@ -370,6 +359,7 @@ export async function hostResults(options: HostOptions): Promise<CheckResult[]> 
     sshd,
     ...exposure.slice(0, 1),
     firewall.result,
+    await ipFilterCheck(options, exec, firewall.ruleset),
     listening.result,
     updatesCheck(options),
     permissionsCheck(options),

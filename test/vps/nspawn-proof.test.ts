@@ -10,7 +10,7 @@ import { describe, it } from "node:test";
 import { exampleConfig } from "../../src/render/testing.ts";
 import { agentLoopbackPorts } from "../../src/render/vps/firewall.ts";
 import { renderVps } from "../../src/render/vps/render.ts";
-import { PROTECTED_LOOPBACK, fillEnvFiles, judge, lastObservation, protectedLoopback, renderFacts } from "../../scripts/vps-nspawn/proof.ts";
+import { PROTECTED_LOOPBACK, fillEnvFiles, ipFilterVerdict, judge, lastObservation, protectedLoopback, renderFacts } from "../../scripts/vps-nspawn/proof.ts";
 
 const UID = 10000;
 
@@ -195,5 +195,15 @@ describe("vps nspawn proof: render facts and env files", () => {
     } finally {
       rmSync(render, { recursive: true, force: true });
     }
+  });
+
+  it("ip-filter: the verify report's host.agent-ip-filter must have the status the mode expects; a missing check or no JSON fails", () => {
+    const report = (status: string) => JSON.stringify({ results: [{ id: "host.firewall", status: "PASS" }, { id: "host.agent-ip-filter", status, evidence: "e" }] });
+    assert.equal(ipFilterVerdict(report("PASS"), "PASS").pass, true);
+    assert.equal(ipFilterVerdict(report("FAIL"), "PASS").pass, false);
+    assert.equal(ipFilterVerdict(report("FAIL"), "FAIL").pass, true);
+    assert.equal(ipFilterVerdict(report("SKIP"), "FAIL").pass, false);
+    assert.equal(ipFilterVerdict(JSON.stringify({ results: [{ id: "host.firewall", status: "FAIL" }] }), "FAIL").pass, false);
+    assert.equal(ipFilterVerdict("perimeter: cannot load config", "FAIL").pass, false);
   });
 });

@@ -10,7 +10,9 @@ import { EXIT_FINDINGS, EXIT_OK, UsageError, parseCommandArgs, writeLine } from 
 import type { Command, CommandIo } from "../../cli/index.ts";
 import { checkLockout } from "./lockout.ts";
 import type { Manifest, ManifestFile, Validator } from "./render.ts";
-import { FIREWALL_UNIT } from "./render.ts";
+import { AGENT_UNIT, FIREWALL_UNIT, UNIT_DIRECTORY } from "./render.ts";
+import { FIREWALL_TABLE } from "./firewall.ts";
+import { agentIpFilterCheck, firewallHoldsAgent } from "../../verify/index.ts";
 
 const HELP = `Usage: perimeter host apply DIR [--dry-run] [--root DIR]
 
@@ -46,6 +48,10 @@ interface PlannedFile {
   readonly target: string;
   readonly content: Buffer;
   readonly change: Change;
+}
+
+function runSucceeded(result: RunResult): string | undefined {
+  return result.status === 0 ? result.stdout : undefined;
 }
 
 function readManifest(directory: string): Manifest {
@@ -285,6 +291,26 @@ export async function applyVps(directory: string, options: { dryRun: boolean; ro
       writeLine(io.stderr, `perimeter host apply: ${command} ${args.join(" ")} failed: ${(result.error?.message ?? result.stderr).trim()}`);
       return EXIT_FINDINGS;
     }
+  }
+  if (root !== "/") {
+    out("done (--root: the agent unit's IP filter is checked on the running host, with perimeter verify host -t vps).");
+    return EXIT_OK;
+  }
+  // systemd starts the agent's unit even where it cannot load its IPAddressDeny filter (cgroup BPF), saying so
+  // only at debug level: ask it now, while the operator is watching.
+  const filter = await agentIpFilterCheck({
+    agentUnit: AGENT_UNIT,
+    mode: readFileSync(join(directory, "files", UNIT_DIRECTORY, AGENT_UNIT), "utf8").includes("docker run") ? "container" : "native",
+    firewallHoldsAgent: firewallHoldsAgent(runSucceeded(run("nft", ["list", "table", "inet", FIREWALL_TABLE])), manifest.agent.uid),
+    exec: async (command, args) => {
+      const result = run(command, args);
+      return { code: result.status, stdout: result.stdout, stderr: result.stderr, ...((result.error as NodeJS.ErrnoException | undefined)?.code === "ENOENT" ? { missing: true } : {}) };
+    },
+  });
+  out(`${filter.id}: ${filter.status}: ${filter.evidence}`);
+  if (filter.status === "FAIL") {
+    writeLine(io.stderr, `perimeter host apply: installed, but ${filter.evidence}. Fix: ${filter.fix ?? ""}`);
+    return EXIT_FINDINGS;
   }
   out("done. Keep this session open and check a new SSH login from a second terminal before closing it.");
   return EXIT_OK;

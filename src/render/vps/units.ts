@@ -101,7 +101,10 @@ export function hardening(options: { readonly internet: boolean; readonly sandbo
   if (!options.internet) {
     // The kernel's cgroup filter refuses every socket to or from anything but 127.0.0.0/8 and ::1 for every process
     // of the unit: no route out even if the process ignores HTTPS_PROXY.
-    entries.push(["IPAddressDeny", "any"], ["IPAddressAllow", "localhost"]);
+    // IPAccounting rides on the same cgroup BPF mechanism: its counters (IPIngressBytes a number, not "[no data]")
+    // show that the filter is attached, where systemd that cannot load it starts the unit silently without
+    // (perimeter verify host: host.agent-ip-filter).
+    entries.push(["IPAddressDeny", "any"], ["IPAddressAllow", "localhost"], ["IPAccounting", "yes"]);
   }
   return entries;
 }
