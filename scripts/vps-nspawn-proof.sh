@@ -59,6 +59,12 @@ step() {
 }
 
 [ "$(id -u)" = 0 ] || die "run as root (debootstrap, mount and systemd-nspawn need it): sudo $0"
+# One proof at a time on a machine: without a systemd on the host, nspawn puts every container's units at the same
+# cgroup paths (/payload/system.slice/UNIT), so a second container's systemd would attach its IP filter to the
+# first one's units (a run without cgroup BPF was seen passing its unit-filter phase that way) and stop their
+# processes.
+exec 9>/run/lock/perimeter-nspawn-proof.lock
+flock --wait 900 9 || die "another vps-nspawn-proof run holds /run/lock/perimeter-nspawn-proof.lock (waited 15 minutes)"
 for tool in debootstrap systemd-nspawn nsenter ssh-keygen; do
   command -v "$tool" >/dev/null || die "$tool is missing: apt-get install debootstrap systemd-container util-linux openssh-client"
 done
