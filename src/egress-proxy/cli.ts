@@ -3,8 +3,8 @@
 import { resolve as resolvePath } from "node:path";
 import { ConfigError, MissingSecretError, loadConfig, normalizeHostname, requireSecrets } from "../config/index.ts";
 import type { PerimeterConfig } from "../config/index.ts";
-import { EXIT_OK, UsageError, parseCommandArgs, writeLine } from "../cli/command.ts";
-import type { Command, CommandIo } from "../cli/command.ts";
+import { EXIT_OK, UsageError, parseCommandArgs, writeLine } from "../cli/index.ts";
+import type { Command, CommandIo } from "../cli/index.ts";
 import { cachingResolver, parseIpLiteral, systemResolver } from "../net/index.ts";
 import type { Resolver } from "../net/index.ts";
 import { PerimeterError, ServiceHost, createLogger, describeBound, feedTokenVerifier } from "../shared/index.ts";
