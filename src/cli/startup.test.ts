@@ -7,21 +7,11 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { LOADED_PACKAGES_HOOK } from "../shared/testing.ts";
 
 const BIN = join(import.meta.dirname, "..", "..", "bin", "perimeter.js");
 
-const HOOK = `import { registerHooks } from "node:module";
-const packages = new Set();
-registerHooks({
-  resolve(specifier, context, next) {
-    const resolved = next(specifier, context);
-    const found = /node_modules\\/((?:@[^/]+\\/)?[^/]+)\\//.exec(resolved.url);
-    if (found !== null) packages.add(found[1]);
-    return resolved;
-  },
-});
-process.on("exit", () => process.stderr.write("loaded-packages:" + JSON.stringify([...packages]) + "\\n"));
-`;
+const HOOK = LOADED_PACKAGES_HOOK;
 
 function packagesLoadedBy(args: string[]): { packages: string[]; status: number | null; stderr: string } {
   const hook = join(mkdtempSync(join(tmpdir(), "perimeter-startup-")), "hook.mjs");

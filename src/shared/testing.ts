@@ -46,3 +46,20 @@ export async function eventually<T>(check: () => T | undefined | Promise<T | und
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
+
+/**
+ * A module hook (for `node --import`) that prints, at exit, every npm package the process loaded: the start-up tests
+ * use it to hold a command to the packages it needs.
+ */
+export const LOADED_PACKAGES_HOOK = `import { registerHooks } from "node:module";
+const packages = new Set();
+registerHooks({
+  resolve(specifier, context, next) {
+    const resolved = next(specifier, context);
+    const found = /node_modules\\/((?:@[^/]+\\/)?[^/]+)\\//.exec(resolved.url);
+    if (found !== null) packages.add(found[1]);
+    return resolved;
+  },
+});
+process.on("exit", () => process.stderr.write("loaded-packages:" + JSON.stringify([...packages]) + "\\n"));
+`;

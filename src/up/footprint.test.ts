@@ -8,19 +8,9 @@ import assert from "node:assert/strict";
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { localConfig, runPerimeter, startUp, temporaryDirectory } from "./test-support.ts";
+import { LOADED_PACKAGES_HOOK } from "../shared/testing.ts";
 
-const HOOK = `import { registerHooks } from "node:module";
-const packages = new Set();
-registerHooks({
-  resolve(specifier, context, next) {
-    const resolved = next(specifier, context);
-    const found = /node_modules\\/((?:@[^/]+\\/)?[^/]+)\\//.exec(resolved.url);
-    if (found !== null) packages.add(found[1]);
-    return resolved;
-  },
-});
-process.on("exit", () => process.stderr.write("loaded-packages:" + JSON.stringify([...packages]) + "\\n"));
-`;
+const HOOK = LOADED_PACKAGES_HOOK;
 
 async function packagesOfUp(directory: string, configFile: string): Promise<string[]> {
   const hook = join(directory, "hook.mjs");

@@ -9,7 +9,7 @@
 // pod's routes stand for it), SPDY, mcp-guard inside a cluster (verify mcp's probe is proven on -t local).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -18,7 +18,7 @@ import { loadConfig } from "../config/index.ts";
 import { renderKubernetes } from "../render/index.ts";
 import { startKubernetesStandIn } from "./kubernetes-stand-in.ts";
 import type { KubernetesStandIn } from "./kubernetes-stand-in.ts";
-import { explainChecks as explain, failedChecks as failed, runVerification } from "./testing.ts";
+import { explainChecks as explain, failedChecks as failed, runVerification, NAMED_LISTENER, startInNamespace } from "./testing.ts";
 import type { Verification } from "./testing.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
@@ -60,29 +60,10 @@ function cleanup(): void {
 }
 
 function startIn(namespace: string, command: string[], pattern: RegExp): Promise<ChildProcess> {
-  const child = spawn("ip", ["netns", "exec", namespace, ...command], { stdio: ["ignore", "pipe", "pipe"], env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: directory } });
-  children.push(child);
-  return new Promise((resolve, reject) => {
-    let output = "";
-    const timer = setTimeout(() => reject(new Error(`${command.join(" ")}: no ${pattern}: ${output}`)), 60_000);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (pattern.test(output)) {
-        clearTimeout(timer);
-        resolve(child);
-      }
-    };
-    child.stdout.on("data", onData);
-    child.stderr.on("data", onData);
-  });
+  return startInNamespace(namespace, command, pattern, directory, children);
 }
 
-const LISTENER = `
-const net = require("node:net");
-const [address, port, name] = process.argv.slice(1);
-// A client that resets the connection must not crash the listener (later probes would then see it refused).
-net.createServer((socket) => { socket.on("error", () => {}); socket.end(name + "\\n"); }).listen(Number(port), address, () => console.log(name + " listening"));
-`;
+const LISTENER = NAMED_LISTENER;
 
 const POD_ENVIRONMENT: Record<string, string> = {
   PATH: "/usr/bin:/bin",

@@ -7,12 +7,12 @@
 // .env, SSH open to the world, no firewall — makes exactly its checks FAIL.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { explainChecks as explain, failedChecks as failed, runVerification } from "./testing.ts";
+import { explainChecks as explain, failedChecks as failed, runVerification, NAMED_LISTENER, startInNamespace } from "./testing.ts";
 import type { Verification } from "./testing.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
@@ -44,30 +44,11 @@ function cleanup(): void {
   if (directory !== "") rmSync(directory, { recursive: true, force: true });
 }
 
-function startIn(namespace: string, command: string[], pattern: RegExp): Promise<void> {
-  const child = spawn("ip", ["netns", "exec", namespace, ...command], { stdio: ["ignore", "pipe", "pipe"], env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: directory } });
-  children.push(child);
-  return new Promise((resolve, reject) => {
-    let output = "";
-    const timer = setTimeout(() => reject(new Error(`${command.join(" ")}: no ${pattern}: ${output}`)), 60_000);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (pattern.test(output)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout.on("data", onData);
-    child.stderr.on("data", onData);
-  });
+function startIn(namespace: string, command: string[], pattern: RegExp): Promise<ChildProcess> {
+  return startInNamespace(namespace, command, pattern, directory, children);
 }
 
-const LISTENER = `
-const net = require("node:net");
-const [address, port, name] = process.argv.slice(1);
-// A client that resets the connection must not crash the listener (later probes would then see it refused).
-net.createServer((socket) => { socket.on("error", () => {}); socket.end(name + "\\n"); }).listen(Number(port), address, () => console.log(name + " listening"));
-`;
+const LISTENER = NAMED_LISTENER;
 
 function loadFirewall(text: string): void {
   execFileSync("ip", ["netns", "exec", NS.host, "nft", "-f", "-"], { input: text, stdio: ["pipe", "pipe", "pipe"] });
