@@ -150,7 +150,8 @@ export const serveDashboard: Command = async (args, io) => {
   );
   const stopMirroring = startMirroring(mirrors, 1000);
   const index = withRemoteStates(createAuditIndex({ statePath, sources }), mirrors);
-  const chain = createChainMonitor({ sources, divergence: (name) => mirrors.find((mirror) => mirror.name === name)?.divergence() });
+  const mirrorOf = (name: string) => mirrors.find((mirror) => mirror.name === name);
+  const chain = createChainMonitor({ sources, ready: (name) => mirrorOf(name)?.copied() ?? true, divergence: (name) => mirrorOf(name)?.divergence() });
   const audit = await openServiceAudit({
     cwd: io.cwd,
     path: auditPath,

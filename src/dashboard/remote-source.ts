@@ -26,6 +26,8 @@ export interface RemoteMirror {
   state(): RemoteState;
   /** Set once the service's log no longer matches what was copied. */
   divergence(): { firstBrokenSeq: number; reason: string } | undefined;
+  /** Whether a sync has ever completed: before it the local copy is empty, and verifying it says nothing. */
+  copied(): boolean;
   close(): void;
 }
 
@@ -182,6 +184,7 @@ class FeedMirror implements RemoteMirror {
   readonly #copiedRange: StatementSync;
   #state: RemoteState;
   #diverged: { firstBrokenSeq: number; reason: string } | undefined;
+  #everCopied = false;
   #copied: number;
   /** Where the next recheck of copied records starts (see #recheck). */
   #recheckAfter = 0;
@@ -203,7 +206,9 @@ class FeedMirror implements RemoteMirror {
     this.#copiedRange = database.prepare("SELECT seq, time, component, type, data, prev_hash, hash FROM audit_log_records WHERE seq > ? AND seq <= ? ORDER BY seq");
     this.#state = { name: options.name, state: "pending" };
     this.#copied = Number((database.prepare("SELECT count(*) AS count FROM audit_log_records").get() as { count: number }).count);
-    for (const name of ["sync", "state", "divergence", "close"] as const) this[name] = this[name].bind(this) as never;
+    // A copy made by an earlier run counts: it is verified as it stands until the service answers.
+    this.#everCopied = this.#copied > 0;
+    for (const name of ["sync", "state", "divergence", "copied", "close"] as const) this[name] = this[name].bind(this) as never;
   }
 
   sync(maxPages = 20): Promise<RemoteState> {
@@ -228,6 +233,10 @@ class FeedMirror implements RemoteMirror {
 
   divergence(): { firstBrokenSeq: number; reason: string } | undefined {
     return this.#diverged;
+  }
+
+  copied(): boolean {
+    return this.#everCopied || this.#diverged !== undefined;
   }
 
   close(): void {
@@ -258,6 +267,7 @@ class FeedMirror implements RemoteMirror {
       this.#store(page, afterCheckpoint);
       this.#copied += page.records.length;
       this.#state = { name: this.name, state: "ok", copied: this.#copied, head: page.head, at: new Date().toISOString() };
+      this.#everCopied = true;
       if (!page.more || (page.records.length === 0 && page.checkpoints.length === 0)) break;
     }
     await this.#recheck();

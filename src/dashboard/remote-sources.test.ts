@@ -195,7 +195,7 @@ describe("serve dashboard with a url source served broken or refusing the token"
         const refused = status.sources.find((source) => source.name === "llm-proxy");
         return status.chain.find((source) => source.source === "sandbox")?.state === "broken" && refused?.state === "unreadable" ? status : undefined;
       }, 40_000, "the tampered source red and the refusing one shown");
-      assert.equal(chain.chain.find((source) => source.source === "sandbox")?.firstBrokenSeq, 3);
+      assert.equal(chain.chain.find((source) => source.source === "sandbox")?.firstBrokenSeq, 3, JSON.stringify(chain.chain));
       const refused = chain.sources.find((source) => source.name === "llm-proxy");
       assert.match(refused?.message ?? "", /refused the admin token \(401\)/);
       const page = await dashboard.session.request("/audit");
