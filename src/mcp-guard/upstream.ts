@@ -76,6 +76,23 @@ export interface Upstream {
 }
 
 const DEFAULT_BACKOFF = { initialMs: 250, maxMs: 30_000 };
+/**
+ * An HTTP upstream that refuses the connection before it was ever connected is most likely still starting (under
+ * `perimeter up` or systemd the guard and its upstreams start together): for this long after start() a refusal is
+ * retried every REFUSED_RETRY_MS, not with the doubling backoff, so the guard is ready within milliseconds of its
+ * upstream instead of a backoff step later. A refused connection on loopback costs a few microseconds.
+ */
+export const START_GRACE_MS = 10_000;
+const REFUSED_RETRY_MS = 20;
+
+/** Whether an error is, or was caused by, a refused TCP connection (nobody listening yet). */
+function isConnectionRefused(error: unknown): boolean {
+  for (let cause = error, depth = 0; cause !== undefined && cause !== null && depth < 8; depth += 1) {
+    if ((cause as { code?: unknown }).code === "ECONNREFUSED") return true;
+    cause = (cause as { cause?: unknown }).cause;
+  }
+  return false;
+}
 
 export function createUpstream(name: string, spec: UpstreamSpec, options: UpstreamOptions): Upstream {
   return new UpstreamConnection(name, spec, options);
@@ -97,6 +114,10 @@ class UpstreamConnection implements Upstream {
   private toolList: Tool[] | undefined;
   private attempt = 0;
   private retryTimer: NodeJS.Timeout | undefined;
+  /** When start() ran; refusals before the first connection are retried fast until START_GRACE_MS after it. */
+  private startedAt = 0;
+  /** Whether the refusal fast path has logged its one warning. */
+  private refusalLogged = false;
   private resyncTimer: NodeJS.Timeout | undefined;
   private connectedAt = 0;
   private closing = false;
@@ -111,6 +132,7 @@ class UpstreamConnection implements Upstream {
   }
 
   start(): void {
+    this.startedAt = Date.now();
     void this.connect();
     const interval = this.options.resyncIntervalMs;
     if (interval !== undefined && interval > 0) {
@@ -188,6 +210,20 @@ class UpstreamConnection implements Upstream {
 
   private syncInBackground(): void {
     void this.sync().catch((error: unknown) => this.options.logger.warn({ event: "upstream-sync-error", server: this.name, error: this.describe(error) }));
+  }
+
+  /** The upstream refused the connection before it was ever connected, within START_GRACE_MS of start(). */
+  private stillStarting(error: unknown): boolean {
+    return this.spec.kind === "http" && this.connectedAt === 0 && Date.now() - this.startedAt < START_GRACE_MS && isConnectionRefused(error);
+  }
+
+  private scheduleFastRetry(): void {
+    if (this.closing || this.retryTimer !== undefined) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      void this.connect();
+    }, REFUSED_RETRY_MS);
+    this.retryTimer.unref();
   }
 
   private scheduleReconnect(): void {
@@ -309,6 +345,12 @@ class UpstreamConnection implements Upstream {
     if (client !== undefined) void client.close().catch(() => undefined);
     if (this.closing) return;
     this.setState({ state: "unavailable", error: reason });
+    if (this.stillStarting(error)) {
+      if (!this.refusalLogged) this.options.logger.warn({ event: "upstream-connect-error", server: this.name, error: reason }, `cannot connect to upstream; retrying every ${REFUSED_RETRY_MS} ms while it starts`);
+      this.refusalLogged = true;
+      this.scheduleFastRetry();
+      return;
+    }
     this.options.logger.warn({ event: "upstream-connect-error", server: this.name, error: reason }, "cannot connect to upstream; will retry");
     this.scheduleReconnect();
   }
