@@ -6,9 +6,6 @@ if (major < 22 || (major === 22 && minor < 18)) {
   console.error(`perimeter needs Node.js 24 (found ${process.version}); run it through "npx perimeter" inside the project, which uses the pinned Node 24.`);
   process.exit(2);
 }
-// perimeter up keeps every service in this process for as long as it runs: hold V8's young generation at its first
-// size before anything allocates (src/up/young-generation.ts says why).
-if (process.argv[2] === "up") (await import("node:v8")).setFlagsFromString("--semi-space-growth-factor=1");
 // Cache compiled code between runs (TypeScript stripping included): a short command starts several times faster.
 const { enableCompileCache } = await import("node:module");
 enableCompileCache?.();
