@@ -1,6 +1,6 @@
 // The state file `perimeter up` keeps beside the audit log for `perimeter status`: which supervisor runs this
 // perimeter, its children, where each is probed, and each one's restarts. No secret is ever written here.
-import { closeSync, constants, fsyncSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
+import { closeSync, constants, openSync, readFileSync, renameSync, writeSync } from "node:fs";
 import type { ServiceName } from "./plan.ts";
 import type { ServiceState } from "./supervisor.ts";
 
@@ -18,13 +18,16 @@ export function writeState(path: string, state: UpState): void {
   writeJsonFile(path, state);
 }
 
-/** JSON written whole or not at all (a reader never sees half a file), mode 0600. */
+/**
+ * JSON written whole or not at all (a reader never sees half a file: written aside, then renamed over), mode 0600.
+ * Not fsynced: both files are rewritten at every start and describe only the running processes, which a crash of
+ * the machine ends anyway; an fsync per write held the event loop 5-20 ms on each of the ~10 state changes of a start.
+ */
 export function writeJsonFile(path: string, value: unknown): void {
   const temporary = `${path}.tmp-${process.pid}`;
   const fd = openSync(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
   try {
     writeSync(fd, `${JSON.stringify(value, null, 2)}\n`);
-    fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
