@@ -1,8 +1,6 @@
 // `perimeter up -c FILE`: the whole perimeter on one host, every service under one supervisor that restarts a crashed
 // one and shares one audit log — by default inside up's own process, with --process-per-service each a child
 // process; and `perimeter status -c FILE`: each service's health, its last restart, the chain head.
-// First: it holds the young generation small before anything else allocates (young-generation.ts).
-import "./young-generation.ts";
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { EXIT_FINDINGS, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, UsageError, parseCommandArgs, writeLine } from "../cli/index.ts";

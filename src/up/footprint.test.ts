@@ -20,7 +20,7 @@ async function packagesOfUp(directory: string, configFile: string): Promise<stri
   up.child.kill("SIGTERM");
   const exit = await up.exited;
   assert.equal(exit.code, 0, up.stderr().slice(-2000));
-  // One line per thread that ran the hook (the dashboard verifies in worker threads): together, what the process loaded.
+  // One line per thread that ran the hook: together, what the process loaded.
   const lines = up.stderr().split("\n").filter((entry) => entry.startsWith("loaded-packages:"));
   assert.ok(lines.length > 0, "the hook reported what loaded");
   return [...new Set(lines.flatMap((line) => JSON.parse(line.slice("loaded-packages:".length)) as string[]))];
@@ -51,6 +51,28 @@ test("a pattern constraint loads RE2 and is enforced with it; an invalid one is 
     const refused = await runPerimeter(["up", "-c", invalid.file, "--check"], { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: directory }, cwd: directory });
     assert.equal(refused.code, 2, refused.stdout);
     assert.match(refused.stderr, /RE2 cannot compile it/);
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+});
+
+test("perimeter up reuses the code cache another perimeter command wrote: every command runs under the same V8 flags", async () => {
+  const directory = temporaryDirectory();
+  try {
+    const config = await localConfig(directory);
+    // A private cache, so that only these two runs write it.
+    const environment = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: directory, NODE_COMPILE_CACHE: join(directory, "compile-cache") };
+    const first = await runPerimeter(["serve", "sandbox", "--help"], { env: environment, cwd: directory });
+    assert.equal(first.code, 0, first.stderr);
+    const up = await startUp(["-c", config.file], { env: { ...environment, NODE_DEBUG_NATIVE: "COMPILE_CACHE" }, cwd: directory });
+    up.child.kill("SIGTERM");
+    const exit = await up.exited;
+    assert.equal(exit.code, 0, up.stderr().slice(-2000));
+    const second = { stderr: up.stderr() };
+    const verdicts = [...second.stderr.matchAll(/V8 code cache for \S+ (\S+) was (accepted|rejected)/g)];
+    const rejected = verdicts.filter((match) => match[2] === "rejected").map((match) => match[1]);
+    assert.ok(verdicts.filter((match) => match[1]?.includes("/src/sandbox/")).length > 10, `the sandbox runner's modules, cached by the first command, were looked up (${verdicts.length} verdicts)`);
+    assert.deepEqual(rejected, [], `modules compiled again although cached: ${rejected.slice(0, 5).join(", ")}`);
   } finally {
     rmSync(directory, { recursive: true, force: true });
   }
