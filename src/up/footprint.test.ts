@@ -5,7 +5,7 @@
 // and an invalid pattern is still refused before anything starts.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { localConfig, runPerimeter, startUp, temporaryDirectory } from "./test-support.ts";
 import { LOADED_PACKAGES_HOOK } from "../shared/testing.ts";
@@ -56,23 +56,33 @@ test("a pattern constraint loads RE2 and is enforced with it; an invalid one is 
   }
 });
 
-test("perimeter up reuses the code cache another perimeter command wrote: every command runs under the same V8 flags", async () => {
+test("perimeter up's code cache survives other perimeter commands: up runs under its own V8 flags and keeps its own cache", async () => {
   const directory = temporaryDirectory();
   try {
     const config = await localConfig(directory);
-    // A private cache, so that only these two runs write it.
-    const environment = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: directory, NODE_COMPILE_CACHE: join(directory, "compile-cache") };
-    const first = await runPerimeter(["serve", "sandbox", "--help"], { env: environment, cwd: directory });
-    assert.equal(first.code, 0, first.stderr);
-    const up = await startUp(["-c", config.file], { env: { ...environment, NODE_DEBUG_NATIVE: "COMPILE_CACHE" }, cwd: directory });
-    up.child.kill("SIGTERM");
-    const exit = await up.exited;
-    assert.equal(exit.code, 0, up.stderr().slice(-2000));
-    const second = { stderr: up.stderr() };
-    const verdicts = [...second.stderr.matchAll(/V8 code cache for \S+ (\S+) was (accepted|rejected)/g)];
+    // A private temporary directory: the caches of these runs alone (Node's default cache lives under TMPDIR).
+    const temporary = join(directory, "tmp");
+    mkdirSync(temporary);
+    const environment = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: directory, TMPDIR: temporary };
+    const upOnce = async (debug: boolean) => {
+      const up = await startUp(["-c", config.file], { env: { ...environment, ...(debug ? { NODE_DEBUG_NATIVE: "COMPILE_CACHE" } : {}) }, cwd: directory });
+      up.child.kill("SIGTERM");
+      const exit = await up.exited;
+      assert.equal(exit.code, 0, up.stderr().slice(-2000));
+      return up.stderr();
+    };
+    // serve, up, serve again (a deployment's command, under V8's default flags), then up: nothing of up's is compiled
+    // again (a cache shared by both was rewritten by each in turn).
+    for (const run of [() => runPerimeter(["serve", "sandbox", "--help"], { env: environment, cwd: directory }), () => upOnce(false), () => runPerimeter(["serve", "sandbox", "--help"], { env: environment, cwd: directory })]) {
+      const result = await run();
+      if (typeof result !== "string") assert.equal(result.code, 0, result.stderr);
+    }
+    const stderr = await upOnce(true);
+    const verdicts = [...stderr.matchAll(/V8 code cache for \S+ (\S+) was (accepted|rejected)/g)];
     const rejected = verdicts.filter((match) => match[2] === "rejected").map((match) => match[1]);
-    assert.ok(verdicts.filter((match) => match[1]?.includes("/src/sandbox/")).length > 10, `the sandbox runner's modules, cached by the first command, were looked up (${verdicts.length} verdicts)`);
+    assert.ok(verdicts.filter((match) => match[1]?.includes("/src/sandbox/")).length > 10, `the sandbox runner's modules came from the cache (${verdicts.length} verdicts)`);
     assert.deepEqual(rejected, [], `modules compiled again although cached: ${rejected.slice(0, 5).join(", ")}`);
+    assert.ok(existsSync(join(temporary, "perimeter-up-compile-cache")), "up keeps its cache apart");
   } finally {
     rmSync(directory, { recursive: true, force: true });
   }
