@@ -5,7 +5,7 @@
 // and an invalid pattern is still refused before anything starts.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { localConfig, runPerimeter, startUp, temporaryDirectory } from "./test-support.ts";
 import { LOADED_PACKAGES_HOOK } from "../shared/testing.ts";
@@ -60,10 +60,9 @@ test("perimeter up's code cache survives other perimeter commands: up runs under
   const directory = temporaryDirectory();
   try {
     const config = await localConfig(directory);
-    // A private temporary directory: the caches of these runs alone (Node's default cache lives under TMPDIR).
-    const temporary = join(directory, "tmp");
-    mkdirSync(temporary);
-    const environment = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: directory, TMPDIR: temporary };
+    // A private cache root: the caches of these runs alone.
+    const cacheRoot = join(directory, "cache");
+    const environment = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: directory, PERIMETER_CACHE_ROOT: cacheRoot };
     const upOnce = async (debug: boolean) => {
       const up = await startUp(["-c", config.file], { env: { ...environment, ...(debug ? { NODE_DEBUG_NATIVE: "COMPILE_CACHE" } : {}) }, cwd: directory });
       up.child.kill("SIGTERM");
@@ -82,7 +81,7 @@ test("perimeter up's code cache survives other perimeter commands: up runs under
     const rejected = verdicts.filter((match) => match[2] === "rejected").map((match) => match[1]);
     assert.ok(verdicts.filter((match) => match[1]?.includes("/src/sandbox/")).length > 10, `the sandbox runner's modules came from the cache (${verdicts.length} verdicts)`);
     assert.deepEqual(rejected, [], `modules compiled again although cached: ${rejected.slice(0, 5).join(", ")}`);
-    assert.ok(existsSync(join(temporary, "perimeter-up-compile-cache")), "up keeps its cache apart");
+    assert.ok(existsSync(join(cacheRoot, "perimeter", "compile-cache-up")), "up keeps its cache apart");
   } finally {
     rmSync(directory, { recursive: true, force: true });
   }
