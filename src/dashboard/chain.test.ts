@@ -75,3 +75,47 @@ test("closing the monitor stops a verification between two slices", async () => 
   assert.ok(performance.now() - started < 100, "close waited for the slice in progress only");
   assert.notEqual(monitor.status()[0]?.state, "verified");
 });
+
+test("a source that never arrives does not make the others be verified every second", async () => {
+  const path = join(temporaryDirectory(), "audit.db");
+  writeLog(path, 10);
+  const monitor = createChainMonitor({ sources: [{ name: "sandbox", path }, { name: "llm-proxy", path: join(temporaryDirectory(), "never.db") }], minIntervalMs: 3000, ready: (name) => name !== "llm-proxy" });
+  const seen = new Set<string>();
+  try {
+    void monitor.check();
+    const until = performance.now() + 2500;
+    while (performance.now() < until) {
+      const status = monitor.status()[0];
+      if (status?.state === "verified") seen.add(status.checkedAt);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  } finally {
+    await monitor.close();
+  }
+  assert.equal(seen.size, 1, `the ready source was verified ${seen.size} times in 2.5 s with a 3 s interval`);
+  assert.deepEqual(monitor.status()[1], { source: "llm-proxy", state: "pending" });
+});
+
+test("a url source's copy left by an earlier run with checkpoints but no records is verified (shown broken), not left pending", async () => {
+  const { createRemoteMirror } = await import("./remote-source.ts");
+  const path = join(temporaryDirectory(), "copy.db");
+  // A copy whose records were all removed while its checkpoints (one covering record 4) remain.
+  const log = openAuditLog({ path, checkpointEvery: 2 });
+  for (let index = 0; index < 5; index += 1) log.append({ component: "llm-proxy", type: "llm-request", index });
+  log.close();
+  const { DatabaseSync } = await import("node:sqlite");
+  const editor = new DatabaseSync(path);
+  editor.exec("DROP TRIGGER audit_log_records_no_delete; DELETE FROM audit_log_records;");
+  editor.close();
+  const mirror = createRemoteMirror({ name: "llm-proxy", url: "http://127.0.0.1:9", token: "feed-token-for-a-copy-0123", path });
+  const monitor = createChainMonitor({ sources: [{ name: "llm-proxy", path }], minIntervalMs: 60_000, ready: () => mirror.copied() });
+  try {
+    await monitor.check();
+    const status = monitor.status()[0];
+    assert.equal(status?.state, "broken", JSON.stringify(status));
+    assert.match(status?.state === "broken" ? status.reason : "", /were removed/);
+  } finally {
+    await monitor.close();
+    mirror.close();
+  }
+});

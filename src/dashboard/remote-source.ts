@@ -206,8 +206,9 @@ class FeedMirror implements RemoteMirror {
     this.#copiedRange = database.prepare("SELECT seq, time, component, type, data, prev_hash, hash FROM audit_log_records WHERE seq > ? AND seq <= ? ORDER BY seq");
     this.#state = { name: options.name, state: "pending" };
     this.#copied = Number((database.prepare("SELECT count(*) AS count FROM audit_log_records").get() as { count: number }).count);
-    // A copy made by an earlier run counts: it is verified as it stands until the service answers.
-    this.#everCopied = this.#copied > 0;
+    // A copy made by an earlier run counts, records or checkpoints alone (records removed from a copy whose
+    // checkpoints remain is a broken chain to show, not one to wait for): verified as it stands until the service answers.
+    this.#everCopied = this.#copied > 0 || Number((database.prepare("SELECT count(*) AS count FROM audit_log_checkpoints").get() as { count: number }).count) > 0;
     for (const name of ["sync", "state", "divergence", "copied", "close"] as const) this[name] = this[name].bind(this) as never;
   }
 

@@ -114,7 +114,7 @@ class UpstreamConnection implements Upstream {
   private toolList: Tool[] | undefined;
   private attempt = 0;
   private retryTimer: NodeJS.Timeout | undefined;
-  /** When start() ran; refusals before the first connection are retried fast until START_GRACE_MS after it. */
+  /** When start() ran (monotonic: a clock stepped back must not stretch the fast path); refusals before the first connection are retried fast until START_GRACE_MS after it. */
   private startedAt = 0;
   /** Whether the refusal fast path has logged its one warning. */
   private refusalLogged = false;
@@ -132,7 +132,7 @@ class UpstreamConnection implements Upstream {
   }
 
   start(): void {
-    this.startedAt = Date.now();
+    this.startedAt = performance.now();
     void this.connect();
     const interval = this.options.resyncIntervalMs;
     if (interval !== undefined && interval > 0) {
@@ -214,7 +214,7 @@ class UpstreamConnection implements Upstream {
 
   /** The upstream refused the connection before it was ever connected, within START_GRACE_MS of start(). */
   private stillStarting(error: unknown): boolean {
-    return this.spec.kind === "http" && this.connectedAt === 0 && Date.now() - this.startedAt < START_GRACE_MS && isConnectionRefused(error);
+    return this.spec.kind === "http" && this.connectedAt === 0 && performance.now() - this.startedAt < START_GRACE_MS && isConnectionRefused(error);
   }
 
   private scheduleFastRetry(): void {
