@@ -64,3 +64,17 @@ test("nothing is cached in the temporary directory (Node's default, shared on a 
   run({ TMPDIR: temporary, PERIMETER_CACHE_ROOT: root });
   assert.deepEqual(filesUnder(temporary), []);
 });
+
+test("attack: a directory above the cache root that another user can write (not sticky) is refused: they could swap the root after the check", () => {
+  const base = mkdtempSync(join(tmpdir(), "cache-root-"));
+  const shared = join(base, "shared");
+  mkdirSync(shared);
+  chmodSync(shared, 0o777);
+  const root = join(shared, "cache");
+  const { debug } = run({ PERIMETER_CACHE_ROOT: root });
+  assert.deepEqual(debug, []);
+  // A sticky shared directory (like /tmp) is fine: others cannot rename what is not theirs.
+  chmodSync(shared, 0o1777);
+  const again = run({ PERIMETER_CACHE_ROOT: root });
+  assert.ok(again.debug.length > 0, "the cache is used under a sticky parent");
+});
