@@ -30,9 +30,11 @@ const drop = (path) => {
   try { entry?.database.close(); } catch {}
 };
 const fail = (path, error) => {
+  const generation = databases.get(path)?.generation ?? failedGeneration;
   drop(path);
-  parentPort.postMessage({ failed: path, message: String(error && error.message || error) });
+  parentPort.postMessage({ failed: path, generation, message: String(error && error.message || error) });
 };
+let failedGeneration = 0;
 setInterval(() => {
   for (const [path, entry] of databases) {
     try {
@@ -54,8 +56,9 @@ parentPort.on("message", (message) => {
       }
       const database = new DatabaseSync(message.add, { timeout: 0 });
       database.exec("PRAGMA synchronous = " + message.synchronous);
-      databases.set(message.add, { database, checkpoint: database.prepare("PRAGMA wal_checkpoint(PASSIVE)") });
+      databases.set(message.add, { database, generation: message.generation, checkpoint: database.prepare("PRAGMA wal_checkpoint(PASSIVE)") });
     } catch (error) {
+      failedGeneration = message.generation;
       fail(message.add, error);
     }
   } else if (message.remove !== undefined) {
@@ -84,6 +87,10 @@ interface SharedWorker {
   readonly files: Map<string, Set<Registration>>;
   /** The synchronous setting each file's connection has: FULL once any of its writers asks for it. */
   readonly synchronous: Map<string, "NORMAL" | "FULL">;
+  /** Each file's registration round (a file removed and added again gets a new one): a failure the worker reports for
+   * an earlier round, still on its way when the file was added again, must not end the new writers. */
+  readonly generations: Map<string, number>;
+  nextGeneration: number;
 }
 
 let current: SharedWorker | undefined;
@@ -108,9 +115,10 @@ function startWorker(): SharedWorker {
   const worker = new Worker(SOURCE, { eval: true, workerData: { intervalMs: INTERVAL_MS }, stdout: false, stderr: false, resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 } });
   // A background helper must never keep a finished service alive.
   worker.unref();
-  const shared: SharedWorker = { worker, files: new Map(), synchronous: new Map() };
-  worker.on("message", (message: { failed?: string; message?: string }) => {
-    if (message.failed === undefined) return;
+  const shared: SharedWorker = { worker, files: new Map(), synchronous: new Map(), generations: new Map(), nextGeneration: 1 };
+  worker.on("message", (message: { failed?: string; generation?: number; message?: string }) => {
+    if (message.failed === undefined || shared.generations.get(message.failed) !== message.generation) return;
+    shared.generations.delete(message.failed);
     const registrations = shared.files.get(message.failed);
     shared.files.delete(message.failed);
     shared.synchronous.delete(message.failed);
@@ -142,10 +150,11 @@ export function startWalCheckpointer(file: string, synchronous: "NORMAL" | "FULL
   if (registrations === undefined) {
     registrations = new Set();
     shared.files.set(path, registrations);
+    shared.generations.set(path, shared.nextGeneration++);
   }
   if (shared.synchronous.get(path) !== "FULL" && shared.synchronous.get(path) !== synchronous) {
     shared.synchronous.set(path, synchronous);
-    shared.worker.postMessage({ add: path, synchronous });
+    shared.worker.postMessage({ add: path, synchronous, generation: shared.generations.get(path) });
   }
   registrations.add(registration);
   return {
@@ -156,6 +165,7 @@ export function startWalCheckpointer(file: string, synchronous: "NORMAL" | "FULL
       if (set === undefined || !set.delete(registration) || set.size > 0) return;
       shared.files.delete(path);
       shared.synchronous.delete(path);
+      shared.generations.delete(path);
       if (shared.files.size > 0) {
         shared.worker.postMessage({ remove: path });
         return;
