@@ -214,4 +214,9 @@ test("without audit.feedTokenSecret the runner serves no audit feed; a feed toke
   const missing = perimeter(["serve", "sandbox", "-c", configFile, "--listen", "127.0.0.1:0", "--audit-db", join(directory, "unused-feed.db")], { env: { PERIMETER_SANDBOX_TOKEN: randomBytes(24).toString("hex") } });
   assert.equal(missing.status, 2);
   assert.match(missing.stderr, /SANDBOX_FEED_TOKEN_UNSET/);
+  // Both the runner's token and the feed token unset: one start names both, not the first and then the next.
+  const both = perimeter(["serve", "sandbox", "-c", configFile, "--listen", "127.0.0.1:0", "--audit-db", join(directory, "unused-feed.db")], { env: {} });
+  assert.equal(both.status, 2);
+  assert.match(both.stderr, /PERIMETER_SANDBOX_TOKEN/);
+  assert.match(both.stderr, /SANDBOX_FEED_TOKEN_UNSET/);
 });
