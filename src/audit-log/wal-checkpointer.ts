@@ -18,8 +18,8 @@ export const BACKSTOP_PAGES = 10_000;
 export const SQLITE_DEFAULT_PAGES = 1000;
 
 // CommonJS source for an eval worker: no file to locate at run time, no TypeScript loader needed in the thread.
-// Messages in: { add: path, synchronous } | { remove: path }. Out: { failed: path, message } when a database cannot
-// be opened or checkpointed (its connection is closed; the others go on).
+// Messages in: { add: path, synchronous, generation } | { remove: path } | { stop: true }. Out: { failed: path,
+// generation, message } when a database cannot be opened or checkpointed (its connection is closed; the others go on).
 const SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
 const { DatabaseSync } = require("node:sqlite");
