@@ -63,8 +63,8 @@ interface Failure {
   reason: string;
 }
 
-/** Records verified between two yields of verifySteps (a few milliseconds of hashing). */
-const RECORDS_PER_STEP = 256;
+/** Records verified between two yields of verifySteps (~90 µs each here: ~6 ms). */
+const RECORDS_PER_STEP = 64;
 /** Checkpoint rows checked between two yields (an Ed25519 verification takes ~50 µs). */
 const CHECKPOINTS_PER_STEP = 64;
 
@@ -121,7 +121,6 @@ function* checkCheckpoints(rows: CheckpointRow[], givenKeys: string[] | undefine
   return { valid, signedBy, keySource };
 }
 
-
 /**
  * The verification as steps: it yields after every RECORDS_PER_STEP records, so that a caller on a thread that serves
  * requests can pause between them (verifyAuditLogInSlices), and returns the verdict. Run to its end without pausing it
@@ -134,7 +133,7 @@ function* verifySteps(database: DatabaseSync, options: VerifyAuditLogOptions): G
   const checkpointRows: CheckpointRow[] = [];
   for (const row of database.prepare("SELECT id, record_seq, record_hash, time, every, reason, public_key, signature FROM audit_log_checkpoints ORDER BY record_seq, id").iterate() as Iterable<CheckpointRow>) {
     checkpointRows.push(row);
-    if (checkpointRows.length % (RECORDS_PER_STEP * 4) === 0) yield;
+    if (checkpointRows.length % (RECORDS_PER_STEP * 16) === 0) yield;
   }
   const checked = yield* checkCheckpoints(checkpointRows, givenKeys);
   const failures: Failure[] = checked.failure === undefined ? [] : [checked.failure];
