@@ -29,12 +29,10 @@ const drop = (path) => {
   databases.delete(path);
   try { entry?.database.close(); } catch {}
 };
-const fail = (path, error) => {
-  const generation = databases.get(path)?.generation ?? failedGeneration;
+const fail = (path, generation, error) => {
   drop(path);
   parentPort.postMessage({ failed: path, generation, message: String(error && error.message || error) });
 };
-let failedGeneration = 0;
 setInterval(() => {
   for (const [path, entry] of databases) {
     try {
@@ -42,7 +40,7 @@ setInterval(() => {
     } catch (error) {
       // Another connection's checkpoint is running: that one does the work.
       if ((error.errcode & 0xff) === 5) continue;
-      fail(path, error);
+      fail(path, entry.generation, error);
     }
   }
 }, workerData.intervalMs);
@@ -58,8 +56,7 @@ parentPort.on("message", (message) => {
       database.exec("PRAGMA synchronous = " + message.synchronous);
       databases.set(message.add, { database, generation: message.generation, checkpoint: database.prepare("PRAGMA wal_checkpoint(PASSIVE)") });
     } catch (error) {
-      failedGeneration = message.generation;
-      fail(message.add, error);
+      fail(message.add, message.generation, error);
     }
   } else if (message.remove !== undefined) {
     drop(message.remove);

@@ -26,6 +26,7 @@ export {
   literalCredentialIn,
   readSecret,
   requireSecrets,
+  feedTokenNeeds,
   expandPlaceholders,
   secretValues,
   processEnvironment,

@@ -98,6 +98,14 @@ export function requireSecrets(environment: Environment, needs: Iterable<SecretN
   if (missing.size > 0) throw new MissingSecretError([...missing].map(([name, uses]) => ({ name, usedFor: uses.join("; ") })));
 }
 
+/**
+ * The audit feed's read-only token, when audit.feedTokenSecret names one: a need of every service that serves its
+ * audit feed, and of the dashboard that reads them, so that its absence is reported with the service's other needs.
+ */
+export function feedTokenNeeds(audit: { readonly feedTokenSecret?: string | undefined }, usedFor = "audit.feedTokenSecret (the read-only token of the audit feed)"): SecretNeed[] {
+  return audit.feedTokenSecret === undefined ? [] : [{ name: audit.feedTokenSecret, usedFor }];
+}
+
 /** The value of a referenced secret; throws a message that names the variable (never a value) when it is unset. */
 export function readSecret(environment: Environment, name: string, usedFor: string): string {
   const value = environment[name];

@@ -3,7 +3,7 @@ import { dirname, join, resolve } from "node:path";
 import { EXIT_OK, UsageError, parseCommandArgs, writeLine } from "../cli/index.ts";
 import type { Command } from "../cli/index.ts";
 import { createApprovalsClient } from "../approvals/index.ts";
-import { loadConfig, placeholdersIn, readSecret, requireSecrets, secretValues, splitHostPort } from "../config/index.ts";
+import { feedTokenNeeds, loadConfig, placeholdersIn, readSecret, requireSecrets, secretValues, splitHostPort } from "../config/index.ts";
 import type { PerimeterConfig } from "../config/index.ts";
 import { readFileSync } from "node:fs";
 import { createLogger, formatHostPort, openServiceAudit, untilStopped } from "../shared/index.ts";
@@ -140,7 +140,7 @@ export const serveDashboard: Command = async (args, io) => {
   // Every missing variable named at once (each read below would name only the first).
   requireSecrets(io.env, [
     { name: config.mcp.admin.tokenSecret, usedFor: "the dashboard's login (mcp.admin.tokenSecret, the approvals/admin token)" },
-    ...(config.audit.feedTokenSecret === undefined ? [] : [{ name: config.audit.feedTokenSecret, usedFor: "the dashboard's copies of every component's audit log (audit.feedTokenSecret)" }]),
+    ...feedTokenNeeds(config.audit, "the dashboard's copies of every component's audit log (audit.feedTokenSecret)"),
   ]);
   const adminToken = readSecret(io.env, config.mcp.admin.tokenSecret, "the dashboard's login (mcp.admin.tokenSecret, the approvals/admin token)");
   const auditPath = resolve(io.cwd, config.audit.path);

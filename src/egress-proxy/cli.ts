@@ -1,7 +1,7 @@
 // `perimeter serve egress-proxy`: flags alone run a standalone proxy; with -c it reads perimeter.yaml's `egress`
 // section (client tokens from the environment variables it names) and reloads on SIGHUP and when the file changes.
 import { resolve as resolvePath } from "node:path";
-import { ConfigError, MissingSecretError, loadConfig, normalizeHostname, requireSecrets } from "../config/index.ts";
+import { ConfigError, MissingSecretError, feedTokenNeeds, loadConfig, normalizeHostname, requireSecrets } from "../config/index.ts";
 import type { PerimeterConfig } from "../config/index.ts";
 import { EXIT_OK, UsageError, parseCommandArgs, writeLine } from "../cli/index.ts";
 import type { Command, CommandIo } from "../cli/index.ts";
@@ -102,8 +102,7 @@ function policyLoader(values: Values, io: CommandIo, configFile: string | undefi
       return { policy: { allow: allowFlags, allowCidrs: cidrFlags, unknownClients: "global", ...auditOrder }, config: undefined, notes: [] };
     }
     const config = loadConfig(configFile);
-    const feedSecret = config.audit.feedTokenSecret;
-    requireSecrets(io.env, [...egressSecretNeeds(config.egress), ...(feedSecret === undefined ? [] : [{ name: feedSecret, usedFor: "the audit feed token (audit.feedTokenSecret)" }])]);
+    requireSecrets(io.env, [...egressSecretNeeds(config.egress), ...feedTokenNeeds(config.audit)]);
     const { policy, notes } = policyFromConfig(config.egress, io.env, { allow: allowFlags, allowCidrs: cidrFlags, ...auditOrder });
     return { policy, config, notes };
   };

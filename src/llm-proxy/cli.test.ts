@@ -34,6 +34,22 @@ ${extra}`,
   return file;
 }
 
+/** `perimeter serve llm-proxy` on port 0 with the test's keys (and `extra` variables); its "listening" log line. */
+async function serveOnFreePort(file: string, extra: Record<string, string>) {
+  const child = spawn(process.execPath, [join(root, "bin", "perimeter.js"), "serve", "llm-proxy", "-c", file, "--listen", "127.0.0.1:0"], {
+    env: { PATH: process.env.PATH, PROVIDER_KEY, AGENT_KEY, CANARY_TOKEN: "canary-value-for-the-cli-test-0123456789", ...extra },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  await eventually(() => stderr.includes("llm-proxy listening") || child.exitCode !== null, 15_000);
+  const line = stderr.split("\n").find((entry) => entry.includes("llm-proxy listening"));
+  if (line === undefined) child.kill("SIGKILL");
+  assert.ok(line !== undefined, `the proxy did not start: ${stderr}`);
+  return { child, exited, line, stderr: () => stderr };
+}
+
 test("serve llm-proxy as a process: serves the agent, reloads on SIGHUP, exits 0 on SIGTERM (stand-in provider)", async () => {
   const provider = createStandInProvider({ expectedKey: PROVIDER_KEY });
   const { baseUrl } = await provider.listen();
@@ -85,17 +101,8 @@ test("serve llm-proxy --listen 127.0.0.1:0 listens on a free port and logs it (i
   const provider = createStandInProvider({ expectedKey: PROVIDER_KEY });
   const { baseUrl } = await provider.listen();
   const file = writeConfig(temporaryDirectory(), baseUrl);
-  const child = spawn(process.execPath, [join(root, "bin", "perimeter.js"), "serve", "llm-proxy", "-c", file, "--listen", "127.0.0.1:0"], {
-    env: { PATH: process.env.PATH, PROVIDER_KEY, AGENT_KEY, CANARY_TOKEN: "canary-value-for-the-cli-test-0123456789" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stderr = "";
-  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  const { child, exited, line } = await serveOnFreePort(file, {});
   try {
-    await eventually(() => stderr.includes("llm-proxy listening") || child.exitCode !== null, 15_000);
-    const line = stderr.split("\n").find((entry) => entry.includes("llm-proxy listening"));
-    assert.ok(line !== undefined, `the proxy did not start: ${stderr}`);
     const { port } = JSON.parse(line) as { port: number };
     assert.ok(Number.isInteger(port) && port > 0, `the log names the port picked: ${line}`);
     const response = await post(`http://127.0.0.1:${port}`, "/v1/chat/completions", { model: "default", max_tokens: 3, messages: [{ role: "user", content: "hi" }] }, AGENT_KEY);
@@ -114,17 +121,8 @@ test("issue 19: with audit.feedTokenSecret, serve llm-proxy serves its audit fee
   const provider = createStandInProvider({ expectedKey: PROVIDER_KEY });
   const { baseUrl } = await provider.listen();
   const file = writeConfig(temporaryDirectory(), baseUrl, "", ", feedTokenSecret: FEED_TOKEN");
-  const child = spawn(process.execPath, [join(root, "bin", "perimeter.js"), "serve", "llm-proxy", "-c", file, "--listen", "127.0.0.1:0"], {
-    env: { PATH: process.env.PATH, PROVIDER_KEY, AGENT_KEY, FEED_TOKEN, CANARY_TOKEN: "canary-value-for-the-cli-test-0123456789" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stderr = "";
-  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  const { child, exited, line, stderr } = await serveOnFreePort(file, { FEED_TOKEN });
   try {
-    await eventually(() => stderr.includes("llm-proxy listening") || child.exitCode !== null, 15_000);
-    const line = stderr.split("\n").find((entry) => entry.includes("llm-proxy listening"));
-    assert.ok(line !== undefined, `the proxy did not start: ${stderr}`);
     const url = `http://127.0.0.1:${(JSON.parse(line) as { port: number }).port}`;
     assert.equal((await post(url, "/v1/chat/completions", { model: "default", max_tokens: 3, messages: [{ role: "user", content: "hi" }] }, AGENT_KEY)).status, 200);
 
@@ -152,7 +150,7 @@ test("issue 19: with audit.feedTokenSecret, serve llm-proxy serves its audit fee
     }
     child.kill("SIGTERM");
     assert.equal(await exited, 0);
-    assert.ok(!stderr.includes(FEED_TOKEN), "the feed token is never logged");
+    assert.ok(!stderr().includes(FEED_TOKEN), "the feed token is never logged");
   } finally {
     child.kill("SIGKILL");
     await provider.close();
@@ -172,4 +170,12 @@ test("issue 19: without audit.feedTokenSecret there is no audit feed on the prox
   const missing = await runPerimeter(["serve", "llm-proxy", "-c", file, "--listen", "127.0.0.1:0"], { AGENT_KEY, PROVIDER_KEY, CANARY_TOKEN: "canary-value-0123456789abcdef" });
   assert.equal(missing.code, 2, missing.stderr);
   assert.match(missing.stderr, /FEED_TOKEN/);
+});
+
+test("serve llm-proxy names every missing variable in one start, the audit feed token with the llm section's own", async () => {
+  const file = writeConfig(temporaryDirectory(), "http://127.0.0.1:9", "", ", feedTokenSecret: FEED_TOKEN_UNSET");
+  const result = await runPerimeter(["serve", "llm-proxy", "-c", file, "--listen", "127.0.0.1:0"], { PATH: process.env.PATH ?? "", PROVIDER_KEY, CANARY_TOKEN: "canary-value-for-the-cli-test-0123456789" });
+  assert.equal(result.code, 2, result.stderr);
+  assert.match(result.stderr, /AGENT_KEY/);
+  assert.match(result.stderr, /FEED_TOKEN_UNSET/);
 });

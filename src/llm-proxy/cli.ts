@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { EXIT_FINDINGS, EXIT_INTERNAL, EXIT_OK, UsageError, parseCommandArgs, writeLine } from "../cli/index.ts";
 import type { Command, CommandIo } from "../cli/index.ts";
-import { describeUnpriced, loadConfig, ownersOfModel, pricingFix, unpricedProvidersFor } from "../config/index.ts";
+import { describeUnpriced, feedTokenNeeds, loadConfig, requireSecrets, ownersOfModel, pricingFix, unpricedProvidersFor } from "../config/index.ts";
 import type { PerimeterConfig } from "../config/index.ts";
 import { openAuditLog } from "../audit-log/index.ts";
 import type { AuditLog } from "../audit-log/index.ts";
@@ -13,7 +13,7 @@ import { openLlmKeyStore } from "./keys.ts";
 import type { KeyBudget, KeyLimits, LlmKeyStore, VirtualKey } from "./keys.ts";
 import { createLlmProxy } from "./server.ts";
 import type { LlmProxy } from "./server.ts";
-import { buildRuntime, LlmProxySetupError } from "./setup.ts";
+import { buildRuntime, llmSecretNeeds, LlmProxySetupError } from "./setup.ts";
 import { listModelIds, patternMatchesSomething } from "./routing.ts";
 import { utcDay } from "./limits.ts";
 
@@ -117,6 +117,8 @@ export const serveLlmProxy: Command = async (args, io) => {
   // Check the secrets and routing before creating any file, so a misconfigured start leaves nothing behind.
   let feedReaders: TokenVerifier | undefined;
   try {
+    // The audit feed's token with the llm section's own: every missing variable in one message.
+    requireSecrets(io.env, [...llmSecretNeeds(config), ...feedTokenNeeds(config.audit)]);
     buildRuntime(config, io.env);
     feedReaders = feedTokenVerifier(config.audit.feedTokenSecret, io.env);
   } catch (error) {

@@ -2,7 +2,7 @@
 // every secret value the perimeter holds, the DLP mode. Built at start and on every reload, whole or not at all: a
 // reload that fails here leaves the previous runtime in force.
 import { placeholdersIn, readSecret, requireSecrets, secretValues } from "../config/index.ts";
-import type { Environment, PerimeterConfig } from "../config/index.ts";
+import type { Environment, PerimeterConfig, SecretNeed } from "../config/index.ts";
 import { MIN_SECRET_LENGTH } from "../dlp/index.ts";
 import { PerimeterError } from "../shared/index.ts";
 import { createPromptScanner } from "./dlp.ts";
@@ -54,15 +54,20 @@ export function referencedSecrets(config: PerimeterConfig): Array<{ name: string
   return names;
 }
 
+/** Every variable the `llm` section names. */
+export function llmSecretNeeds(config: PerimeterConfig): SecretNeed[] {
+  return [
+    ...Object.entries(config.llm.providers).flatMap(([name, provider]) => (provider.apiKeySecret === undefined ? [] : [{ name: provider.apiKeySecret, usedFor: `llm-proxy provider ${name}` }])),
+    ...config.llm.canaries.map((canary) => ({ name: canary, usedFor: "llm-proxy (llm.canaries)" })),
+    ...config.llm.clients.map((client) => ({ name: client.keySecret, usedFor: `llm-proxy client ${client.name}` })),
+  ];
+}
+
 /** Validates the `llm` section against the environment and builds what requests need. Throws on any problem. */
 export function buildRuntime(config: PerimeterConfig, environment: Environment): LlmRuntime {
   // A failover to a provider of the other kind is valid: chat completions and messages are translated (translate.ts).
   // Every unset variable in one error, so the operator fixes them in one round rather than one per failed start.
-  requireSecrets(environment, [
-    ...Object.entries(config.llm.providers).flatMap(([name, provider]) => (provider.apiKeySecret === undefined ? [] : [{ name: provider.apiKeySecret, usedFor: `llm-proxy provider ${name}` }])),
-    ...config.llm.canaries.map((canary) => ({ name: canary, usedFor: "llm-proxy (llm.canaries)" })),
-    ...config.llm.clients.map((client) => ({ name: client.keySecret, usedFor: `llm-proxy client ${client.name}` })),
-  ]);
+  requireSecrets(environment, llmSecretNeeds(config));
   const providers = new Map<string, UpstreamProvider>();
   for (const [name, provider] of Object.entries(config.llm.providers)) {
     const apiKey = provider.apiKeySecret === undefined ? undefined : readSecret(environment, provider.apiKeySecret, `llm-proxy provider ${name}`);

@@ -114,6 +114,18 @@ export interface AnswerTranslator {
 const openAiEvent = (data: unknown) => `data: ${JSON.stringify(data)}\n\n`;
 const anthropicEvent = (type: string, data: Json) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
 
+/** A whole (non-streaming) answer from the provider: a JSON object, or a TranslationError saying what it was not. */
+function answerObject(text: string): Json {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new TranslationError("the provider's answer is not JSON");
+  }
+  if (!isJsonObject(parsed)) throw new TranslationError("the provider's answer is not a JSON object");
+  return parsed;
+}
+
 function parseEventData(event: SseEvent): Json | undefined {
   if (event.data === "" || event.data === "[DONE]") return undefined;
   try {
@@ -199,16 +211,7 @@ function chatFromMessagesStream(options: AnswerTranslatorOptions): AnswerTransla
       return openAiEvent({ error: { message: "the provider's stream ended before message_stop", type: "server_error", param: null, code: "upstream_stream_broken" } });
     },
     complete: () => finished && !failed,
-    json(text) {
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        throw new TranslationError("the provider's answer is not JSON");
-      }
-      if (!isJsonObject(parsed)) throw new TranslationError("the provider's answer is not a JSON object");
-      return JSON.stringify(messagesAnswerToChat(parsed, now));
-    },
+    json: (text) => JSON.stringify(messagesAnswerToChat(answerObject(text), now)),
   };
 }
 
@@ -294,16 +297,7 @@ function messagesFromChatStream(options: AnswerTranslatorOptions): AnswerTransla
       return anthropicEvent("error", { error: { type: "api_error", message: "the provider's stream ended before its answer was complete" } });
     },
     complete: () => finished && !failed,
-    json(text) {
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        throw new TranslationError("the provider's answer is not JSON");
-      }
-      if (!isJsonObject(parsed)) throw new TranslationError("the provider's answer is not a JSON object");
-      return JSON.stringify(chatAnswerToMessages(parsed));
-    },
+    json: (text) => JSON.stringify(chatAnswerToMessages(answerObject(text))),
   };
 }
 

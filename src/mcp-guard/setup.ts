@@ -2,7 +2,7 @@
 // connect time, never earlier), the agents' and admin tokens, and the redactor that knows every injected value.
 // Everything that can be wrong with the config or the environment is found here, at start, with a message that
 // says how to fix it.
-import { MissingSecretError, expandPlaceholders, placeholdersIn, readSecret, requireSecrets, secretValues } from "../config/index.ts";
+import { MissingSecretError, expandPlaceholders, feedTokenNeeds, placeholdersIn, readSecret, requireSecrets, secretValues } from "../config/index.ts";
 import type { Environment, McpServerConfig, PerimeterConfig, SecretNeed } from "../config/index.ts";
 import { dialAddress as dialTcpAddress, parseTcp } from "../shared/index.ts";
 import type { TokenEntry } from "../shared/index.ts";
@@ -116,7 +116,7 @@ const FEED_TOKEN_USE = "audit.feedTokenSecret (the read-only token of the audit 
 function secretNeeds(config: PerimeterConfig): SecretNeed[] {
   const needs: SecretNeed[] = config.mcp.agents.map((agent) => ({ name: agent.tokenSecret, usedFor: `mcp.agents ${agent.name} (the agent's bearer token for mcp-guard)` }));
   needs.push({ name: config.mcp.admin.tokenSecret, usedFor: "mcp.admin.tokenSecret (the bearer token of the approvals/admin API)" });
-  if (config.audit.feedTokenSecret !== undefined) needs.push({ name: config.audit.feedTokenSecret, usedFor: FEED_TOKEN_USE });
+  needs.push(...feedTokenNeeds(config.audit, FEED_TOKEN_USE));
   for (const [name, server] of Object.entries(config.mcp.servers)) {
     for (const variable of referencedNames([...Object.values(server.headers), ...Object.values(server.env)])) needs.push({ name: variable, usedFor: `mcp.servers.${name}` });
     if (server.builtin === "sandbox") needs.push({ name: config.sandbox.tokenSecret, usedFor: `mcp.servers.${name} (builtin sandbox: sandbox.tokenSecret)` });

@@ -506,11 +506,8 @@ async function serve(args: string[], io: CommandIo): Promise<number> {
   const config = await configFrom(values.config);
   const settings = serveSettings(values, config);
   // Every missing variable named at once, before anything is opened (each read below would name only the first).
-  const { requireSecrets } = await import("../config/index.ts");
-  requireSecrets(io.env, [
-    ...(values["token-file"] === undefined ? [{ name: config.sandbox.tokenSecret, usedFor: "the sandbox runner's bearer token (or pass --token-file FILE)" }] : []),
-    ...(config.audit.feedTokenSecret === undefined ? [] : [{ name: config.audit.feedTokenSecret, usedFor: "the audit feed token (audit.feedTokenSecret; the dashboard presents the same one)" }]),
-  ]);
+  const { feedTokenNeeds, requireSecrets } = await import("../config/index.ts");
+  requireSecrets(io.env, [...(values["token-file"] === undefined ? [{ name: config.sandbox.tokenSecret, usedFor: "the sandbox runner's bearer token (or pass --token-file FILE)" }] : []), ...feedTokenNeeds(config.audit)]);
   const token = await serveToken(values, config, io);
   // A feed token the config names but the environment lacks stops the start, before anything is opened.
   const feedTokens = feedTokenVerifier(config.audit.feedTokenSecret, io.env);
