@@ -4,7 +4,8 @@ import type { RenderOutput } from "../render.ts";
 import { firstStartReviewNote, sharedSecretNotes } from "../plan.ts";
 import { renderVps } from "./render.ts";
 import { dashboardPort } from "../dashboard.ts";
-import { RUNBOOK_PATH, vpsRunbook } from "../runbook.ts";
+import { RUNBOOK_PATH } from "../runbook.ts";
+import { vpsRunbook } from "./runbook.ts";
 
 export function vpsOutput(config: PerimeterConfig): RenderOutput {
   const render = renderVps(config);
